@@ -1,0 +1,54 @@
+// Shared plumbing for every sr3d kernel: error types, dtypes, the CPU thread pool.
+// Kernels are plain C++ (no Node): the N-API binding and the standalone test/bench
+// executable both call them. Kernels never abort: broken invariants throw sr3d::Error,
+// which the callers turn into typed errors.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+
+namespace sr3d {
+
+enum class ErrorKind { kInvalidArgument, kCuda, kInternal };
+
+struct Error : std::runtime_error {
+  ErrorKind kind;
+  // CUDA errors carry where they happened (the failing call, file:line, device).
+  std::string call, file;
+  int line = 0, device = -1;
+  Error(ErrorKind k, const std::string& msg) : std::runtime_error(msg), kind(k) {}
+};
+
+// `Expected <what> for <name> but received <value>`: the one message shape of every
+// argument error (the TypeScript layer uses the same helper text).
+[[noreturn]] void throw_invalid_argument(const std::string& what, const std::string& name,
+                                         const std::string& received);
+[[noreturn]] void throw_internal(const std::string& msg);
+// Impl::kCuda asked of a binary built without CUDA.
+[[noreturn]] void throw_cpu_only_build();
+
+enum class DType { kFloat32, kUint16, kUint8 };
+const char* dtype_name(DType d);
+// Shortest round-trip-ish text of a number for error messages ("0", "2.5", "NaN").
+std::string format_number(double v);
+
+// Which implementation of an op runs. kReference is the deliberately plain loop the
+// fast paths are tested against; kFast is the multithreaded, vectorizable CPU path;
+// kCuda runs on the current CUDA device (only in builds with SR3D_WITH_CUDA).
+enum class Impl { kReference, kFast, kCuda };
+
+// ---- CPU parallelism -------------------------------------------------------------
+// A small persistent pool. parallel_for splits [0, n) into `chunks` contiguous ranges
+// (default: one per thread) and runs fn(chunk_index, begin, end) on the pool, blocking
+// until all are done. Nested calls run serially. Exceptions from fn are rethrown on the
+// calling thread (the first one wins).
+int cpu_threads();                 // SR3D_NUM_THREADS or hardware concurrency
+void set_cpu_threads(int n);       // 0 = default
+void parallel_for(int64_t n, int chunks,
+                  const std::function<void(int chunk, int64_t begin, int64_t end)>& fn);
+// Best vector ISA the fast CPU paths dispatch to on this machine ("avx512", "avx2", "sse2", "neon", "scalar").
+const char* cpu_simd();
+
+}  // namespace sr3d

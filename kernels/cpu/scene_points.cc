@@ -1,0 +1,86 @@
+#include "../scene_points.h"
+
+#include <algorithm>
+
+#include "simd.h"
+
+namespace sr3d {
+namespace cpu {
+
+CanonicalTransform scene_points_reference(const ScenePointsArgs& a) {
+  backproject_reference(a.bp);
+  CanonicalizeArgs c;
+  c.points = a.bp.points;
+  c.points_out = a.bp.points;
+  c.n = a.bp.frames * a.bp.height * a.bp.width;
+  c.mode = a.mode;
+  c.quantile = a.quantile;
+  return canonicalize_reference(c);
+}
+
+SR3D_TARGET_CLONES
+static void normalize_soa(float* __restrict x, float* __restrict y, float* __restrict z,
+                          int64_t n, float c0, float c1, float c2, float i0, float i1, float i2) {
+  for (int64_t i = 0; i < n; ++i) {  // NaN (invalid) stays NaN
+    x[i] = (x[i] - c0) * i0;
+    y[i] = (y[i] - c1) * i1;
+    z[i] = (z[i] - c2) * i2;
+  }
+}
+
+CanonicalTransform scene_points_fast(const ScenePointsArgs& a) {
+  const BackprojectArgs& bp = a.bp;
+  const int64_t W = bp.width, H = bp.height, rows = bp.frames * H, n = rows * W;
+  const size_t esize = bp.depth_dtype == DType::kUint16 ? 2 : 4;
+  std::vector<FrameParams> params(bp.frames);
+  for (int64_t f = 0; f < bp.frames; ++f) params[f] = frame_params(bp, f);
+  auto row_source = [&](int64_t begin, int64_t count, float* x, float* y, float* z) {
+    int64_t r = begin / W;  // blocks are whole rows
+    (void)count;
+    const char* drow = static_cast<const char*>(bp.depth) + r * W * esize;
+    backproject_row(drow, bp.depth_dtype, bp.depth_scale, W, static_cast<float>(r % H),
+                    params[r / H], x, y, z, nullptr);
+  };
+  CanonicalTransform t;
+  if (n > 0) t = reduce_points(row_source, n, W, a.mode, a.quantile);
+  else t = transform_from_box(a.mode, t.center, t.center, 0);
+  const float c0 = static_cast<float>(t.center[0]), c1 = static_cast<float>(t.center[1]),
+              c2 = static_cast<float>(t.center[2]);
+  const float i0 = static_cast<float>(1.0 / t.scale[0]), i1 = static_cast<float>(1.0 / t.scale[1]),
+              i2 = static_cast<float>(1.0 / t.scale[2]);
+  if (n == 0) return t;
+  parallel_for(rows, 0, [&](int, int64_t r0, int64_t r1) {
+    RowBuffer buf(W);
+    for (int64_t r = r0; r < r1; ++r) {
+      const char* drow = static_cast<const char*>(bp.depth) + r * W * esize;
+      backproject_row(drow, bp.depth_dtype, bp.depth_scale, W, static_cast<float>(r % H),
+                      params[r / H], buf.x, buf.y, buf.z, bp.valid ? bp.valid + r * W : nullptr);
+      if (a.mode != CanonicalMode::kMetric) normalize_soa(buf.x, buf.y, buf.z, W, c0, c1, c2, i0, i1, i2);
+      interleave3(buf.x, buf.y, buf.z, W, bp.points + 3 * r * W);
+    }
+  });
+  return t;
+}
+
+}  // namespace cpu
+
+CanonicalTransform scene_points(const ScenePointsArgs& a, Impl impl) {
+  backproject_check(a.bp);
+  CanonicalizeArgs c;
+  c.mode = a.mode;
+  c.quantile = a.quantile;
+  canonicalize_check(c);
+  switch (impl) {
+    case Impl::kReference: return cpu::scene_points_reference(a);
+    case Impl::kFast: return cpu::scene_points_fast(a);
+    case Impl::kCuda:
+#ifdef SR3D_WITH_CUDA
+      return cuda::scene_points_host(a);
+#else
+      break;
+#endif
+  }
+  throw_cpu_only_build();
+}
+
+}  // namespace sr3d

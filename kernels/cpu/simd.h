@@ -1,0 +1,32 @@
+// Internal helpers for the fast CPU paths.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+// Function multiversioning: the hot loops are compiled for AVX-512, AVX2 and baseline
+// x86-64, and the loader picks the best at run time, so one prebuilt binary is fast on
+// new CPUs and still runs on old ones. -ffp-contract=off keeps all clones bit-identical.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define SR3D_TARGET_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SR3D_TARGET_CLONES
+#endif
+
+namespace sr3d {
+namespace cpu {
+
+// Per-thread SoA scratch for one row / block of points.
+struct RowBuffer {
+  explicit RowBuffer(int64_t n) : storage(new float[3 * (n > 0 ? n : 1)]) {
+    x = storage.get();
+    y = x + n;
+    z = y + n;
+  }
+  std::unique_ptr<float[]> storage;
+  float *x, *y, *z;
+};
+
+void interleave3(const float* x, const float* y, const float* z, int64_t n, float* out);
+
+}  // namespace cpu
+}  // namespace sr3d

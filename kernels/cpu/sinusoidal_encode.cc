@@ -1,0 +1,81 @@
+#include "../sinusoidal_encode.h"
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+namespace sr3d {
+
+void sinusoidal_encode_check(const SinusoidalEncodeArgs& a) {
+  if (a.num_freqs < 0 || a.num_freqs > 30)
+    throw_invalid_argument("an integer numFreqs in [0, 30]", "numFreqs", std::to_string(a.num_freqs));
+  if (a.n < 0) throw_invalid_argument("a non-negative point count", "points", std::to_string(a.n));
+  if (sinusoidal_width(a.num_freqs, a.include_input) == 0)
+    throw_invalid_argument("at least one feature (numFreqs > 0 or includeInput)", "numFreqs", "0 with includeInput false");
+  if (a.n > 0 && (!a.points || !a.features)) throw_internal("sinusoidal_encode: null buffer");
+}
+
+void sinusoidal_encode(const SinusoidalEncodeArgs& a, Impl impl) {
+  sinusoidal_encode_check(a);
+  if (impl == Impl::kReference) return cpu::sinusoidal_encode_reference(a);
+  if (impl == Impl::kFast) return cpu::sinusoidal_encode_fast(a);
+#ifdef SR3D_WITH_CUDA
+  return cuda::sinusoidal_encode_host(a);
+#else
+  throw_cpu_only_build();
+#endif
+}
+
+namespace cpu {
+
+// The formula as written: sin(2^k * pi * p) in float64.
+void sinusoidal_encode_reference(const SinusoidalEncodeArgs& a) {
+  const int64_t D = sinusoidal_width(a.num_freqs, a.include_input) / 3;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t i = 0; i < a.n; ++i) {
+    const float* p = a.points + 3 * i;
+    float* out = a.features + 3 * D * i;
+    bool ok = std::isfinite(p[0]) && std::isfinite(p[1]) && std::isfinite(p[2]);
+    for (int ax = 0; ax < 3; ++ax) {
+      float* o = out + ax * D;
+      if (a.include_input) *o++ = ok ? p[ax] : nan;
+      for (int k = 0; k < a.num_freqs; ++k) {
+        double arg = std::ldexp(1.0, k) * M_PI * static_cast<double>(p[ax]);
+        *o++ = ok ? static_cast<float>(std::sin(arg)) : nan;
+        *o++ = ok ? static_cast<float>(std::cos(arg)) : nan;
+      }
+    }
+  }
+}
+
+// y = 2^k p exactly, r = y mod 2 in [-1, 1] exactly, then sin/cos(pi r) in float64.
+void sinusoidal_encode_fast(const SinusoidalEncodeArgs& a) {
+  const int64_t D = sinusoidal_width(a.num_freqs, a.include_input) / 3;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  parallel_for(a.n, 0, [&](int, int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float* p = a.points + 3 * i;
+      float* out = a.features + 3 * D * i;
+      bool ok = std::isfinite(p[0]) && std::isfinite(p[1]) && std::isfinite(p[2]);
+      if (!ok) {
+        for (int64_t j = 0; j < 3 * D; ++j) out[j] = nan;
+        continue;
+      }
+      for (int ax = 0; ax < 3; ++ax) {
+        float* o = out + ax * D;
+        if (a.include_input) *o++ = p[ax];
+        double y = p[ax];
+        for (int k = 0; k < a.num_freqs; ++k, y *= 2.0) {
+          double r = y - 2.0 * std::nearbyint(0.5 * y);
+          double s, c;
+          sincos(M_PI * r, &s, &c);
+          *o++ = static_cast<float>(s);
+          *o++ = static_cast<float>(c);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace sr3d
