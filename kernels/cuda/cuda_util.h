@@ -1,0 +1,133 @@
+// CUDA plumbing shared by every kernels/cuda/*.cu file (and the kernel test executable):
+// checked calls that throw sr3d::Error(kCuda) instead of aborting, one checked launch
+// helper, RAII device memory and streams. Include only in SR3D_WITH_CUDA builds.
+//
+// Host-compiler safe: the launch helper is only visible to nvcc (__CUDACC__), everything
+// else compiles with g++ against the CUDA include directory.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+#include "../common.h"
+
+namespace sr3d {
+namespace cuda {
+
+// Builds and throws the typed error: message "CUDA error <name> (<text>) in `<call>` at
+// file:line on device N". Clears the (non-sticky) last-error state first, so one failed
+// call does not poison the next unrelated check; sticky errors (a kernel fault) stay, as
+// the context is unusable after them anyway.
+[[noreturn]] void throw_cuda_error(cudaError_t err, const char* call, const char* file, int line);
+
+inline void check(cudaError_t err, const char* call, const char* file, int line) {
+  if (err != cudaSuccess) throw_cuda_error(err, call, file, line);
+}
+
+// The device Impl::kCuda work runs on for the calling thread (cuda_set_device), and making
+// it current before a _host op.
+int selected_device();
+void set_selected_device(int index);
+void use_selected_device();
+
+// RAII device allocation. Never throws from the destructor (cudaFree's error is dropped:
+// there is nobody to report it to, and throwing there would terminate).
+template <typename T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t count) { allocate(count); }
+  ~DeviceBuffer() { release(); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), count_(o.count_) {
+    o.ptr_ = nullptr;
+    o.count_ = 0;
+  }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    if (this != &o) {
+      release();
+      ptr_ = std::exchange(o.ptr_, nullptr);
+      count_ = std::exchange(o.count_, 0);
+    }
+    return *this;
+  }
+
+  // Frees the old allocation; count 0 leaves a null buffer (nothing to launch on).
+  void allocate(size_t count) {
+    release();
+    if (count == 0) return;
+    void* p = nullptr;
+    check(cudaMalloc(&p, count * sizeof(T)), "cudaMalloc(&p, count * sizeof(T))", __FILE__,
+          __LINE__);
+    ptr_ = static_cast<T*>(p);
+    count_ = count;
+  }
+  void release() noexcept {
+    if (ptr_) (void)cudaFree(ptr_);
+    ptr_ = nullptr;
+    count_ = 0;
+  }
+  T* get() const { return ptr_; }
+  size_t size() const { return count_; }
+  size_t bytes() const { return count_ * sizeof(T); }
+
+ private:
+  T* ptr_ = nullptr;
+  size_t count_ = 0;
+};
+
+// RAII stream for the _host ops (non-blocking: no implicit sync with the legacy stream,
+// so concurrent host calls from several threads overlap).
+class Stream {
+ public:
+  Stream() {
+    check(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking),
+          "cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking)", __FILE__, __LINE__);
+  }
+  ~Stream() {
+    if (s_) (void)cudaStreamDestroy(s_);
+  }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  cudaStream_t get() const { return s_; }
+
+ private:
+  cudaStream_t s_ = nullptr;
+};
+
+inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
+
+// Threads per block for the elementwise kernels; blocks for grid-stride reductions.
+constexpr int kBlock = 256;
+inline unsigned grid_for(int64_t n, int block = kBlock) {
+  int64_t g = (n + block - 1) / block;
+  return static_cast<unsigned>(g < 1 ? 1 : (g > 0x7fffffff ? 0x7fffffff : g));
+}
+
+}  // namespace cuda
+}  // namespace sr3d
+
+// Checked runtime call: SR3D_CUDA_CHECK(cudaMemcpyAsync(...)).
+#define SR3D_CUDA_CHECK(expr) ::sr3d::cuda::check((expr), #expr, __FILE__, __LINE__)
+
+#ifdef __CUDACC__
+namespace sr3d {
+namespace cuda {
+// The one way kernels are launched: explicit stream, launch errors (bad configuration,
+// no kernel image for this device) checked right after, named after the kernel.
+template <typename... KernelArgs, typename... Args>
+void launch_checked(const char* name, const char* file, int line, void (*kernel)(KernelArgs...),
+                    dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+                    Args&&... args) {
+  kernel<<<grid, block, shared_bytes, stream>>>(std::forward<Args>(args)...);
+  check(cudaGetLastError(), name, file, line);
+}
+}  // namespace cuda
+}  // namespace sr3d
+#define SR3D_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)                          \
+  ::sr3d::cuda::launch_checked(#kernel "<<<>>>", __FILE__, __LINE__, kernel, grid, block,     \
+                               shared_bytes, stream, __VA_ARGS__)
+#endif

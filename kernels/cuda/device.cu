@@ -1,0 +1,137 @@
+// Device queries for the CUDA build (the CPU build uses kernels/cpu/device_cpu.cc).
+#ifdef SR3D_WITH_CUDA
+#include "../device.h"
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "cuda_util.h"
+
+#ifndef SR3D_CUDA_ARCHS
+#define SR3D_CUDA_ARCHS "unknown"
+#endif
+
+namespace sr3d {
+
+namespace {
+
+struct CompiledArch {
+  int cc;         // 75, 87, 90, ...
+  bool specific;  // "90a": runs on exactly that chip, never forward
+};
+
+// "75;87;90" (also "," separated, "-real"/"-virtual" suffixes tolerated).
+std::vector<CompiledArch> compiled_archs() {
+  std::vector<CompiledArch> out;
+  const std::string s = SR3D_CUDA_ARCHS;
+  size_t i = 0;
+  while (i < s.size()) {
+    if (s[i] < '0' || s[i] > '9') { ++i; continue; }
+    int v = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') v = v * 10 + (s[i++] - '0');
+    bool specific = i < s.size() && (s[i] == 'a' || s[i] == 'f');
+    while (i < s.size() && s[i] != ';' && s[i] != ',') ++i;  // skip "-real" etc.
+    out.push_back({v, specific});
+  }
+  return out;
+}
+
+// The build compiles SASS for every listed arch and PTX for the newest (CMakeLists.txt).
+// SASS sm_XY runs on compute capability X.Z with Z >= Y (same major); PTX JIT-compiles for
+// anything at least as new as its arch. So with "75;87;90": 7.5, 8.7, 8.9, 9.0 and newer
+// run; 8.0 and 8.6 have no usable image.
+bool can_run(int major, int minor, const std::vector<CompiledArch>& archs, std::string* why) {
+  if (archs.empty()) return true;  // unknown archs: let the first launch tell
+  const int cc = major * 10 + minor;
+  int newest = 0;
+  for (const CompiledArch& a : archs) {
+    if (a.specific ? a.cc == cc : (a.cc / 10 == major && a.cc % 10 <= minor)) return true;
+    if (!a.specific && a.cc > newest) newest = a.cc;
+  }
+  if (newest > 0 && cc >= newest) return true;  // PTX of the newest arch
+  if (why)
+    *why = "compute capability " + std::to_string(major) + "." + std::to_string(minor) +
+           " has no kernel image in this build (archs " + SR3D_CUDA_ARCHS +
+           "); rebuild with SR3D_CUDA_ARCHS including " + std::to_string(cc);
+  return false;
+}
+
+}  // namespace
+
+BuildInfo build_info() {
+  BuildInfo b;
+  b.cuda_compiled = true;
+  b.cuda_runtime_version = CUDART_VERSION;
+  b.cuda_archs = SR3D_CUDA_ARCHS;
+  return b;
+}
+
+std::vector<CudaDeviceInfo> cuda_devices(std::string* error) {
+  std::vector<CudaDeviceInfo> out;
+  std::string why;
+  int count = 0;
+  cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    if (error) *error = std::string(cudaGetErrorName(err)) + ": " + cudaGetErrorString(err);
+    return out;
+  }
+  if (count == 0) {
+    if (error) *error = "no CUDA device found";
+    return out;
+  }
+  const std::vector<CompiledArch> archs = compiled_archs();
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp prop;
+    err = cudaGetDeviceProperties(&prop, i);
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();
+      why = "device " + std::to_string(i) + ": " + cudaGetErrorString(err);
+      continue;
+    }
+    std::string reason;
+    if (!can_run(prop.major, prop.minor, archs, &reason)) {
+      why = "device " + std::to_string(i) + " (" + prop.name + "): " + reason;
+      continue;
+    }
+    CudaDeviceInfo d;
+    d.index = i;
+    d.name = prop.name;
+    d.total_memory = prop.totalGlobalMem;
+    d.major = prop.major;
+    d.minor = prop.minor;
+    d.multiprocessors = prop.multiProcessorCount;
+    out.push_back(d);
+  }
+  if (out.empty() && error) *error = why;
+  return out;
+}
+
+int cuda_driver_version() {
+  int v = 0;
+  if (cudaDriverGetVersion(&v) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return v;
+}
+
+void cuda_set_device(int index) {
+  int count = 0;
+  SR3D_CUDA_CHECK(cudaGetDeviceCount(&count));
+  if (index < 0 || index >= count)
+    throw_invalid_argument("a CUDA device index in [0, " + std::to_string(count) + ")",
+                           "device", std::to_string(index));
+  cudaDeviceProp prop;
+  SR3D_CUDA_CHECK(cudaGetDeviceProperties(&prop, index));
+  std::string why;
+  if (!can_run(prop.major, prop.minor, compiled_archs(), &why))
+    throw_invalid_argument("a CUDA device this build can run on", "device",
+                           std::to_string(index) + " (" + prop.name + "): " + why);
+  SR3D_CUDA_CHECK(cudaSetDevice(index));
+  cuda::set_selected_device(index);
+}
+
+}  // namespace sr3d
+#endif  // SR3D_WITH_CUDA

@@ -1,0 +1,63 @@
+/**
+ * The `sr3d` command line.
+ *   sr3d info [--json]   what the native binary was built with and which GPUs it can use
+ *   sr3d build           build the native addon from source (CPU; CUDA when nvcc is found)
+ */
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+
+import { buildInfo, devices } from './info';
+import { packageRoot } from './native';
+
+const USAGE = `Usage: sr3d <command> [options]
+
+Commands:
+  info [--json]   show the build (CUDA version and archs, CPU threads and SIMD) and usable GPUs
+  build           build the native addon from source (needs cmake and a C++17 compiler; nvcc for CUDA)
+  help            show this text
+
+Environment:
+  SR3D_DEVICE=cpu|cuda   force the CPU or CUDA binary (default: CUDA only when a GPU is usable)
+  SR3D_NUM_THREADS=n     CPU worker threads
+  NODE_DEBUG=sr3d        print how the binary was chosen`;
+
+function info(json: boolean): number {
+  const b = buildInfo();
+  const d = devices();
+  if (json) {
+    process.stdout.write(JSON.stringify({ ...b, devices: d }, null, 2) + '\n');
+    return 0;
+  }
+  const lines = [
+    `sr3d ${b.version}`,
+    `binary:   ${b.binary.variant} (${b.binary.path})`,
+    `          ${b.binary.reason}`,
+    `cuda:     ${b.cuda.compiled ? `compiled, CUDA ${b.cuda.version}, ${b.cuda.archs.join(' ')}` : 'not compiled into the loaded binary'}`,
+    `cpu:      ${b.cpu.threads} threads, ${b.cpu.simd}`,
+    `devices:  ${d.length ? '' : 'none'}`,
+    ...d.map((x) => `  [${x.index}] ${x.name}, ${(x.totalMemory / 2 ** 30).toFixed(1)} GiB, compute ${x.computeCapability}, ${x.multiprocessors} SMs`),
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+  return 0;
+}
+
+export function main(argv: string[]): number {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'info':
+      return info(rest.includes('--json'));
+    case 'build': {
+      const r = spawnSync(process.execPath, [path.join(packageRoot, 'scripts', 'build-native.js')], { stdio: 'inherit', cwd: packageRoot });
+      return r.status ?? 1;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      return cmd === undefined ? 1 : 0;
+    default:
+      process.stderr.write(`sr3d: unknown command '${cmd}'\n\n${USAGE}\n`);
+      return 2;
+  }
+}

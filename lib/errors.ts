@@ -1,0 +1,105 @@
+/**
+ * Typed errors of sr3d. Every argument problem is an {@link InvalidArgumentError} whose
+ * message reads `Expected <what> for <name> but received <value>`; CUDA failures are
+ * {@link CudaError} (with the failing call, file:line and device); a binary that cannot be
+ * loaded is a {@link NativeLoadError} listing "Possible solutions".
+ */
+
+/** Base class of every error sr3d throws on purpose. */
+export class Sr3dError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: string;
+  constructor(message: string, code: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A bad argument: wrong type, dtype, shape, value, or an inconsistent combination. */
+export class InvalidArgumentError extends Sr3dError {
+  constructor(message: string) {
+    super(message, 'SR3D_INVALID_ARGUMENT');
+  }
+}
+
+/** A CUDA runtime failure, with where it happened. */
+export class CudaError extends Sr3dError {
+  /** The CUDA call that failed, e.g. `cudaMalloc(&p, bytes)`. */
+  readonly call: string;
+  readonly file: string;
+  readonly line: number;
+  /** The CUDA device index (-1 when unknown). */
+  readonly device: number;
+  constructor(message: string, info: { call?: string; file?: string; line?: number; device?: number }) {
+    super(message, 'SR3D_CUDA');
+    this.call = info.call ?? '';
+    this.file = info.file ?? '';
+    this.line = info.line ?? 0;
+    this.device = info.device ?? -1;
+  }
+}
+
+/** The native binary could not be found or loaded; the message lists the fixes. */
+export class NativeLoadError extends Sr3dError {
+  constructor(message: string) {
+    super(message, 'SR3D_NATIVE_LOAD');
+  }
+}
+
+/** A broken internal invariant (a bug in sr3d: please report it). */
+export class InternalError extends Sr3dError {
+  constructor(message: string) {
+    super(message, 'SR3D_INTERNAL');
+  }
+}
+
+/** Short description of any received value, for error messages. */
+export function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (v === undefined) return 'undefined';
+  if (typeof v === 'number') return Number.isNaN(v) ? 'NaN' : String(v);
+  if (typeof v === 'string') return `'${v.length > 40 ? v.slice(0, 40) + '…' : v}' of type string`;
+  if (typeof v === 'boolean' || typeof v === 'bigint') return `${String(v)} of type ${typeof v}`;
+  if (ArrayBuffer.isView(v)) {
+    const n = (v as unknown as { length?: number }).length;
+    return `${v.constructor.name}(${n ?? v.byteLength})`;
+  }
+  if (Array.isArray(v)) return `an array of length ${v.length}`;
+  if (typeof v === 'function') return 'a function';
+  return `an object of type ${(v as object).constructor?.name ?? 'Object'}`;
+}
+
+/** The one message shape of argument errors. */
+export function invalidArgument(what: string, name: string, received: unknown, raw = false): InvalidArgumentError {
+  return new InvalidArgumentError(
+    `Expected ${what} for ${name} but received ${raw ? String(received) : describeValue(received)}`,
+  );
+}
+
+/**
+ * Turns a rejection from the native addon into the matching typed error, keeping the
+ * JavaScript call site's stack (native errors have none of their own).
+ */
+export function fromNative(e: unknown, callSiteStack?: string): Error {
+  const err = e as { message?: string; code?: string; call?: string; file?: string; line?: number; device?: number };
+  let out: Error;
+  switch (err?.code) {
+    case 'SR3D_INVALID_ARGUMENT':
+      out = new InvalidArgumentError(String(err.message));
+      break;
+    case 'SR3D_CUDA':
+      out = new CudaError(String(err.message), err);
+      break;
+    case 'SR3D_INTERNAL':
+      out = new InternalError(String(err.message));
+      break;
+    default:
+      return e instanceof Error ? e : new InternalError(String(e));
+  }
+  if (callSiteStack) {
+    const frames = callSiteStack.split('\n').slice(1).join('\n');
+    out.stack = `${out.name}: ${out.message}\n${frames}`;
+  }
+  return out;
+}

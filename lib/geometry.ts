@@ -1,0 +1,363 @@
+/**
+ * The 3D geometry of SR-3D (spec Part A §A1-A5): back-projection, the scene-wide canonical
+ * normalization, the fused scene path, point pooling to patches, and the sinusoidal
+ * features of the 3D positional encoding. Every op validates here, runs in a native
+ * worker thread and returns a Promise.
+ */
+import { describeValue, fromNative, invalidArgument } from './errors';
+import { native, loadInfo } from './native';
+import type { ImplName, NativeAddon, NativeMode, NativeTransform } from './native';
+import { toContiguous, toNdArray } from './tensor';
+import type { NdArray, TensorLike } from './tensor';
+
+/** Pinhole intrinsics in pixels; pixel centres at integer coordinates (no +0.5). */
+export interface Intrinsics {
+  fx: number;
+  fy: number;
+  cx: number;
+  cy: number;
+}
+
+/**
+ * A camera-to-world pose: 16 numbers (row-major 4x4) or a 4x4 nested array, OpenCV
+ * camera axes (x right, y down, z forward). The last row must be `0 0 0 1`.
+ */
+export type Pose = ArrayLike<number> | readonly (readonly number[])[];
+
+/** Where an op runs. */
+export interface DeviceOptions {
+  /**
+   * `'cpu'`, `'cuda'` (needs the CUDA build and a GPU) or `'auto'` (CUDA when the loaded
+   * binary has a usable GPU, else CPU). Defaults to `'auto'`.
+   */
+  device?: 'auto' | 'cpu' | 'cuda';
+  /** CUDA device index for `device: 'cuda'`. Defaults to `0`. */
+  deviceIndex?: number;
+  /**
+   * `'fast'` (multithreaded, vectorized) or `'reference'` (the plain single-threaded C++
+   * loop the fast paths are verified against; CPU only). Defaults to `'fast'`.
+   */
+  impl?: 'fast' | 'reference';
+}
+
+export interface BackprojectOptions extends DeviceOptions {
+  /**
+   * Metres per depth unit. Required for uint16 depth (TUM: `1/5000`, ScanNet: `1/1000`);
+   * for float32 depth in metres it defaults to `1`.
+   */
+  depthScale?: number;
+  /** Camera-to-world pose: one, or one per frame for a scene. Defaults to none (camera frame). */
+  pose?: Pose | readonly Pose[];
+}
+
+export type CanonicalMode = 'isotropic' | 'minmax' | 'metric';
+
+export interface CanonicalizeOptions extends DeviceOptions {
+  /**
+   * `'isotropic'`: centre of the per-axis quantile box, one scale (half the largest box
+   * extent), so the scene fits [-1, 1] with its aspect kept; `'minmax'`: per axis to [0, 1];
+   * `'metric'`: unchanged metres. Part A §A3 (our reconstruction, not a published SR-3D
+   * value). Defaults to `'isotropic'`.
+   */
+  mode?: CanonicalMode;
+  /**
+   * Quantile q of the isotropic box [Q(q), Q(1-q)] per axis (numpy 'linear' quantiles over all
+   * valid points of all frames), in [0, 0.5); 0 gives min/max. Defaults to `0.01`.
+   */
+  quantile?: number;
+}
+
+/** `canonical = (world - center) / scale` per axis; `world = canonical * scale + center`. */
+export interface CanonicalTransform {
+  mode: CanonicalMode;
+  /** Metres. */
+  center: [number, number, number];
+  /** Metres per canonical unit, per axis (equal on all axes for isotropic and metric). */
+  scale: [number, number, number];
+  /** Number of valid points the reduction saw. */
+  validCount: number;
+}
+
+export interface BackprojectResult {
+  /** (…,H,W,3) float32 metres; NaN where the depth was invalid. */
+  points: NdArray<Float32Array>;
+  /** (…,H,W) uint8: 1 where the depth was valid (finite, > 0). */
+  valid: NdArray<Uint8Array>;
+}
+
+export interface CanonicalizeResult extends CanonicalTransform {
+  /** Canonical points, same shape as the input; NaN where invalid. */
+  points: NdArray<Float32Array>;
+}
+
+export type ScenePointsResult = CanonicalizeResult & { valid: NdArray<Uint8Array> };
+
+// ------------------------------------------------------------------------------------
+
+function pickImpl(opts: DeviceOptions | undefined, addon: NativeAddon, cpuOnly = false): { impl: ImplName; device?: number } {
+  const device = opts?.device ?? 'auto';
+  const impl = opts?.impl ?? 'fast';
+  if (!['auto', 'cpu', 'cuda'].includes(device)) throw invalidArgument("'auto', 'cpu' or 'cuda'", 'device', device);
+  if (impl !== 'fast' && impl !== 'reference') throw invalidArgument("'fast' or 'reference'", 'impl', impl);
+  const idx = opts?.deviceIndex ?? 0;
+  if (!Number.isInteger(idx) || idx < 0) throw invalidArgument('a non-negative integer', 'deviceIndex', idx);
+  if (impl === 'reference') {
+    if (device === 'cuda') throw invalidArgument("impl 'fast' with device 'cuda' (the reference is CPU-only)", 'impl', impl);
+    return { impl: 'reference' };
+  }
+  if (device === 'cpu' || cpuOnly) return { impl: 'fast' };
+  const gpus = addon.variant === 'cuda' ? addon.devices().devices.length : 0;
+  if (device === 'cuda') {
+    if (gpus === 0) {
+      throw invalidArgument("device 'cpu' or 'auto' (no usable CUDA GPU: " + loadInfo().reason + ')', 'device', "'cuda'", true);
+    }
+    if (idx >= gpus) throw invalidArgument(`a device index below ${gpus}`, 'deviceIndex', idx);
+    return { impl: 'cuda', device: idx };
+  }
+  return gpus > 0 ? { impl: 'cuda', device: idx } : { impl: 'fast' };
+}
+
+async function call<T>(f: () => Promise<T>): Promise<T> {
+  const site = new Error();
+  try {
+    return await f();
+  } catch (e) {
+    throw fromNative(e, site.stack);
+  }
+}
+
+function finite(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
+}
+
+function readIntrinsics(k: unknown, frames: number): Float32Array {
+  const list = Array.isArray(k) ? k : [k];
+  if (Array.isArray(k) && list.length !== frames) {
+    throw invalidArgument(`one intrinsics object per frame (${frames})`, 'intrinsics', `an array of length ${list.length}`, true);
+  }
+  const out = new Float32Array(4 * frames);
+  for (let f = 0; f < frames; f++) {
+    const ki = (list.length === 1 ? list[0] : list[f]) as Partial<Intrinsics> | undefined;
+    const name = list.length === 1 ? 'intrinsics' : `intrinsics[${f}]`;
+    if (ki === null || typeof ki !== 'object') throw invalidArgument('{ fx, fy, cx, cy } in pixels', name, ki);
+    for (const key of ['fx', 'fy', 'cx', 'cy'] as const) {
+      const v = ki[key];
+      if (!finite(v)) throw invalidArgument('a finite number (pixels)', `${name}.${key}`, v);
+      if ((key === 'fx' || key === 'fy') && !(v > 0)) throw invalidArgument('a positive focal length in pixels', `${name}.${key}`, v);
+    }
+    out.set([ki.fx!, ki.fy!, ki.cx!, ki.cy!], 4 * f);
+  }
+  return out;
+}
+
+function flattenPose(p: unknown, name: string): number[] {
+  let flat: unknown[];
+  if (Array.isArray(p) && p.length === 4 && p.every((r) => Array.isArray(r))) flat = (p as unknown[][]).flat();
+  else if (Array.isArray(p) || ArrayBuffer.isView(p)) flat = Array.from(p as ArrayLike<number>);
+  else throw invalidArgument('16 finite numbers (row-major 4x4 camera-to-world) or a 4x4 array', name, p);
+  if (flat.length !== 16 || !flat.every(finite)) {
+    throw invalidArgument('16 finite numbers (row-major 4x4 camera-to-world)', name, describeValue(p) + (flat.length === 16 ? ' with a non-finite entry' : ''), true);
+  }
+  const v = flat as number[];
+  if (Math.abs(v[12]) > 1e-6 || Math.abs(v[13]) > 1e-6 || Math.abs(v[14]) > 1e-6 || Math.abs(v[15] - 1) > 1e-6) {
+    throw invalidArgument('a rigid/affine pose whose last row is 0 0 0 1', name, `last row ${v.slice(12).join(' ')}`, true);
+  }
+  return v;
+}
+
+function readPoses(pose: unknown, frames: number): Float32Array | null {
+  if (pose === undefined || pose === null) return null;
+  // One pose (16 numbers / 4x4) vs a list of poses.
+  const isSingle = ArrayBuffer.isView(pose) ||
+    (Array.isArray(pose) && pose.every((x) => typeof x === 'number')) ||
+    (Array.isArray(pose) && pose.length === 4 && pose.every((r) => Array.isArray(r) && r.length === 4 && r.every((x: unknown) => typeof x === 'number')));
+  const list = isSingle ? [pose] : pose;
+  if (!Array.isArray(list)) throw invalidArgument('a pose or one pose per frame', 'pose', pose);
+  if (!isSingle && list.length !== frames) {
+    throw invalidArgument(`one pose per frame (${frames})`, 'pose', `an array of ${list.length} poses`, true);
+  }
+  if (isSingle && frames > 1) {
+    throw invalidArgument(`one pose per frame (${frames}) for a scene`, 'pose', 'a single pose', true);
+  }
+  const out = new Float32Array(16 * frames);
+  for (let f = 0; f < frames; f++) out.set(flattenPose(list[f], isSingle ? 'pose' : `pose[${f}]`), 16 * f);
+  return out;
+}
+
+function depthBaton(depth: TensorLike, intrinsics: Intrinsics | readonly Intrinsics[], opts: BackprojectOptions | undefined) {
+  if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw invalidArgument('an options object', 'options', opts);
+  const d = toContiguous(depth, 'depth', {
+    dtypes: ['float32', 'uint16'], ranks: [2, 3], what: 'a depth map (H,W) or a scene (F,H,W), float32 metres or uint16 units',
+  });
+  const [frames, height, width] = d.shape.length === 2 ? [1, d.shape[0], d.shape[1]] : d.shape;
+  let depthScale = opts?.depthScale;
+  if (depthScale === undefined) {
+    if (d.dtype === 'uint16') {
+      throw invalidArgument('metres per depth unit for uint16 depth (TUM: 1/5000, ScanNet: 1/1000)', 'depthScale', undefined);
+    }
+    depthScale = 1;
+  }
+  if (!finite(depthScale) || !(depthScale > 0)) throw invalidArgument('a finite positive number (metres per depth unit)', 'depthScale', depthScale);
+  const n = frames * height * width;
+  return {
+    outShape: d.shape,
+    baton: {
+      depth: d.data as Float32Array | Uint16Array,
+      depthDtype: d.dtype as 'float32' | 'uint16',
+      frames, height, width, depthScale,
+      intrinsics: readIntrinsics(intrinsics, frames),
+      poses: readPoses(opts?.pose, frames),
+      points: new Float32Array(3 * n),
+      valid: new Uint8Array(n),
+    },
+  };
+}
+
+function readCanonical(opts: CanonicalizeOptions | undefined): { mode: NativeMode; quantile: number } {
+  const mode = opts?.mode ?? 'isotropic';
+  if (!['isotropic', 'minmax', 'metric'].includes(mode)) throw invalidArgument("'isotropic', 'minmax' or 'metric'", 'mode', mode);
+  const quantile = opts?.quantile ?? 0.01;
+  if (!finite(quantile) || quantile < 0 || quantile >= 0.5) throw invalidArgument('a number in [0, 0.5)', 'quantile', quantile);
+  return { mode, quantile };
+}
+
+function transformOf(mode: CanonicalMode, t: NativeTransform): CanonicalTransform {
+  return { mode, center: t.center, scale: t.scale, validCount: t.validCount };
+}
+
+// ------------------------------------------------------------------------------------
+
+/**
+ * Back-projects depth to 3D points (Part A §A2): `x = (u - cx) z / fx`, `y = (v - cy) z / fy`,
+ * `z`, at integer pixel centres, then `R p + t` when a camera-to-world pose is given.
+ *
+ * @param depth (H,W) or a scene (F,H,W): float32 metres, or uint16 with `depthScale`.
+ *   0, negative, NaN and Inf are invalid.
+ * @param intrinsics one `{fx, fy, cx, cy}` for all frames, or one per frame.
+ */
+export async function backproject(
+  depth: TensorLike, intrinsics: Intrinsics | readonly Intrinsics[], opts?: BackprojectOptions,
+): Promise<BackprojectResult> {
+  const addon = native();
+  const { baton, outShape } = depthBaton(depth, intrinsics, opts);
+  const sel = pickImpl(opts, addon);
+  await call(() => addon.backproject({ ...baton, ...sel }));
+  return { points: toNdArray(baton.points, [...outShape, 3]), valid: toNdArray(baton.valid, outShape) };
+}
+
+/**
+ * The fused scene path: depth + intrinsics + poses of all frames -> canonical points and
+ * the scene-wide transform in one call (the world points are never stored on the CPU).
+ * Gives exactly `canonicalize((await backproject(...)).points, opts)`.
+ */
+export async function scenePoints(
+  depth: TensorLike, intrinsics: Intrinsics | readonly Intrinsics[], opts?: BackprojectOptions & CanonicalizeOptions,
+): Promise<ScenePointsResult> {
+  const addon = native();
+  const { baton, outShape } = depthBaton(depth, intrinsics, opts);
+  const c = readCanonical(opts);
+  const sel = pickImpl(opts, addon);
+  const t = await call(() => addon.scenePoints({ ...baton, ...c, ...sel }));
+  return {
+    ...transformOf(c.mode, t),
+    points: toNdArray(baton.points, [...outShape, 3]),
+    valid: toNdArray(baton.valid, outShape),
+  };
+}
+
+/**
+ * Normalizes points of a whole scene to the canonical space (Part A §A3). The reduction
+ * runs over every valid point (all three coordinates finite) of all frames.
+ *
+ * @param points (…,3) float32 metres.
+ */
+export async function canonicalize(points: TensorLike, opts?: CanonicalizeOptions): Promise<CanonicalizeResult> {
+  const addon = native();
+  const p = toContiguous(points, 'points', { dtypes: ['float32'], lastDim: 3, what: 'points (…,3)' });
+  if (p.shape.length < 1) throw invalidArgument('points (…,3)', 'points.shape', '[]', true);
+  const c = readCanonical(opts);
+  const count = p.data.length / 3;
+  const out = new Float32Array(p.data.length);
+  const sel = pickImpl(opts, addon);
+  const t = await call(() => addon.canonicalize({ points: p.data as Float32Array, out, count, ...c, ...sel }));
+  return { ...transformOf(c.mode, t), points: toNdArray(out, p.shape) };
+}
+
+/** Maps canonical points back to metres: `world = canonical * scale + center` (float64 math, float32 out). */
+export function toMetric(points: TensorLike, transform: Pick<CanonicalTransform, 'center' | 'scale'>): NdArray<Float32Array> {
+  const p = toContiguous(points, 'points', { dtypes: ['float32'], lastDim: 3, what: 'canonical points (…,3)' });
+  const { center, scale } = transform ?? ({} as CanonicalTransform);
+  if (!Array.isArray(center) || center.length !== 3 || !center.every(finite)) throw invalidArgument('3 finite numbers', 'transform.center', center);
+  if (!Array.isArray(scale) || scale.length !== 3 || !scale.every((s) => finite(s) && s > 0)) throw invalidArgument('3 positive numbers', 'transform.scale', scale);
+  const out = new Float32Array(p.data.length);
+  for (let i = 0; i < out.length; i += 3) {
+    for (let a = 0; a < 3; a++) out[i + a] = p.data[i + a] * scale[a] + center[a];
+  }
+  return toNdArray(out, p.shape);
+}
+
+export interface PoolOptions extends DeviceOptions {
+  /** Patch size in pixels (SigLIP: 14, so a 448 tile gives 32x32 patches). Defaults to `14`. */
+  patch?: number;
+}
+
+export interface PoolResult {
+  /** (…,ceil(H/P),ceil(W/P),3) mean of the valid points of each patch; NaN where none. */
+  points: NdArray<Float32Array>;
+  /** (…,ceil(H/P),ceil(W/P)) uint8: 1 where the patch had a valid point (0 = no PE there). */
+  valid: NdArray<Uint8Array>;
+}
+
+/**
+ * Masked mean of the valid points in each `patch`x`patch` block (Part A §A4). Edge patches
+ * of sizes that are not multiples of `patch` average the pixels they have.
+ *
+ * @param points (…,H,W,3) float32; invalid points are NaN (any non-finite coordinate).
+ */
+export async function poolPointsToPatches(points: TensorLike, opts?: PoolOptions): Promise<PoolResult> {
+  const addon = native();
+  const p = toContiguous(points, 'points', { dtypes: ['float32'], lastDim: 3, what: 'a point map (…,H,W,3)' });
+  if (p.shape.length < 3) throw invalidArgument('a point map (…,H,W,3) of rank >= 3', 'points.shape', `[${p.shape.join(', ')}]`, true);
+  const patch = opts?.patch ?? 14;
+  if (!Number.isInteger(patch) || patch < 1) throw invalidArgument('a positive integer (pixels)', 'patch', patch);
+  const lead = p.shape.slice(0, -3);
+  const [height, width] = p.shape.slice(-3, -1);
+  const batch = lead.reduce((a, b) => a * b, 1);
+  const hp = Math.ceil(height / patch), wp = Math.ceil(width / patch);
+  const pooled = new Float32Array(batch * hp * wp * 3);
+  const valid = new Uint8Array(batch * hp * wp);
+  const sel = pickImpl(opts, addon);
+  await call(() => addon.poolPoints({ points: p.data as Float32Array, batch, height, width, patch, pooled, valid, ...sel }));
+  return { points: toNdArray(pooled, [...lead, hp, wp, 3]), valid: toNdArray(valid, [...lead, hp, wp]) };
+}
+
+export interface SinusoidalOptions extends DeviceOptions {
+  /** Number of frequencies L (2^0 … 2^(L-1), times pi). Defaults to `16`. */
+  numFreqs?: number;
+  /** Put the coordinate itself first in each axis block. Defaults to `true`. */
+  includeInput?: boolean;
+}
+
+/**
+ * Sinusoidal features of the 3D PE (Part A §A5), axis-major: for each of x, y, z the block
+ * `[p, sin(2^0 π p), cos(2^0 π p), …, sin(2^(L-1) π p), cos(2^(L-1) π p)]`, so L = 16 with the
+ * input gives 3·33 = 99 features. A point with a non-finite coordinate gives a row of NaN.
+ *
+ * @param points (…,3) float32, canonical coordinates.
+ * @returns (…,3·((includeInput ? 1 : 0) + 2L)) float32.
+ */
+export async function sinusoidalEncode(points: TensorLike, opts?: SinusoidalOptions): Promise<NdArray<Float32Array>> {
+  const addon = native();
+  const p = toContiguous(points, 'points', { dtypes: ['float32'], lastDim: 3, what: 'points (…,3)' });
+  const numFreqs = opts?.numFreqs ?? 16;
+  const includeInput = opts?.includeInput ?? true;
+  if (!Number.isInteger(numFreqs) || numFreqs < 0 || numFreqs > 30) throw invalidArgument('an integer in [0, 30]', 'numFreqs', numFreqs);
+  if (typeof includeInput !== 'boolean') throw invalidArgument('a boolean', 'includeInput', includeInput);
+  const width = 3 * ((includeInput ? 1 : 0) + 2 * numFreqs);
+  if (width === 0) throw invalidArgument('at least one feature (numFreqs > 0 or includeInput)', 'numFreqs', numFreqs);
+  const count = p.data.length / 3;
+  const features = new Float32Array(count * width);
+  const sel = pickImpl(opts, addon);
+  await call(() => addon.sinusoidalEncode({ points: p.data as Float32Array, count, numFreqs, includeInput, features, ...sel }));
+  return toNdArray(features, [...p.shape.slice(0, -1), width]);
+}

@@ -1,0 +1,65 @@
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { native, loadInfo, packageRoot } from './native';
+import type { LoadInfo } from './native';
+
+/** The package version. */
+export const version: string = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+
+export interface BuildInfo {
+  version: string;
+  /** Which binary is loaded and why (CUDA chosen only when a GPU is usable). */
+  binary: LoadInfo;
+  cuda: {
+    /** Whether the loaded binary contains the CUDA kernels. */
+    compiled: boolean;
+    /** CUDA runtime version it was built with, e.g. `"13.0"` (null when not compiled). */
+    version: string | null;
+    /** Compiled architectures, e.g. `["sm_75", "sm_87", "sm_90"]`. */
+    archs: string[];
+  };
+  cpu: {
+    /** Worker threads of the CPU kernels (`SR3D_NUM_THREADS` overrides). */
+    threads: number;
+    /** Vector ISA the fast CPU paths dispatch to on this machine. */
+    simd: string;
+  };
+}
+
+/** What the loaded native binary was built with. */
+export function buildInfo(): BuildInfo {
+  const b = native().buildInfo();
+  const v = b.cudaRuntimeVersion;
+  return {
+    version,
+    binary: loadInfo(),
+    cuda: {
+      compiled: b.cudaCompiled,
+      version: b.cudaCompiled ? `${Math.floor(v / 1000)}.${Math.floor((v % 1000) / 10)}` : null,
+      archs: b.cudaArchs ? b.cudaArchs.split(/[;,]/).filter(Boolean).map((a) => `sm_${a}`) : [],
+    },
+    cpu: { threads: b.cpuThreads, simd: b.simd },
+  };
+}
+
+export interface Device {
+  index: number;
+  name: string;
+  /** Bytes. */
+  totalMemory: number;
+  /** e.g. `"9.0"`. */
+  computeCapability: string;
+  multiprocessors: number;
+}
+
+/** The CUDA GPUs this process can use (empty with the CPU build or without a GPU). */
+export function devices(): Device[] {
+  const n = native();
+  return n.variant === 'cuda' ? n.devices().devices : [];
+}
+
+/** Sets the CPU worker thread count (0 = default: `SR3D_NUM_THREADS` or all cores). Returns the new count. */
+export function setThreads(n: number): number {
+  return native().setThreads(n);
+}

@@ -1,0 +1,219 @@
+/**
+ * The one module that loads the native binary, and the typed declaration of its whole
+ * surface. Nothing else in sr3d touches the untyped addon.
+ *
+ * Selection (at first use):
+ *  - `SR3D_DEVICE=cpu` forces the CPU build; `SR3D_DEVICE=cuda` forces the CUDA build
+ *    (an error if it cannot be used).
+ *  - Otherwise the CUDA build is chosen only when it exists and a probe in a child
+ *    process (a bad driver can abort the process that loads it) reports a usable GPU;
+ *    else the CPU build. The reason is in `loadInfo()` and in debug output
+ *    (`NODE_DEBUG=sr3d`).
+ * Search order per variant: `build/Release/sr3d_<variant>.node` (a local build), then
+ * `prebuilds/<platform>-<arch>/sr3d-<variant>*.node` (the shipped prebuilds).
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { debuglog } from 'util';
+
+import { NativeLoadError } from './errors';
+
+const debug = debuglog('sr3d');
+
+export type ImplName = 'reference' | 'fast' | 'cuda';
+
+interface ImplBaton {
+  impl: ImplName;
+  device?: number;
+}
+
+export interface NativeBackprojectBaton extends ImplBaton {
+  depth: Float32Array | Uint16Array;
+  depthDtype: 'float32' | 'uint16';
+  frames: number;
+  height: number;
+  width: number;
+  depthScale: number;
+  intrinsics: Float32Array;
+  poses: Float32Array | null;
+  points: Float32Array;
+  valid: Uint8Array;
+}
+
+export type NativeMode = 'isotropic' | 'minmax' | 'metric';
+
+export interface NativeTransform {
+  center: [number, number, number];
+  scale: [number, number, number];
+  validCount: number;
+}
+
+export interface NativeBuildInfo {
+  cudaCompiled: boolean;
+  cudaRuntimeVersion: number;
+  cudaArchs: string;
+  cpuThreads: number;
+  simd: string;
+}
+
+export interface NativeDevice {
+  index: number;
+  name: string;
+  totalMemory: number;
+  computeCapability: string;
+  multiprocessors: number;
+}
+
+/** The native surface (native/addon.cc). */
+export interface NativeAddon {
+  variant: 'cpu' | 'cuda';
+  buildInfo(): NativeBuildInfo;
+  devices(): { devices: NativeDevice[]; reason: string; driverVersion: number };
+  setThreads(n: number): number;
+  backproject(b: NativeBackprojectBaton): Promise<void>;
+  scenePoints(b: NativeBackprojectBaton & { mode: NativeMode; quantile: number }): Promise<NativeTransform>;
+  canonicalize(b: ImplBaton & { points: Float32Array; out: Float32Array; count: number; mode: NativeMode; quantile: number }): Promise<NativeTransform>;
+  poolPoints(b: ImplBaton & { points: Float32Array; batch: number; height: number; width: number; patch: number; pooled: Float32Array; valid: Uint8Array }): Promise<void>;
+  sinusoidalEncode(b: ImplBaton & { points: Float32Array; count: number; numFreqs: number; includeInput: boolean; features: Float32Array }): Promise<void>;
+}
+
+export interface LoadInfo {
+  variant: 'cpu' | 'cuda';
+  path: string;
+  /** Why this variant was chosen. */
+  reason: string;
+}
+
+/** The package root (works from lib/ under ts-jest and from dist/ when installed). */
+export const packageRoot = (() => {
+  let dir = __dirname;
+  for (let i = 0; i < 4; i++) {
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'sources.json'))) return dir;
+    dir = path.dirname(dir);
+  }
+  return path.resolve(__dirname, '..');
+})();
+
+function candidates(variant: 'cpu' | 'cuda'): string[] {
+  const out: string[] = [];
+  const local = path.join(packageRoot, 'build', 'Release', `sr3d_${variant}.node`);
+  if (fs.existsSync(local)) out.push(local);
+  const pre = path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
+  if (fs.existsSync(pre)) {
+    for (const f of fs.readdirSync(pre).sort()) {
+      if (f.startsWith(`sr3d-${variant}`) && f.endsWith('.node')) out.push(path.join(pre, f));
+    }
+  }
+  return out;
+}
+
+/** Loads `file` in a child process and asks for its devices: a crash there cannot hurt us. */
+function probeCuda(file: string): { ok: boolean; reason: string } {
+  const script =
+    'const n=require(process.argv[1]);const d=n.devices();' +
+    'process.stdout.write(JSON.stringify({count:d.devices.length,reason:d.reason,names:d.devices.map(x=>x.name)}))';
+  const r = spawnSync(process.execPath, ['-e', script, file], { encoding: 'utf8', timeout: 30000 });
+  if (r.error) return { ok: false, reason: `the CUDA probe could not run (${r.error.message})` };
+  if (r.status !== 0) {
+    const why = r.signal ? `was killed by ${r.signal}` : `exited with ${r.status}`;
+    return { ok: false, reason: `the CUDA probe ${why}: ${(r.stderr || '').trim().split('\n').slice(-1)[0] ?? ''}` };
+  }
+  try {
+    const j = JSON.parse(r.stdout) as { count: number; reason: string; names: string[] };
+    if (j.count > 0) return { ok: true, reason: `CUDA build usable on ${j.count} GPU(s): ${j.names.join(', ')}` };
+    return { ok: false, reason: `the CUDA build sees no usable GPU (${j.reason || 'no devices'})` };
+  } catch {
+    return { ok: false, reason: `the CUDA probe printed no result` };
+  }
+}
+
+function loadError(detail: string): NativeLoadError {
+  const tag = `${process.platform}-${process.arch}`;
+  return new NativeLoadError(
+    `Could not load the sr3d native binary for ${tag} (Node ${process.versions.node}, N-API ${process.versions.napi}).\n` +
+      `${detail}\n` +
+      'Possible solutions:\n' +
+      '  1. If your npm blocked install scripts (npm >= 11 does by default), approve and rebuild:\n' +
+      '       npm install-scripts approve sr3d && npm rebuild sr3d\n' +
+      '  2. Build it from source (needs cmake >= 3.18 and a C++17 compiler; nvcc for CUDA):\n' +
+      '       npx sr3d build\n' +
+      `  3. Use a platform with a prebuilt binary (this package ships prebuilds for: ${shippedPlatforms()}).\n` +
+      '  4. Set SR3D_DEVICE=cpu to skip the CUDA build if it is the one failing.',
+  );
+}
+
+function shippedPlatforms(): string {
+  const dir = path.join(packageRoot, 'prebuilds');
+  return fs.existsSync(dir) ? fs.readdirSync(dir).join(', ') || 'none' : 'none';
+}
+
+function tryRequire(file: string): { addon?: NativeAddon; error?: string } {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return { addon: require(file) as NativeAddon };
+  } catch (e) {
+    return { error: `${file}: ${(e as Error).message}` };
+  }
+}
+
+let loaded: { addon: NativeAddon; info: LoadInfo } | undefined;
+
+function load(): { addon: NativeAddon; info: LoadInfo } {
+  if (loaded) return loaded;
+  const forced = (process.env.SR3D_DEVICE ?? '').toLowerCase();
+  if (forced && forced !== 'cpu' && forced !== 'cuda' && forced !== 'auto') {
+    throw loadError(`SR3D_DEVICE must be 'cpu', 'cuda' or 'auto' but is '${process.env.SR3D_DEVICE}'.`);
+  }
+  const errors: string[] = [];
+  let reason = '';
+  if (forced !== 'cpu') {
+    const cuda = candidates('cuda');
+    if (cuda.length === 0) {
+      reason = 'no CUDA build present';
+    }
+    for (const file of cuda) {
+      const probe = probeCuda(file);
+      debug('probe %s: %s', file, probe.reason);
+      if (!probe.ok) {
+        reason = probe.reason;
+        errors.push(`${file}: ${probe.reason}`);
+        continue;
+      }
+      const r = tryRequire(file);
+      if (r.addon) {
+        loaded = { addon: r.addon, info: { variant: 'cuda', path: file, reason: probe.reason } };
+        debug('loaded %s (%s)', file, probe.reason);
+        return loaded;
+      }
+      errors.push(r.error!);
+      reason = r.error!;
+    }
+    if (forced === 'cuda') {
+      throw loadError(`SR3D_DEVICE=cuda but no usable CUDA build: ${errors.join('; ') || reason}.`);
+    }
+  } else {
+    reason = 'SR3D_DEVICE=cpu';
+  }
+  for (const file of candidates('cpu')) {
+    const r = tryRequire(file);
+    if (r.addon) {
+      const why = `CPU build (${reason})`;
+      loaded = { addon: r.addon, info: { variant: 'cpu', path: file, reason: why } };
+      debug('loaded %s: %s', file, why);
+      return loaded;
+    }
+    errors.push(r.error!);
+  }
+  throw loadError(errors.length ? `Tried: ${errors.join('; ')}` : 'No binary was found in build/Release or prebuilds/.');
+}
+
+/** The loaded addon (loads it on first use). */
+export function native(): NativeAddon {
+  return load().addon;
+}
+
+/** Which binary was loaded and why. */
+export function loadInfo(): LoadInfo {
+  return load().info;
+}
