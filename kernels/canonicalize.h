@@ -43,9 +43,9 @@ struct CanonicalizeArgs {
 void canonicalize_check(const CanonicalizeArgs& a);
 CanonicalTransform canonicalize(const CanonicalizeArgs& a, Impl impl);
 
-// Apply a transform (used by every path; float32 math above).
-void canonical_apply(const float* points, int64_t n, const CanonicalTransform& t, float* out,
-                     Impl impl);
+// Apply a transform (used by every path; float32 math above). Returns the valid count.
+int64_t canonical_apply(const float* points, int64_t n, const CanonicalTransform& t, float* out,
+                        Impl impl);
 
 namespace cpu {
 CanonicalTransform canonicalize_reference(const CanonicalizeArgs& a);

@@ -322,18 +322,22 @@ void deinterleave_valid(const float* __restrict p, int64_t n, float* __restrict 
   }
 }
 
+// Returns the number of valid points (metric mode reports its count from this pass).
 SR3D_TARGET_CLONES
-void apply_block(const float* __restrict p, int64_t n, const float* c, const float* inv,
-                 float* __restrict out) {
+int64_t apply_block(const float* __restrict p, int64_t n, const float* c, const float* inv,
+                    float* __restrict out) {
   const float c0 = c[0], c1 = c[1], c2 = c[2], i0 = inv[0], i1 = inv[1], i2 = inv[2];
   const float fmax = std::numeric_limits<float>::max();
+  int64_t count = 0;
   for (int64_t i = 0; i < n; ++i) {
     float a = p[3 * i], b = p[3 * i + 1], d = p[3 * i + 2];
     bool ok = (std::fabs(a) <= fmax) & (std::fabs(b) <= fmax) & (std::fabs(d) <= fmax);
+    count += ok;
     out[3 * i] = ok ? (a - c0) * i0 : kNaN;
     out[3 * i + 1] = ok ? (b - c1) * i1 : kNaN;
     out[3 * i + 2] = ok ? (d - c2) * i2 : kNaN;
   }
+  return count;
 }
 
 CanonicalTransform canonicalize_fast(const CanonicalizeArgs& a) {
@@ -343,26 +347,28 @@ CanonicalTransform canonicalize_fast(const CanonicalizeArgs& a) {
         deinterleave_valid(pts + 3 * begin, count, x, y, z);
       },
       a.n, 4096, a.mode, a.quantile);
-  canonical_apply(a.points, a.n, t, a.points_out, Impl::kFast);
+  int64_t valid = canonical_apply(a.points, a.n, t, a.points_out, Impl::kFast);
+  if (a.mode == CanonicalMode::kMetric) t.valid_count = valid;
   return t;
 }
 
 }  // namespace cpu
 
-void canonical_apply(const float* points, int64_t n, const CanonicalTransform& t, float* out,
-                     Impl impl) {
+int64_t canonical_apply(const float* points, int64_t n, const CanonicalTransform& t, float* out,
+                        Impl impl) {
   float c[3], inv[3];
   for (int a = 0; a < 3; ++a) {
     c[a] = static_cast<float>(t.center[a]);
     inv[a] = static_cast<float>(1.0 / t.scale[a]);
   }
-  if (impl == Impl::kReference) {
-    cpu::apply_block(points, n, c, inv, out);
-    return;
-  }
-  parallel_for(n, 0, [&](int, int64_t b, int64_t e) {
-    cpu::apply_block(points + 3 * b, e - b, c, inv, out + 3 * b);
+  if (impl == Impl::kReference) return cpu::apply_block(points, n, c, inv, out);
+  std::vector<int64_t> counts(cpu_threads(), 0);
+  parallel_for(n, cpu_threads(), [&](int chunk, int64_t b, int64_t e) {
+    counts[chunk] = cpu::apply_block(points + 3 * b, e - b, c, inv, out + 3 * b);
   });
+  int64_t total = 0;
+  for (int64_t c2 : counts) total += c2;
+  return total;
 }
 
 CanonicalTransform canonicalize(const CanonicalizeArgs& a, Impl impl) {

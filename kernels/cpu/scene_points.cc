@@ -1,6 +1,7 @@
 #include "../scene_points.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "simd.h"
 
@@ -16,6 +17,13 @@ CanonicalTransform scene_points_reference(const ScenePointsArgs& a) {
   c.mode = a.mode;
   c.quantile = a.quantile;
   return canonicalize_reference(c);
+}
+
+SR3D_TARGET_CLONES
+static int64_t count_valid(const float* __restrict x, int64_t n) {
+  int64_t c = 0;
+  for (int64_t i = 0; i < n; ++i) c += x[i] == x[i];
+  return c;
 }
 
 SR3D_TARGET_CLONES
@@ -49,16 +57,23 @@ CanonicalTransform scene_points_fast(const ScenePointsArgs& a) {
   const float i0 = static_cast<float>(1.0 / t.scale[0]), i1 = static_cast<float>(1.0 / t.scale[1]),
               i2 = static_cast<float>(1.0 / t.scale[2]);
   if (n == 0) return t;
-  parallel_for(rows, 0, [&](int, int64_t r0, int64_t r1) {
+  const int threads = cpu_threads();
+  std::vector<int64_t> counts(threads, 0);
+  parallel_for(rows, threads, [&](int chunk, int64_t r0, int64_t r1) {
     RowBuffer buf(W);
     for (int64_t r = r0; r < r1; ++r) {
       const char* drow = static_cast<const char*>(bp.depth) + r * W * esize;
       backproject_row(drow, bp.depth_dtype, bp.depth_scale, W, static_cast<float>(r % H),
                       params[r / H], buf.x, buf.y, buf.z, bp.valid ? bp.valid + r * W : nullptr);
       if (a.mode != CanonicalMode::kMetric) normalize_soa(buf.x, buf.y, buf.z, W, c0, c1, c2, i0, i1, i2);
+      else counts[chunk] += count_valid(buf.x, W);  // metric mode skipped the reduction
       interleave3(buf.x, buf.y, buf.z, W, bp.points + 3 * r * W);
     }
   });
+  if (a.mode == CanonicalMode::kMetric) {
+    t.valid_count = 0;
+    for (int64_t c : counts) t.valid_count += c;
+  }
   return t;
 }
 

@@ -40,12 +40,11 @@ void backproject_host(const BackprojectArgs& a) {
   if (n <= 0) return;
   use_selected_device();
   Stream stream;
-  const size_t esize = a.depth_dtype == DType::kUint16 ? 2 : 4;
-  DeviceBuffer<uint8_t> depth(n * esize);
-  DeviceBuffer<float> intrinsics(a.frames * 4), poses(a.poses ? a.frames * 16 : 0),
-      points(n * 3);
-  DeviceBuffer<uint8_t> valid(a.valid ? n : 0);
   cudaStream_t s = stream.get();
+  const size_t esize = a.depth_dtype == DType::kUint16 ? 2 : 4;
+  DeviceBuffer<uint8_t> depth(n * esize, s), valid(a.valid ? n : 0, s);
+  DeviceBuffer<float> intrinsics(a.frames * 4, s), poses(a.poses ? a.frames * 16 : 0, s),
+      points(n * 3, s);
   SR3D_CUDA_CHECK(cudaMemcpyAsync(depth.get(), a.depth, depth.bytes(), cudaMemcpyHostToDevice, s));
   SR3D_CUDA_CHECK(cudaMemcpyAsync(intrinsics.get(), a.intrinsics, intrinsics.bytes(),
                                   cudaMemcpyHostToDevice, s));

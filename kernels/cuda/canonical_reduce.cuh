@@ -220,7 +220,7 @@ inline void select_ranks(std::vector<float>& v, int64_t k, int64_t k2, float* a,
 template <typename Source>
 CanonicalTransform reduce_transform(const Source& src, int64_t n, CanonicalMode mode,
                                     double quantile, cudaStream_t stream) {
-  DeviceBuffer<ReduceStats> stats_dev(1);
+  DeviceBuffer<ReduceStats> stats_dev(1, stream);
   SR3D_CUDA_CHECK(cudaMemsetAsync(stats_dev.get(), 0, sizeof(ReduceStats), stream));
   SR3D_CUDA_CHECK(cudaMemsetAsync(stats_dev.get()->mn, 0xff, sizeof(unsigned) * 3, stream));
   if (n > 0)
@@ -262,7 +262,7 @@ CanonicalTransform reduce_transform(const Source& src, int64_t n, CanonicalMode 
   const int64_t stride = n / kSampleTarget;
   if (stride >= 2) {
     const int64_t samples = n / stride;
-    DeviceBuffer<float> sample_dev(samples * 3);
+    DeviceBuffer<float> sample_dev(samples * 3, stream);
     SR3D_LAUNCH(sample_kernel<Source>, grid_for(samples), kBlock, 0, stream, src, samples, stride,
                 sample_dev.get());
     std::vector<float> sample_host(samples * 3);
@@ -297,7 +297,7 @@ CanonicalTransform reduce_transform(const Source& src, int64_t n, CanonicalMode 
       }
   }
 
-  DeviceBuffer<unsigned long long> counters_dev(2 * kMaxTargets);
+  DeviceBuffer<unsigned long long> counters_dev(2 * kMaxTargets, stream);
   for (int round = 0; round < 4; ++round) {
     Brackets b{};
     int open[kMaxTargets];
@@ -314,7 +314,7 @@ CanonicalTransform reduce_transform(const Source& src, int64_t n, CanonicalMode 
       total += b.cap[t];
     }
     if (b.count == 0) break;
-    DeviceBuffer<float> cand_dev(total);
+    DeviceBuffer<float> cand_dev(total, stream);
     SR3D_CUDA_CHECK(cudaMemsetAsync(counters_dev.get(), 0, counters_dev.bytes(), stream));
     SR3D_LAUNCH(bracket_kernel<Source>, reduction_grid(n), kBlock, 0, stream, src, n, b,
                 counters_dev.get(), cand_dev.get());

@@ -46,7 +46,7 @@ CanonicalTransform canonicalize(const CanonicalizeArgs& a, void* stream_ptr) {
   }
   if (a.mode == CanonicalMode::kMetric) {
     CanonicalTransform t;
-    DeviceBuffer<unsigned long long> count(1);
+    DeviceBuffer<unsigned long long> count(1, stream);
     SR3D_CUDA_CHECK(cudaMemsetAsync(count.get(), 0, sizeof(unsigned long long), stream));
     SR3D_LAUNCH(canonical_apply_kernel, reduction_grid(n), kBlock, 0, stream, a.points, n,
                 apply_params(t), a.points_out, count.get());
@@ -67,7 +67,7 @@ CanonicalTransform canonicalize_host(const CanonicalizeArgs& a) {
   if (a.n == 0) return canonicalize(a, nullptr);  // no device work
   use_selected_device();
   Stream stream;
-  DeviceBuffer<float> points(a.n * 3);  // transformed in place on the device
+  DeviceBuffer<float> points(a.n * 3, stream.get());  // transformed in place on the device
   SR3D_CUDA_CHECK(cudaMemcpyAsync(points.get(), a.points, points.bytes(), cudaMemcpyHostToDevice,
                                   stream.get()));
   CanonicalizeArgs d = a;

@@ -58,7 +58,7 @@ CanonicalTransform scene_points(const ScenePointsArgs& a, void* stream_ptr) {
   const DepthView view = depth_view(bp);
   if (a.mode == CanonicalMode::kMetric) {
     CanonicalTransform t;
-    DeviceBuffer<unsigned long long> count(1);
+    DeviceBuffer<unsigned long long> count(1, stream);
     SR3D_CUDA_CHECK(cudaMemsetAsync(count.get(), 0, sizeof(unsigned long long), stream));
     SR3D_LAUNCH(scene_apply_kernel, reduction_grid(n), kBlock, 0, stream, view, n,
                 apply_params(t), bp.points, bp.valid, count.get());
@@ -83,9 +83,9 @@ CanonicalTransform scene_points_host(const ScenePointsArgs& a) {
   Stream stream;
   cudaStream_t s = stream.get();
   const size_t esize = bp.depth_dtype == DType::kUint16 ? 2 : 4;
-  DeviceBuffer<uint8_t> depth(n * esize), valid(bp.valid ? n : 0);
-  DeviceBuffer<float> intrinsics(bp.frames * 4), poses(bp.poses ? bp.frames * 16 : 0),
-      points(n * 3);
+  DeviceBuffer<uint8_t> depth(n * esize, s), valid(bp.valid ? n : 0, s);
+  DeviceBuffer<float> intrinsics(bp.frames * 4, s), poses(bp.poses ? bp.frames * 16 : 0, s),
+      points(n * 3, s);
   SR3D_CUDA_CHECK(cudaMemcpyAsync(depth.get(), bp.depth, depth.bytes(), cudaMemcpyHostToDevice, s));
   SR3D_CUDA_CHECK(cudaMemcpyAsync(intrinsics.get(), bp.intrinsics, intrinsics.bytes(),
                                   cudaMemcpyHostToDevice, s));

@@ -1,0 +1,75 @@
+// sinusoidal_encode on CUDA: one thread per output feature (coalesced writes: the output,
+// 396 B/pt for L = 16, dominates the 12 B/pt read). Same exact reduction as the CPU fast
+// path: y = 2^k p (exact), r = y - 2 rint(y / 2) in [-1, 1] (exact), then sin/cos(pi r) in
+// float64 (sincospi, no pi rounding at all), rounded once to float.
+#ifdef SR3D_WITH_CUDA
+#include "../sinusoidal_encode.h"
+
+#include <cfloat>
+
+#include "cuda_util.h"
+
+namespace sr3d {
+namespace cuda {
+
+namespace {
+
+__global__ void sinusoidal_encode_kernel(const float* __restrict__ points, int64_t n, int freqs,
+                                         int include_input, float* __restrict__ features) {
+  const int per_axis = include_input + 2 * freqs, width = 3 * per_axis;
+  const int64_t total = n * width;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t i = e / width;
+    const int j = static_cast<int>(e - i * width), axis = j / per_axis;
+    const int m = j - axis * per_axis - include_input;  // -1: the input itself
+    const float* p = points + 3 * i;
+    const bool ok = fabsf(p[0]) <= FLT_MAX && fabsf(p[1]) <= FLT_MAX && fabsf(p[2]) <= FLT_MAX;
+    float out = __int_as_float(0x7fc00000);
+    if (ok) {
+      const float x = p[axis];
+      if (m < 0) {
+        out = x;
+      } else {
+        const double y = ldexp(static_cast<double>(x), m >> 1);
+        const double r = __dsub_rn(y, __dmul_rn(2.0, rint(__dmul_rn(0.5, y))));
+        double s, c;
+        sincospi(r, &s, &c);
+        out = __double2float_rn((m & 1) ? c : s);
+      }
+    }
+    features[e] = out;
+  }
+}
+
+}  // namespace
+
+void sinusoidal_encode(const SinusoidalEncodeArgs& a, void* stream) {
+  sinusoidal_encode_check(a);
+  const int64_t total = a.n * sinusoidal_width(a.num_freqs, a.include_input);
+  if (total <= 0) return;
+  SR3D_LAUNCH(sinusoidal_encode_kernel, grid_for(total), kBlock, 0, as_stream(stream), a.points,
+              a.n, a.num_freqs, a.include_input ? 1 : 0, a.features);
+}
+
+void sinusoidal_encode_host(const SinusoidalEncodeArgs& a) {
+  sinusoidal_encode_check(a);
+  const int64_t total = a.n * sinusoidal_width(a.num_freqs, a.include_input);
+  if (total <= 0) return;
+  use_selected_device();
+  Stream stream;
+  cudaStream_t s = stream.get();
+  DeviceBuffer<float> points(a.n * 3, s), features(total, s);
+  SR3D_CUDA_CHECK(cudaMemcpyAsync(points.get(), a.points, points.bytes(), cudaMemcpyHostToDevice, s));
+  SinusoidalEncodeArgs d = a;
+  d.points = points.get();
+  d.features = features.get();
+  sinusoidal_encode(d, s);
+  SR3D_CUDA_CHECK(
+      cudaMemcpyAsync(a.features, features.get(), features.bytes(), cudaMemcpyDeviceToHost, s));
+  SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+}  // namespace cuda
+}  // namespace sr3d
+#endif  // SR3D_WITH_CUDA
