@@ -351,11 +351,11 @@ Napi::Value SinusoidalEncode(const Napi::CallbackInfo& info) {
     a.n = b.integer("count", 0, int64_t(1) << 34);
     a.num_freqs = static_cast<int>(b.integer("numFreqs", 0, 30));
     a.include_input = b.boolean("includeInput");
-    sr3d::sinusoidal_encode_check(a);
     int64_t w = sr3d::sinusoidal_width(a.num_freqs, a.include_input);
     a.points = static_cast<const float*>(b.array("points", napi_float32_array, 3 * a.n));
     a.features = static_cast<float*>(
         b.array("features", napi_float32_array, checked_mul({a.n, w}, "features")));
+    sr3d::sinusoidal_encode_check(a);
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [a, impl] { sr3d::sinusoidal_encode(a, impl); }, undefined_result);
   });

@@ -108,7 +108,10 @@ export function refEncode(points: Float32Array, L: number, inc: boolean): Float6
       const p = points[3 * i + a];
       if (inc) out[o++] = ok ? p : NaN;
       for (let k = 0; k < L; k++) {
-        const arg = 2 ** k * Math.PI * p;
+        // 2^k p is exact in float64; reducing it mod 2 first keeps sin(pi y) exact to float64
+        // rounding even for k = 29 (a direct 2^k*pi*p argument would carry ~1e-7 error there).
+        const y = 2 ** k * p;
+        const arg = Math.PI * (y - 2 * Math.round(y / 2));
         out[o++] = ok ? Math.sin(arg) : NaN;
         out[o++] = ok ? Math.cos(arg) : NaN;
       }

@@ -1,0 +1,107 @@
+import { devices, poolPointsToPatches, sinusoidalEncode } from '../lib';
+import { expectBitEqual, expectClose, refEncode, refPool, rng } from './helpers';
+
+const hasGpu = devices().length > 0;
+
+function randomPointMap(n: number, seed: number, invalidFrac: number): Float32Array {
+  const r = rng(seed);
+  const p = new Float32Array(3 * n);
+  for (let i = 0; i < n; i++) {
+    const bad = r() < invalidFrac;
+    for (let a = 0; a < 3; a++) p[3 * i + a] = bad ? (a === 1 ? Infinity : NaN) : (r() - 0.5) * 8;
+  }
+  return p;
+}
+
+describe('poolPointsToPatches', () => {
+  const cases: [number[], number, number][] = [
+    [[1, 1], 14, 0], [[13, 13], 14, 0.1], [[14, 14], 14, 0.2], [[29, 43], 14, 0.3], [[2, 448, 448], 14, 0.15],
+    [[3, 2, 17, 19], 5, 0.5], [[7, 11], 1, 0.1], [[6, 6], 3, 1], [[0, 14, 14], 14, 0],
+  ];
+  for (const [lead, patch, invalid] of cases) {
+    const shape = [...lead, 3];
+    it(`shape [${shape}] patch=${patch} invalid=${invalid}: fast == reference == float64 JS`, async () => {
+      const n = lead.reduce((a, b) => a * b, 1);
+      const pts = randomPointMap(n, n + patch, invalid);
+      const fast = await poolPointsToPatches({ data: pts, shape }, { patch, device: 'cpu' });
+      const ref = await poolPointsToPatches({ data: pts, shape }, { patch, impl: 'reference' });
+      expectBitEqual(fast.points.data, ref.points.data, 'pooled fast vs reference');
+      expectBitEqual(fast.valid.data, ref.valid.data, 'valid fast vs reference');
+      const [H, W] = lead.slice(-2);
+      const B = n / (H * W || 1);
+      const js = refPool(pts, lead.length === 2 ? 1 : (B | 0), H, W, patch);
+      expect(fast.points.shape).toEqual([...lead.slice(0, -2), js.Hp, js.Wp, 3]);
+      expect(Array.from(fast.valid.data)).toEqual(Array.from(js.valid));
+      // One float64 sum, rounded once: equal to the float64 JS mean rounded to float32.
+      expectClose(fast.points.data, Float32Array.from(js.out), 0, 0, 'pooled vs float64 JS');
+      if (hasGpu) {
+        const gpu = await poolPointsToPatches({ data: pts, shape }, { patch, device: 'cuda' });
+        expectBitEqual(gpu.points.data, ref.points.data, 'pooled cuda vs reference');
+      }
+    });
+  }
+
+  it('a patch with no valid pixel is NaN and flagged 0', async () => {
+    const pts = new Float32Array(4 * 4 * 3).fill(NaN);
+    pts.set([1, 2, 3], 0);
+    const r = await poolPointsToPatches({ data: pts, shape: [4, 4, 3] }, { patch: 2 });
+    expect(Array.from(r.valid.data)).toEqual([1, 0, 0, 0]);
+    expect(Array.from(r.points.data.slice(0, 3))).toEqual([1, 2, 3]);
+    expect(Number.isNaN(r.points.get(0, 1, 0))).toBe(true);
+  });
+
+  it('bad input is a typed error', async () => {
+    await expect(poolPointsToPatches({ data: new Float32Array(12), shape: [4, 3] })).rejects.toThrow(/for points\.shape but received \[4, 3\]/);
+    await expect(poolPointsToPatches({ data: new Float32Array(12), shape: [2, 2, 3] }, { patch: 0 })).rejects.toThrow(/^Expected a positive integer \(pixels\) for patch but received 0$/);
+    await expect(poolPointsToPatches({ data: new Uint8Array(12), shape: [2, 2, 3] })).rejects.toThrow(/for points\.data but received Uint8Array\(12\)/);
+  });
+});
+
+describe('sinusoidalEncode', () => {
+  for (const [n, L, inc] of [[1, 16, true], [7, 16, true], [1000, 16, true], [33, 4, false], [5, 0, true], [0, 16, true], [257, 30, true]] as [number, number, boolean][]) {
+    it(`n=${n} numFreqs=${L} includeInput=${inc}: fast ~ reference ~ float64 JS`, async () => {
+      const pts = randomPointMap(n, n * 3 + L, 0.05);
+      for (let i = 0; i < pts.length; i++) if (Number.isFinite(pts[i])) pts[i] /= 4; // canonical range [-1, 1]
+      const width = 3 * ((inc ? 1 : 0) + 2 * L);
+      const fast = await sinusoidalEncode({ data: pts, shape: [n, 3] }, { numFreqs: L, includeInput: inc, device: 'cpu' });
+      expect(fast.shape).toEqual([n, width]);
+      const ref = await sinusoidalEncode({ data: pts, shape: [n, 3] }, { numFreqs: L, includeInput: inc, impl: 'reference' });
+      const js = refEncode(pts, L, inc);
+      // Both round a float64 sin/cos to float32: within one float32 ulp of 1 (6e-8) of each other.
+      expectClose(fast.data, js, 1.2e-7, 0, 'fast vs float64 JS');
+      // The C++ reference evaluates sin(2^k*pi*p) directly: its float64 argument carries
+      // ~2^(L-1)*pi*2^-53 of error on top.
+      expectClose(ref.data, js, 1.2e-7 + 2 ** Math.max(0, L - 1) * Math.PI * 2 ** -52, 0, 'reference vs float64 JS');
+      if (hasGpu) {
+        const gpu = await sinusoidalEncode({ data: pts, shape: [n, 3] }, { numFreqs: L, includeInput: inc, device: 'cuda' });
+        expectClose(gpu.data, fast.data, 1.2e-7, 0, 'cuda vs cpu');
+      }
+    });
+  }
+
+  it('default layout: 99 features, axis-major [p, sin(pi p), cos(pi p), sin(2 pi p), …]', async () => {
+    const r = await sinusoidalEncode({ data: new Float32Array([0.25, -0.5, 1]), shape: [1, 3] });
+    expect(r.shape).toEqual([1, 99]);
+    const f = r.data;
+    expect(f[0]).toBeCloseTo(0.25, 7);
+    expect(f[1]).toBeCloseTo(Math.sin(Math.PI / 4), 6);
+    expect(f[2]).toBeCloseTo(Math.cos(Math.PI / 4), 6);
+    expect(f[3]).toBeCloseTo(1, 6); // sin(2 pi 0.25)
+    expect(f[33]).toBeCloseTo(-0.5, 7);
+    expect(f[66]).toBeCloseTo(1, 7);
+  });
+
+  it('a non-finite point gives a NaN row; leading dims are kept', async () => {
+    const r = await sinusoidalEncode({ data: new Float32Array([NaN, 0, 0, 0.1, 0.2, 0.3]), shape: [2, 1, 3] }, { numFreqs: 2 });
+    expect(r.shape).toEqual([2, 1, 15]);
+    expect(Array.from(r.data.slice(0, 15)).every(Number.isNaN)).toBe(true);
+    expect(Array.from(r.data.slice(15)).every(Number.isFinite)).toBe(true);
+  });
+
+  it('bad options are typed errors', async () => {
+    const p = { data: new Float32Array(3), shape: [1, 3] };
+    await expect(sinusoidalEncode(p, { numFreqs: 31 })).rejects.toThrow(/^Expected an integer in \[0, 30\] for numFreqs but received 31$/);
+    await expect(sinusoidalEncode(p, { numFreqs: 0, includeInput: false })).rejects.toThrow(/for numFreqs/);
+    await expect(sinusoidalEncode(p, { includeInput: 1 as never })).rejects.toThrow(/for includeInput but received 1/);
+  });
+});
