@@ -71,6 +71,8 @@ export interface NativeAddon {
   buildInfo(): NativeBuildInfo;
   devices(): { devices: NativeDevice[]; reason: string; driverVersion: number };
   setThreads(n: number): number;
+  /** Benchmark helper: a = b + 3c on the kernel thread pool (synchronous). */
+  triad(a: Float32Array, b: Float32Array, c: Float32Array): void;
   backproject(b: NativeBackprojectBaton): Promise<void>;
   scenePoints(b: NativeBackprojectBaton & { mode: NativeMode; quantile: number }): Promise<NativeTransform>;
   canonicalize(b: ImplBaton & { points: Float32Array; out: Float32Array; count: number; mode: NativeMode; quantile: number }): Promise<NativeTransform>;

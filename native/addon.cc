@@ -408,7 +408,38 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, sr3d::cpu_threads());
 }
 
+// STREAM-like triad a = b + s*c on the kernels' thread pool: the bandwidth peak the
+// benchmarks report against, measured in the same process and run.
+Napi::Value Triad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto arr = [&](size_t i) -> Napi::Float32Array {
+    if (info.Length() <= i || !info[i].IsTypedArray() ||
+        info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      Napi::Error e = Napi::Error::New(env, "Expected three Float32Arrays of equal length for triad but received " +
+                                                (info.Length() > i ? describe(info[i]) : std::string("nothing")));
+      e.Set("code", "SR3D_INVALID_ARGUMENT");
+      throw e;
+    }
+    return info[i].As<Napi::Float32Array>();
+  };
+  Napi::Float32Array a = arr(0), b = arr(1), c = arr(2);
+  size_t n = a.ElementLength();
+  if (b.ElementLength() != n || c.ElementLength() != n) {
+    Napi::Error e = Napi::Error::New(env, "Expected three Float32Arrays of equal length for triad but received different lengths");
+    e.Set("code", "SR3D_INVALID_ARGUMENT");
+    throw e;
+  }
+  float* pa = a.Data();
+  const float *pb = b.Data(), *pc = c.Data();
+  const float scalar = 3.0f;
+  sr3d::parallel_for(static_cast<int64_t>(n), 0, [&](int, int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) pa[i] = pb[i] + scalar * pc[i];
+  });
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("triad", Napi::Function::New(env, Triad));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
   exports.Set("devices", Napi::Function::New(env, Devices));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));

@@ -69,6 +69,7 @@ CanonicalTransform scene_points_fast(const ScenePointsArgs& a) {
       else counts[chunk] += count_valid(buf.x, W);  // metric mode skipped the reduction
       interleave3(buf.x, buf.y, buf.z, W, bp.points + 3 * r * W);
     }
+    stream_fence();
   });
   if (a.mode == CanonicalMode::kMetric) {
     t.valid_count = 0;

@@ -1,7 +1,11 @@
 // Internal helpers for the fast CPU paths.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <memory>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 // Function multiversioning: the hot loops are compiled for AVX-512, AVX2 and baseline
 // x86-64, and the loader picks the best at run time, so one prebuilt binary is fast on
@@ -27,6 +31,25 @@ struct RowBuffer {
 };
 
 void interleave3(const float* x, const float* y, const float* z, int64_t n, float* out);
+
+// Copies n floats to dst with non-temporal stores where dst is 16-byte aligned (plain
+// stores for the unaligned head and the tail). Call stream_fence() before the data is
+// read by another thread.
+inline void stream_copy(const float* src, int64_t n, float* dst) {
+#if defined(__SSE2__)
+  int64_t i = 0;
+  while (i < n && (reinterpret_cast<uintptr_t>(dst + i) & 15)) { dst[i] = src[i]; ++i; }
+  for (; i + 4 <= n; i += 4) _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+#else
+  std::memcpy(dst, src, n * sizeof(float));
+#endif
+}
+inline void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
 
 }  // namespace cpu
 }  // namespace sr3d
