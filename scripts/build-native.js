@@ -40,9 +40,11 @@ if (args.has('--if-missing') && haveBinary()) {
 
 const cmakeJs = path.join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js');
 if (has('cmake') && fs.existsSync(cmakeJs)) {
-  const cmArgs = [cmakeJs, 'build', '--out', 'build'];
-  if (process.env.SR3D_CUDA === '0') cmArgs.push('--CDSR3D_CUDA=OFF');
-  run(process.execPath, cmArgs);
+  // Configure every time (cheap) so options are explicit: a cached OFF from an earlier
+  // SR3D_CUDA=0 build must not stick.
+  const cuda = process.env.SR3D_CUDA === '0' ? '--CDSR3D_CUDA=OFF' : '--CDSR3D_CUDA=ON';
+  run(process.execPath, [cmakeJs, 'configure', '--out', 'build', cuda]);
+  run(process.execPath, [cmakeJs, 'build', '--out', 'build', cuda]);
 } else {
   const gyp = path.join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
   if (!fs.existsSync(gyp)) {

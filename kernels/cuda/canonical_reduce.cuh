@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -75,9 +76,10 @@ struct MaxOp {
   __device__ unsigned operator()(unsigned a, unsigned b) const { return a > b ? a : b; }
 };
 
-// Result valid in thread 0. `scratch` holds 32 values; reusable after the call returns.
+// Result valid in thread 0; `identity` pads the lanes past the last warp. `scratch` holds
+// 32 values and is reusable after the call returns. Every thread of the block must call.
 template <typename T, typename Op>
-__device__ T block_reduce(T v, Op op, T* scratch) {
+__device__ T block_reduce(T v, Op op, T identity, T* scratch) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, o));
   __syncthreads();  // scratch may still be read by a previous call
@@ -85,7 +87,7 @@ __device__ T block_reduce(T v, Op op, T* scratch) {
   __syncthreads();
   const int warps = blockDim.x >> 5;
   if (warp == 0) {
-    v = lane < warps ? scratch[lane] : scratch[0];
+    v = lane < warps ? scratch[lane] : identity;
     for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, o));
   }
   return v;
@@ -108,11 +110,11 @@ __global__ void reduce_stats_kernel(Source src, int64_t n, ReduceStats* out) {
       mx[a] = k > mx[a] ? k : mx[a];
     }
   }
-  count = block_reduce(count, SumOp(), scratch_count);
+  count = block_reduce(count, SumOp(), 0ULL, scratch_count);
   if (threadIdx.x == 0 && count) atomicAdd(&out->count, count);
   for (int a = 0; a < 3; ++a) {
-    const unsigned lo = block_reduce(mn[a], MinOp(), scratch_key);
-    const unsigned hi = block_reduce(mx[a], MaxOp(), scratch_key);
+    const unsigned lo = block_reduce(mn[a], MinOp(), 0xffffffffu, scratch_key);
+    const unsigned hi = block_reduce(mx[a], MaxOp(), 0u, scratch_key);
     if (threadIdx.x == 0 && count) {
       atomicMin(&out->mn[a], lo);
       atomicMax(&out->mx[a], hi);
@@ -177,7 +179,7 @@ __global__ void bracket_kernel(Source src, int64_t n, Brackets b, unsigned long 
 #pragma unroll
   for (int t = 0; t < kMaxTargets; ++t) {
     if (t >= b.count) break;  // uniform over the block
-    const unsigned long long s = block_reduce(below[t], SumOp(), scratch);
+    const unsigned long long s = block_reduce(below[t], SumOp(), 0ULL, scratch);
     if (threadIdx.x == 0 && s) atomicAdd(&counters[t], s);
   }
 }
@@ -222,7 +224,8 @@ CanonicalTransform reduce_transform(const Source& src, int64_t n, CanonicalMode 
                                     double quantile, cudaStream_t stream) {
   DeviceBuffer<ReduceStats> stats_dev(1, stream);
   SR3D_CUDA_CHECK(cudaMemsetAsync(stats_dev.get(), 0, sizeof(ReduceStats), stream));
-  SR3D_CUDA_CHECK(cudaMemsetAsync(stats_dev.get()->mn, 0xff, sizeof(unsigned) * 3, stream));
+  SR3D_CUDA_CHECK(cudaMemsetAsync(reinterpret_cast<char*>(stats_dev.get()) + offsetof(ReduceStats, mn),
+                                  0xff, sizeof(unsigned) * 3, stream));
   if (n > 0)
     SR3D_LAUNCH(reduce_stats_kernel<Source>, reduction_grid(n), kBlock, 0, stream, src, n,
                 stats_dev.get());

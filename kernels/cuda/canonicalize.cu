@@ -29,7 +29,7 @@ __global__ void canonical_apply_kernel(const float* points, int64_t n, ApplyPara
     out[3 * i + 2] = q[2];
   }
   if (count) {  // uniform: every thread of the block takes the same branch
-    c = block_reduce(c, SumOp(), scratch);
+    c = block_reduce(c, SumOp(), 0ULL, scratch);
     if (threadIdx.x == 0 && c) atomicAdd(count, c);
   }
 }

@@ -22,7 +22,8 @@ __global__ void pool_points_kernel(const float* __restrict__ points, int64_t bat
        o += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t b = o / (hp * wp), rem = o - b * hp * wp;
     const int64_t py = rem / wp, px = rem - py * wp;
-    const int64_t v1 = min((py + 1) * patch, height), u1 = min((px + 1) * patch, width);
+    const int64_t v1 = (py + 1) * patch < height ? (py + 1) * patch : height;
+    const int64_t u1 = (px + 1) * patch < width ? (px + 1) * patch : width;
     double s0 = 0, s1 = 0, s2 = 0;
     int64_t cnt = 0;
     for (int64_t v = py * patch; v < v1; ++v) {

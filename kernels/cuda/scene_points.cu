@@ -34,7 +34,7 @@ __global__ void scene_apply_kernel(DepthView d, int64_t n, ApplyParams t,
     if (valid) valid[i] = depth_ok ? 1 : 0;
   }
   if (count) {  // uniform over the block
-    c = block_reduce(c, SumOp(), scratch);
+    c = block_reduce(c, SumOp(), 0ULL, scratch);
     if (threadIdx.x == 0 && c) atomicAdd(count, c);
   }
 }
