@@ -26,5 +26,5 @@ if [ -n "${OUT:-}" ]; then cp "$BUILD/tests.log" "$OUT/kernel-tests.log"; fi
 echo "== bench"
 json_args=()
 if [ -n "${OUT:-}" ]; then json_args=(--json-out "$OUT/bench-gpu.json"); fi
-timeout 300 "$EXE" --bench "${json_args[@]}"
+timeout 300 "$EXE" --bench ${json_args[@]+"${json_args[@]}"}
 exit "$status"
