@@ -19,7 +19,7 @@ EXE="$BUILD/sr3d_kernel_tests"
 echo "== tests"
 status=0
 timeout 300 "$EXE" >"$BUILD/tests.log" 2>&1 || status=$?
-grep -E "^(CUDA|CPU-only|cpu threads)|FAIL|XPASS" "$BUILD/tests.log" || true
+grep -E "^(CUDA|CPU-only|cpu threads)|^  FAIL|XPASS" "$BUILD/tests.log" || true
 tail -n 1 "$BUILD/tests.log"
 if [ -n "${OUT:-}" ]; then cp "$BUILD/tests.log" "$OUT/kernel-tests.log"; fi
 

@@ -800,6 +800,7 @@ int run_tests() {
       {PointsKind::kRandom, 0, false},       {PointsKind::kRandom, 1, false},
       {PointsKind::kRandom, 7, false},       {PointsKind::kRandom, 1000, false},
       {PointsKind::kRandom, 1000, true},     {PointsKind::kConstant, 100, false},
+      {PointsKind::kConstant, 401408, false},  // one value: the GPU's candidate buffer overflows
       {PointsKind::kAllInvalid, 50, false},  {PointsKind::kScene, 61401, false},
       {PointsKind::kScene, 143269, false},   {PointsKind::kRandom, 401408, true},
       {PointsKind::kAdversarial, 401408, false}};
@@ -1166,11 +1167,11 @@ void bench_cuda(const BenchInputs& in, std::vector<BenchRow>& rows) {
 #endif  // SR3D_WITH_CUDA
 
 void print_table(const std::vector<BenchRow>& rows) {
-  std::printf("%-18s %-30s %-8s %4s %10s %9s %9s %7s  %s\n", "op", "shape", "device", "thr",
+  std::printf("%-18s %-34s %-8s %4s %10s %9s %9s %7s  %s\n", "op", "shape", "device", "thr",
               "median ms", "MB", "GB/s", "%peak", "note");
   for (const BenchRow& r : rows) {
     std::string dev = r.device.substr(0, r.device.find(' '));
-    std::printf("%-18s %-30s %-8s %4d %10.3f %9.1f %9.1f %6.0f%%  %s\n", r.op.c_str(),
+    std::printf("%-18s %-34s %-8s %4d %10.3f %9.1f %9.1f %6.0f%%  %s\n", r.op.c_str(),
                 r.shape.c_str(), dev.c_str(), r.threads, r.median_ms, r.bytes / 1e6, r.gbps,
                 r.pct_peak, r.in_cache ? "in cache (measures cache, not DRAM)" : "");
   }

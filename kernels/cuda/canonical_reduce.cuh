@@ -132,8 +132,8 @@ __global__ void sample_kernel(Source src, int64_t samples, int64_t stride, float
   for (int a = 0; a < 3; ++a) out[3 * j + a] = ok ? p[a] : quiet_nan();
 }
 
-constexpr int kMaxTargets = 6;
-constexpr float kInf = std::numeric_limits<float>::infinity();  // 3 axes x {low, high} quantile
+constexpr int kMaxTargets = 6;  // 3 axes x {low, high} quantile
+constexpr float kInf = std::numeric_limits<float>::infinity();
 
 struct Brackets {
   int count;
@@ -167,7 +167,9 @@ __global__ void bracket_kernel(Source src, int64_t n, Brackets b, unsigned long 
       if (mask) {
         const int leader = __ffs(mask) - 1;
         unsigned long long base_slot = 0;
-        if (lane == leader) base_slot = atomicAdd(&counters[kMaxTargets + t], static_cast<unsigned long long>(__popc(mask)));
+        if (lane == leader)
+          base_slot = atomicAdd(&counters[kMaxTargets + t],
+                                static_cast<unsigned long long>(__popc(mask)));
         base_slot = __shfl_sync(0xffffffffu, base_slot, leader);
         if (in) {
           const unsigned long long slot = base_slot + __popc(mask & ((1u << lane) - 1));
