@@ -7,7 +7,8 @@
 //   poses:      (F,16) float32 row-major camera-to-world, or nullptr (camera frame, OpenCV
 //               axes x right, y down, z forward).
 //   -> points:  (F,H,W,3) float32; NaN in all three components where invalid.
-//   -> valid:   (F,H,W) uint8, 1 where the depth was valid.
+//   -> valid:   (F,H,W) uint8, 1 where the depth was valid and the point finite (a depth
+//               near FLT_MAX that overflows the point is invalid, like NaN depth).
 //
 // Math, in float32 with no FMA contraction so every path rounds identically:
 //   z = raw * depth_scale; x = (u - cx) * z * (1/fx); y = (v - cy) * z * (1/fy)

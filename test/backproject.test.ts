@@ -1,6 +1,6 @@
 import ndarray from 'ndarray';
 
-import { backproject, devices, InvalidArgumentError } from '../lib';
+import { backproject, devices, InvalidArgumentError, scenePoints } from '../lib';
 import { expectBitEqual, expectClose, K, refBackproject, rng } from './helpers';
 
 const hasGpu = devices().length > 0;
@@ -66,10 +66,24 @@ describe('backproject', () => {
 
   it('marks 0, NaN, Inf and negative depth invalid (NaN points)', async () => {
     const depth = new Float32Array([0, NaN, Infinity, -2, 1, -Infinity, 3e38, 1e-30]);
-    const r = await backproject({ data: depth, shape: [2, 4] }, { fx: 1, fy: 1, cx: 0, cy: 0 });
+    // cx = 2, cy = 1 keep the 3e38 pixel's x and y at 0 (finite).
+    const r = await backproject({ data: depth, shape: [2, 4] }, { fx: 1, fy: 1, cx: 2, cy: 1 });
     expect(Array.from(r.valid.data)).toEqual([0, 0, 0, 0, 1, 0, 1, 1]);
     for (let i = 0; i < 4; i++) expect(Number.isNaN(r.points.get(0, i, 0))).toBe(true);
     expect(r.points.get(1, 0, 2)).toBeCloseTo(1, 6);
+  });
+
+  it('a depth whose point overflows float32 is invalid (NaN, valid = 0) on every path', async () => {
+    const depth = new Float32Array([3e38, 3e38, 3e38, 1]);
+    for (const impl of ['fast', 'reference'] as const) {
+      const r = await backproject({ data: depth, shape: [1, 4] }, { fx: 1, fy: 1, cx: 0, cy: 0 }, { impl });
+      // u = 0, 1: x = 0 and 3e38 are finite; u = 2: x = 6e38 overflows.
+      expect(Array.from(r.valid.data)).toEqual([1, 1, 0, 1]);
+      expect(Number.isNaN(r.points.get(0, 2, 0))).toBe(true);
+    }
+    const m = await scenePoints({ data: depth, shape: [1, 1, 4] }, { fx: 1, fy: 1, cx: 0, cy: 0 }, { mode: 'minmax' });
+    expect(m.validCount).toBe(3);
+    expect(Number.isFinite(m.scale[0])).toBe(true);
   });
 
   it('all-invalid depth gives all-NaN points and valid = 0', async () => {

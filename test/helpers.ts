@@ -43,6 +43,11 @@ export function refBackproject(depth: ArrayLike<number>, F: number, H: number, W
         pts[3 * i + 1] = P[4] * x + P[5] * y + P[6] * z + P[7];
         pts[3 * i + 2] = P[8] * x + P[9] * y + P[10] * z + P[11];
       } else { pts[3 * i] = x; pts[3 * i + 1] = y; pts[3 * i + 2] = z; }
+      // A point beyond float32 range is invalid (as the kernels define it).
+      if (![0, 1, 2].every((a) => Math.abs(Math.fround(pts[3 * i + a])) !== Infinity)) {
+        valid[i] = 0;
+        pts[3 * i] = pts[3 * i + 1] = pts[3 * i + 2] = NaN;
+      }
     }
   }
   return { pts, valid };

@@ -78,6 +78,11 @@ void backproject_reference(const BackprojectArgs& a) {
           } else {
             out[0] = x; out[1] = y; out[2] = z;
           }
+          // Depth near FLT_MAX can overflow the point: that pixel is invalid too.
+          if (!(std::isfinite(out[0]) && std::isfinite(out[1]) && std::isfinite(out[2]))) {
+            ok = false;
+            out[0] = out[1] = out[2] = nan;
+          }
         }
         a.points[3 * i] = out[0];
         a.points[3 * i + 1] = out[1];
@@ -120,12 +125,14 @@ static inline void row_impl(const T* __restrict d, float scale, int W, float v,
   const bool pose = p.has_pose;
   for (int u = 0; u < W; ++u) {
     float z = static_cast<float>(d[u]) * scale;
-    bool ok = (z > 0.0f) & (z <= fmax);
     float x = (static_cast<float>(u) - cx) * z * ifx;
     float y = yk * z * ify;
     float X = pose ? r0 * x + r1 * y + r2 * z + t0 : x;
     float Y = pose ? r3 * x + r4 * y + r5 * z + t1 : y;
     float Z = pose ? r6 * x + r7 * y + r8 * z + t2 : z;
+    // Valid depth whose point is finite (depth near FLT_MAX can overflow it).
+    bool ok = (z > 0.0f) & (z <= fmax) & (std::fabs(X) <= fmax) & (std::fabs(Y) <= fmax) &
+              (std::fabs(Z) <= fmax);
     xs[u] = ok ? X : nan;
     ys[u] = ok ? Y : nan;
     zs[u] = ok ? Z : nan;

@@ -29,7 +29,7 @@ inline DepthView depth_view(const BackprojectArgs& a) {
 __device__ __forceinline__ float quiet_nan() { return __int_as_float(0x7fc00000); }
 
 // Pixel i of the flattened (F,H,W) depth -> out (NaN where invalid); returns the depth
-// validity (z > 0 && z <= FLT_MAX, NaN fails both).
+// validity (z > 0 && z <= FLT_MAX, NaN fails both) and the point finite.
 __device__ __forceinline__ bool backproject_pixel(const DepthView& d, int64_t i, float out[3]) {
   const int64_t f = i / d.frame_size, rem = i - f * d.frame_size;
   const int64_t v = rem / d.width, u = rem - v * d.width;
@@ -57,6 +57,11 @@ __device__ __forceinline__ bool backproject_pixel(const DepthView& d, int64_t i,
     out[0] = x;
     out[1] = y;
     out[2] = z;
+  }
+  // A point that overflowed (depth near FLT_MAX) is invalid too, as on the CPU.
+  if (!(fabsf(out[0]) <= FLT_MAX && fabsf(out[1]) <= FLT_MAX && fabsf(out[2]) <= FLT_MAX)) {
+    out[0] = out[1] = out[2] = quiet_nan();
+    return false;
   }
   return true;
 }
