@@ -5,7 +5,7 @@
 //   node scripts/build-native.js --if-missing  the install script: do nothing when a usable
 //                                              binary (local build or prebuild) already exists
 //   node scripts/build-native.js --tests       also make sure the kernel test executable is built
-// Environment: SR3D_CUDA=0 skips CUDA; SR3D_CUDA_ARCHS="75;87;90" picks architectures.
+// Environment: SR3D_CUDA=0 skips CUDA; SR3D_CUDA_ARCHS="75;80;87;90" (the default) picks architectures.
 'use strict';
 const { spawnSync } = require('child_process');
 const fs = require('fs');

@@ -185,10 +185,11 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
   const bool need_quantile = mode == CanonicalMode::kIsotropic && quantile > 0;
   block = std::max<int64_t>(1, block);
   const int64_t nblocks = (n + block - 1) / block;
-  // Pass 1: count, min/max, and an evenly strided sample of whole blocks (~64K points)
-  // that brackets the quantile ranks for pass 2.
+  // Pass 1: count, min/max, and an evenly strided sample of single points (~64K) that
+  // brackets the quantile ranks for pass 2. Single points, not whole blocks: neighbouring
+  // points of a real point map are correlated, and a block sample misses the brackets.
   const int64_t kSampleTarget = 1 << 16;
-  const int64_t sample_every = std::max<int64_t>(1, nblocks * block / kSampleTarget);
+  const int64_t stride = std::max<int64_t>(1, n / kSampleTarget);
   const int threads = cpu_threads();
   std::vector<Stats> stats(threads);
   std::vector<std::vector<float>> sample(threads * 3);
@@ -201,10 +202,10 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
       s.count += block_count_valid(buf.x, cnt);
       const float* axes[3] = {buf.x, buf.y, buf.z};
       for (int a = 0; a < 3; ++a) block_stats(axes[a], cnt, &s.mn[a], &s.mx[a]);
-      if (need_quantile && b % sample_every == 0)
-        for (int a = 0; a < 3; ++a)
-          for (int64_t i = 0; i < cnt; ++i)
-            if (axes[a][i] == axes[a][i]) sample[c * 3 + a].push_back(axes[a][i]);
+      if (need_quantile)
+        for (int64_t i = (stride - begin % stride) % stride; i < cnt; i += stride)
+          if (axes[0][i] == axes[0][i])  // invalid points are NaN on all three axes
+            for (int a = 0; a < 3; ++a) sample[c * 3 + a].push_back(axes[a][i]);
     }
   });
   Stats total;
