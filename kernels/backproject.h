@@ -47,9 +47,10 @@ struct FrameParams {
   bool has_pose;
 };
 FrameParams frame_params(const BackprojectArgs& a, int64_t frame);
+// depth_row points at the first pixel to compute, whose column is u0; `width` pixels.
 void backproject_row(const void* depth_row, DType dtype, float depth_scale, int64_t width,
                      float v, const FrameParams& p, float* x, float* y, float* z,
-                     uint8_t* valid);
+                     uint8_t* valid, int64_t u0 = 0);
 }  // namespace cpu
 
 #ifdef SR3D_WITH_CUDA

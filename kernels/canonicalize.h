@@ -52,7 +52,8 @@ CanonicalTransform canonicalize_reference(const CanonicalizeArgs& a);
 CanonicalTransform canonicalize_fast(const CanonicalizeArgs& a);
 
 // A source of points in SoA blocks: fill x/y/z[0..count) for flat indices
-// [begin, begin+count), NaN in all three where invalid. Lets the fused scene op run the
+// [begin, begin+count), NaN in all three where invalid. Calls never cross a multiple of
+// `block` (whole blocks, or short sample runs inside one). Lets the fused scene op run the
 // reduction on points recomputed from depth instead of a stored point map.
 using PointBlockFn =
     std::function<void(int64_t begin, int64_t count, float* x, float* y, float* z)>;

@@ -114,7 +114,7 @@ FrameParams frame_params(const BackprojectArgs& a, int64_t f) {
 // Branch-free over a row so the compiler vectorizes it (each ISA clone). The loop index is
 // a 32-bit int (W <= 2^20): int64 -> float conversions do not vectorize before AVX-512DQ.
 template <typename T>
-static inline void row_impl(const T* __restrict d, float scale, int W, float v,
+static inline void row_impl(const T* __restrict d, float scale, int W, int u0, float v,
                             const FrameParams& p, float* __restrict xs, float* __restrict ys,
                             float* __restrict zs, uint8_t* __restrict valid) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -125,7 +125,7 @@ static inline void row_impl(const T* __restrict d, float scale, int W, float v,
   const bool pose = p.has_pose;
   for (int u = 0; u < W; ++u) {
     float z = static_cast<float>(d[u]) * scale;
-    float x = (static_cast<float>(u) - cx) * z * ifx;
+    float x = (static_cast<float>(u + u0) - cx) * z * ifx;
     float y = yk * z * ify;
     float X = pose ? r0 * x + r1 * y + r2 * z + t0 : x;
     float Y = pose ? r3 * x + r4 * y + r5 * z + t1 : y;
@@ -141,19 +141,19 @@ static inline void row_impl(const T* __restrict d, float scale, int W, float v,
 }
 
 SR3D_TARGET_CLONES
-static void row_f32(const float* d, float s, int W, float v, const FrameParams& p, float* x,
-                    float* y, float* z, uint8_t* valid) {
-  row_impl(d, s, W, v, p, x, y, z, valid);
+static void row_f32(const float* d, float s, int W, int u0, float v, const FrameParams& p,
+                    float* x, float* y, float* z, uint8_t* valid) {
+  row_impl(d, s, W, u0, v, p, x, y, z, valid);
 }
 SR3D_TARGET_CLONES
-static void row_u16(const uint16_t* d, float s, int W, float v, const FrameParams& p,
+static void row_u16(const uint16_t* d, float s, int W, int u0, float v, const FrameParams& p,
                     float* x, float* y, float* z, uint8_t* valid) {
-  row_impl(d, s, W, v, p, x, y, z, valid);
+  row_impl(d, s, W, u0, v, p, x, y, z, valid);
 }
 
 void backproject_row(const void* depth_row, DType dtype, float depth_scale, int64_t width,
                      float v, const FrameParams& p, float* x, float* y, float* z,
-                     uint8_t* valid) {
+                     uint8_t* valid, int64_t u0) {
   // Callers without a validity output still get one computed (into a small scratch row).
   thread_local std::vector<uint8_t> scratch;
   if (!valid) {
@@ -162,9 +162,11 @@ void backproject_row(const void* depth_row, DType dtype, float depth_scale, int6
   }
   const int W = static_cast<int>(width);
   if (dtype == DType::kUint16)
-    row_u16(static_cast<const uint16_t*>(depth_row), depth_scale, W, v, p, x, y, z, valid);
+    row_u16(static_cast<const uint16_t*>(depth_row), depth_scale, W, static_cast<int>(u0), v, p,
+            x, y, z, valid);
   else
-    row_f32(static_cast<const float*>(depth_row), depth_scale, W, v, p, x, y, z, valid);
+    row_f32(static_cast<const float*>(depth_row), depth_scale, W, static_cast<int>(u0), v, p, x,
+            y, z, valid);
 }
 
 SR3D_TARGET_CLONES

@@ -110,62 +110,83 @@ CanonicalTransform canonicalize_reference(const CanonicalizeArgs& a) {
 
 namespace {
 
-struct Stats {
-  int64_t count = 0;
-  float mn[3] = {kInf, kInf, kInf};
-  float mx[3] = {-kInf, -kInf, -kInf};
+// Lane-parallel accumulators: 16 independent min/max chains let the compiler use vector
+// compares/blends (a single running min is a serial dependency chain, and NaN-aware
+// min/max does not auto-vectorize as a reduction).
+constexpr int kLanes = 16;
+struct AxisStats {
+  float mn[kLanes], mx[kLanes];
+  AxisStats() {
+    for (int j = 0; j < kLanes; ++j) { mn[j] = kInf; mx[j] = -kInf; }
+  }
 };
 
 SR3D_TARGET_CLONES
-void block_stats(const float* __restrict v, int64_t n, float* mn, float* mx) {
-  float lo = *mn, hi = *mx;
-  for (int64_t i = 0; i < n; ++i) {
-    lo = v[i] < lo ? v[i] : lo;  // NaN compares false: skipped
-    hi = v[i] > hi ? v[i] : hi;
+void block_minmax(const float* __restrict v, int64_t n, float* __restrict mn,
+                  float* __restrict mx) {
+  float lo[kLanes], hi[kLanes];
+  for (int j = 0; j < kLanes; ++j) { lo[j] = mn[j]; hi[j] = mx[j]; }
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      float x = v[i + j];
+      lo[j] = x < lo[j] ? x : lo[j];  // NaN compares false: skipped
+      hi[j] = x > hi[j] ? x : hi[j];
+    }
+  for (int j = 0; i < n; ++i, ++j) {
+    float x = v[i];
+    lo[j] = x < lo[j] ? x : lo[j];
+    hi[j] = x > hi[j] ? x : hi[j];
   }
-  *mn = lo;
-  *mx = hi;
+  for (int j = 0; j < kLanes; ++j) { mn[j] = lo[j]; mx[j] = hi[j]; }
 }
 
 SR3D_TARGET_CLONES
 int64_t block_count_valid(const float* __restrict v, int64_t n) {
-  int64_t c = 0;
+  int32_t c = 0;
   for (int64_t i = 0; i < n; ++i) c += v[i] == v[i];
   return c;
 }
 
-// Counts v < lo and marks lo <= v <= hi (NaN: neither).
+// Both brackets of one axis in one sweep: counts v < lo0 and v < lo1, and flags
+// bit0 = lo0 <= v <= hi0, bit1 = lo1 <= v <= hi1 (NaN: nothing).
 SR3D_TARGET_CLONES
-int64_t block_bracket(const float* __restrict v, int64_t n, float lo, float hi,
-                      uint8_t* __restrict in) {
-  int64_t below = 0;
+void block_bracket2(const float* __restrict v, int64_t n, float lo0, float hi0, float lo1,
+                    float hi1, int64_t* below0, int64_t* below1, uint8_t* __restrict flags) {
+  int32_t b0 = 0, b1 = 0;
   for (int64_t i = 0; i < n; ++i) {
-    below += v[i] < lo;
-    in[i] = (v[i] >= lo) & (v[i] <= hi);
+    float x = v[i];
+    b0 += x < lo0;
+    b1 += x < lo1;
+    flags[i] = static_cast<uint8_t>(((x >= lo0) & (x <= hi0)) | (((x >= lo1) & (x <= hi1)) << 1));
   }
-  return below;
+  *below0 += b0;
+  *below1 += b1;
 }
 
-void gather_marked(const float* v, const uint8_t* in, int64_t n, std::vector<float>& out) {
+// Appends the flagged values: candidates are rare, so skip 8 clear flags at a time.
+void gather_flagged(const float* v, const uint8_t* flags, int64_t n, std::vector<float>& out0,
+                    std::vector<float>& out1) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     uint64_t w;
-    std::memcpy(&w, in + i, 8);
-    if (!w) continue;  // candidates are rare (< 1%): skip 8 at a time
-    for (int j = 0; j < 8; ++j)
-      if (in[i + j]) out.push_back(v[i + j]);
+    std::memcpy(&w, flags + i, 8);
+    if (!w) continue;
+    for (int j = 0; j < 8; ++j) {
+      if (flags[i + j] & 1) out0.push_back(v[i + j]);
+      if (flags[i + j] & 2) out1.push_back(v[i + j]);
+    }
   }
-  for (; i < n; ++i)
-    if (in[i]) out.push_back(v[i]);
+  for (; i < n; ++i) {
+    if (flags[i] & 1) out0.push_back(v[i]);
+    if (flags[i] & 2) out1.push_back(v[i]);
+  }
 }
 
 // One order-statistic target: ranks k, k2 of one axis, searched inside [lo, hi].
 struct Target {
-  int axis;
   QuantilePos pos;
   float lo = -kInf, hi = kInf;
-  int64_t below = 0;
-  std::vector<float> cand;
   bool done = false;
   double value = 0;
 };
@@ -177,127 +198,140 @@ void select2(std::vector<float>& v, int64_t k, int64_t k2, float* a, float* b) {
   *b = k2 == k ? *a : *std::min_element(v.begin() + k + 1, v.end());
 }
 
+// Per-thread state of one sweep.
+struct Sweep {
+  int64_t count = 0;
+  AxisStats axis[3];
+  int64_t below[6] = {0, 0, 0, 0, 0, 0};
+  std::vector<float> cand[6];
+};
+
 }  // namespace
 
+// Passes over the source (each recomputes the points; nothing is stored):
+//   0. (quantile only) a sample of ~64K points in short strided runs -> a bracket around
+//      every needed rank (for n <= 64K the brackets are infinite: everything is gathered);
+//   1. one fused sweep: valid count, min/max, and per bracket the count below it and the
+//      candidates inside it;
+//   2. only for a rank that fell outside its bracket (rare): the same sweep again with that
+//      bracket widened to the whole range.
+// Exact: the ranks are selected from the gathered candidates with nth_element.
 CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t block,
                                  CanonicalMode mode, double quantile) {
   if (mode == CanonicalMode::kMetric) return CanonicalTransform{};
   const bool need_quantile = mode == CanonicalMode::kIsotropic && quantile > 0;
   block = std::max<int64_t>(1, block);
   const int64_t nblocks = (n + block - 1) / block;
-  // Pass 1: count, min/max, and an evenly strided sample of single points (~64K) that
-  // brackets the quantile ranks for pass 2. Single points, not whole blocks: neighbouring
-  // points of a real point map are correlated, and a block sample misses the brackets.
-  const int64_t kSampleTarget = 1 << 16;
-  const int64_t stride = std::max<int64_t>(1, n / kSampleTarget);
   const int threads = cpu_threads();
-  std::vector<Stats> stats(threads);
-  std::vector<std::vector<float>> sample(threads * 3);
-  parallel_for(nblocks, threads, [&](int c, int64_t b0, int64_t b1) {
-    RowBuffer buf(block);
-    Stats& s = stats[c];
-    for (int64_t b = b0; b < b1; ++b) {
-      int64_t begin = b * block, cnt = std::min(block, n - begin);
-      source(begin, cnt, buf.x, buf.y, buf.z);
-      s.count += block_count_valid(buf.x, cnt);
-      const float* axes[3] = {buf.x, buf.y, buf.z};
-      for (int a = 0; a < 3; ++a) block_stats(axes[a], cnt, &s.mn[a], &s.mx[a]);
-      if (need_quantile)
-        for (int64_t i = (stride - begin % stride) % stride; i < cnt; i += stride)
-          if (axes[0][i] == axes[0][i])  // invalid points are NaN on all three axes
-            for (int a = 0; a < 3; ++a) sample[c * 3 + a].push_back(axes[a][i]);
-    }
-  });
-  Stats total;
-  for (const Stats& s : stats) {
-    total.count += s.count;
+
+  Target targets[6];  // axis a: [2a] = Q(q), [2a+1] = Q(1-q)
+  const int64_t kSample = 1 << 16;
+  if (need_quantile && n > kSample) {
+    // Runs of 16 neighbours at an even stride: 4096 source calls, ~64K points.
+    const int64_t run = std::min<int64_t>(16, block), runs = kSample / 16;
+    const int64_t stride = n / runs;
+    std::vector<std::vector<float>> samp(threads * 3);
+    parallel_for(runs, threads, [&](int c, int64_t r0, int64_t r1) {
+      RowBuffer buf(run);
+      for (int64_t r = r0; r < r1; ++r) {
+        int64_t begin = r * stride;
+        int64_t block_end = std::min(n, (begin / block + 1) * block);
+        int64_t cnt = std::min(run, block_end - begin);
+        source(begin, cnt, buf.x, buf.y, buf.z);
+        for (int64_t i = 0; i < cnt; ++i)
+          if (buf.x[i] == buf.x[i]) {  // invalid points are NaN on all three axes
+            samp[c * 3].push_back(buf.x[i]);
+            samp[c * 3 + 1].push_back(buf.y[i]);
+            samp[c * 3 + 2].push_back(buf.z[i]);
+          }
+      }
+    });
     for (int a = 0; a < 3; ++a) {
-      total.mn[a] = std::min(total.mn[a], s.mn[a]);
-      total.mx[a] = std::max(total.mx[a], s.mx[a]);
+      std::vector<float> s;
+      for (int c = 0; c < threads; ++c) s.insert(s.end(), samp[c * 3 + a].begin(), samp[c * 3 + a].end());
+      const int64_t sv = static_cast<int64_t>(s.size());
+      if (sv == 0) break;  // brackets stay infinite: the sweep gathers everything
+      for (int side = 0; side < 2; ++side) {
+        double p = side == 0 ? quantile : 1.0 - quantile;
+        // +-5 sigma of the binomial rank error, + slack for the runs' correlation.
+        double j = p * static_cast<double>(sv - 1);
+        double d = 5.0 * std::sqrt(static_cast<double>(sv) * p * (1 - p)) + 64;
+        int64_t jl = static_cast<int64_t>(std::floor(j - d));
+        int64_t jh = static_cast<int64_t>(std::ceil(j + d)) + 1;
+        Target& t = targets[2 * a + side];
+        if (jl >= 0) { std::nth_element(s.begin(), s.begin() + jl, s.end()); t.lo = s[jl]; }
+        if (jh < sv) { std::nth_element(s.begin(), s.begin() + jh, s.end()); t.hi = s[jh]; }
+      }
     }
   }
-  const int64_t nv = total.count;
+
+  int64_t nv = 0;
   double lo[3], hi[3];
-  for (int a = 0; a < 3; ++a) { lo[a] = total.mn[a]; hi[a] = total.mx[a]; }
-  if (!need_quantile || nv == 0) return transform_from_box(mode, lo, hi, nv);
-
-  std::vector<float> samp[3];
-  for (int a = 0; a < 3; ++a)
-    for (int c = 0; c < threads; ++c)
-      samp[a].insert(samp[a].end(), sample[c * 3 + a].begin(), sample[c * 3 + a].end());
-  const int64_t sv = static_cast<int64_t>(samp[0].size());
-
-  std::vector<Target> targets;
-  for (int a = 0; a < 3; ++a)
-    for (double q : {quantile, 1.0 - quantile}) {
-      Target t;
-      t.axis = a;
-      t.pos = quantile_pos(q, nv);
-      targets.push_back(std::move(t));
-    }
-  if (sv == nv) {  // the sample is every valid point: select directly
-    for (Target& t : targets) {
-      float x, y;
-      select2(samp[t.axis], t.pos.k, t.pos.k2, &x, &y);
-      t.value = lerp_quantile(x, y, t.pos.frac);
-      t.done = true;
-    }
-  } else {
-    // Bracket each rank by the sample's order statistics +-5 sigma (binomial) + slack.
-    for (Target& t : targets) {
-      double p = static_cast<double>(t.pos.k) / static_cast<double>(nv);
-      double j = p * static_cast<double>(sv);
-      double d = 5.0 * std::sqrt(static_cast<double>(sv) * p * (1 - p)) + 16;
-      int64_t jl = static_cast<int64_t>(std::floor(j - d)), jh = static_cast<int64_t>(std::ceil(j + d)) + 1;
-      std::vector<float>& s = samp[t.axis];
-      if (jl >= 0) { std::nth_element(s.begin(), s.begin() + jl, s.end()); t.lo = s[jl]; }
-      if (jh < sv) { std::nth_element(s.begin(), s.begin() + jh, s.end()); t.hi = s[jh]; }
-    }
-  }
-  // Pass 2 (repeated with widened brackets in the rare case a rank fell outside):
-  // count below each bracket and gather the candidates inside it.
   for (int round = 0; round < 3; ++round) {
-    std::vector<int> open;
-    for (size_t i = 0; i < targets.size(); ++i)
-      if (!targets[i].done) open.push_back(static_cast<int>(i));
-    if (open.empty()) break;
-    std::vector<std::vector<int64_t>> below(threads, std::vector<int64_t>(open.size(), 0));
-    std::vector<std::vector<std::vector<float>>> cand(threads,
-                                                      std::vector<std::vector<float>>(open.size()));
+    std::vector<Sweep> sweeps(threads);
+    const bool first = round == 0;
     parallel_for(nblocks, threads, [&](int c, int64_t b0, int64_t b1) {
       RowBuffer buf(block);
-      std::vector<uint8_t> in(block + 8);
+      std::vector<uint8_t> flags(block + 8);
+      Sweep& s = sweeps[c];
       for (int64_t b = b0; b < b1; ++b) {
         int64_t begin = b * block, cnt = std::min(block, n - begin);
         source(begin, cnt, buf.x, buf.y, buf.z);
         const float* axes[3] = {buf.x, buf.y, buf.z};
-        for (size_t o = 0; o < open.size(); ++o) {
-          const Target& t = targets[open[o]];
-          below[c][o] += block_bracket(axes[t.axis], cnt, t.lo, t.hi, in.data());
-          gather_marked(axes[t.axis], in.data(), cnt, cand[c][o]);
+        if (first) {
+          s.count += block_count_valid(buf.x, cnt);
+          for (int a = 0; a < 3; ++a) block_minmax(axes[a], cnt, s.axis[a].mn, s.axis[a].mx);
+        }
+        if (!need_quantile) continue;
+        for (int a = 0; a < 3; ++a) {
+          const Target &t0 = targets[2 * a], &t1 = targets[2 * a + 1];
+          if (t0.done && t1.done) continue;
+          // A finished target gets an empty bracket (lo > hi) so it gathers nothing.
+          float lo0 = t0.done ? kInf : t0.lo, hi0 = t0.done ? -kInf : t0.hi;
+          float lo1 = t1.done ? kInf : t1.lo, hi1 = t1.done ? -kInf : t1.hi;
+          block_bracket2(axes[a], cnt, lo0, hi0, lo1, hi1, &s.below[2 * a], &s.below[2 * a + 1],
+                         flags.data());
+          gather_flagged(axes[a], flags.data(), cnt, s.cand[2 * a], s.cand[2 * a + 1]);
         }
       }
     });
-    for (size_t o = 0; o < open.size(); ++o) {
-      Target& t = targets[open[o]];
-      t.below = 0;
-      t.cand.clear();
-      for (int c = 0; c < threads; ++c) {
-        t.below += below[c][o];
-        t.cand.insert(t.cand.end(), cand[c][o].begin(), cand[c][o].end());
+    if (first) {
+      float mn[3] = {kInf, kInf, kInf}, mx[3] = {-kInf, -kInf, -kInf};
+      for (const Sweep& s : sweeps) {
+        nv += s.count;
+        for (int a = 0; a < 3; ++a)
+          for (int j = 0; j < kLanes; ++j) {
+            mn[a] = std::min(mn[a], s.axis[a].mn[j]);
+            mx[a] = std::max(mx[a], s.axis[a].mx[j]);
+          }
       }
-      int64_t in_count = static_cast<int64_t>(t.cand.size());
-      if (t.below <= t.pos.k && t.pos.k2 < t.below + in_count) {
+      for (int a = 0; a < 3; ++a) { lo[a] = mn[a]; hi[a] = mx[a]; }
+      if (!need_quantile || nv == 0) return transform_from_box(mode, lo, hi, nv);
+      for (int k = 0; k < 6; ++k) targets[k].pos = quantile_pos(k % 2 == 0 ? quantile : 1.0 - quantile, nv);
+    }
+    bool all_done = true;
+    for (int k = 0; k < 6; ++k) {
+      Target& t = targets[k];
+      if (t.done) continue;
+      int64_t below = 0;
+      std::vector<float> cand;
+      for (Sweep& s : sweeps) {
+        below += s.below[k];
+        cand.insert(cand.end(), s.cand[k].begin(), s.cand[k].end());
+      }
+      const int64_t in_count = static_cast<int64_t>(cand.size());
+      if (below <= t.pos.k && t.pos.k2 < below + in_count) {
         float x, y;
-        select2(t.cand, t.pos.k - t.below, t.pos.k2 - t.below, &x, &y);
+        select2(cand, t.pos.k - below, t.pos.k2 - below, &x, &y);
         t.value = lerp_quantile(x, y, t.pos.frac);
         t.done = true;
-      } else {  // widen the failing side to the whole range; the next round must succeed
-        if (t.below > t.pos.k) t.lo = -kInf;
-        if (t.pos.k2 >= t.below + in_count) t.hi = kInf;
+      } else {  // widen the failing side to the whole range; the next sweep must succeed
+        if (below > t.pos.k) t.lo = -kInf;
+        if (t.pos.k2 >= below + in_count) t.hi = kInf;
+        all_done = false;
       }
-      std::vector<float>().swap(t.cand);
     }
+    if (all_done) break;
   }
   for (const Target& t : targets)
     if (!t.done) throw_internal("canonicalize: quantile selection did not converge");

@@ -42,12 +42,12 @@ CanonicalTransform scene_points_fast(const ScenePointsArgs& a) {
   const size_t esize = bp.depth_dtype == DType::kUint16 ? 2 : 4;
   std::vector<FrameParams> params(bp.frames);
   for (int64_t f = 0; f < bp.frames; ++f) params[f] = frame_params(bp, f);
+  // Points [begin, begin+count) of one row (blocks never cross a row).
   auto row_source = [&](int64_t begin, int64_t count, float* x, float* y, float* z) {
-    int64_t r = begin / W;  // blocks are whole rows
-    (void)count;
-    const char* drow = static_cast<const char*>(bp.depth) + r * W * esize;
-    backproject_row(drow, bp.depth_dtype, bp.depth_scale, W, static_cast<float>(r % H),
-                    params[r / H], x, y, z, nullptr);
+    const int64_t r = begin / W, u0 = begin % W;
+    const char* d = static_cast<const char*>(bp.depth) + begin * esize;
+    backproject_row(d, bp.depth_dtype, bp.depth_scale, count, static_cast<float>(r % H),
+                    params[r / H], x, y, z, nullptr, u0);
   };
   CanonicalTransform t;
   if (n > 0) t = reduce_points(row_source, n, W, a.mode, a.quantile);
