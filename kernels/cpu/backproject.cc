@@ -111,10 +111,11 @@ FrameParams frame_params(const BackprojectArgs& a, int64_t f) {
   return p;
 }
 
-// Branch-free over a row so the compiler vectorizes it (each ISA clone). The loop index is
-// a 32-bit int (W <= 2^20): int64 -> float conversions do not vectorize before AVX-512DQ.
-template <typename T>
-static inline void row_impl(const T* __restrict d, float scale, int W, int u0, float v,
+// Branch-free over a row so the compiler vectorizes it (each ISA clone): the pose test is
+// a template parameter (a run-time `pose ? a : b` inside the loop blocks if-conversion),
+// and the loop index is a 32-bit int (W <= 2^20; int64 -> float needs AVX-512DQ).
+template <bool kPose, typename T>
+static inline void row_loop(const T* __restrict d, float scale, int W, int u0, float v,
                             const FrameParams& p, float* __restrict xs, float* __restrict ys,
                             float* __restrict zs, uint8_t* __restrict valid) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -122,14 +123,16 @@ static inline void row_impl(const T* __restrict d, float scale, int W, int u0, f
   const float cx = p.cx, ifx = p.ifx, yk = v - p.cy, ify = p.ify;
   const float r0 = p.r[0], r1 = p.r[1], r2 = p.r[2], r3 = p.r[3], r4 = p.r[4], r5 = p.r[5],
               r6 = p.r[6], r7 = p.r[7], r8 = p.r[8], t0 = p.t[0], t1 = p.t[1], t2 = p.t[2];
-  const bool pose = p.has_pose;
   for (int u = 0; u < W; ++u) {
     float z = static_cast<float>(d[u]) * scale;
     float x = (static_cast<float>(u + u0) - cx) * z * ifx;
     float y = yk * z * ify;
-    float X = pose ? r0 * x + r1 * y + r2 * z + t0 : x;
-    float Y = pose ? r3 * x + r4 * y + r5 * z + t1 : y;
-    float Z = pose ? r6 * x + r7 * y + r8 * z + t2 : z;
+    float X = x, Y = y, Z = z;
+    if (kPose) {
+      X = r0 * x + r1 * y + r2 * z + t0;
+      Y = r3 * x + r4 * y + r5 * z + t1;
+      Z = r6 * x + r7 * y + r8 * z + t2;
+    }
     // Valid depth whose point is finite (depth near FLT_MAX can overflow it).
     bool ok = (z > 0.0f) & (z <= fmax) & (std::fabs(X) <= fmax) & (std::fabs(Y) <= fmax) &
               (std::fabs(Z) <= fmax);
@@ -138,6 +141,14 @@ static inline void row_impl(const T* __restrict d, float scale, int W, int u0, f
     zs[u] = ok ? Z : nan;
     valid[u] = ok;
   }
+}
+
+template <typename T>
+static inline void row_impl(const T* __restrict d, float scale, int W, int u0, float v,
+                            const FrameParams& p, float* __restrict xs, float* __restrict ys,
+                            float* __restrict zs, uint8_t* __restrict valid) {
+  if (p.has_pose) row_loop<true>(d, scale, W, u0, v, p, xs, ys, zs, valid);
+  else row_loop<false>(d, scale, W, u0, v, p, xs, ys, zs, valid);
 }
 
 SR3D_TARGET_CLONES

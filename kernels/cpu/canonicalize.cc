@@ -1,6 +1,8 @@
 #include "../canonicalize.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <cmath>
 #include <limits>
@@ -227,14 +229,18 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
   Target targets[6];  // axis a: [2a] = Q(q), [2a+1] = Q(1-q)
   const int64_t kSample = 1 << 16;
   if (need_quantile && n > kSample) {
-    // Runs of 16 neighbours at an even stride: 4096 source calls, ~64K points.
+    // Runs of 16 neighbours, one at a hashed offset inside each of 4096 equal strides
+    // (~64K points). The hash matters: an even stride aliases with the row length and
+    // samples only a few columns, whose x differs from the scene's.
     const int64_t run = std::min<int64_t>(16, block), runs = kSample / 16;
     const int64_t stride = n / runs;
     std::vector<std::vector<float>> samp(threads * 3);
     parallel_for(runs, threads, [&](int c, int64_t r0, int64_t r1) {
       RowBuffer buf(run);
       for (int64_t r = r0; r < r1; ++r) {
-        int64_t begin = r * stride;
+        uint64_t h = static_cast<uint64_t>(r + 1) * 0x9E3779B97F4A7C15ull;
+        h ^= h >> 29;
+        int64_t begin = r * stride + static_cast<int64_t>(h % static_cast<uint64_t>(stride));
         int64_t block_end = std::min(n, (begin / block + 1) * block);
         int64_t cnt = std::min(run, block_end - begin);
         source(begin, cnt, buf.x, buf.y, buf.z);
@@ -267,7 +273,8 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
 
   int64_t nv = 0;
   double lo[3], hi[3];
-  for (int round = 0; round < 3; ++round) {
+  const int kRounds = 5;
+  for (int round = 0; round < kRounds; ++round) {
     std::vector<Sweep> sweeps(threads);
     const bool first = round == 0;
     parallel_for(nblocks, threads, [&](int c, int64_t b0, int64_t b1) {
@@ -320,14 +327,27 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
         cand.insert(cand.end(), s.cand[k].begin(), s.cand[k].end());
       }
       const int64_t in_count = static_cast<int64_t>(cand.size());
+      if (std::getenv("SR3D_DEBUG_REDUCE"))
+        std::fprintf(stderr, "round %d target %d: k=%lld below=%lld in=%lld [%g, %g]\n", round, k,
+                     (long long)t.pos.k, (long long)below, (long long)in_count, t.lo, t.hi);
       if (below <= t.pos.k && t.pos.k2 < below + in_count) {
         float x, y;
         select2(cand, t.pos.k - below, t.pos.k2 - below, &x, &y);
         t.value = lerp_quantile(x, y, t.pos.frac);
         t.done = true;
-      } else {  // widen the failing side to the whole range; the next sweep must succeed
-        if (below > t.pos.k) t.lo = -kInf;
-        if (t.pos.k2 >= below + in_count) t.hi = kInf;
+      } else {
+        // The counts say on which side the rank lies: move the bracket there, 4x wider,
+        // and open it to infinity on the last retry so the sweep must succeed.
+        const bool last = round + 2 >= kRounds;
+        const float w = 4.0f * (t.hi - t.lo);
+        const bool finite_w = w > 0 && w <= std::numeric_limits<float>::max();
+        if (below > t.pos.k) {
+          t.hi = t.lo;
+          t.lo = last || !finite_w ? -kInf : t.lo - w;
+        } else {
+          t.lo = t.hi;
+          t.hi = last || !finite_w ? kInf : t.hi + w;
+        }
         all_done = false;
       }
     }
