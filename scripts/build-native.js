@@ -5,7 +5,7 @@
 //   node scripts/build-native.js --if-missing  the install script: do nothing when a usable
 //                                              binary (local build or prebuild) already exists
 //   node scripts/build-native.js --tests       also make sure the kernel test executable is built
-// Environment: SR3D_CUDA=0 skips CUDA; SR3D_CUDA_ARCHS="75;80;87;90" (the default) picks architectures.
+// Environment: SR3D_BUILDER=node-gyp uses binding.gyp (CPU only); SR3D_CUDA=0 skips CUDA; SR3D_CUDA_ARCHS="75;80;87;90" (the default) picks architectures.
 'use strict';
 const { spawnSync } = require('child_process');
 const fs = require('fs');
@@ -39,7 +39,9 @@ if (args.has('--if-missing') && haveBinary()) {
 }
 
 const cmakeJs = path.join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js');
-if (has('cmake') && fs.existsSync(cmakeJs)) {
+// SR3D_BUILDER=node-gyp forces the node-gyp path (CPU only), e.g. to test binding.gyp.
+const forceGyp = process.env.SR3D_BUILDER === 'node-gyp';
+if (!forceGyp && has('cmake') && fs.existsSync(cmakeJs)) {
   // Configure every time (cheap) so options are explicit: a cached OFF from an earlier
   // SR3D_CUDA=0 build must not stick.
   const cuda = process.env.SR3D_CUDA === '0' ? '--CDSR3D_CUDA=OFF' : '--CDSR3D_CUDA=ON';
@@ -53,6 +55,9 @@ if (has('cmake') && fs.existsSync(cmakeJs)) {
       '  2. Install node-gyp (`npm i -g node-gyp`) and run `node-gyp rebuild` in the sr3d folder.');
     process.exit(1);
   }
-  console.error('[sr3d] cmake not found: building the CPU addon with node-gyp (no CUDA)');
-  run(process.execPath, [gyp, 'rebuild']);
+  console.error(`[sr3d] ${forceGyp ? 'SR3D_BUILDER=node-gyp' : 'cmake not found'}: building the CPU addon with node-gyp (no CUDA)`);
+  // npm passes its nodedir setting (local Node headers) to scripts; without it node-gyp
+  // would try to download headers.
+  const nodedir = process.env.npm_config_nodedir;
+  run(process.execPath, [gyp, 'rebuild', ...(nodedir ? [`--nodedir=${nodedir}`] : [])]);
 }

@@ -1,6 +1,7 @@
 #include "../canonicalize.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -123,24 +124,30 @@ struct AxisStats {
   }
 };
 
+// GCC/clang vector extensions: one 16-wide min/max chain that every clone lowers to its
+// widest registers (4 SSE ops in the baseline clone). NaN compares false, so it is skipped.
+typedef float v16f __attribute__((vector_size(64)));
+
 SR3D_TARGET_CLONES
 void block_minmax(const float* __restrict v, int64_t n, float* __restrict mn,
                   float* __restrict mx) {
-  float lo[kLanes], hi[kLanes];
-  for (int j = 0; j < kLanes; ++j) { lo[j] = mn[j]; hi[j] = mx[j]; }
+  v16f lo, hi;
+  std::memcpy(&lo, mn, sizeof lo);
+  std::memcpy(&hi, mx, sizeof hi);
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) {
-      float x = v[i + j];
-      lo[j] = x < lo[j] ? x : lo[j];  // NaN compares false: skipped
-      hi[j] = x > hi[j] ? x : hi[j];
-    }
+  for (; i + kLanes <= n; i += kLanes) {
+    v16f x;
+    std::memcpy(&x, v + i, sizeof x);
+    lo = x < lo ? x : lo;
+    hi = x > hi ? x : hi;
+  }
+  std::memcpy(mn, &lo, sizeof lo);
+  std::memcpy(mx, &hi, sizeof hi);
   for (int j = 0; i < n; ++i, ++j) {
     float x = v[i];
-    lo[j] = x < lo[j] ? x : lo[j];
-    hi[j] = x > hi[j] ? x : hi[j];
+    mn[j] = x < mn[j] ? x : mn[j];
+    mx[j] = x > mx[j] ? x : mx[j];
   }
-  for (int j = 0; j < kLanes; ++j) { mn[j] = lo[j]; mx[j] = hi[j]; }
 }
 
 SR3D_TARGET_CLONES
@@ -152,36 +159,40 @@ int64_t block_count_valid(const float* __restrict v, int64_t n) {
 
 // Both brackets of one axis in one sweep: counts v < lo0 and v < lo1, and flags
 // bit0 = lo0 <= v <= hi0, bit1 = lo1 <= v <= hi1 (NaN: nothing).
+// Returns how many values are flagged, so the gather can skip the block or stop early.
 SR3D_TARGET_CLONES
-void block_bracket2(const float* __restrict v, int64_t n, float lo0, float hi0, float lo1,
-                    float hi1, int64_t* below0, int64_t* below1, uint8_t* __restrict flags) {
-  int32_t b0 = 0, b1 = 0;
+int32_t block_bracket2(const float* __restrict v, int64_t n, float lo0, float hi0, float lo1,
+                       float hi1, int64_t* below0, int64_t* below1, uint8_t* __restrict flags) {
+  int32_t b0 = 0, b1 = 0, in = 0;
   for (int64_t i = 0; i < n; ++i) {
     float x = v[i];
     b0 += x < lo0;
     b1 += x < lo1;
-    flags[i] = static_cast<uint8_t>(((x >= lo0) & (x <= hi0)) | (((x >= lo1) & (x <= hi1)) << 1));
+    int32_t f0 = (x >= lo0) & (x <= hi0), f1 = (x >= lo1) & (x <= hi1);
+    in += f0 | f1;
+    flags[i] = static_cast<uint8_t>(f0 | (f1 << 1));
   }
   *below0 += b0;
   *below1 += b1;
+  return in;
 }
 
-// Appends the flagged values: candidates are rare, so skip 8 clear flags at a time.
-void gather_flagged(const float* v, const uint8_t* flags, int64_t n, std::vector<float>& out0,
-                    std::vector<float>& out1) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, flags + i, 8);
+// Appends the `count` flagged values: candidates are rare, so skip 8 clear flags at a
+// time and stop once all are found.
+void gather_flagged(const float* v, const uint8_t* flags, int64_t n, int32_t count,
+                    std::vector<float>& out0, std::vector<float>& out1) {
+  for (int64_t i = 0; count > 0 && i < n; i += 8) {
+    uint64_t w = 0;
+    const int64_t m = std::min<int64_t>(8, n - i);
+    std::memcpy(&w, flags + i, static_cast<size_t>(m));
     if (!w) continue;
-    for (int j = 0; j < 8; ++j) {
-      if (flags[i + j] & 1) out0.push_back(v[i + j]);
-      if (flags[i + j] & 2) out1.push_back(v[i + j]);
+    for (int64_t j = 0; j < m; ++j) {
+      const uint8_t f = flags[i + j];
+      if (!f) continue;
+      if (f & 1) out0.push_back(v[i + j]);
+      if (f & 2) out1.push_back(v[i + j]);
+      --count;
     }
-  }
-  for (; i < n; ++i) {
-    if (flags[i] & 1) out0.push_back(v[i]);
-    if (flags[i] & 2) out1.push_back(v[i]);
   }
 }
 
@@ -226,6 +237,14 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
   const int64_t nblocks = (n + block - 1) / block;
   const int threads = cpu_threads();
 
+  const bool dbg = std::getenv("SR3D_DEBUG_REDUCE") != nullptr;
+  auto t_start = std::chrono::steady_clock::now();
+  auto lap = [&](const char* what) {
+    if (!dbg) return;
+    auto now = std::chrono::steady_clock::now();
+    std::fprintf(stderr, "reduce: %-10s %.3f ms\n", what, std::chrono::duration<double, std::milli>(now - t_start).count());
+    t_start = now;
+  };
   Target targets[6];  // axis a: [2a] = Q(q), [2a+1] = Q(1-q)
   const int64_t kSample = 1 << 16;
   if (need_quantile && n > kSample) {
@@ -252,25 +271,45 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
           }
       }
     });
-    for (int a = 0; a < 3; ++a) {
-      std::vector<float> s;
-      for (int c = 0; c < threads; ++c) s.insert(s.end(), samp[c * 3 + a].begin(), samp[c * 3 + a].end());
-      const int64_t sv = static_cast<int64_t>(s.size());
-      if (sv == 0) break;  // brackets stay infinite: the sweep gathers everything
-      for (int side = 0; side < 2; ++side) {
-        double p = side == 0 ? quantile : 1.0 - quantile;
-        // +-5 sigma of the binomial rank error, + slack for the runs' correlation.
-        double j = p * static_cast<double>(sv - 1);
-        double d = 5.0 * std::sqrt(static_cast<double>(sv) * p * (1 - p)) + 64;
-        int64_t jl = static_cast<int64_t>(std::floor(j - d));
-        int64_t jh = static_cast<int64_t>(std::ceil(j + d)) + 1;
-        Target& t = targets[2 * a + side];
-        if (jl >= 0) { std::nth_element(s.begin(), s.begin() + jl, s.end()); t.lo = s[jl]; }
-        if (jh < sv) { std::nth_element(s.begin(), s.begin() + jh, s.end()); t.hi = s[jh]; }
+    lap("sample");
+    // The axes in parallel. Per side, one selection over the whole sample for the bound
+    // nearer the middle, then one inside the small tail it leaves for the outer bound.
+    parallel_for(3, 3, [&](int, int64_t a0, int64_t a1) {
+      for (int64_t a = a0; a < a1; ++a) {
+        std::vector<float> s;
+        for (int c = 0; c < threads; ++c)
+          s.insert(s.end(), samp[c * 3 + a].begin(), samp[c * 3 + a].end());
+        const int64_t sv = static_cast<int64_t>(s.size());
+        if (sv == 0) continue;  // brackets stay infinite: the sweep gathers everything
+        for (int side = 0; side < 2; ++side) {
+          const double p = side == 0 ? quantile : 1.0 - quantile;
+          // +-5 sigma of the binomial rank error, + slack for the runs' correlation.
+          const double j = p * static_cast<double>(sv - 1);
+          const double d = 5.0 * std::sqrt(static_cast<double>(sv) * p * (1 - p)) + 64;
+          const int64_t jl = static_cast<int64_t>(std::floor(j - d));
+          const int64_t jh = static_cast<int64_t>(std::ceil(j + d)) + 1;
+          Target& t = targets[2 * a + side];
+          if (side == 0) {  // low quantile: jh splits off the low tail that holds jl
+            if (jh < sv) { std::nth_element(s.begin(), s.begin() + jh, s.end()); t.hi = s[jh]; }
+            if (jl >= 0) {
+              auto end = jh < sv ? s.begin() + jh : s.end();
+              std::nth_element(s.begin(), s.begin() + jl, end);
+              t.lo = s[jl];
+            }
+          } else {  // high quantile: jl splits off the high tail that holds jh
+            if (jl >= 0) { std::nth_element(s.begin(), s.begin() + jl, s.end()); t.lo = s[jl]; }
+            if (jh < sv) {
+              auto begin = jl >= 0 ? s.begin() + jl + 1 : s.begin();
+              std::nth_element(begin, s.begin() + jh, s.end());
+              t.hi = s[jh];
+            }
+          }
+        }
       }
-    }
+    });
   }
 
+  lap("brackets");
   int64_t nv = 0;
   double lo[3], hi[3];
   const int kRounds = 5;
@@ -296,12 +335,13 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
           // A finished target gets an empty bracket (lo > hi) so it gathers nothing.
           float lo0 = t0.done ? kInf : t0.lo, hi0 = t0.done ? -kInf : t0.hi;
           float lo1 = t1.done ? kInf : t1.lo, hi1 = t1.done ? -kInf : t1.hi;
-          block_bracket2(axes[a], cnt, lo0, hi0, lo1, hi1, &s.below[2 * a], &s.below[2 * a + 1],
-                         flags.data());
-          gather_flagged(axes[a], flags.data(), cnt, s.cand[2 * a], s.cand[2 * a + 1]);
+          int32_t in = block_bracket2(axes[a], cnt, lo0, hi0, lo1, hi1, &s.below[2 * a],
+                                      &s.below[2 * a + 1], flags.data());
+          if (in) gather_flagged(axes[a], flags.data(), cnt, in, s.cand[2 * a], s.cand[2 * a + 1]);
         }
       }
     });
+    lap("sweep");
     if (first) {
       float mn[3] = {kInf, kInf, kInf}, mx[3] = {-kInf, -kInf, -kInf};
       for (const Sweep& s : sweeps) {
@@ -316,8 +356,9 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
       if (!need_quantile || nv == 0) return transform_from_box(mode, lo, hi, nv);
       for (int k = 0; k < 6; ++k) targets[k].pos = quantile_pos(k % 2 == 0 ? quantile : 1.0 - quantile, nv);
     }
-    bool all_done = true;
-    for (int k = 0; k < 6; ++k) {
+    bool retry[6] = {false, false, false, false, false, false};
+    parallel_for(6, 6, [&](int, int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
       Target& t = targets[k];
       if (t.done) continue;
       int64_t below = 0;
@@ -327,8 +368,8 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
         cand.insert(cand.end(), s.cand[k].begin(), s.cand[k].end());
       }
       const int64_t in_count = static_cast<int64_t>(cand.size());
-      if (std::getenv("SR3D_DEBUG_REDUCE"))
-        std::fprintf(stderr, "round %d target %d: k=%lld below=%lld in=%lld [%g, %g]\n", round, k,
+      if (dbg)
+        std::fprintf(stderr, "round %d target %lld: k=%lld below=%lld in=%lld [%g, %g]\n", round, (long long)k,
                      (long long)t.pos.k, (long long)below, (long long)in_count, t.lo, t.hi);
       if (below <= t.pos.k && t.pos.k2 < below + in_count) {
         float x, y;
@@ -348,9 +389,13 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
           t.lo = t.hi;
           t.hi = last || !finite_w ? kInf : t.hi + w;
         }
-        all_done = false;
+        retry[k] = true;
       }
     }
+    });
+    bool all_done = true;
+    for (bool r : retry) all_done = all_done && !r;
+    lap("select");
     if (all_done) break;
   }
   for (const Target& t : targets)
