@@ -40,7 +40,20 @@ export interface DeviceOptions {
   impl?: 'fast' | 'reference';
 }
 
+/**
+ * Preallocated outputs, reused across calls to avoid allocating (and page-faulting) large
+ * arrays every time: each must have exactly the output's element count.
+ */
+export interface PointsOut {
+  /** Float32Array of 3·N elements (N = number of pixels/patches). */
+  points?: Float32Array;
+  /** Uint8Array of N elements. */
+  valid?: Uint8Array;
+}
+
 export interface BackprojectOptions extends DeviceOptions {
+  /** Write into these arrays instead of allocating new ones. Defaults to none. */
+  out?: PointsOut;
   /**
    * Metres per depth unit. Required for uint16 depth (TUM: `1/5000`, ScanNet: `1/1000`);
    * for float32 depth in metres it defaults to `1`.
@@ -53,6 +66,11 @@ export interface BackprojectOptions extends DeviceOptions {
 export type CanonicalMode = 'isotropic' | 'minmax' | 'metric';
 
 export interface CanonicalizeOptions extends DeviceOptions {
+  /**
+   * canonicalize only: write the canonical points into this Float32Array (same length as
+   * the input; it may be the input's own contiguous data for an in-place update). Defaults to a new array.
+   */
+  outPoints?: Float32Array;
   /**
    * `'isotropic'`: centre of the per-axis quantile box, one scale (half the largest box
    * extent), so the scene fits [-1, 1] with its aspect kept; `'minmax'`: per axis to [0, 1];
@@ -207,10 +225,20 @@ function depthBaton(depth: TensorLike, intrinsics: Intrinsics | readonly Intrins
       frames, height, width, depthScale,
       intrinsics: readIntrinsics(intrinsics, frames),
       poses: readPoses(opts?.pose, frames),
-      points: new Float32Array(3 * n),
-      valid: new Uint8Array(n),
+      points: outArray(opts?.out?.points, Float32Array, 3 * n, 'out.points'),
+      valid: outArray(opts?.out?.valid, Uint8Array, n, 'out.valid'),
     },
   };
+}
+
+function outArray<T extends Float32Array | Uint8Array>(
+  given: unknown, Ctor: { new (n: number): T; name: string }, n: number, name: string,
+): T {
+  if (given === undefined) return new Ctor(n);
+  if (!(given instanceof Ctor) || given.length !== n) {
+    throw invalidArgument(`a ${Ctor.name} of ${n} elements`, name, given);
+  }
+  return given;
 }
 
 function readCanonical(opts: CanonicalizeOptions | undefined): { mode: NativeMode; quantile: number } {
@@ -277,7 +305,7 @@ export async function canonicalize(points: TensorLike, opts?: CanonicalizeOption
   if (p.shape.length < 1) throw invalidArgument('points (…,3)', 'points.shape', '[]', true);
   const c = readCanonical(opts);
   const count = p.data.length / 3;
-  const out = new Float32Array(p.data.length);
+  const out = outArray(opts?.outPoints, Float32Array, p.data.length, 'outPoints');
   const sel = pickImpl(opts, addon);
   const t = await call(() => addon.canonicalize({ points: p.data as Float32Array, out, count, ...c, ...sel }));
   return { ...transformOf(c.mode, t), points: toNdArray(out, p.shape) };
@@ -297,6 +325,8 @@ export function toMetric(points: TensorLike, transform: Pick<CanonicalTransform,
 }
 
 export interface PoolOptions extends DeviceOptions {
+  /** Write into these arrays instead of allocating new ones. Defaults to none. */
+  out?: PointsOut;
   /** Patch size in pixels (SigLIP: 14, so a 448 tile gives 32x32 patches). Defaults to `14`. */
   patch?: number;
 }
@@ -324,8 +354,8 @@ export async function poolPointsToPatches(points: TensorLike, opts?: PoolOptions
   const [height, width] = p.shape.slice(-3, -1);
   const batch = lead.reduce((a, b) => a * b, 1);
   const hp = Math.ceil(height / patch), wp = Math.ceil(width / patch);
-  const pooled = new Float32Array(batch * hp * wp * 3);
-  const valid = new Uint8Array(batch * hp * wp);
+  const pooled = outArray(opts?.out?.points, Float32Array, batch * hp * wp * 3, 'out.points');
+  const valid = outArray(opts?.out?.valid, Uint8Array, batch * hp * wp, 'out.valid');
   const sel = pickImpl(opts, addon);
   await call(() => addon.poolPoints({ points: p.data as Float32Array, batch, height, width, patch, pooled, valid, ...sel }));
   return { points: toNdArray(pooled, [...lead, hp, wp, 3]), valid: toNdArray(valid, [...lead, hp, wp]) };
@@ -336,6 +366,8 @@ export interface SinusoidalOptions extends DeviceOptions {
   numFreqs?: number;
   /** Put the coordinate itself first in each axis block. Defaults to `true`. */
   includeInput?: boolean;
+  /** Write the features into this Float32Array (N·width elements). Defaults to a new array. */
+  out?: Float32Array;
 }
 
 /**
@@ -356,7 +388,7 @@ export async function sinusoidalEncode(points: TensorLike, opts?: SinusoidalOpti
   const width = 3 * ((includeInput ? 1 : 0) + 2 * numFreqs);
   if (width === 0) throw invalidArgument('at least one feature (numFreqs > 0 or includeInput)', 'numFreqs', numFreqs);
   const count = p.data.length / 3;
-  const features = new Float32Array(count * width);
+  const features = outArray(opts?.out, Float32Array, count * width, 'out');
   const sel = pickImpl(opts, addon);
   await call(() => addon.sinusoidalEncode({ points: p.data as Float32Array, count, numFreqs, includeInput, features, ...sel }));
   return toNdArray(features, [...p.shape.slice(0, -1), width]);
