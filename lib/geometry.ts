@@ -110,9 +110,12 @@ export interface CanonicalizeResult extends CanonicalTransform {
 
 export type ScenePointsResult = CanonicalizeResult & { valid: NdArray<Uint8Array> };
 
+/** Options of {@link scenePoints}: back-projection and canonicalization (outputs via `out`). */
+export type ScenePointsOptions = BackprojectOptions & Omit<CanonicalizeOptions, 'outPoints'>;
+
 // ------------------------------------------------------------------------------------
 
-function pickImpl(opts: DeviceOptions | undefined, addon: NativeAddon, cpuOnly = false): { impl: ImplName; device?: number } {
+function pickImpl(opts: DeviceOptions | undefined, addon: NativeAddon): { impl: ImplName; device?: number } {
   const device = opts?.device ?? 'auto';
   const impl = opts?.impl ?? 'fast';
   if (!['auto', 'cpu', 'cuda'].includes(device)) throw invalidArgument("'auto', 'cpu' or 'cuda'", 'device', device);
@@ -123,7 +126,7 @@ function pickImpl(opts: DeviceOptions | undefined, addon: NativeAddon, cpuOnly =
     if (device === 'cuda') throw invalidArgument("impl 'fast' with device 'cuda' (the reference is CPU-only)", 'impl', impl);
     return { impl: 'reference' };
   }
-  if (device === 'cpu' || cpuOnly) return { impl: 'fast' };
+  if (device === 'cpu') return { impl: 'fast' };
   const gpus = addon.variant === 'cuda' ? addon.devices().devices.length : 0;
   if (device === 'cuda') {
     if (gpus === 0) {
@@ -279,7 +282,7 @@ export async function backproject(
  * Gives exactly `canonicalize((await backproject(...)).points, opts)`.
  */
 export async function scenePoints(
-  depth: TensorLike, intrinsics: Intrinsics | readonly Intrinsics[], opts?: BackprojectOptions & CanonicalizeOptions,
+  depth: TensorLike, intrinsics: Intrinsics | readonly Intrinsics[], opts?: ScenePointsOptions,
 ): Promise<ScenePointsResult> {
   const addon = native();
   const { baton, outShape } = depthBaton(depth, intrinsics, opts);

@@ -182,10 +182,12 @@ int32_t block_bracket2(const float* __restrict v, int64_t n, float lo0, float hi
 void gather_flagged(const float* v, const uint8_t* flags, int64_t n, int32_t count,
                     std::vector<float>& out0, std::vector<float>& out1) {
   for (int64_t i = 0; count > 0 && i < n; i += 8) {
-    uint64_t w = 0;
     const int64_t m = std::min<int64_t>(8, n - i);
-    std::memcpy(&w, flags + i, static_cast<size_t>(m));
-    if (!w) continue;
+    if (m == 8) {  // a fixed-size load (a variable-size memcpy would be a library call)
+      uint64_t w;
+      std::memcpy(&w, flags + i, 8);
+      if (!w) continue;
+    }
     for (int64_t j = 0; j < m; ++j) {
       const uint8_t f = flags[i + j];
       if (!f) continue;

@@ -237,10 +237,14 @@ CanonicalTransform reduce_transform(const Source& src, int64_t n, CanonicalMode 
   SR3D_CUDA_CHECK(cudaStreamSynchronize(stream));
   const int64_t nv = static_cast<int64_t>(stats.count);
   double lo[3] = {0, 0, 0}, hi[3] = {0, 0, 0};
+  // The reference takes min/max as the q = 0 / q = 1 'linear' quantiles, v + (v2 - v) * 0,
+  // which turns a -0 bound into +0; the ordered keys prefer -0 for the min (and keep -0 for
+  // a max whose set has no +0), so normalize the same way (+0.0 changes nothing else).
   if (nv > 0)
     for (int a = 0; a < 3; ++a) {
-      lo[a] = ordered_key_to_float(stats.mn[a]);
-      hi[a] = ordered_key_to_float(stats.mx[a]);
+      const double mn = ordered_key_to_float(stats.mn[a]), mx = ordered_key_to_float(stats.mx[a]);
+      lo[a] = lerp_quantile(mn, mn, 0.0);
+      hi[a] = lerp_quantile(mx, mx, 0.0);
     }
   if (mode != CanonicalMode::kIsotropic || !(quantile > 0) || nv == 0)
     return cpu::transform_from_box(mode, lo, hi, nv);

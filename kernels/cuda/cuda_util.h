@@ -89,7 +89,10 @@ class DeviceBuffer {
     pooled_ = true;
   }
   void release() noexcept {
-    if (ptr_) (void)(pooled_ ? cudaFreeAsync(ptr_, stream_) : cudaFree(ptr_));
+    // A failed free leaves the thread's last-error slot set; clear it so the next
+    // launch_checked does not report it as that kernel's launch error.
+    if (ptr_ && (pooled_ ? cudaFreeAsync(ptr_, stream_) : cudaFree(ptr_)) != cudaSuccess)
+      (void)cudaGetLastError();
     ptr_ = nullptr;
     count_ = 0;
     pooled_ = false;
@@ -113,8 +116,13 @@ class Stream {
     check(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking),
           "cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking)", __FILE__, __LINE__);
   }
+  // Waits for the stream first: when an op throws after queuing copies into host memory,
+  // none may still be in flight once the caller gets the exception back (a no-op on the
+  // success paths, which synchronized already). Errors are dropped (and cleared).
   ~Stream() {
-    if (s_) (void)cudaStreamDestroy(s_);
+    if (!s_) return;
+    cudaError_t e1 = cudaStreamSynchronize(s_), e2 = cudaStreamDestroy(s_);
+    if (e1 != cudaSuccess || e2 != cudaSuccess) (void)cudaGetLastError();
   }
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;

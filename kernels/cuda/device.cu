@@ -17,8 +17,8 @@ namespace sr3d {
 namespace {
 
 struct CompiledArch {
-  int cc;         // 75, 87, 90, ...
-  bool specific;  // "90a": runs on exactly that chip, never forward
+  int cc;       // 75, 87, 90, 100, ...
+  char suffix;  // 0; 'a': "90a" runs on exactly that chip; 'f': "100f" on its family
 };
 
 // "75;87;90" (also "," separated, "-real"/"-virtual" suffixes tolerated).
@@ -30,26 +30,32 @@ std::vector<CompiledArch> compiled_archs() {
     if (s[i] < '0' || s[i] > '9') { ++i; continue; }
     int v = 0;
     while (i < s.size() && s[i] >= '0' && s[i] <= '9') v = v * 10 + (s[i++] - '0');
-    bool specific = i < s.size() && (s[i] == 'a' || s[i] == 'f');
+    const char suffix = i < s.size() && (s[i] == 'a' || s[i] == 'f') ? s[i] : 0;
     while (i < s.size() && s[i] != ';' && s[i] != ',') ++i;  // skip "-real" etc.
-    out.push_back({v, specific});
+    out.push_back({v, suffix});
   }
   return out;
 }
 
-// The build compiles SASS for every listed arch and PTX for the newest (CMakeLists.txt).
-// SASS sm_XY runs on compute capability X.Z with Z >= Y (same major); PTX JIT-compiles for
-// anything at least as new as its arch. So with "75;87;90": 7.5, 8.7, 8.9, 9.0 and newer
-// run; 8.0 and 8.6 have no usable image.
+// Does SASS (or PTX) compiled for `a` run on compute capability major.minor?
+// SASS sm_XY runs on X.Z with Z >= Y (same major); "XYa" only on X.Y; "XYf" on the
+// family X.Z, Z >= Y.
+bool sass_runs(const CompiledArch& a, int major, int minor) {
+  if (a.suffix == 'a') return a.cc == major * 10 + minor;
+  return a.cc / 10 == major && a.cc % 10 <= minor;
+}
+
+// The build compiles SASS for every listed arch and PTX for the LAST listed one
+// (CMakeLists.txt: list(GET SR3D_ARCHS -1 ...)), which JIT-compiles for anything at least
+// as new (a/f PTX: only what its SASS would run on). With "75;80;87;90": 7.5, 8.x, 9.0 and
+// newer run.
 bool can_run(int major, int minor, const std::vector<CompiledArch>& archs, std::string* why) {
   if (archs.empty()) return true;  // unknown archs: let the first launch tell
   const int cc = major * 10 + minor;
-  int newest = 0;
-  for (const CompiledArch& a : archs) {
-    if (a.specific ? a.cc == cc : (a.cc / 10 == major && a.cc % 10 <= minor)) return true;
-    if (!a.specific && a.cc > newest) newest = a.cc;
-  }
-  if (newest > 0 && cc >= newest) return true;  // PTX of the newest arch
+  for (const CompiledArch& a : archs)
+    if (sass_runs(a, major, minor)) return true;
+  const CompiledArch& ptx = archs.back();
+  if (ptx.suffix == 0 && cc >= ptx.cc) return true;
   if (why)
     *why = "compute capability " + std::to_string(major) + "." + std::to_string(minor) +
            " has no kernel image in this build (archs " + SR3D_CUDA_ARCHS +
@@ -123,12 +129,18 @@ void cuda_set_device(int index) {
   if (index < 0 || index >= count)
     throw_invalid_argument("a CUDA device index in [0, " + std::to_string(count) + ")",
                            "device", std::to_string(index));
-  cudaDeviceProp prop;
-  SR3D_CUDA_CHECK(cudaGetDeviceProperties(&prop, index));
+  // Attributes, not cudaGetDeviceProperties: this runs before every op (on whichever libuv
+  // thread gets it), and the full property query is far slower.
+  int major = 0, minor = 0;
+  SR3D_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, index));
+  SR3D_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, index));
   std::string why;
-  if (!can_run(prop.major, prop.minor, compiled_archs(), &why))
+  if (!can_run(major, minor, compiled_archs(), &why)) {
+    cudaDeviceProp prop;
+    SR3D_CUDA_CHECK(cudaGetDeviceProperties(&prop, index));
     throw_invalid_argument("a CUDA device this build can run on", "device",
                            std::to_string(index) + " (" + prop.name + "): " + why);
+  }
   SR3D_CUDA_CHECK(cudaSetDevice(index));
   cuda::set_selected_device(index);
 }

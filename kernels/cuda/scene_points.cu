@@ -14,8 +14,9 @@ namespace cuda {
 
 namespace {
 
-// Equal to backproject then canonical_apply: a valid depth whose point overflowed to a
-// non-finite value is NaN in the output but still valid = 1 (the depth was valid).
+// Equal to backproject then canonical_apply: valid = 1 exactly where the depth was valid
+// and the point finite (backproject_pixel: a point that overflowed is NaN with valid = 0),
+// which is also what the reduction and the metric count treat as a valid point.
 __global__ void scene_apply_kernel(DepthView d, int64_t n, ApplyParams t,
                                    float* __restrict__ points, uint8_t* __restrict__ valid,
                                    unsigned long long* count) {
@@ -24,14 +25,13 @@ __global__ void scene_apply_kernel(DepthView d, int64_t n, ApplyParams t,
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     float p[3], q[3];
-    const bool depth_ok = backproject_pixel(d, i, p);
-    const bool ok = depth_ok && finite3(p);
+    const bool ok = backproject_pixel(d, i, p) && finite3(p);
     c += ok;
     apply_point(t, ok, p, q);
     points[3 * i] = q[0];
     points[3 * i + 1] = q[1];
     points[3 * i + 2] = q[2];
-    if (valid) valid[i] = depth_ok ? 1 : 0;
+    if (valid) valid[i] = ok ? 1 : 0;
   }
   if (count) {  // uniform over the block
     c = block_reduce(c, SumOp(), 0ULL, scratch);
