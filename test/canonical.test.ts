@@ -61,6 +61,24 @@ describe('canonicalize', () => {
     expect(mx).toBeGreaterThan(0.999);
   });
 
+  it('a minimum of mixed -0 and +0 gives +0 on every path (order-independent)', async () => {
+    for (const n of [10, 200003]) {
+      const pts = new Float32Array(3 * n);
+      for (let i = 0; i < n; i++) {
+        pts[3 * i] = i % 3 === 0 ? -0 : i % 3 === 1 ? 0 : 1 + (i % 7);
+        pts[3 * i + 1] = -(i % 5) - 0;
+        pts[3 * i + 2] = i % 2 ? -0 : 2;
+      }
+      for (const mode of ['minmax', 'isotropic'] as const) {
+        const fast = await canonicalize({ data: pts, shape: [n, 3] }, { mode, quantile: 0, device: 'cpu' });
+        const ref = await canonicalize({ data: pts, shape: [n, 3] }, { mode, quantile: 0, impl: 'reference' });
+        expect(Object.is(fast.center[0], ref.center[0])).toBe(true);
+        expectBitEqual(fast.points.data, ref.points.data, `${mode} n=${n}`);
+        if (mode === 'minmax') expect(Object.is(fast.center[0], 0)).toBe(true);
+      }
+    }
+  });
+
   it('heavy duplicates and a single point', async () => {
     const pts = new Float32Array(3 * 100000).fill(2.5);
     for (let i = 0; i < 300; i++) pts[3 * i] = i;

@@ -759,6 +759,7 @@ int run_tests() {
     g_cuda = true;
     std::printf("CUDA device %d: %s (sm_%d%d): comparing Impl::kCuda too\n", devs[0].index,
                 devs[0].name.c_str(), devs[0].major, devs[0].minor);
+    cuda_set_device(devs[0].index);  // the first *usable* device, not necessarily 0
   }
 #else
   std::printf("CPU-only build: the Impl::kCuda comparisons are skipped\n");

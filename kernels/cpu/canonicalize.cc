@@ -354,7 +354,12 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
             mx[a] = std::max(mx[a], s.axis[a].mx[j]);
           }
       }
-      for (int a = 0; a < 3; ++a) { lo[a] = mn[a]; hi[a] = mx[a]; }
+      // Through lerp_quantile like every quantile (the reference's q = 0 path): it maps -0
+      // to +0, so which zero min/max kept (order-dependent) cannot change the result.
+      for (int a = 0; a < 3; ++a) {
+        lo[a] = lerp_quantile(mn[a], mn[a], 0.0);
+        hi[a] = lerp_quantile(mx[a], mx[a], 0.0);
+      }
       if (!need_quantile || nv == 0) return transform_from_box(mode, lo, hi, nv);
       for (int k = 0; k < 6; ++k) targets[k].pos = quantile_pos(k % 2 == 0 ? quantile : 1.0 - quantile, nv);
     }
