@@ -59,8 +59,16 @@ using PointBlockFn =
     std::function<void(int64_t begin, int64_t count, float* x, float* y, float* z)>;
 // The reduction of the fast path over any source, `n` points in total. `block` must be
 // the granularity the source is cheapest at (a row for depth).
+// Tuning of the quantile selection. Tests set margin = 0 (brackets one sample rank wide) to
+// force the retry sweeps; `sweeps_done`, if set, receives the number of full sweeps.
+struct ReduceTuning {
+  int64_t sample = int64_t(1) << 15;  // bracket sample size
+  double margin = 1.0;                // scales the +-(5 sigma + 64) bracket half-width
+  int* sweeps_done = nullptr;
+};
 CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t block,
-                                 CanonicalMode mode, double quantile);
+                                 CanonicalMode mode, double quantile,
+                                 const ReduceTuning& tuning = ReduceTuning());
 // Shared by every path: the transform from the box (lo, hi) per axis.
 CanonicalTransform transform_from_box(CanonicalMode mode, const double lo[3], const double hi[3],
                                       int64_t valid_count);

@@ -15,7 +15,7 @@ function randomPoints(n: number, seed: number, invalidFrac = 0.1): Float32Array 
 }
 
 describe('canonicalize', () => {
-  // 70001 and 200003 points exceed the 64K sample, so the bracketed selection path runs.
+  // 70001 and 200003 points exceed the 32K sample, so the bracketed selection path runs.
   for (const n of [1, 2, 7, 1000, 70001, 200003]) {
     for (const mode of ['isotropic', 'minmax', 'metric'] as Mode[]) {
       for (const q of mode === 'isotropic' ? [0, 0.01, 0.25] : [0.01]) {

@@ -485,9 +485,9 @@ std::vector<float> make_points(PointsKind kind, int64_t n, uint64_t seed) {
       break;
     }
     case PointsKind::kAdversarial:
-      // The samples both paths bracket the quantiles with (every 6th point on the GPU,
-      // every 6th 4096-point block on the CPU at n = 401408) sit far from the rest, so the
-      // first brackets miss the ranks and the widening retry runs.
+      // The points the GPU samples for its brackets (every 6th at n = 401408) sit far from
+      // the rest, so its first brackets miss and the widening retry runs. (The CPU samples
+      // at hashed offsets; test_reduce_retry forces its retry path.)
       for (int64_t i = 0; i < n; ++i) {
         bool sampled = i % 6 == 0 || (i / 4096) % 6 == 0;
         p[3 * i] = static_cast<float>(rng.uniform(0, 1) + (sampled ? 1000 : 0));
@@ -536,6 +536,43 @@ void test_canonicalize(PointsKind kind, int64_t n, const ModeCase& m, bool in_pl
     check_transform(ctx + " transform", gt, wt);
     check_floats(ctx + " points", got, want, {n, 3}, 0);
   }
+}
+
+// The CPU selection's retry path: zero-margin brackets make the first brackets miss, so
+// the later sweeps (bracket moved toward the rank, 4x wider, finally opened) must still give
+// exactly the reference transform.
+int g_retry_sweeps = 0;
+void test_reduce_retry(PointsKind kind, int64_t n, double q, double margin) {
+  const std::string name = std::string("reduce_retry/n=") + std::to_string(n) + ",points=" +
+                           points_kind_name(kind) + ",q=" + std::to_string(q) +
+                           ",margin=" + std::to_string(margin);
+  if (!begin_case(name)) return;
+  const std::vector<float> input = make_points(kind, n, 77 + n);
+  std::vector<float> want(3 * n);
+  CanonicalizeArgs a;
+  a.points = input.data();
+  a.n = n;
+  a.quantile = q;
+  a.points_out = want.data();
+  CanonicalTransform wt = canonicalize(a, Impl::kReference);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  int sweeps = 0;
+  cpu::ReduceTuning tuning;
+  tuning.margin = margin;
+  tuning.sweeps_done = &sweeps;
+  CanonicalTransform gt = cpu::reduce_points(
+      [&](int64_t begin, int64_t count, float* x, float* y, float* z) {
+        for (int64_t i = 0; i < count; ++i) {
+          const float* p = input.data() + 3 * (begin + i);
+          bool ok = std::isfinite(p[0]) && std::isfinite(p[1]) && std::isfinite(p[2]);
+          x[i] = ok ? p[0] : nan;
+          y[i] = ok ? p[1] : nan;
+          z[i] = ok ? p[2] : nan;
+        }
+      },
+      n, 1024, CanonicalMode::kIsotropic, q, tuning);
+  g_retry_sweeps = std::max(g_retry_sweeps, sweeps);
+  check_transform(name + " [reduce_points vs reference]", gt, wt);
 }
 
 enum class PoolContent { kMixed, kInvalidPatches, kAllInvalid };
@@ -793,6 +830,15 @@ int run_tests() {
       {PointsKind::kAdversarial, 401408, false}};
   for (const PointsCase& pc : pcases)
     for (const ModeCase& m : kAllModes) test_canonicalize(pc.kind, pc.n, m, pc.in_place);
+
+  // The CPU selection's retry path, forced with zero-margin brackets (and the default).
+  for (PointsKind k : {PointsKind::kRandom, PointsKind::kScene, PointsKind::kConstant})
+    for (double q : {0.01, 0.25})
+      for (double margin : {0.0, 1.0})
+        test_reduce_retry(k, 200003, q, margin);
+  if (g_filter.empty())  // with --filter the retry cases may not have run
+    record(g_retry_sweeps > 1, "reduce_retry",
+           "no case needed a second sweep: the retry path was not exercised", nullptr);
 
   // scene_points: small shapes exhaustively, larger ones on a subset.
   for (const Shape& sh : small)

@@ -5,6 +5,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <cmath>
 #include <limits>
 #include <string>
@@ -198,6 +201,116 @@ void gather_flagged(const float* v, const uint8_t* flags, int64_t n, int32_t cou
   }
 }
 
+// The bracket sweep of one axis: counts v < lo0 and v < lo1 and appends the values inside
+// [lo0, hi0] to out0 and inside [lo1, hi1] to out1 (NaN: nothing). "x >= lo" is computed as
+// !(x < lo), which is the same for every non-NaN x and false-safe for NaN (x <= hi fails).
+using BracketFn = void (*)(const float* v, int64_t n, float lo0, float hi0, float lo1, float hi1,
+                           int64_t* below0, int64_t* below1, std::vector<float>& out0,
+                           std::vector<float>& out1);
+
+void bracket_portable(const float* v, int64_t n, float lo0, float hi0, float lo1, float hi1,
+                      int64_t* below0, int64_t* below1, std::vector<float>& out0,
+                      std::vector<float>& out1) {
+  thread_local std::vector<uint8_t> flags;
+  if (static_cast<int64_t>(flags.size()) < n) flags.resize(n);
+  int32_t in = block_bracket2(v, n, lo0, hi0, lo1, hi1, below0, below1, flags.data());
+  if (in) gather_flagged(v, flags.data(), n, in, out0, out1);
+}
+
+inline void push_candidate(float x, float lo0, float hi0, float lo1, float hi1,
+                           std::vector<float>& out0, std::vector<float>& out1) {
+  if (!(x < lo0) && x <= hi0) out0.push_back(x);
+  if (!(x < lo1) && x <= hi1) out1.push_back(x);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// AVX2: compare 8 at a time, count with mask subtraction, and find the rare candidates
+// through a movemask (no flag array, no scan).
+__attribute__((target("avx2"))) void bracket_avx2(const float* v, int64_t n, float lo0,
+                                                  float hi0, float lo1, float hi1,
+                                                  int64_t* below0, int64_t* below1,
+                                                  std::vector<float>& out0,
+                                                  std::vector<float>& out1) {
+  const __m256 l0 = _mm256_set1_ps(lo0), h0 = _mm256_set1_ps(hi0), l1 = _mm256_set1_ps(lo1),
+               h1 = _mm256_set1_ps(hi1);
+  __m256i b0 = _mm256_setzero_si256(), b1 = _mm256_setzero_si256();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(v + i);
+    const __m256 lt0 = _mm256_cmp_ps(x, l0, _CMP_LT_OQ), lt1 = _mm256_cmp_ps(x, l1, _CMP_LT_OQ);
+    const __m256 le0 = _mm256_cmp_ps(x, h0, _CMP_LE_OQ), le1 = _mm256_cmp_ps(x, h1, _CMP_LE_OQ);
+    b0 = _mm256_sub_epi32(b0, _mm256_castps_si256(lt0));
+    b1 = _mm256_sub_epi32(b1, _mm256_castps_si256(lt1));
+    int m = _mm256_movemask_ps(_mm256_or_ps(_mm256_andnot_ps(lt0, le0), _mm256_andnot_ps(lt1, le1)));
+    while (m) {
+      push_candidate(v[i + __builtin_ctz(m)], lo0, hi0, lo1, hi1, out0, out1);
+      m &= m - 1;
+    }
+  }
+  alignas(32) int32_t c0[8], c1[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(c0), b0);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(c1), b1);
+  int64_t s0 = 0, s1 = 0;
+  for (int j = 0; j < 8; ++j) { s0 += c0[j]; s1 += c1[j]; }
+  for (; i < n; ++i) {
+    const float x = v[i];
+    s0 += x < lo0;
+    s1 += x < lo1;
+    push_candidate(x, lo0, hi0, lo1, hi1, out0, out1);
+  }
+  *below0 += s0;
+  *below1 += s1;
+}
+
+// AVX-512: the compares give bit masks directly; counts are popcounts.
+__attribute__((target("avx512f,popcnt"))) void bracket_avx512(const float* v, int64_t n,
+                                                               float lo0, float hi0, float lo1,
+                                                               float hi1, int64_t* below0,
+                                                               int64_t* below1,
+                                                               std::vector<float>& out0,
+                                                               std::vector<float>& out1) {
+  const __m512 l0 = _mm512_set1_ps(lo0), h0 = _mm512_set1_ps(hi0), l1 = _mm512_set1_ps(lo1),
+               h1 = _mm512_set1_ps(hi1);
+  int64_t s0 = 0, s1 = 0, i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 x = _mm512_loadu_ps(v + i);
+    const __mmask16 lt0 = _mm512_cmp_ps_mask(x, l0, _CMP_LT_OQ);
+    const __mmask16 lt1 = _mm512_cmp_ps_mask(x, l1, _CMP_LT_OQ);
+    const __mmask16 le0 = _mm512_cmp_ps_mask(x, h0, _CMP_LE_OQ);
+    const __mmask16 le1 = _mm512_cmp_ps_mask(x, h1, _CMP_LE_OQ);
+    s0 += __builtin_popcount(lt0);
+    s1 += __builtin_popcount(lt1);
+    unsigned m = (le0 & ~lt0 & 0xFFFFu) | (le1 & ~lt1 & 0xFFFFu);
+    while (m) {
+      push_candidate(v[i + __builtin_ctz(m)], lo0, hi0, lo1, hi1, out0, out1);
+      m &= m - 1;
+    }
+  }
+  for (; i < n; ++i) {
+    const float x = v[i];
+    s0 += x < lo0;
+    s1 += x < lo1;
+    push_candidate(x, lo0, hi0, lo1, hi1, out0, out1);
+  }
+  *below0 += s0;
+  *below1 += s1;
+}
+#endif
+
+// SR3D_CPU_ISA=portable|avx2 caps the choice (tests run every variant this way).
+BracketFn pick_bracket() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  const char* cap = std::getenv("SR3D_CPU_ISA");
+  const std::string want = cap ? cap : "";
+  __builtin_cpu_init();
+  if (want.empty() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt"))
+    return bracket_avx512;
+  if ((want.empty() || want == "avx2") && __builtin_cpu_supports("avx2")) return bracket_avx2;
+#endif
+  return bracket_portable;
+}
+const BracketFn bracket_sweep = pick_bracket();
+
 // One order-statistic target: ranks k, k2 of one axis, searched inside [lo, hi].
 struct Target {
   QuantilePos pos;
@@ -224,15 +337,19 @@ struct Sweep {
 }  // namespace
 
 // Passes over the source (each recomputes the points; nothing is stored):
-//   0. (quantile only) a sample of ~64K points in short strided runs -> a bracket around
-//      every needed rank (for n <= 64K the brackets are infinite: everything is gathered);
+//   0. (quantile only) a sample of ~32K points in short strided runs -> a bracket around
+//      every needed rank (for n <= 32K the brackets are infinite: everything is gathered);
 //   1. one fused sweep: valid count, min/max, and per bracket the count below it and the
 //      candidates inside it;
 //   2. only for a rank that fell outside its bracket (rare): the same sweep again with that
 //      bracket widened to the whole range.
 // Exact: the ranks are selected from the gathered candidates with nth_element.
 CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t block,
-                                 CanonicalMode mode, double quantile) {
+                                 CanonicalMode mode, double quantile,
+                                 const ReduceTuning& tuning) {
+  const int64_t sample = tuning.sample;
+  int* sweeps_done = tuning.sweeps_done;
+  if (sweeps_done) *sweeps_done = 0;
   if (mode == CanonicalMode::kMetric) return CanonicalTransform{};
   const bool need_quantile = mode == CanonicalMode::kIsotropic && quantile > 0;
   block = std::max<int64_t>(1, block);
@@ -248,12 +365,12 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
     t_start = now;
   };
   Target targets[6];  // axis a: [2a] = Q(q), [2a+1] = Q(1-q)
-  const int64_t kSample = 1 << 16;
-  if (need_quantile && n > kSample) {
-    // Runs of 16 neighbours, one at a hashed offset inside each of 4096 equal strides
-    // (~64K points). The hash matters: an even stride aliases with the row length and
+  // The default sample (32K) balances the sample + bracket cost against the candidates to select.
+  if (need_quantile && n > sample) {
+    // Runs of 16 neighbours, one at a hashed offset inside each of sample/16 equal strides
+    // (~sample points). The hash matters: an even stride aliases with the row length and
     // samples only a few columns, whose x differs from the scene's.
-    const int64_t run = std::min<int64_t>(16, block), runs = kSample / 16;
+    const int64_t run = std::min<int64_t>(16, block), runs = std::max<int64_t>(1, sample / 16);
     const int64_t stride = n / runs;
     std::vector<std::vector<float>> samp(threads * 3);
     parallel_for(runs, threads, [&](int c, int64_t r0, int64_t r1) {
@@ -287,7 +404,7 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
           const double p = side == 0 ? quantile : 1.0 - quantile;
           // +-5 sigma of the binomial rank error, + slack for the runs' correlation.
           const double j = p * static_cast<double>(sv - 1);
-          const double d = 5.0 * std::sqrt(static_cast<double>(sv) * p * (1 - p)) + 64;
+          const double d = tuning.margin * (5.0 * std::sqrt(static_cast<double>(sv) * p * (1 - p)) + 64);
           const int64_t jl = static_cast<int64_t>(std::floor(j - d));
           const int64_t jh = static_cast<int64_t>(std::ceil(j + d)) + 1;
           Target& t = targets[2 * a + side];
@@ -320,7 +437,6 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
     const bool first = round == 0;
     parallel_for(nblocks, threads, [&](int c, int64_t b0, int64_t b1) {
       RowBuffer buf(block);
-      std::vector<uint8_t> flags(block + 8);
       Sweep& s = sweeps[c];
       for (int64_t b = b0; b < b1; ++b) {
         int64_t begin = b * block, cnt = std::min(block, n - begin);
@@ -337,12 +453,12 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
           // A finished target gets an empty bracket (lo > hi) so it gathers nothing.
           float lo0 = t0.done ? kInf : t0.lo, hi0 = t0.done ? -kInf : t0.hi;
           float lo1 = t1.done ? kInf : t1.lo, hi1 = t1.done ? -kInf : t1.hi;
-          int32_t in = block_bracket2(axes[a], cnt, lo0, hi0, lo1, hi1, &s.below[2 * a],
-                                      &s.below[2 * a + 1], flags.data());
-          if (in) gather_flagged(axes[a], flags.data(), cnt, in, s.cand[2 * a], s.cand[2 * a + 1]);
+          bracket_sweep(axes[a], cnt, lo0, hi0, lo1, hi1, &s.below[2 * a], &s.below[2 * a + 1],
+                        s.cand[2 * a], s.cand[2 * a + 1]);
         }
       }
     });
+    if (sweeps_done) ++*sweeps_done;
     lap("sweep");
     if (first) {
       float mn[3] = {kInf, kInf, kInf}, mx[3] = {-kInf, -kInf, -kInf};
