@@ -104,12 +104,14 @@ function jsBackproject(depth, H, W, K, P, scale, out) {
       const bytes = n * (dbytes(dt) + 12 + 1);
       row('backproject', `${F}x${H}x${W} ${dt}`, device, await timeIt(() => addon.backproject({ ...b, impl, device: 0 })), bytes, bytes);
     }
-    for (const [dt, q] of [['float32', 0], ['float32', 0.01], ['uint16', 0], ['uint16', 0.01]]) {
-      const b = frames(32, 448, 448, dt);
-      const n = 32 * 448 * 448;
-      const bytes = n * (dbytes(dt) + 12 + 1);
-      row(`scene_points q=${q}`, `32x448x448 ${dt}`, device,
-        await timeIt(() => addon.scenePoints({ ...b, mode: 'isotropic', quantile: q, impl, device: 0 })), bytes, bytes);
+    for (const output of ['world', 'canonical']) {
+      for (const [dt, q] of [['float32', 0], ['float32', 0.01], ['uint16', 0], ['uint16', 0.01]]) {
+        const b = frames(32, 448, 448, dt);
+        const n = 32 * 448 * 448;
+        const bytes = n * (dbytes(dt) + 12 + 1);
+        row(`scene_points ${output} q=${q}`, `32x448x448 ${dt}`, device,
+          await timeIt(() => addon.scenePoints({ ...b, mode: 'isotropic', quantile: q, output, impl, device: 0 })), bytes, bytes);
+      }
     }
     {
       const n = 32 * 448 * 448;

@@ -5,7 +5,8 @@
 //   args.bp:   as backproject (depth (F,H,W) f32/u16, intrinsics (F,4), poses (F,16)|null,
 //              points out (F,H,W,3), valid out (F,H,W) uint8 — required here).
 //   mode, quantile: as canonicalize.
-//   -> CanonicalTransform; args.bp.points holds canonical points (NaN where invalid).
+//   -> CanonicalTransform; args.bp.points holds canonical points (NaN where invalid), or the
+//      world points with world_points = true.
 //
 // CPU fast path: the world points are never stored: the reduction passes recompute them
 // from the depth row by row (4 B/px read each for f32 depth, 2 B/px for u16), and the last
@@ -21,6 +22,11 @@ struct ScenePointsArgs {
   BackprojectArgs bp;
   CanonicalMode mode = CanonicalMode::kIsotropic;
   double quantile = 0.01;
+  // false: bp.points receives canonical points. true: bp.points receives the world points
+  // (exactly backproject's) and the transform is returned to apply downstream (pooling is
+  // linear, so pooled world points normalize the same way): the fusion plan of
+  // performance.md §2, one pass over the depth on the CPU (16-17 B/px).
+  bool world_points = false;
 };
 
 CanonicalTransform scene_points(const ScenePointsArgs& a, Impl impl);

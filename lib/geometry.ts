@@ -111,7 +111,15 @@ export interface CanonicalizeResult extends CanonicalTransform {
 export type ScenePointsResult = CanonicalizeResult & { valid: NdArray<Uint8Array> };
 
 /** Options of {@link scenePoints}: back-projection and canonicalization (outputs via `out`). */
-export type ScenePointsOptions = BackprojectOptions & Omit<CanonicalizeOptions, 'outPoints'>;
+export type ScenePointsOptions = BackprojectOptions & Omit<CanonicalizeOptions, 'outPoints'> & {
+  /**
+   * `'canonical'`: the points come back normalized. `'world'`: they come back in metres
+   * (exactly `backproject`'s) with the transform to apply downstream, e.g. after pooling
+   * (pooling is linear): the fusion plan of performance.md §2, one pass over the depth on the
+   * CPU and the fastest choice for a pipeline. Defaults to `'canonical'`.
+   */
+  output?: 'canonical' | 'world';
+};
 
 // ------------------------------------------------------------------------------------
 
@@ -287,8 +295,10 @@ export async function scenePoints(
   const addon = native();
   const { baton, outShape } = depthBaton(depth, intrinsics, opts);
   const c = readCanonical(opts);
+  const output = opts?.output ?? 'canonical';
+  if (output !== 'canonical' && output !== 'world') throw invalidArgument("'canonical' or 'world'", 'output', output);
   const sel = pickImpl(opts, addon);
-  const t = await call(() => addon.scenePoints({ ...baton, ...c, ...sel }));
+  const t = await call(() => addon.scenePoints({ ...baton, ...c, output, ...sel }));
   return {
     ...transformOf(c.mode, t),
     points: toNdArray(baton.points, [...outShape, 3]),

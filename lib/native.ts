@@ -74,7 +74,7 @@ export interface NativeAddon {
   /** Benchmark helper: a = b + 3c on the kernel thread pool (synchronous). */
   triad(a: Float32Array, b: Float32Array, c: Float32Array): void;
   backproject(b: NativeBackprojectBaton): Promise<void>;
-  scenePoints(b: NativeBackprojectBaton & { mode: NativeMode; quantile: number }): Promise<NativeTransform>;
+  scenePoints(b: NativeBackprojectBaton & { mode: NativeMode; quantile: number; output: 'canonical' | 'world' }): Promise<NativeTransform>;
   canonicalize(b: ImplBaton & { points: Float32Array; out: Float32Array; count: number; mode: NativeMode; quantile: number }): Promise<NativeTransform>;
   poolPoints(b: ImplBaton & { points: Float32Array; batch: number; height: number; width: number; patch: number; pooled: Float32Array; valid: Uint8Array }): Promise<void>;
   sinusoidalEncode(b: ImplBaton & { points: Float32Array; count: number; numFreqs: number; includeInput: boolean; features: Float32Array }): Promise<void>;

@@ -300,6 +300,7 @@ Napi::Value ScenePoints(const Napi::CallbackInfo& info) {
     a.bp = read_backproject(b);
     a.mode = read_mode(b);
     a.quantile = b.number("quantile");
+    a.world_points = b.str("output", {"canonical", "world"}) == "world";
     sr3d::Impl impl = b.impl();
     auto t = std::make_shared<sr3d::CanonicalTransform>();
     return queue(info.Env(), b, [a, impl, t] { *t = sr3d::scene_points(a, impl); },

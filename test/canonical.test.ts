@@ -132,10 +132,22 @@ describe('scenePoints (fused)', () => {
         expect(fused.validCount).toBe(two.validCount);
         const ref = await scenePoints({ data: depth, shape }, k, { ...opts, impl: 'reference' });
         expectBitEqual(ref.points.data, fused.points.data, 'reference vs fast');
+        // World output: backproject's points bit for bit, the same transform, one pass.
+        for (const impl of ['fast', 'reference'] as const) {
+          const world = await scenePoints({ data: depth, shape }, k, { ...opts, output: 'world', impl, device: 'cpu' });
+          expectBitEqual(world.points.data, bp.points.data, `world output (${impl}) vs backproject`);
+          expectBitEqual(world.valid.data, bp.valid.data, `world valid (${impl})`);
+          expect(world.center).toEqual(two.center);
+          expect(world.scale).toEqual(two.scale);
+          expect(world.validCount).toBe(two.validCount);
+        }
         if (hasGpu) {
           const gpu = await scenePoints({ data: depth, shape }, k, { ...opts, device: 'cuda' });
           expectBitEqual(gpu.points.data, fused.points.data, 'cuda vs cpu');
           expect(gpu.center).toEqual(fused.center);
+          const gw = await scenePoints({ data: depth, shape }, k, { ...opts, output: 'world', device: 'cuda' });
+          expectBitEqual(gw.points.data, bp.points.data, 'cuda world output vs backproject');
+          expect(gw.scale).toEqual(fused.scale);
         }
       });
     }

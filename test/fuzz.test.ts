@@ -59,6 +59,7 @@ describe('fuzz', () => {
       if (r() < 0.2) opts.impl = pick(r, ['fast', 'reference', 'slow']);
       if (r() < 0.2) opts.patch = Math.floor(r() * 20) - 2;
       if (r() < 0.2) opts.numFreqs = Math.floor(r() * 40) - 5;
+      if (r() < 0.2) opts.output = pick(r, ['canonical', 'world', 'metres']);
       await expectTypedOrOk(() => sr3d.backproject(randomTensor(r) as never, K as never, opts));
       await expectTypedOrOk(() => sr3d.scenePoints(randomTensor(r) as never, K as never, opts));
       await expectTypedOrOk(() => sr3d.canonicalize(randomTensor(r, 3) as never, opts));
@@ -74,7 +75,7 @@ describe('fuzz', () => {
     const addon = native() as unknown as Record<string, (b: unknown) => Promise<unknown>>;
     const ops = ['backproject', 'scenePoints', 'canonicalize', 'poolPoints', 'sinusoidalEncode'];
     const keys = ['depth', 'depthDtype', 'frames', 'height', 'width', 'depthScale', 'intrinsics', 'poses', 'points', 'valid',
-      'impl', 'device', 'mode', 'quantile', 'count', 'out', 'batch', 'patch', 'pooled', 'numFreqs', 'includeInput', 'features'];
+      'impl', 'device', 'mode', 'quantile', 'output', 'count', 'out', 'batch', 'patch', 'pooled', 'numFreqs', 'includeInput', 'features'];
     let resolved = 0, rejected = 0;
     for (let i = 0; i < 2000; i++) {
       const b: Record<string, unknown> = {};
@@ -85,7 +86,7 @@ describe('fuzz', () => {
         Object.assign(b, { frames: f, height: h, width: w, batch: f, count: f * h * w, patch: 1 + Math.floor(r() * 3), depthDtype: 'float32',
           depth: new Float32Array(f * h * w), intrinsics: new Float32Array(4 * f).fill(r() < 0.5 ? 0 : 100), poses: null,
           points: new Float32Array(3 * f * h * w), valid: new Uint8Array(f * h * w), out: new Float32Array(3 * f * h * w),
-          depthScale: 1, impl: pick(r, ['fast', 'reference', 'cuda']), device: 0, mode: 'isotropic', quantile: 0.01 });
+          depthScale: 1, impl: pick(r, ['fast', 'reference', 'cuda']), device: 0, mode: 'isotropic', quantile: 0.01, output: pick(r, ['canonical', 'world']) });
       }
       const op = pick(r, ops);
       let res: unknown;

@@ -422,33 +422,43 @@ void test_backproject(const DepthScene& s, Content c) {
 }
 
 void test_scene_points(const DepthScene& s, Content c, const ModeCase& m) {
-  const std::string name = depth_name("scene_points", s, c) + mode_str(m);
-  if (!begin_case(name)) return;
-  const int64_t n = s.pixels();
-  auto run = [&](Impl impl, std::vector<float>& pts, std::vector<uint8_t>& valid,
-                 CanonicalTransform& t) {
-    return run_op([&] {
-      ScenePointsArgs a;
-      a.bp = s.args(pts.data(), valid.data());
-      a.mode = m.mode;
-      a.quantile = m.q;
-      t = scene_points(a, impl);
-    });
-  };
-  std::vector<float> want(3 * n);
-  std::vector<uint8_t> want_valid(n);
-  CanonicalTransform wt;
-  Outcome wo = run(Impl::kReference, want, want_valid, wt);
-  for (Impl impl : impls_under_test()) {
-    const std::string ctx = name + " [" + impl_name(impl) + " vs reference]";
-    std::vector<float> got(3 * n, 12345.0f);
-    std::vector<uint8_t> got_valid(n, 0xCD);
-    CanonicalTransform gt;
-    Outcome go = run(impl, got, got_valid, gt);
-    if (same_outcome(ctx, go, wo)) continue;
-    check_transform(ctx + " transform", gt, wt);
-    check_floats(ctx + " points", got, want, {s.F, s.H, s.W, 3}, 0);
-    check_bytes(ctx + " valid", got_valid, want_valid, {s.F, s.H, s.W});
+  for (bool world : {false, true}) {
+    const std::string name = depth_name("scene_points", s, c) + mode_str(m) +
+                             (world ? ",output=world" : "");
+    if (!begin_case(name)) continue;
+    const int64_t n = s.pixels();
+    auto run = [&](Impl impl, std::vector<float>& pts, std::vector<uint8_t>& valid,
+                   CanonicalTransform& t) {
+      return run_op([&] {
+        ScenePointsArgs a;
+        a.bp = s.args(pts.data(), valid.data());
+        a.mode = m.mode;
+        a.quantile = m.q;
+        a.world_points = world;
+        t = scene_points(a, impl);
+      });
+    };
+    std::vector<float> want(3 * n);
+    std::vector<uint8_t> want_valid(n);
+    CanonicalTransform wt;
+    Outcome wo = run(Impl::kReference, want, want_valid, wt);
+    if (world && !wo.threw) {  // the world output is backproject's, bit for bit
+      std::vector<float> bp(3 * n);
+      std::vector<uint8_t> bv(n);
+      backproject(s.args(bp.data(), bv.data()), Impl::kReference);
+      check_floats(name + " [reference world output vs backproject]", want, bp, {s.F, s.H, s.W, 3}, 0);
+    }
+    for (Impl impl : impls_under_test()) {
+      const std::string ctx = name + " [" + impl_name(impl) + " vs reference]";
+      std::vector<float> got(3 * n, 12345.0f);
+      std::vector<uint8_t> got_valid(n, 0xCD);
+      CanonicalTransform gt;
+      Outcome go = run(impl, got, got_valid, gt);
+      if (same_outcome(ctx, go, wo)) continue;
+      check_transform(ctx + " transform", gt, wt);
+      check_floats(ctx + " points", got, want, {s.F, s.H, s.W, 3}, 0);
+      check_bytes(ctx + " valid", got_valid, want_valid, {s.F, s.H, s.W});
+    }
   }
 }
 

@@ -11,8 +11,9 @@ namespace cpu {
 CanonicalTransform scene_points_reference(const ScenePointsArgs& a) {
   backproject_reference(a.bp);
   CanonicalizeArgs c;
+  std::vector<float> scratch(a.world_points ? 3 * a.bp.frames * a.bp.height * a.bp.width : 0);
   c.points = a.bp.points;
-  c.points_out = a.bp.points;
+  c.points_out = a.world_points ? scratch.data() : a.bp.points;
   c.n = a.bp.frames * a.bp.height * a.bp.width;
   c.mode = a.mode;
   c.quantile = a.quantile;
@@ -42,16 +43,25 @@ CanonicalTransform scene_points_fast(const ScenePointsArgs& a) {
   const size_t esize = bp.depth_dtype == DType::kUint16 ? 2 : 4;
   std::vector<FrameParams> params(bp.frames);
   for (int64_t f = 0; f < bp.frames; ++f) params[f] = frame_params(bp, f);
+  // World output in a normalizing mode: the reduction's first sweep visits every whole row
+  // once, so it writes the output as it goes (one pass over the depth in all).
+  const bool write_in_sweep = a.world_points && a.mode != CanonicalMode::kMetric;
   // Points [begin, begin+count) of one row (blocks never cross a row).
   auto row_source = [&](int64_t begin, int64_t count, float* x, float* y, float* z) {
     const int64_t r = begin / W, u0 = begin % W;
     const char* d = static_cast<const char*>(bp.depth) + begin * esize;
+    const bool whole_row = write_in_sweep && u0 == 0 && count == W;  // not a sample run
     backproject_row(d, bp.depth_dtype, bp.depth_scale, count, static_cast<float>(r % H),
-                    params[r / H], x, y, z, nullptr, u0);
+                    params[r / H], x, y, z, whole_row && bp.valid ? bp.valid + begin : nullptr, u0);
+    if (whole_row) {  // a retry sweep rewrites the same values
+      interleave3(x, y, z, W, bp.points + 3 * begin);
+      stream_fence();
+    }
   };
   CanonicalTransform t;
   if (n > 0) t = reduce_points(row_source, n, W, a.mode, a.quantile);
   else t = transform_from_box(a.mode, t.center, t.center, 0);
+  if (write_in_sweep) return t;
   const float c0 = static_cast<float>(t.center[0]), c1 = static_cast<float>(t.center[1]),
               c2 = static_cast<float>(t.center[2]);
   const float i0 = static_cast<float>(1.0 / t.scale[0]), i1 = static_cast<float>(1.0 / t.scale[1]),
@@ -65,7 +75,7 @@ CanonicalTransform scene_points_fast(const ScenePointsArgs& a) {
       const char* drow = static_cast<const char*>(bp.depth) + r * W * esize;
       backproject_row(drow, bp.depth_dtype, bp.depth_scale, W, static_cast<float>(r % H),
                       params[r / H], buf.x, buf.y, buf.z, bp.valid ? bp.valid + r * W : nullptr);
-      if (a.mode != CanonicalMode::kMetric) normalize_soa(buf.x, buf.y, buf.z, W, c0, c1, c2, i0, i1, i2);
+      if (a.mode != CanonicalMode::kMetric && !a.world_points) normalize_soa(buf.x, buf.y, buf.z, W, c0, c1, c2, i0, i1, i2);
       else counts[chunk] += count_valid(buf.x, W);  // metric mode skipped the reduction
       interleave3(buf.x, buf.y, buf.z, W, bp.points + 3 * r * W);
     }

@@ -70,8 +70,11 @@ CanonicalTransform scene_points(const ScenePointsArgs& a, void* stream_ptr) {
     return t;
   }
   CanonicalTransform t = reduce_transform(DepthSource{view}, n, a.mode, a.quantile, stream);
-  SR3D_LAUNCH(scene_apply_kernel, grid_for(n), kBlock, 0, stream, view, n, apply_params(t),
-              bp.points, bp.valid, static_cast<unsigned long long*>(nullptr));
+  // World output: the identity transform ((p - 0) * 1 == p bit for bit).
+  const CanonicalTransform identity;
+  SR3D_LAUNCH(scene_apply_kernel, grid_for(n), kBlock, 0, stream, view, n,
+              apply_params(a.world_points ? identity : t), bp.points, bp.valid,
+              static_cast<unsigned long long*>(nullptr));
   return t;
 }
 
