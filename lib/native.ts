@@ -10,7 +10,7 @@
  *    else the CPU build. The reason is in `loadInfo()` and in debug output
  *    (`NODE_DEBUG=sr3d`).
  * Search order per variant: `build/Release/sr3d_<variant>.node` (a local build), then
- * `prebuilds/<platform>-<arch>/sr3d-<variant>*.node` (the shipped prebuilds).
+ * `prebuilds/<platform>-<arch>/sr3d-<variant>[.<tags>].node` (the shipped prebuilds, libc-tagged).
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -18,6 +18,14 @@ import * as path from 'path';
 import { debuglog } from 'util';
 
 import { NativeLoadError } from './errors';
+
+interface PrebuildTags { file: string; specificity: number }
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const nodeGypBuild = require('node-gyp-build') as {
+  parseTags(file: string): PrebuildTags | undefined;
+  matchTags(runtime: string, abi: string): (t: PrebuildTags | undefined) => boolean;
+  compareTags(runtime: string): (a: PrebuildTags | undefined, b: PrebuildTags | undefined) => number;
+};
 
 const debug = debuglog('sr3d');
 
@@ -103,9 +111,15 @@ function candidates(variant: 'cpu' | 'cuda'): string[] {
   if (fs.existsSync(local)) out.push(local);
   const pre = path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
   if (fs.existsSync(pre)) {
-    for (const f of fs.readdirSync(pre).sort()) {
-      if (f.startsWith(`sr3d-${variant}`) && f.endsWith('.node')) out.push(path.join(pre, f));
-    }
+    // node-gyp-build's tag rules pick among prebuilds (e.g. sr3d-cpu.glibc.node is skipped
+    // on musl); the variant (cpu/cuda) is ours to choose, which node-gyp-build cannot do.
+    const match = nodeGypBuild.matchTags('node', process.versions.modules);
+    const tagged = fs.readdirSync(pre)
+      .filter((f) => f.startsWith(`sr3d-${variant}.`) && f.endsWith('.node'))
+      .map((f) => nodeGypBuild.parseTags(f))
+      .filter(match)
+      .sort(nodeGypBuild.compareTags('node'));
+    for (const t of tagged) out.push(path.join(pre, t!.file));
   }
   return out;
 }

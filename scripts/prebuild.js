@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npm run prebuild: builds the addon(s) with cmake-js once, then hands each variant to
-// prebuildify, which stores it under prebuilds/<platform>-<arch>/ as sr3d-cpu.node and
-// (when CUDA was built) sr3d-cuda.node. lib/native.ts picks between them at run time.
+// prebuildify, which stores it under prebuilds/<platform>-<arch>/ as sr3d-cpu.glibc.node
+// (libc-tagged) and, when CUDA was built, sr3d-cuda.glibc.node. lib/native.ts picks between them at run time.
 'use strict';
 const { spawnSync } = require('child_process');
 const fs = require('fs');
@@ -20,7 +20,7 @@ for (const variant of ['cpu', 'cuda']) {
     console.error(`[sr3d] no ${variant} build: skipping its prebuild`);
     continue;
   }
-  run(process.execPath, [prebuildify, '--napi', '--strip', `--name=sr3d-${variant}`,
+  run(process.execPath, [prebuildify, '--napi', '--strip', '--tag-libc', `--name=sr3d-${variant}`,
     `--node-gyp=${path.join(root, 'scripts', 'prebuild-stage.js')}`, '--cwd', path.join(root, 'build', 'stage'), '--out', root],
   { SR3D_PREBUILD_VARIANT: variant });
 }

@@ -79,6 +79,22 @@ describe('package', () => {
       expect(dbg.stderr).toMatch(/SR3D \d+: loaded .*sr3d_(cpu|cuda)\.node/);
     });
 
+    it('prebuilds are chosen by their tags (a glibc build is not loaded on musl)', () => {
+      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sr3d-pre-'));
+      for (const f of ['package.json', 'sources.json']) fs.copyFileSync(path.join(root, f), path.join(tmp, f));
+      fs.cpSync(path.join(root, 'dist'), path.join(tmp, 'dist'), { recursive: true });
+      fs.symlinkSync(path.join(root, 'node_modules'), path.join(tmp, 'node_modules'));
+      const pre = path.join(tmp, 'prebuilds', `${process.platform}-${process.arch}`);
+      fs.mkdirSync(pre, { recursive: true });
+      fs.copyFileSync(path.join(root, 'build', 'Release', 'sr3d_cpu.node'), path.join(pre, 'sr3d-cpu.glibc.node'));
+      const script = "try{const i=require('./dist').loadInfo();console.log(i.variant+' '+require('path').basename(i.path))}catch(e){console.log(e.code)}";
+      const glibc = spawnSync(process.execPath, ['-e', script], { cwd: tmp, encoding: 'utf8', env: { ...process.env, LIBC: 'glibc' } });
+      expect(glibc.stdout.trim()).toBe('cpu sr3d-cpu.glibc.node');
+      const musl = spawnSync(process.execPath, ['-e', script], { cwd: tmp, encoding: 'utf8', env: { ...process.env, LIBC: 'musl' } });
+      expect(musl.stdout.trim()).toBe('SR3D_NATIVE_LOAD');
+      fs.rmSync(tmp, { recursive: true, force: true });
+    });
+
     it('with no binary at all, loading fails with the platform and numbered fixes', () => {
       const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sr3d-nobin-'));
       for (const f of ['package.json', 'sources.json']) fs.copyFileSync(path.join(root, f), path.join(tmp, f));
