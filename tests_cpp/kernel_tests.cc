@@ -1009,13 +1009,22 @@ void bench_cpu(const BenchInputs& in, std::vector<BenchRow>& rows) {
   for (const DepthScene* s : {&in.scene_u16, &in.scene_f32}) {
     std::vector<float> pts(3 * s->pixels());
     std::vector<uint8_t> valid(s->pixels());
-    double ms = cpu_median_ms([&] {
-      ScenePointsArgs a;
-      a.bp = s->args(pts.data(), valid.data());
-      scene_points(a, Impl::kFast);
-    });
-    rows.push_back(make_row("scene_points", depth_shape(*s) + " iso q=0.01", "cpu", thr, ms,
-                            depth_bytes(*s), peak, cache));
+    for (bool world : {true, false})
+      for (const ModeCase& m : {ModeCase{CanonicalMode::kIsotropic, 0.01},
+                                ModeCase{CanonicalMode::kMinMax, 0.0}}) {
+        double ms = cpu_median_ms([&] {
+          ScenePointsArgs a;
+          a.bp = s->args(pts.data(), valid.data());
+          a.mode = m.mode;
+          a.quantile = m.q;
+          a.world_points = world;
+          scene_points(a, Impl::kFast);
+        });
+        std::string label = (m.mode == CanonicalMode::kIsotropic ? " iso q=0.01" : " minmax") +
+                            std::string(world ? " world" : " canonical");
+        rows.push_back(make_row("scene_points", depth_shape(*s) + label, "cpu", thr, ms,
+                                depth_bytes(*s), peak, cache));
+      }
   }
   {
     std::vector<float> out(in.scene_points.size());
@@ -1149,19 +1158,22 @@ void bench_cuda(const BenchInputs& in, std::vector<BenchRow>& rows) {
   }
   for (const DepthScene* s : {&in.scene_u16, &in.scene_f32}) {
     DeviceDepth d(*s);
-    for (const ModeCase& m : {ModeCase{CanonicalMode::kIsotropic, 0.01},
-                              ModeCase{CanonicalMode::kMinMax, 0.0}}) {
-      double ms = gpu_median_ms(stream, [&] {
-        ScenePointsArgs a;
-        a.bp = d.args;
-        a.mode = m.mode;
-        a.quantile = m.q;
-        cuda::scene_points(a, stream);
-      });
-      std::string label = m.mode == CanonicalMode::kIsotropic ? " iso q=0.01" : " minmax";
-      rows.push_back(make_row("scene_points", depth_shape(*s) + label, dev, 0, ms,
-                              depth_bytes(*s), peak, cache));
-    }
+    for (bool world : {true, false})
+      for (const ModeCase& m : {ModeCase{CanonicalMode::kIsotropic, 0.01},
+                                ModeCase{CanonicalMode::kMinMax, 0.0}}) {
+        double ms = gpu_median_ms(stream, [&] {
+          ScenePointsArgs a;
+          a.bp = d.args;
+          a.mode = m.mode;
+          a.quantile = m.q;
+          a.world_points = world;
+          cuda::scene_points(a, stream);
+        });
+        std::string label = (m.mode == CanonicalMode::kIsotropic ? " iso q=0.01" : " minmax") +
+                            std::string(world ? " world" : " canonical");
+        rows.push_back(make_row("scene_points", depth_shape(*s) + label, dev, 0, ms,
+                                depth_bytes(*s), peak, cache));
+      }
   }
   cuda::DeviceBuffer<float> scene_pts = to_device(in.scene_points);
   {
