@@ -40,28 +40,9 @@ void backproject_host(const BackprojectArgs& a) {
   if (n <= 0) return;
   use_selected_device();
   Stream stream;
-  cudaStream_t s = stream.get();
-  const size_t esize = a.depth_dtype == DType::kUint16 ? 2 : 4;
-  DeviceBuffer<uint8_t> depth(n * esize, s), valid(a.valid ? n : 0, s);
-  DeviceBuffer<float> intrinsics(a.frames * 4, s), poses(a.poses ? a.frames * 16 : 0, s),
-      points(n * 3, s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(depth.get(), a.depth, depth.bytes(), cudaMemcpyHostToDevice, s));
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(intrinsics.get(), a.intrinsics, intrinsics.bytes(),
-                                  cudaMemcpyHostToDevice, s));
-  if (a.poses)
-    SR3D_CUDA_CHECK(
-        cudaMemcpyAsync(poses.get(), a.poses, poses.bytes(), cudaMemcpyHostToDevice, s));
-  BackprojectArgs d = a;
-  d.depth = depth.get();
-  d.intrinsics = intrinsics.get();
-  d.poses = a.poses ? poses.get() : nullptr;
-  d.points = points.get();
-  d.valid = a.valid ? valid.get() : nullptr;
-  backproject(d, s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(a.points, points.get(), points.bytes(), cudaMemcpyDeviceToHost, s));
-  if (a.valid)
-    SR3D_CUDA_CHECK(cudaMemcpyAsync(a.valid, valid.get(), valid.bytes(), cudaMemcpyDeviceToHost, s));
-  SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+  DepthUpload up(a, stream.get());
+  backproject(up.args, stream.get());
+  up.download(stream.get());
 }
 
 }  // namespace cuda

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "../backproject.h"
+#include "cuda_util.h"
 
 namespace sr3d {
 namespace cuda {
@@ -69,6 +70,46 @@ __device__ __forceinline__ bool backproject_pixel(const DepthView& d, int64_t i,
 __device__ __forceinline__ bool finite3(const float p[3]) {
   return fabsf(p[0]) <= FLT_MAX && fabsf(p[1]) <= FLT_MAX && fabsf(p[2]) <= FLT_MAX;
 }
+
+// The host-pointer entry points (backproject_host, scene_points_host) share this: upload
+// depth, intrinsics and poses on `s`, allocate points/valid, and copy them back.
+struct DepthUpload {
+  DeviceBuffer<uint8_t> depth, valid;
+  DeviceBuffer<float> intrinsics, poses, points;
+  BackprojectArgs args;  // the device view
+  const BackprojectArgs host;
+
+  DepthUpload(const BackprojectArgs& h, cudaStream_t s)
+      : depth(h.frames * h.height * h.width * (h.depth_dtype == DType::kUint16 ? 2 : 4), s),
+        valid(h.valid ? h.frames * h.height * h.width : 0, s),
+        intrinsics(h.frames * 4, s),
+        poses(h.poses ? h.frames * 16 : 0, s),
+        points(h.frames * h.height * h.width * 3, s),
+        args(h),
+        host(h) {
+    SR3D_CUDA_CHECK(cudaMemcpyAsync(depth.get(), h.depth, depth.bytes(), cudaMemcpyHostToDevice, s));
+    SR3D_CUDA_CHECK(cudaMemcpyAsync(intrinsics.get(), h.intrinsics, intrinsics.bytes(),
+                                    cudaMemcpyHostToDevice, s));
+    if (h.poses)
+      SR3D_CUDA_CHECK(
+          cudaMemcpyAsync(poses.get(), h.poses, poses.bytes(), cudaMemcpyHostToDevice, s));
+    args.depth = depth.get();
+    args.intrinsics = intrinsics.get();
+    args.poses = h.poses ? poses.get() : nullptr;
+    args.points = points.get();
+    args.valid = h.valid ? valid.get() : nullptr;
+  }
+
+  // Copies points (and valid) back to the host arrays and waits for the stream.
+  void download(cudaStream_t s) {
+    SR3D_CUDA_CHECK(
+        cudaMemcpyAsync(host.points, points.get(), points.bytes(), cudaMemcpyDeviceToHost, s));
+    if (host.valid)
+      SR3D_CUDA_CHECK(
+          cudaMemcpyAsync(host.valid, valid.get(), valid.bytes(), cudaMemcpyDeviceToHost, s));
+    SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+  }
+};
 
 }  // namespace cuda
 }  // namespace sr3d

@@ -84,29 +84,11 @@ CanonicalTransform scene_points_host(const ScenePointsArgs& a) {
   if (n <= 0) return scene_points(a, nullptr);  // no device work
   use_selected_device();
   Stream stream;
-  cudaStream_t s = stream.get();
-  const size_t esize = bp.depth_dtype == DType::kUint16 ? 2 : 4;
-  DeviceBuffer<uint8_t> depth(n * esize, s), valid(bp.valid ? n : 0, s);
-  DeviceBuffer<float> intrinsics(bp.frames * 4, s), poses(bp.poses ? bp.frames * 16 : 0, s),
-      points(n * 3, s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(depth.get(), bp.depth, depth.bytes(), cudaMemcpyHostToDevice, s));
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(intrinsics.get(), bp.intrinsics, intrinsics.bytes(),
-                                  cudaMemcpyHostToDevice, s));
-  if (bp.poses)
-    SR3D_CUDA_CHECK(
-        cudaMemcpyAsync(poses.get(), bp.poses, poses.bytes(), cudaMemcpyHostToDevice, s));
+  DepthUpload up(bp, stream.get());
   ScenePointsArgs d = a;
-  d.bp.depth = depth.get();
-  d.bp.intrinsics = intrinsics.get();
-  d.bp.poses = bp.poses ? poses.get() : nullptr;
-  d.bp.points = points.get();
-  d.bp.valid = bp.valid ? valid.get() : nullptr;
-  CanonicalTransform t = scene_points(d, s);
-  SR3D_CUDA_CHECK(
-      cudaMemcpyAsync(bp.points, points.get(), points.bytes(), cudaMemcpyDeviceToHost, s));
-  if (bp.valid)
-    SR3D_CUDA_CHECK(cudaMemcpyAsync(bp.valid, valid.get(), valid.bytes(), cudaMemcpyDeviceToHost, s));
-  SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+  d.bp = up.args;
+  CanonicalTransform t = scene_points(d, stream.get());
+  up.download(stream.get());
   return t;
 }
 
