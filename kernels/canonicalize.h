@@ -19,6 +19,7 @@
 // The apply step is float32: p' = (p - (float)center) * (float)(1/scale).
 #pragma once
 #include <functional>
+#include <vector>
 
 #include "common.h"
 
@@ -69,6 +70,16 @@ struct ReduceTuning {
 CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t block,
                                  CanonicalMode mode, double quantile,
                                  const ReduceTuning& tuning = ReduceTuning());
+// numpy 'linear' quantile position over n sorted values: ranks k and k2 = min(k+1, n-1),
+// value = lerp_quantile(a[k], a[k2], frac). Shared by the CPU and CUDA selections.
+struct QuantilePos {
+  int64_t k, k2;
+  double frac;
+};
+QuantilePos quantile_pos(double q, int64_t n);
+double lerp_quantile(double a, double b, double frac);
+// Ranks k and k2 (k2 = k or k+1) of an unsorted vector, exactly (reorders v).
+void select2(std::vector<float>& v, int64_t k, int64_t k2, float* a, float* b);
 // Shared by every path: the transform from the box (lo, hi) per axis.
 CanonicalTransform transform_from_box(CanonicalMode mode, const double lo[3], const double hi[3],
                                       int64_t valid_count);

@@ -29,23 +29,6 @@ namespace {
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-// numpy 'linear' quantile position over n sorted values: ranks k and k2 = min(k+1, n-1),
-// value = a[k] + (a[k2] - a[k]) * frac.
-struct QuantilePos {
-  int64_t k, k2;
-  double frac;
-};
-QuantilePos quantile_pos(double q, int64_t n) {
-  double pos = q * static_cast<double>(n - 1);
-  double fl = std::floor(pos);
-  QuantilePos p;
-  p.k = static_cast<int64_t>(fl);
-  p.k2 = std::min(p.k + 1, n - 1);
-  p.frac = pos - fl;
-  return p;
-}
-double lerp_quantile(double a, double b, double frac) { return a + (b - a) * frac; }
-
 [[noreturn]] void throw_no_valid_points() {
   throw_invalid_argument("at least one valid point (all three coordinates finite)", "points",
                          "none: every point is NaN/Inf or the scene is empty (use mode 'metric' "
@@ -55,6 +38,24 @@ double lerp_quantile(double a, double b, double frac) { return a + (b - a) * fra
 }  // namespace
 
 namespace cpu {
+
+QuantilePos quantile_pos(double q, int64_t n) {
+  double pos = q * static_cast<double>(n - 1);
+  double fl = std::floor(pos);
+  QuantilePos p;
+  p.k = static_cast<int64_t>(fl);
+  p.k2 = std::min(p.k + 1, n - 1);
+  p.frac = pos - fl;
+  return p;
+}
+
+double lerp_quantile(double a, double b, double frac) { return a + (b - a) * frac; }
+
+void select2(std::vector<float>& v, int64_t k, int64_t k2, float* a, float* b) {
+  std::nth_element(v.begin(), v.begin() + k, v.end());
+  *a = v[k];
+  *b = k2 == k ? *a : *std::min_element(v.begin() + k + 1, v.end());
+}
 
 CanonicalTransform transform_from_box(CanonicalMode mode, const double lo[3], const double hi[3],
                                       int64_t valid_count) {
@@ -319,12 +320,6 @@ struct Target {
   double value = 0;
 };
 
-// Exact select of ranks k, k2 (k2 = k or k+1) from an unsorted vector.
-void select2(std::vector<float>& v, int64_t k, int64_t k2, float* a, float* b) {
-  std::nth_element(v.begin(), v.begin() + k, v.end());
-  *a = v[k];
-  *b = k2 == k ? *a : *std::min_element(v.begin() + k + 1, v.end());
-}
 
 // Per-thread state of one sweep.
 struct Sweep {

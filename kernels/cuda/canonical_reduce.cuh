@@ -196,28 +196,10 @@ inline unsigned reduction_grid(int64_t n) {
 }
 
 // ---- host side ------------------------------------------------------------------------
-// numpy 'linear' quantile position, exactly as kernels/cpu/canonicalize.cc.
-struct QuantileRank {
-  int64_t k, k2;
-  double frac;
-};
-inline QuantileRank quantile_rank(double q, int64_t n) {
-  double pos = q * static_cast<double>(n - 1);
-  double fl = std::floor(pos);
-  QuantileRank r;
-  r.k = static_cast<int64_t>(fl);
-  r.k2 = std::min(r.k + 1, n - 1);
-  r.frac = pos - fl;
-  return r;
-}
-inline double lerp_quantile(double a, double b, double frac) { return a + (b - a) * frac; }
-
-// Ranks k and k2 (k2 = k or k+1) of an unsorted vector, as the CPU's select2.
-inline void select_ranks(std::vector<float>& v, int64_t k, int64_t k2, float* a, float* b) {
-  std::nth_element(v.begin(), v.begin() + k, v.end());
-  *a = v[k];
-  *b = k2 == k ? *a : *std::min_element(v.begin() + k + 1, v.end());
-}
+// The quantile position, interpolation and exact selection are the CPU's own
+// (cpu::quantile_pos, cpu::lerp_quantile, cpu::select2), so both paths agree bit for bit.
+using cpu::lerp_quantile;
+using cpu::QuantilePos;
 
 // The transform of the points `src` yields (mode kIsotropic or kMinMax; kMetric needs no
 // reduction). Synchronizes `stream`.
@@ -251,7 +233,7 @@ CanonicalTransform reduce_transform(const Source& src, int64_t n, CanonicalMode 
 
   struct Target {
     int axis;
-    QuantileRank rank;
+    QuantilePos rank;
     float lo = -kInf, hi = kInf;
     int64_t cap = 0;  // candidate slots
     bool done = false;
@@ -262,7 +244,7 @@ CanonicalTransform reduce_transform(const Source& src, int64_t n, CanonicalMode 
     for (int side = 0; side < 2; ++side) {
       Target& t = targets[2 * a + side];
       t.axis = a;
-      t.rank = quantile_rank(side == 0 ? quantile : 1.0 - quantile, nv);
+      t.rank = cpu::quantile_pos(side == 0 ? quantile : 1.0 - quantile, nv);
       t.cap = nv;
     }
 
@@ -365,7 +347,7 @@ CanonicalTransform reduce_transform(const Source& src, int64_t n, CanonicalMode 
       if (!tg.done) continue;
       const int64_t below = static_cast<int64_t>(counters[t]);
       float x, y;
-      select_ranks(cand[t], tg.rank.k - below, tg.rank.k2 - below, &x, &y);
+      cpu::select2(cand[t], tg.rank.k - below, tg.rank.k2 - below, &x, &y);
       tg.value = lerp_quantile(x, y, tg.rank.frac);
     }
   }
