@@ -142,6 +142,10 @@ function jsBackproject(depth, H, W, K, P, scale, out) {
         await timeIt(() => addon.sinusoidalEncode({ points: pts, count: m, numFreqs: 16, includeInput: true, features, impl, device: 0 })), ebytes, ebytes);
     }
   }
+  // ---- tiling rows (resize + tile) ----
+
+  // ---- region rows (mask pooling, 3D boxes to masks) ----
+
   // Baselines: the plain C++ reference loop and a straightforward JavaScript loop.
   for (const [H, W] of [[480, 640], [1080, 1920]]) {
     const b = frames(1, H, W, 'float32');

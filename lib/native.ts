@@ -31,7 +31,7 @@ const debug = debuglog('sr3d');
 
 export type ImplName = 'reference' | 'fast' | 'cuda';
 
-interface ImplBaton {
+export interface ImplBaton {
   impl: ImplName;
   device?: number;
 }
@@ -86,6 +86,10 @@ export interface NativeAddon {
   canonicalize(b: ImplBaton & { points: Float32Array; out: Float32Array; count: number; mode: NativeMode; quantile: number }): Promise<NativeTransform>;
   poolPoints(b: ImplBaton & { points: Float32Array; batch: number; height: number; width: number; patch: number; pooled: Float32Array; valid: Uint8Array }): Promise<void>;
   sinusoidalEncode(b: ImplBaton & { points: Float32Array; count: number; numFreqs: number; includeInput: boolean; features: Float32Array }): Promise<void>;
+
+  // ---- tiling ops (native/tiling.cc) ----
+
+  // ---- region ops (native/region.cc) ----
 }
 
 export interface LoadInfo {
