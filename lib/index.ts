@@ -5,6 +5,8 @@
 export * from './errors';
 export * from './geometry';
 export { tensor } from './tensor';
+export { readImage, readDepth } from './image';
+export type { ImageSource } from './image';
 export type { TensorLike, TypedArray, NdArray, DType } from './tensor';
 export { buildInfo, devices, setThreads, version } from './info';
 export type { BuildInfo, Device } from './info';
