@@ -5,7 +5,6 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
-const { PNG } = require('pngjs');
 const sr3d = require('..');
 
 const dir = process.argv[2] || path.join(__dirname, 'data', 'tum_fr3_cabinet');
@@ -23,14 +22,12 @@ function quatToPose([tx, ty, tz, x, y, z, w]) {
   const files = fs.readdirSync(path.join(dir, 'depth_imgs')).filter((f) => f.endsWith('.png')).sort();
   const poseLines = fs.readFileSync(path.join(dir, 'truth_cam_poses.txt'), 'utf8').trim().split('\n');
   let W = 0, H = 0;
-  const frames = files.map((f) => {
-    const png = PNG.sync.read(fs.readFileSync(path.join(dir, 'depth_imgs', f)), { skipRescale: true });
-    W = png.width; H = png.height;
-    const d = new Uint16Array(W * H);
-    for (let i = 0; i < d.length; i++) d[i] = png.data[4 * i];
+  const frames = await Promise.all(files.map(async (f) => {
+    const d = await sr3d.readDepth(path.join(dir, 'depth_imgs', f));
+    [H, W] = d.shape;
     const line = poseLines[Number(f.slice(0, 4))].trim().split(/\s+/).map(Number);
-    return { depth: d, pose: quatToPose(line.slice(1)) };
-  });
+    return { depth: d.data, pose: quatToPose(line.slice(1)) };
+  }));
   const depth = new Uint16Array(frames.length * H * W);
   frames.forEach((f, i) => depth.set(f.depth, i * H * W));
   const K = { fx: 535.4, fy: 539.2, cx: 320.1, cy: 247.6 };
