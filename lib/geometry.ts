@@ -4,9 +4,13 @@
  * features of the 3D positional encoding. Every op validates here, runs in a native
  * worker thread and returns a Promise.
  */
-import { describeValue, fromNative, invalidArgument } from './errors';
-import { native, loadInfo } from './native';
-import type { ImplName, NativeAddon, NativeMode, NativeTransform } from './native';
+import { callNative, outArray, pickImpl } from './dispatch';
+import type { DeviceOptions } from './dispatch';
+import { describeValue, invalidArgument } from './errors';
+import { native } from './native';
+import type { NativeMode, NativeTransform } from './native';
+
+export type { DeviceOptions };
 import { toContiguous, toNdArray } from './tensor';
 import type { NdArray, TensorLike } from './tensor';
 
@@ -24,21 +28,6 @@ export interface Intrinsics {
  */
 export type Pose = ArrayLike<number> | readonly (readonly number[])[];
 
-/** Where an op runs. */
-export interface DeviceOptions {
-  /**
-   * `'cpu'`, `'cuda'` (needs the CUDA build and a GPU) or `'auto'` (CUDA when the loaded
-   * binary has a usable GPU, else CPU). Defaults to `'auto'`.
-   */
-  device?: 'auto' | 'cpu' | 'cuda';
-  /** CUDA device index for `device: 'cuda'`. Defaults to `0`. */
-  deviceIndex?: number;
-  /**
-   * `'fast'` (multithreaded, vectorized) or `'reference'` (the plain single-threaded C++
-   * loop the fast paths are verified against; CPU only). Defaults to `'fast'`.
-   */
-  impl?: 'fast' | 'reference';
-}
 
 /**
  * Preallocated outputs, reused across calls to avoid allocating (and page-faulting) large
@@ -123,37 +112,7 @@ export type ScenePointsOptions = BackprojectOptions & Omit<CanonicalizeOptions, 
 
 // ------------------------------------------------------------------------------------
 
-function pickImpl(opts: DeviceOptions | undefined, addon: NativeAddon): { impl: ImplName; device?: number } {
-  const device = opts?.device ?? 'auto';
-  const impl = opts?.impl ?? 'fast';
-  if (!['auto', 'cpu', 'cuda'].includes(device)) throw invalidArgument("'auto', 'cpu' or 'cuda'", 'device', device);
-  if (impl !== 'fast' && impl !== 'reference') throw invalidArgument("'fast' or 'reference'", 'impl', impl);
-  const idx = opts?.deviceIndex ?? 0;
-  if (!Number.isInteger(idx) || idx < 0) throw invalidArgument('a non-negative integer', 'deviceIndex', idx);
-  if (impl === 'reference') {
-    if (device === 'cuda') throw invalidArgument("impl 'fast' with device 'cuda' (the reference is CPU-only)", 'impl', impl);
-    return { impl: 'reference' };
-  }
-  if (device === 'cpu') return { impl: 'fast' };
-  const gpus = addon.variant === 'cuda' ? addon.devices().devices.length : 0;
-  if (device === 'cuda') {
-    if (gpus === 0) {
-      throw invalidArgument("device 'cpu' or 'auto' (no usable CUDA GPU: " + loadInfo().reason + ')', 'device', "'cuda'", true);
-    }
-    if (idx >= gpus) throw invalidArgument(`a device index below ${gpus}`, 'deviceIndex', idx);
-    return { impl: 'cuda', device: idx };
-  }
-  return gpus > 0 ? { impl: 'cuda', device: idx } : { impl: 'fast' };
-}
 
-async function call<T>(f: () => Promise<T>): Promise<T> {
-  const site = new Error();
-  try {
-    return await f();
-  } catch (e) {
-    throw fromNative(e, site.stack);
-  }
-}
 
 function finite(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v);
@@ -242,15 +201,6 @@ function depthBaton(depth: TensorLike, intrinsics: Intrinsics | readonly Intrins
   };
 }
 
-function outArray<T extends Float32Array | Uint8Array>(
-  given: unknown, Ctor: { new (n: number): T; name: string }, n: number, name: string,
-): T {
-  if (given === undefined) return new Ctor(n);
-  if (!(given instanceof Ctor) || given.length !== n) {
-    throw invalidArgument(`a ${Ctor.name} of ${n} elements`, name, given);
-  }
-  return given;
-}
 
 function readCanonical(opts: CanonicalizeOptions | undefined): { mode: NativeMode; quantile: number } {
   const mode = opts?.mode ?? 'isotropic';
@@ -280,7 +230,7 @@ export async function backproject(
   const addon = native();
   const { baton, outShape } = depthBaton(depth, intrinsics, opts);
   const sel = pickImpl(opts, addon);
-  await call(() => addon.backproject({ ...baton, ...sel }));
+  await callNative(() => addon.backproject({ ...baton, ...sel }));
   return { points: toNdArray(baton.points, [...outShape, 3]), valid: toNdArray(baton.valid, outShape) };
 }
 
@@ -298,7 +248,7 @@ export async function scenePoints(
   const output = opts?.output ?? 'canonical';
   if (output !== 'canonical' && output !== 'world') throw invalidArgument("'canonical' or 'world'", 'output', output);
   const sel = pickImpl(opts, addon);
-  const t = await call(() => addon.scenePoints({ ...baton, ...c, output, ...sel }));
+  const t = await callNative(() => addon.scenePoints({ ...baton, ...c, output, ...sel }));
   return {
     ...transformOf(c.mode, t),
     points: toNdArray(baton.points, [...outShape, 3]),
@@ -320,7 +270,7 @@ export async function canonicalize(points: TensorLike, opts?: CanonicalizeOption
   const count = p.data.length / 3;
   const out = outArray(opts?.outPoints, Float32Array, p.data.length, 'outPoints');
   const sel = pickImpl(opts, addon);
-  const t = await call(() => addon.canonicalize({ points: p.data as Float32Array, out, count, ...c, ...sel }));
+  const t = await callNative(() => addon.canonicalize({ points: p.data as Float32Array, out, count, ...c, ...sel }));
   return { ...transformOf(c.mode, t), points: toNdArray(out, p.shape) };
 }
 
@@ -370,7 +320,7 @@ export async function poolPointsToPatches(points: TensorLike, opts?: PoolOptions
   const pooled = outArray(opts?.out?.points, Float32Array, batch * hp * wp * 3, 'out.points');
   const valid = outArray(opts?.out?.valid, Uint8Array, batch * hp * wp, 'out.valid');
   const sel = pickImpl(opts, addon);
-  await call(() => addon.poolPoints({ points: p.data as Float32Array, batch, height, width, patch, pooled, valid, ...sel }));
+  await callNative(() => addon.poolPoints({ points: p.data as Float32Array, batch, height, width, patch, pooled, valid, ...sel }));
   return { points: toNdArray(pooled, [...lead, hp, wp, 3]), valid: toNdArray(valid, [...lead, hp, wp]) };
 }
 
@@ -403,6 +353,6 @@ export async function sinusoidalEncode(points: TensorLike, opts?: SinusoidalOpti
   const count = p.data.length / 3;
   const features = outArray(opts?.out, Float32Array, count * width, 'out');
   const sel = pickImpl(opts, addon);
-  await call(() => addon.sinusoidalEncode({ points: p.data as Float32Array, count, numFreqs, includeInput, features, ...sel }));
+  await callNative(() => addon.sinusoidalEncode({ points: p.data as Float32Array, count, numFreqs, includeInput, features, ...sel }));
   return toNdArray(features, [...p.shape.slice(0, -1), width]);
 }

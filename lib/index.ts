@@ -5,6 +5,7 @@
 export * from './errors';
 export * from './geometry';
 export { tensor } from './tensor';
+export * from './tiling';
 export { readImage, readDepth } from './image';
 export type { ImageSource } from './image';
 export type { TensorLike, TypedArray, NdArray, DType } from './tensor';

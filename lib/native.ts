@@ -88,8 +88,29 @@ export interface NativeAddon {
   sinusoidalEncode(b: ImplBaton & { points: Float32Array; count: number; numFreqs: number; includeInput: boolean; features: Float32Array }): Promise<void>;
 
   // ---- tiling ops (native/tiling.cc) ----
+  resizeBicubic(b: ImplBaton & { src: Uint8Array; height: number; width: number; dst: Uint8Array; outHeight: number; outWidth: number }): Promise<void>;
+  /** Grid ops: a height x width source cut into cols x rows tiles of tileSize (+ the thumbnail when cols·rows > 1). */
+  tileImage(b: ImplBaton & { src: Uint8Array; height: number; width: number; cols: number; rows: number; tileSize: number; tiles: Float32Array }): Promise<void>;
+  tileNearest(b: ImplBaton & { src: Float32Array | Uint8Array; dtype: 'float32' | 'uint8'; channels: number; height: number; width: number; cols: number; rows: number; tileSize: number; dst: Float32Array | Uint8Array }): Promise<void>;
 
   // ---- region ops (native/region.cc) ----
+  // The token grid of `features`: frames (F,h,w,C), or the tiles (N,g,g,C) of a (cols, rows) plan.
+  stitchTiles(b: ImplBaton & { features: Float32Array; out: Float32Array; channels: number } & (
+    { layout: 'frames'; frames: number; height: number; width: number } |
+    { layout: 'tiles'; tiles: number; tile: number; cols: number; rows: number })): Promise<void>;
+  maskPool(b: ImplBaton & {
+    features: Float32Array; channels: number; masks: Uint8Array; regions: number; patch: number;
+    mode: 'area' | 'spatialrgpt'; out: Float32Array;
+  } & (
+    { layout: 'frames'; frames: number; height: number; width: number } |
+    { layout: 'tiles'; tiles: number; tile: number; cols: number; rows: number })): Promise<void>;
+  box3dMasks(b: ImplBaton & {
+    mode: 'inside' | 'project'; frames: number; height: number; width: number;
+    /** center (3), rotation (9, row-major box-to-world), half extents (3). */
+    box: Float64Array;
+    points?: Float32Array; intrinsics?: Float32Array; poses?: Float32Array | null; near?: number;
+    masks: Uint8Array;
+  }): Promise<{ inside: number[]; valid: number[] }>;
 }
 
 export interface LoadInfo {
