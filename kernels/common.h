@@ -9,6 +9,13 @@
 #include <stdexcept>
 #include <string>
 
+// Marks small inline helpers that CUDA kernels call too (shared per-element math).
+#if defined(__CUDACC__)
+#define SR3D_HOST_DEVICE __host__ __device__
+#else
+#define SR3D_HOST_DEVICE
+#endif
+
 namespace sr3d {
 
 enum class ErrorKind { kInvalidArgument, kCuda, kInternal };

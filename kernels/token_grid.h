@@ -14,14 +14,6 @@
 
 #include "common.h"
 
-#ifndef SR3D_HOST_DEVICE  // callable from CUDA kernels too
-#if defined(__CUDACC__)
-#define SR3D_HOST_DEVICE __host__ __device__
-#else
-#define SR3D_HOST_DEVICE
-#endif
-#endif
-
 namespace sr3d {
 
 struct TokenGrid {

@@ -6,27 +6,17 @@
  */
 import { callNative, outArray, pickImpl } from './dispatch';
 import type { DeviceOptions } from './dispatch';
-import { describeValue, invalidArgument } from './errors';
+import { finite, readIntrinsics, readPoses } from './camera';
+import type { Intrinsics, Pose } from './camera';
+import { invalidArgument } from './errors';
 import { native } from './native';
 import type { NativeMode, NativeTransform } from './native';
 
-export type { DeviceOptions };
+export type { DeviceOptions, Intrinsics, Pose };
 import { toContiguous, toNdArray } from './tensor';
 import type { NdArray, TensorLike } from './tensor';
 
-/** Pinhole intrinsics in pixels; pixel centres at integer coordinates (no +0.5). */
-export interface Intrinsics {
-  fx: number;
-  fy: number;
-  cx: number;
-  cy: number;
-}
 
-/**
- * A camera-to-world pose: 16 numbers (row-major 4x4) or a 4x4 nested array, OpenCV
- * camera axes (x right, y down, z forward). The last row must be `0 0 0 1`.
- */
-export type Pose = ArrayLike<number> | readonly (readonly number[])[];
 
 
 /**
@@ -114,63 +104,9 @@ export type ScenePointsOptions = BackprojectOptions & Omit<CanonicalizeOptions, 
 
 
 
-function finite(v: unknown): v is number {
-  return typeof v === 'number' && Number.isFinite(v);
-}
 
-function readIntrinsics(k: unknown, frames: number): Float32Array {
-  const list = Array.isArray(k) ? k : [k];
-  if (Array.isArray(k) && list.length !== frames) {
-    throw invalidArgument(`one intrinsics object per frame (${frames})`, 'intrinsics', `an array of length ${list.length}`, true);
-  }
-  const out = new Float32Array(4 * frames);
-  for (let f = 0; f < frames; f++) {
-    const ki = (list.length === 1 ? list[0] : list[f]) as Partial<Intrinsics> | undefined;
-    const name = list.length === 1 ? 'intrinsics' : `intrinsics[${f}]`;
-    if (ki === null || typeof ki !== 'object') throw invalidArgument('{ fx, fy, cx, cy } in pixels', name, ki);
-    for (const key of ['fx', 'fy', 'cx', 'cy'] as const) {
-      const v = ki[key];
-      if (!finite(v)) throw invalidArgument('a finite number (pixels)', `${name}.${key}`, v);
-      if ((key === 'fx' || key === 'fy') && !(v > 0)) throw invalidArgument('a positive focal length in pixels', `${name}.${key}`, v);
-    }
-    out.set([ki.fx!, ki.fy!, ki.cx!, ki.cy!], 4 * f);
-  }
-  return out;
-}
 
-function flattenPose(p: unknown, name: string): number[] {
-  let flat: unknown[];
-  if (Array.isArray(p) && p.length === 4 && p.every((r) => Array.isArray(r))) flat = (p as unknown[][]).flat();
-  else if (Array.isArray(p) || ArrayBuffer.isView(p)) flat = Array.from(p as ArrayLike<number>);
-  else throw invalidArgument('16 finite numbers (row-major 4x4 camera-to-world) or a 4x4 array', name, p);
-  if (flat.length !== 16 || !flat.every(finite)) {
-    throw invalidArgument('16 finite numbers (row-major 4x4 camera-to-world)', name, describeValue(p) + (flat.length === 16 ? ' with a non-finite entry' : ''), true);
-  }
-  const v = flat as number[];
-  if (Math.abs(v[12]) > 1e-6 || Math.abs(v[13]) > 1e-6 || Math.abs(v[14]) > 1e-6 || Math.abs(v[15] - 1) > 1e-6) {
-    throw invalidArgument('a rigid/affine pose whose last row is 0 0 0 1', name, `last row ${v.slice(12).join(' ')}`, true);
-  }
-  return v;
-}
 
-function readPoses(pose: unknown, frames: number): Float32Array | null {
-  if (pose === undefined || pose === null) return null;
-  // One pose (16 numbers / 4x4) vs a list of poses.
-  const isSingle = ArrayBuffer.isView(pose) ||
-    (Array.isArray(pose) && pose.every((x) => typeof x === 'number')) ||
-    (Array.isArray(pose) && pose.length === 4 && pose.every((r) => Array.isArray(r) && r.length === 4 && r.every((x: unknown) => typeof x === 'number')));
-  const list = isSingle ? [pose] : pose;
-  if (!Array.isArray(list)) throw invalidArgument('a pose or one pose per frame', 'pose', pose);
-  if (!isSingle && list.length !== frames) {
-    throw invalidArgument(`one pose per frame (${frames})`, 'pose', `an array of ${list.length} poses`, true);
-  }
-  if (isSingle && frames > 1) {
-    throw invalidArgument(`one pose per frame (${frames}) for a scene`, 'pose', 'a single pose', true);
-  }
-  const out = new Float32Array(16 * frames);
-  for (let f = 0; f < frames; f++) out.set(flattenPose(list[f], isSingle ? 'pose' : `pose[${f}]`), 16 * f);
-  return out;
-}
 
 function depthBaton(depth: TensorLike, intrinsics: Intrinsics | readonly Intrinsics[], opts: BackprojectOptions | undefined) {
   if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw invalidArgument('an options object', 'options', opts);

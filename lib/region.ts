@@ -9,16 +9,14 @@
  * frames, the 3D box to mask methods (point-in-box test, projected hull), and the box
  * conventions below. `spatialrgpt` pooling reproduces SpatialRGPT's public MaskPooling.
  */
+import { finite, isSinglePose, readIntrinsics, readPoses } from './camera';
+import type { Intrinsics, Pose } from './camera';
 import { callNative, outArray, pickImpl } from './dispatch';
+import type { DeviceOptions } from './dispatch';
 import { invalidArgument } from './errors';
-import type { DeviceOptions, Intrinsics, Pose } from './geometry';
 import { native } from './native';
 import { toContiguous, toNdArray } from './tensor';
 import type { NdArray, TensorLike } from './tensor';
-
-function finite(v: unknown): v is number {
-  return typeof v === 'number' && Number.isFinite(v);
-}
 
 function checkOptions(opts: unknown): void {
   if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw invalidArgument('an options object', 'options', opts);
@@ -189,52 +187,8 @@ function readBox3d(box: unknown, margin: number): Float64Array {
   return Float64Array.from([...center, ...R, ...size.map((s) => s / 2 + margin)]);
 }
 
-function readIntrinsicsList(k: unknown, frames: number): Float32Array {
-  const list = Array.isArray(k) ? k : [k];
-  if (Array.isArray(k) && list.length !== frames) {
-    throw invalidArgument(`one intrinsics object per frame (${frames})`, 'intrinsics', `an array of length ${list.length}`, true);
-  }
-  const out = new Float32Array(4 * frames);
-  for (let f = 0; f < frames; f++) {
-    const ki = (list.length === 1 ? list[0] : list[f]) as Partial<Intrinsics> | undefined;
-    const name = list.length === 1 ? 'intrinsics' : `intrinsics[${f}]`;
-    if (ki === null || typeof ki !== 'object') throw invalidArgument('{ fx, fy, cx, cy } in pixels', name, ki);
-    for (const key of ['fx', 'fy', 'cx', 'cy'] as const) {
-      const v = ki[key];
-      if (!finite(v)) throw invalidArgument('a finite number (pixels)', `${name}.${key}`, v);
-      if ((key === 'fx' || key === 'fy') && !(v > 0)) throw invalidArgument('a positive focal length in pixels', `${name}.${key}`, v);
-    }
-    out.set([ki.fx!, ki.fy!, ki.cx!, ki.cy!], 4 * f);
-  }
-  return out;
-}
 
-function isPose(p: unknown): boolean {
-  return ArrayBuffer.isView(p) || (Array.isArray(p) && p.length === 16 && p.every((x) => typeof x === 'number')) ||
-    (Array.isArray(p) && p.length === 4 && p.every((r) => Array.isArray(r) && r.length === 4));
-}
 
-function readPoseList(poses: unknown, frames: number): Float32Array | null {
-  if (poses === undefined || poses === null) return null;
-  const single = isPose(poses);
-  const list = single ? [poses] : poses;
-  if (!Array.isArray(list)) throw invalidArgument('a pose or one pose per frame', 'poses', poses);
-  if (list.length !== frames) {
-    throw invalidArgument(`one camera-to-world pose per frame (${frames})`, 'poses',
-      single ? 'a single pose' : `an array of ${list.length} poses`, true);
-  }
-  const out = new Float32Array(16 * frames);
-  list.forEach((p, f) => {
-    const name = single ? 'poses' : `poses[${f}]`;
-    const flat = Array.isArray(p) && p.length === 4 ? (p as number[][]).flat() : isPose(p) ? Array.from(p as ArrayLike<number>) : null;
-    if (!flat || flat.length !== 16 || !flat.every(finite)) throw invalidArgument('16 finite numbers (row-major 4x4 camera-to-world) or a 4x4 array', name, p);
-    if (Math.abs(flat[12]) > 1e-6 || Math.abs(flat[13]) > 1e-6 || Math.abs(flat[14]) > 1e-6 || Math.abs(flat[15] - 1) > 1e-6) {
-      throw invalidArgument('a rigid/affine pose whose last row is 0 0 0 1', name, `last row ${flat.slice(12).join(' ')}`, true);
-    }
-    out.set(flat, 16 * f);
-  });
-  return out;
-}
 
 /**
  * Per-frame masks of a 3D box (spec Part A §A7; [INFERRED] method, Part B §8).
@@ -274,7 +228,7 @@ export async function box3dToMasks(points: TensorLike | null, box3d: Box3d, opts
   } else {
     if (mode === 'inside') throw invalidArgument("a point map (F,H,W,3) (only mode 'project' works without points)", 'points', points);
     const poses: unknown = opts?.poses, intr: unknown = opts?.intrinsics;
-    frames = Array.isArray(poses) && !isPose(poses) ? poses.length : Array.isArray(intr) ? intr.length : 1;
+    frames = Array.isArray(poses) && !isSinglePose(poses) ? poses.length : Array.isArray(intr) ? intr.length : 1;
     if (frames < 1) throw invalidArgument('at least one frame (one pose or intrinsics each)', 'poses', 'an empty list', true);
     [height, width] = [opts?.height as number, opts?.width as number];
     for (const [k, v] of [['width', width], ['height', height]] as const) {
@@ -291,8 +245,8 @@ export async function box3dToMasks(points: TensorLike | null, box3d: Box3d, opts
       if (given !== undefined && given !== v) throw invalidArgument(`${v} (the ${k} of points)`, k, given);
     }
     if (opts?.intrinsics === undefined) throw invalidArgument("pinhole intrinsics for mode 'project'", 'intrinsics', undefined);
-    extra.intrinsics = readIntrinsicsList(opts.intrinsics, frames);
-    extra.poses = readPoseList(opts.poses, frames);
+    extra.intrinsics = readIntrinsics(opts.intrinsics, frames);
+    extra.poses = readPoses(opts.poses, frames, 'poses');
     const near = opts.near ?? 1e-3;
     if (!finite(near) || !(near > 0)) throw invalidArgument('a finite positive distance (metres)', 'near', near);
     extra.near = near;
