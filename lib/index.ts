@@ -6,6 +6,7 @@ export * from './errors';
 export * from './geometry';
 export { tensor } from './tensor';
 export * from './tiling';
+export * from './region';
 export { readImage, readDepth } from './image';
 export type { ImageSource } from './image';
 export type { TensorLike, TypedArray, NdArray, DType } from './tensor';

@@ -47,7 +47,7 @@ async function expectTypedOrOk(p: () => Promise<unknown>) {
 }
 
 describe('fuzz', () => {
-  it('public API: 1500 random calls, each resolves or rejects with a typed error', async () => {
+  it('public API: 4500 random calls, each resolves or rejects with a typed error', async () => {
     const r = rng(12345);
     for (let i = 0; i < 300; i++) {
       const K = r() < 0.8 ? { fx: r() * 600 - 50, fy: 500, cx: r() * 10, cy: r() < 0.1 ? NaN : 3 } : randomValue(r);
@@ -65,6 +65,14 @@ describe('fuzz', () => {
       await expectTypedOrOk(() => sr3d.canonicalize(randomTensor(r, 3) as never, opts));
       await expectTypedOrOk(() => sr3d.poolPointsToPatches(randomTensor(r, 3) as never, opts));
       await expectTypedOrOk(() => sr3d.sinusoidalEncode(randomTensor(r, 3) as never, opts));
+      const plan = r() < 0.8 ? sr3d.planTiles(1 + Math.floor(r() * 900), 1 + Math.floor(r() * 900), { tileSize: 1 + Math.floor(r() * 8) }) : randomValue(r);
+      await expectTypedOrOk(() => sr3d.resizeBicubic(randomTensor(r, 3) as never, Math.floor(r() * 9) - 1, Math.floor(r() * 9) - 1, opts));
+      await expectTypedOrOk(() => sr3d.tileImage(randomTensor(r, 3) as never, plan as never, opts));
+      await expectTypedOrOk(() => sr3d.tilePointMap(randomTensor(r, 3) as never, plan as never, opts));
+      await expectTypedOrOk(() => sr3d.tileMask(randomTensor(r) as never, plan as never, opts));
+      await expectTypedOrOk(() => sr3d.stitchTiles(randomTensor(r) as never, plan as never, opts));
+      await expectTypedOrOk(() => sr3d.maskPool(randomTensor(r) as never, randomTensor(r) as never, { ...opts, plan: r() < 0.5 ? plan : undefined } as never));
+      await expectTypedOrOk(() => sr3d.box3dToMasks(randomTensor(r, 3) as never, { center: [r(), r(), r()], size: [r(), r(), r() - 0.1], yaw: r() } as never, opts as never));
     }
     expect(tally.ok).toBeGreaterThan(20); // the fuzz reaches the kernels, not only the validation
     expect(tally.typed).toBeGreaterThan(200);
@@ -73,9 +81,14 @@ describe('fuzz', () => {
   it('raw addon: 2000 random batons never crash; rejections carry a known code', async () => {
     const r = rng(777);
     const addon = native() as unknown as Record<string, (b: unknown) => Promise<unknown>>;
-    const ops = ['backproject', 'scenePoints', 'canonicalize', 'poolPoints', 'sinusoidalEncode'];
+    // Every asynchronous op the addon exports (the synchronous info calls are tested elsewhere).
+    const ops = Object.keys(addon).filter((k) => typeof addon[k] === 'function' && !['buildInfo', 'devices', 'setThreads', 'triad'].includes(k));
+    expect(ops).toEqual(expect.arrayContaining(['backproject', 'scenePoints', 'canonicalize', 'poolPoints', 'sinusoidalEncode',
+      'resizeBicubic', 'tileImage', 'tileNearest', 'stitchTiles', 'maskPool', 'box3dMasks']));
     const keys = ['depth', 'depthDtype', 'frames', 'height', 'width', 'depthScale', 'intrinsics', 'poses', 'points', 'valid',
-      'impl', 'device', 'mode', 'quantile', 'output', 'count', 'out', 'batch', 'patch', 'pooled', 'numFreqs', 'includeInput', 'features'];
+      'impl', 'device', 'mode', 'quantile', 'output', 'count', 'out', 'batch', 'patch', 'pooled', 'numFreqs', 'includeInput', 'features',
+      'src', 'dst', 'outHeight', 'outWidth', 'cols', 'rows', 'tileSize', 'tiles', 'dtype', 'channels', 'layout', 'tile', 'masks',
+      'regions', 'box', 'near'];
     let resolved = 0, rejected = 0;
     for (let i = 0; i < 2000; i++) {
       const b: Record<string, unknown> = {};
@@ -87,6 +100,14 @@ describe('fuzz', () => {
           depth: new Float32Array(f * h * w), intrinsics: new Float32Array(4 * f).fill(r() < 0.5 ? 0 : 100), poses: null,
           points: new Float32Array(3 * f * h * w), valid: new Uint8Array(f * h * w), out: new Float32Array(3 * f * h * w),
           depthScale: 1, impl: pick(r, ['fast', 'reference', 'cuda']), device: 0, mode: 'isotropic', quantile: 0.01, output: pick(r, ['canonical', 'world']) });
+        // ... and for the image/region ops: small consistent images, plans, features, masks.
+        const cols = 1 + Math.floor(r() * 2), rows = 1 + Math.floor(r() * 2), ts = 1 + Math.floor(r() * 4), ch = 1 + Math.floor(r() * 3);
+        const nt = cols * rows + (cols * rows > 1 ? 1 : 0);
+        Object.assign(b, { src: new Uint8Array(3 * h * w), outHeight: 1 + Math.floor(r() * 5), outWidth: 1 + Math.floor(r() * 5),
+          cols, rows, tileSize: ts, tiles: pick(r, [new Float32Array(nt * 3 * ts * ts), nt]), dtype: pick(r, ['float32', 'uint8']), channels: ch,
+          layout: pick(r, ['frames', 'tiles']), tile: ts, regions: 1 + Math.floor(r() * 2), box: new Float64Array(15).fill(0.5), near: 0.001 });
+        b.dst = new Uint8Array((b.outHeight as number) * (b.outWidth as number) * 3);
+        b.masks = new Uint8Array((b.regions as number) * f * h * w).fill(1);
       }
       const op = pick(r, ops);
       let res: unknown;

@@ -22,6 +22,15 @@ describe('package', () => {
     else expect(b.cuda.archs).toEqual(expect.arrayContaining(['sm_75', 'sm_87', 'sm_90']));
   });
 
+  it('exports every op of the API', () => {
+    const ops = ['backproject', 'scenePoints', 'canonicalize', 'toMetric', 'poolPointsToPatches', 'sinusoidalEncode',
+      'readImage', 'readDepth', 'planTiles', 'framePlan', 'candidateGrids', 'sampleFrames', 'resizeBicubic', 'tileImage',
+      'tilePointMap', 'tileMask', 'boxToMask', 'box3dToMasks', 'stitchTiles', 'maskPool', 'buildInfo', 'devices',
+      'setThreads', 'loadInfo', 'tensor', 'invalidArgument'];
+    const api = sr3d as unknown as Record<string, unknown>;
+    expect(ops.filter((k) => typeof api[k] !== 'function')).toEqual([]);
+  });
+
   it('devices() lists usable GPUs (none on a machine without one)', () => {
     const d = sr3d.devices();
     expect(Array.isArray(d)).toBe(true);
@@ -62,9 +71,9 @@ describe('package', () => {
     it('CommonJS require and ESM import expose the same API', () => {
       const cjs = node(['-e', "const s=require('sr3d');console.log(typeof s.backproject, typeof s.buildInfo, s.InvalidArgumentError.name)"]);
       expect(cjs.stdout.trim()).toBe('function function InvalidArgumentError');
-      const esm = node(['--input-type=module', '-e', "import s, {backproject, scenePoints} from 'sr3d';console.log(typeof backproject, typeof scenePoints, typeof s.canonicalize)"]);
+      const esm = node(['--input-type=module', '-e', "import s, {backproject, scenePoints, tileImage, maskPool} from 'sr3d';console.log(typeof backproject, typeof scenePoints, typeof tileImage, typeof maskPool, typeof s.canonicalize)"]);
       expect(esm.stderr).toBe('');
-      expect(esm.stdout.trim()).toBe('function function function');
+      expect(esm.stdout.trim()).toBe('function function function function function');
     });
 
     it('SR3D_DEVICE=cpu forces the CPU build; SR3D_DEVICE=cuda without a GPU is a NativeLoadError', () => {
