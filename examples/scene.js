@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-// The bundled example: 16 RGB-D frames of the TUM fr3 cabinet scene with mocap poses ->
-// one canonical 3D scene (the geometry stage of SR-3D), plus a check against the annotated box.
+// The bundled example: the SR-3D preprocessing of a real multi-view RGB-D scene (TUM fr3
+// cabinet: 16 frames, mocap poses, one annotated 3D box), end to end on the native kernels:
+//   depth + intrinsics + poses -> world points + the scene's canonical transform (one pass)
+//   -> per-patch points -> sinusoidal 3D-PE features;
+//   RGB frames -> NVILA multi-view tiles (448x448, SigLIP-normalized);
+//   the annotated 3D box -> per-frame region masks (occlusion-aware).
 //   node examples/scene.js [folder]
 'use strict';
 const fs = require('fs');
@@ -18,41 +22,53 @@ function quatToPose([tx, ty, tz, x, y, z, w]) {
   ];
 }
 
+const ms = (t0) => `${(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(1)} ms`;
+
 (async () => {
-  const files = fs.readdirSync(path.join(dir, 'depth_imgs')).filter((f) => f.endsWith('.png')).sort();
+  const ids = fs.readdirSync(path.join(dir, 'depth_imgs')).filter((f) => f.endsWith('.png')).map((f) => f.slice(0, 4)).sort();
   const poseLines = fs.readFileSync(path.join(dir, 'truth_cam_poses.txt'), 'utf8').trim().split('\n');
-  let W = 0, H = 0;
-  const frames = await Promise.all(files.map(async (f) => {
-    const d = await sr3d.readDepth(path.join(dir, 'depth_imgs', f));
-    [H, W] = d.shape;
-    const line = poseLines[Number(f.slice(0, 4))].trim().split(/\s+/).map(Number);
-    return { depth: d.data, pose: quatToPose(line.slice(1)) };
-  }));
-  const depth = new Uint16Array(frames.length * H * W);
-  frames.forEach((f, i) => depth.set(f.depth, i * H * W));
   const K = { fx: 535.4, fy: 539.2, cx: 320.1, cy: 247.6 };
 
-  const t0 = process.hrtime.bigint();
-  const scene = await sr3d.scenePoints({ data: depth, shape: [frames.length, H, W] }, K,
-    { depthScale: 1 / 5000, pose: frames.map((f) => f.pose) });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  let t0 = process.hrtime.bigint();
+  const depths = await Promise.all(ids.map((id) => sr3d.readDepth(path.join(dir, 'depth_imgs', `${id}_depth_raw.png`))));
+  const images = await Promise.all(ids.map((id) => sr3d.readImage(path.join(dir, 'raw_imgs', `${id}_rgb_raw.jpg`))));
+  const [H, W] = depths[0].shape;
+  const depth = new Uint16Array(ids.length * H * W);
+  depths.forEach((d, i) => depth.set(d.data, i * H * W));
+  const poses = ids.map((id) => quatToPose(poseLines[Number(id)].trim().split(/\s+/).slice(1).map(Number)));
+  console.log(`read ${ids.length} RGB-D frames ${W}x${H}: ${ms(t0)}`);
 
-  // How many canonical points fall in the annotated cabinet box (converted to canonical units)?
-  const [cx, cy, cz, yaw, a, b, c] = fs.readFileSync(path.join(dir, 'truth_objects.txt'), 'utf8').trim().split(/\s+/).map(Number);
-  const world = sr3d.toMetric(scene.points, scene).data;
-  let inBox = 0;
-  for (let i = 0; i < world.length; i += 3) {
-    const dx = world[i] - cx, dy = world[i + 1] - cy, dz = world[i + 2] - cz;
-    const lx = Math.cos(yaw) * dx + Math.sin(yaw) * dy, ly = -Math.sin(yaw) * dx + Math.cos(yaw) * dy;
-    if (Math.abs(lx) <= a + 0.02 && Math.abs(ly) <= b + 0.02 && Math.abs(dz) <= c + 0.02) inBox++;
-  }
+  // 1. Geometry: world points + the canonical transform in one pass over the depth.
+  t0 = process.hrtime.bigint();
+  const scene = await sr3d.scenePoints({ data: depth, shape: [ids.length, H, W] }, K,
+    { depthScale: 1 / 5000, pose: poses, output: 'world' });
+  console.log(`scenePoints: ${ms(t0)}; ${scene.validCount} valid points; canonical = (world - [${scene.center.map((v) => v.toFixed(3)).join(', ')}]) / ${scene.scale[0].toFixed(3)} m`);
+
+  // 2. Per-patch points (14 px) -> canonical -> sinusoidal features of the 3D PE.
+  t0 = process.hrtime.bigint();
+  const pooled = await sr3d.poolPointsToPatches(scene.points, { patch: 14 });
+  const pe = await sr3d.sinusoidalEncode(sr3d.toCanonical(pooled.points, scene));
+  console.log(`patch points ${pooled.points.shape.join('x')} -> PE features ${pe.shape.join('x')}: ${ms(t0)}`);
+
+  // 3. RGB: multi-view frames are stretched to one 448x448 tile each (no tiling).
+  t0 = process.hrtime.bigint();
+  const tiles = await Promise.all(images.map((im) => sr3d.tileImage(im, sr3d.framePlan())));
+  const single = sr3d.planTiles(W, H);
+  const tiled = await sr3d.tileImage(images[0], single);
+  console.log(`multi-view tiles ${tiles.length}x${tiles[0].shape.slice(1).join('x')}; one frame alone would tile as ` +
+    `${single.cols}x${single.rows} + thumbnail = ${tiled.shape[0]} tiles: ${ms(t0)}`);
+
+  // 4. The annotated cabinet (x y z yaw + half extents) -> per-frame masks by point-in-box.
+  const [cx, cy, cz, yaw, a, b, h] = fs.readFileSync(path.join(dir, 'truth_objects.txt'), 'utf8').trim().split(/\s+/).map(Number);
+  t0 = process.hrtime.bigint();
+  const box = { center: [cx, cy, cz], size: [2 * a, 2 * b, 2 * h], yaw };
+  const masks = await sr3d.box3dToMasks(scene.points, box, { margin: 0.05 });
+  console.log(`cabinet masks (box + 5 cm): ${ms(t0)}; coverage per frame ` +
+    masks.coverage.map((v) => `${(100 * v).toFixed(0)}%`).join(' '));
+
   const info = sr3d.buildInfo();
   console.log(`sr3d ${info.version} on ${info.binary.variant} (${info.cpu.threads} threads, ${info.cpu.simd})`);
-  console.log(`scene: ${frames.length} frames ${W}x${H}, ${scene.validCount} valid points (${(100 * scene.validCount / depth.length).toFixed(1)}%)`);
-  console.log(`canonical (${scene.mode}, q=0.01): center [${scene.center.map((v) => v.toFixed(3)).join(', ')}] m, scale ${scene.scale[0].toFixed(3)} m/unit`);
-  console.log(`points on the annotated cabinet (box + 2 cm): ${inBox}`);
-  console.log(`scenePoints: ${ms.toFixed(1)} ms (includes allocating the ${(scene.points.data.byteLength / 2 ** 20).toFixed(0)} MiB output)`);
 })().catch((e) => {
-  console.error(e.message);
+  console.error(`${e.name}: ${e.message}`);
   process.exit(1);
 });

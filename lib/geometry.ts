@@ -210,6 +210,26 @@ export async function canonicalize(points: TensorLike, opts?: CanonicalizeOption
   return { ...transformOf(c.mode, t), points: toNdArray(out, p.shape) };
 }
 
+/**
+ * Applies a canonical transform to points in metres: `canonical = (world - center) / scale`
+ * per axis, with the kernels' float32 arithmetic (`(p - f32(center)) * f32(1 / scale)`), so it
+ * equals what `canonicalize` / `scenePoints` write bit for bit. Use it after pooling the
+ * `scenePoints({ output: 'world' })` points. Non-finite points stay NaN.
+ */
+export function toCanonical(points: TensorLike, transform: Pick<CanonicalTransform, 'center' | 'scale'>): NdArray<Float32Array> {
+  const p = toContiguous(points, 'points', { dtypes: ['float32'], lastDim: 3, what: 'points in metres (…,3)' });
+  const { center, scale } = transform ?? ({} as CanonicalTransform);
+  if (!Array.isArray(center) || center.length !== 3 || !center.every(finite)) throw invalidArgument('3 finite numbers', 'transform.center', center);
+  if (!Array.isArray(scale) || scale.length !== 3 || !scale.every((s) => finite(s) && s > 0)) throw invalidArgument('3 positive numbers', 'transform.scale', scale);
+  const c = center.map(Math.fround), inv = scale.map((s) => Math.fround(1 / s));
+  const out = new Float32Array(p.data.length);
+  for (let i = 0; i < out.length; i += 3) {
+    const ok = Number.isFinite(p.data[i]) && Number.isFinite(p.data[i + 1]) && Number.isFinite(p.data[i + 2]);
+    for (let a = 0; a < 3; a++) out[i + a] = ok ? Math.fround(Math.fround(p.data[i + a] - c[a]) * inv[a]) : NaN;
+  }
+  return toNdArray(out, p.shape);
+}
+
 /** Maps canonical points back to metres: `world = canonical * scale + center` (float64 math, float32 out). */
 export function toMetric(points: TensorLike, transform: Pick<CanonicalTransform, 'center' | 'scale'>): NdArray<Float32Array> {
   const p = toContiguous(points, 'points', { dtypes: ['float32'], lastDim: 3, what: 'canonical points (…,3)' });

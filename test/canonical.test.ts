@@ -1,4 +1,4 @@
-import { backproject, canonicalize, devices, InvalidArgumentError, scenePoints, toMetric } from '../lib';
+import { backproject, canonicalize, devices, InvalidArgumentError, scenePoints, toCanonical, toMetric } from '../lib';
 import { expectBitEqual, expectClose, refCanonical, rng } from './helpers';
 
 const hasGpu = devices().length > 0;
@@ -132,6 +132,8 @@ describe('scenePoints (fused)', () => {
         expect(fused.validCount).toBe(two.validCount);
         const ref = await scenePoints({ data: depth, shape }, k, { ...opts, impl: 'reference' });
         expectBitEqual(ref.points.data, fused.points.data, 'reference vs fast');
+        // toCanonical applies a transform exactly as the kernels do.
+        expectBitEqual(toCanonical(bp.points, two).data, two.points.data, 'toCanonical vs canonicalize');
         // World output: backproject's points bit for bit, the same transform, one pass.
         for (const impl of ['fast', 'reference'] as const) {
           const world = await scenePoints({ data: depth, shape }, k, { ...opts, output: 'world', impl, device: 'cpu' });

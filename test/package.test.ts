@@ -23,7 +23,7 @@ describe('package', () => {
   });
 
   it('exports every op of the API', () => {
-    const ops = ['backproject', 'scenePoints', 'canonicalize', 'toMetric', 'poolPointsToPatches', 'sinusoidalEncode',
+    const ops = ['backproject', 'scenePoints', 'canonicalize', 'toMetric', 'toCanonical', 'poolPointsToPatches', 'sinusoidalEncode',
       'readImage', 'readDepth', 'planTiles', 'framePlan', 'candidateGrids', 'sampleFrames', 'resizeBicubic', 'tileImage',
       'tilePointMap', 'tileMask', 'boxToMask', 'box3dToMasks', 'stitchTiles', 'maskPool', 'buildInfo', 'devices',
       'setThreads', 'loadInfo', 'tensor', 'invalidArgument'];
