@@ -380,5 +380,51 @@ __device__ __forceinline__ void apply_point(const ApplyParams& t, bool ok, const
     out[a] = ok ? __fmul_rn(__fsub_rn(p[a], t.c[a]), t.inv[a]) : quiet_nan();
 }
 
+// The apply step over any source (stored points, or points recomputed from depth):
+// out = (p - c) * inv, NaN where invalid, valid[i] (optional) = 1 where valid, and the valid
+// count summed into `count` (optional: metric mode, where no reduction ran).
+template <typename Source>
+__global__ void apply_kernel(Source src, int64_t n, ApplyParams t, float* out, uint8_t* valid,
+                             unsigned long long* count) {
+  __shared__ unsigned long long scratch[32];
+  unsigned long long c = 0;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float p[3], q[3];
+    const bool ok = src.load(i, p);
+    c += ok;
+    apply_point(t, ok, p, q);
+    out[3 * i] = q[0];
+    out[3 * i + 1] = q[1];
+    out[3 * i + 2] = q[2];
+    if (valid) valid[i] = ok ? 1 : 0;
+  }
+  if (count) {  // uniform: every thread of the block takes the same branch
+    c = block_reduce(c, SumOp(), 0ULL, scratch);
+    if (threadIdx.x == 0 && c) atomicAdd(count, c);
+  }
+}
+
+// Launches apply_kernel over n points. With `count_valid` it also returns the number of
+// valid points (and synchronizes the stream); otherwise it returns -1 without waiting.
+// `out` may alias the source's points (each thread reads its point before writing it).
+template <typename Source>
+int64_t launch_apply(const Source& src, int64_t n, const CanonicalTransform& t, float* out,
+                     uint8_t* valid, bool count_valid, cudaStream_t stream) {
+  if (!count_valid) {
+    SR3D_LAUNCH(apply_kernel<Source>, grid_for(n), kBlock, 0, stream, src, n, apply_params(t),
+                out, valid, static_cast<unsigned long long*>(nullptr));
+    return -1;
+  }
+  DeviceBuffer<unsigned long long> count(1, stream);
+  SR3D_CUDA_CHECK(cudaMemsetAsync(count.get(), 0, sizeof(unsigned long long), stream));
+  SR3D_LAUNCH(apply_kernel<Source>, reduction_grid(n), kBlock, 0, stream, src, n,
+              apply_params(t), out, valid, count.get());
+  unsigned long long c = 0;
+  SR3D_CUDA_CHECK(cudaMemcpyAsync(&c, count.get(), sizeof c, cudaMemcpyDeviceToHost, stream));
+  SR3D_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return static_cast<int64_t>(c);
+}
+
 }  // namespace cuda
 }  // namespace sr3d

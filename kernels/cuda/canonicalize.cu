@@ -10,32 +10,6 @@
 namespace sr3d {
 namespace cuda {
 
-namespace {
-
-// p' = (p - c) * inv, NaN where any component is not finite; `count` (metric mode, where
-// no reduction ran) receives the number of valid points.
-__global__ void canonical_apply_kernel(const float* points, int64_t n, ApplyParams t, float* out,
-                                       unsigned long long* count) {
-  __shared__ unsigned long long scratch[32];
-  unsigned long long c = 0;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float p[3], q[3];
-    const bool ok = PointsSource{points}.load(i, p);
-    c += ok;
-    apply_point(t, ok, p, q);
-    out[3 * i] = q[0];
-    out[3 * i + 1] = q[1];
-    out[3 * i + 2] = q[2];
-  }
-  if (count) {  // uniform: every thread of the block takes the same branch
-    c = block_reduce(c, SumOp(), 0ULL, scratch);
-    if (threadIdx.x == 0 && c) atomicAdd(count, c);
-  }
-}
-
-}  // namespace
-
 CanonicalTransform canonicalize(const CanonicalizeArgs& a, void* stream_ptr) {
   canonicalize_check(a);
   cudaStream_t stream = as_stream(stream_ptr);
@@ -44,21 +18,14 @@ CanonicalTransform canonicalize(const CanonicalizeArgs& a, void* stream_ptr) {
     const double zero[3] = {0, 0, 0};
     return cpu::transform_from_box(a.mode, zero, zero, 0);
   }
-  if (a.mode == CanonicalMode::kMetric) {
+  const PointsSource src{a.points};
+  if (a.mode == CanonicalMode::kMetric) {  // no reduction: the apply pass counts
     CanonicalTransform t;
-    DeviceBuffer<unsigned long long> count(1, stream);
-    SR3D_CUDA_CHECK(cudaMemsetAsync(count.get(), 0, sizeof(unsigned long long), stream));
-    SR3D_LAUNCH(canonical_apply_kernel, reduction_grid(n), kBlock, 0, stream, a.points, n,
-                apply_params(t), a.points_out, count.get());
-    unsigned long long c = 0;
-    SR3D_CUDA_CHECK(cudaMemcpyAsync(&c, count.get(), sizeof c, cudaMemcpyDeviceToHost, stream));
-    SR3D_CUDA_CHECK(cudaStreamSynchronize(stream));
-    t.valid_count = static_cast<int64_t>(c);
+    t.valid_count = launch_apply(src, n, t, a.points_out, nullptr, true, stream);
     return t;
   }
-  CanonicalTransform t = reduce_transform(PointsSource{a.points}, n, a.mode, a.quantile, stream);
-  SR3D_LAUNCH(canonical_apply_kernel, grid_for(n), kBlock, 0, stream, a.points, n,
-                apply_params(t), a.points_out, static_cast<unsigned long long*>(nullptr));
+  CanonicalTransform t = reduce_transform(src, n, a.mode, a.quantile, stream);
+  launch_apply(src, n, t, a.points_out, nullptr, false, stream);
   return t;
 }
 
