@@ -79,21 +79,28 @@ class PySetEmulation {
 
   add(key: [number, number]): void {
     const hash = tupleHash(key);
+    const slot = this.probe(key, hash);
+    if (slot < 0) return; // already present
+    this.table[slot] = { key, hash };
+    this.fill++;
+    if (BigInt(this.fill) * 5n >= this.mask * 3n) this.resize(this.fill > 50000 ? this.fill * 2 : this.fill * 4);
+  }
+
+  /**
+   * CPython's probe sequence (setobject.c set_add_entry / set_insert_clean): from `hash & mask`,
+   * one slot plus LINEAR_PROBES more when they fit before the end of the table, then a
+   * perturbed jump. Returns the first empty slot, or -1 when an equal key is met first.
+   */
+  private probe(key: [number, number], hash: bigint): number {
     let i = hash & this.mask;
     let perturb = hash;
     for (;;) {
-      // One slot plus LINEAR_PROBES more when they fit before the end of the table.
       const probes = i + LINEAR_PROBES <= this.mask ? Number(LINEAR_PROBES) : 0;
       for (let j = 0; j <= probes; j++) {
         const slot = Number(i) + j;
         const e = this.table[slot];
-        if (e === null) {
-          this.table[slot] = { key, hash };
-          this.fill++;
-          if (BigInt(this.fill) * 5n >= this.mask * 3n) this.resize(this.fill > 50000 ? this.fill * 2 : this.fill * 4);
-          return;
-        }
-        if (e.hash === hash && e.key[0] === key[0] && e.key[1] === key[1]) return;
+        if (e === null) return slot;
+        if (e.hash === hash && e.key[0] === key[0] && e.key[1] === key[1]) return -1;
       }
       perturb >>= PERTURB_SHIFT;
       i = (i * 5n + 1n + perturb) & this.mask;
@@ -106,24 +113,8 @@ class PySetEmulation {
     const old = this.table;
     this.table = new Array(size).fill(null);
     this.mask = BigInt(size - 1);
-    for (const e of old) if (e !== null) this.insertClean(e.key, e.hash);
-  }
-
-  private insertClean(key: [number, number], hash: bigint): void {
-    let i = hash & this.mask;
-    let perturb = hash;
-    for (;;) {
-      const probes = i + LINEAR_PROBES <= this.mask ? Number(LINEAR_PROBES) : 0;
-      for (let j = 0; j <= probes; j++) {
-        const slot = Number(i) + j;
-        if (this.table[slot] === null) {
-          this.table[slot] = { key, hash };
-          return;
-        }
-      }
-      perturb >>= PERTURB_SHIFT;
-      i = (i * 5n + 1n + perturb) & this.mask;
-    }
+    // Re-insert in table order; keys are distinct, so the probe never meets an equal one.
+    for (const e of old) if (e !== null) this.table[this.probe(e.key, e.hash)] = e;
   }
 
   /** Iteration order: table order. */
