@@ -1,8 +1,6 @@
 #include "../canonicalize.h"
 
 #include <algorithm>
-#include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #if defined(__x86_64__)
@@ -351,14 +349,7 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
   const int64_t nblocks = (n + block - 1) / block;
   const int threads = cpu_threads();
 
-  const bool dbg = std::getenv("SR3D_DEBUG_REDUCE") != nullptr;
-  auto t_start = std::chrono::steady_clock::now();
-  auto lap = [&](const char* what) {
-    if (!dbg) return;
-    auto now = std::chrono::steady_clock::now();
-    std::fprintf(stderr, "reduce: %-10s %.3f ms\n", what, std::chrono::duration<double, std::milli>(now - t_start).count());
-    t_start = now;
-  };
+
   Target targets[6];  // axis a: [2a] = Q(q), [2a+1] = Q(1-q)
   // The default sample (32K) balances the sample + bracket cost against the candidates to select.
   if (need_quantile && n > sample) {
@@ -385,7 +376,6 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
           }
       }
     });
-    lap("sample");
     // The axes in parallel. Per side, one selection over the whole sample for the bound
     // nearer the middle, then one inside the small tail it leaves for the outer bound.
     parallel_for(3, 3, [&](int, int64_t a0, int64_t a1) {
@@ -423,7 +413,6 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
     });
   }
 
-  lap("brackets");
   int64_t nv = 0;
   double lo[3], hi[3];
   const int kRounds = 5;
@@ -454,7 +443,6 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
       }
     });
     if (sweeps_done) ++*sweeps_done;
-    lap("sweep");
     if (first) {
       float mn[3] = {kInf, kInf, kInf}, mx[3] = {-kInf, -kInf, -kInf};
       for (const Sweep& s : sweeps) {
@@ -486,9 +474,6 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
         cand.insert(cand.end(), s.cand[k].begin(), s.cand[k].end());
       }
       const int64_t in_count = static_cast<int64_t>(cand.size());
-      if (dbg)
-        std::fprintf(stderr, "round %d target %lld: k=%lld below=%lld in=%lld [%g, %g]\n", round, (long long)k,
-                     (long long)t.pos.k, (long long)below, (long long)in_count, t.lo, t.hi);
       if (below <= t.pos.k && t.pos.k2 < below + in_count) {
         float x, y;
         select2(cand, t.pos.k - below, t.pos.k2 - below, &x, &y);
@@ -513,7 +498,6 @@ CanonicalTransform reduce_points(const PointBlockFn& source, int64_t n, int64_t 
     });
     bool all_done = true;
     for (bool r : retry) all_done = all_done && !r;
-    lap("select");
     if (all_done) break;
   }
   for (const Target& t : targets)
