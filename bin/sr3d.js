@@ -1,8 +1,13 @@
 #!/usr/bin/env node
 'use strict';
-try {
-  process.exitCode = require('../dist/cli.js').main(process.argv.slice(2));
-} catch (e) {
+const fail = (e) => {
   process.stderr.write(`sr3d: ${e && e.message ? e.message : e}\n`);
   process.exitCode = 1;
+};
+try {
+  Promise.resolve(require('../dist/cli.js').main(process.argv.slice(2))).then((code) => {
+    process.exitCode = code;
+  }, fail);
+} catch (e) {
+  fail(e);
 }

@@ -2,24 +2,32 @@
  * The `sr3d` command line.
  *   sr3d info [--json]   what the native binary was built with and which GPUs it can use
  *   sr3d build           build the native addon from source (CPU; CUDA when nvcc is found)
+ * Further commands live one per file in lib/commands/ and register in COMMANDS below.
  */
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 
 import { buildInfo, devices } from './info';
 import { packageRoot } from './native';
+import type { Command } from './commands/types';
 
-const USAGE = `Usage: sr3d <command> [options]
+// Commands defined in lib/commands/*.ts: name -> { summary, usage, run(args) }.
+const COMMANDS: Record<string, Command> = {};
+
+const USAGE_TEXT = `Usage: sr3d <command> [options]
 
 Commands:
   info [--json]   show the build (CUDA version and archs, CPU threads and SIMD) and usable GPUs
   build           build the native addon from source (needs cmake and a C++17 compiler; nvcc for CUDA)
   help            show this text
+__COMMANDS__
 
 Environment:
   SR3D_DEVICE=cpu|cuda   force the CPU or CUDA binary (default: CUDA only when a GPU is usable)
   SR3D_NUM_THREADS=n     CPU worker threads
   NODE_DEBUG=sr3d        print how the binary was chosen`;
+const usage = (): string =>
+  USAGE_TEXT.replace('__COMMANDS__\n', Object.values(COMMANDS).map((c) => `  ${c.usage}\n      ${c.summary}\n`).join(''));
 
 function info(json: boolean): number {
   const b = buildInfo();
@@ -41,7 +49,7 @@ function info(json: boolean): number {
   return 0;
 }
 
-export function main(argv: string[]): number {
+export function main(argv: string[]): number | Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'info':
@@ -54,10 +62,11 @@ export function main(argv: string[]): number {
     case 'help':
     case '--help':
     case '-h':
-      process.stdout.write(USAGE + '\n');
+      process.stdout.write(usage() + '\n');
       return cmd === undefined ? 1 : 0;
     default:
-      process.stderr.write(`sr3d: unknown command '${cmd}'\n\n${USAGE}\n`);
+      if (COMMANDS[cmd]) return COMMANDS[cmd].run(rest);
+      process.stderr.write(`sr3d: unknown command '${cmd}'\n\n${usage()}\n`);
       return 2;
   }
 }

@@ -1,0 +1,130 @@
+// The native inference engine: SigLIP vision tower, the NVILA 3x3 projector, small MLP
+// modules (SR-3D's 3D-PE MLP and region projector), and the Qwen2 decoder with a KV cache.
+// One interface, two implementations (CPU: kernels/cpu/engine_cpu.cc; CUDA:
+// kernels/cuda/engine_cuda.cu). Model-level configuration arrives already read from the
+// checkpoint's config files (the TypeScript loader does that); nothing here is hard-coded
+// to NVILA-Lite-8B's sizes.
+//
+// Weights are borrowed: the CPU engine uses the caller's buffers in place for its whole
+// life (the caller keeps them alive); the CUDA engine copies them to the device at
+// creation and keeps no host pointer.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "nn.h"
+
+namespace sr3d {
+
+struct VisionSpec {          // SigLIP (HF SiglipVisionModel)
+  int64_t hidden = 0;        // 1152
+  int64_t heads = 0;         // 16
+  int64_t intermediate = 0;  // 4304
+  int64_t layers_run = 0;    // encoder layers to run: the selected hidden state's index
+                             // (select_layer -2 of 27 layers -> 26)
+  int64_t image_size = 0;    // 448
+  int64_t patch_size = 0;    // 14
+  float eps = 1e-6f;
+  Act act = Act::kGeluTanh;  // hidden_act "gelu_pytorch_tanh"
+};
+
+struct ProjectorSpec {       // mlp_downsample_3x3_fix: pad+3x3 space-to-channel, then
+  float eps = 1e-5f;         // LN(9c), Linear, GELU(erf), LN, Linear, GELU(erf), Linear.
+};                           // Widths come from the weight shapes (layers.{1,2,4,5,7}).
+
+struct LlmSpec {             // Qwen2ForCausalLM
+  int64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0;
+  int64_t vocab = 0;
+  float eps = 1e-6f;
+  double rope_theta = 1e6;
+  bool tie_word_embeddings = false;  // lm_head = embed_tokens when true
+};
+
+// A small sequential module, e.g. spatial_pe (Linear, GELU(erf), Linear) or the region
+// projector. Weight names are looked up as "<module>.<name>".
+struct MlpStep {
+  enum Kind : int32_t { kLinear = 0, kLayerNorm = 1, kGeluErf = 2, kGeluTanh = 3 } kind;
+  std::string weight, bias;  // empty bias = none (Linear); LayerNorm: gamma, beta
+  float eps = 1e-5f;
+};
+
+struct ModelSpec {
+  bool has_vision = false, has_projector = false, has_llm = false;
+  VisionSpec vision;
+  ProjectorSpec projector;
+  LlmSpec llm;
+  std::map<std::string, std::vector<MlpStep>> mlps;  // "spatial_pe", "region", ...
+  int64_t max_context = 4096;                        // KV-cache capacity in positions
+};
+
+struct WeightTensor {
+  const void* data = nullptr;
+  WType type = WType::kF32;
+  std::vector<int64_t> shape;
+};
+// Keys: "vision.<HF key>" (vision_model.embeddings.patch_embedding.weight, ...),
+// "projector.<key>" (layers.1.weight, ...), "llm.<HF key>" (model.embed_tokens.weight,
+// model.layers.0.self_attn.q_proj.weight, ..., lm_head.weight), "<mlp module>.<key>".
+using WeightMap = std::map<std::string, WeightTensor>;
+
+struct EngineInfo {
+  std::string device;          // "cpu" or "cuda:0"
+  int64_t weight_bytes = 0;    // resident weight bytes (device bytes for CUDA)
+  int64_t kv_cache_bytes = 0;  // allocated KV cache
+  int64_t scratch_bytes = 0;   // activation buffers currently held
+  int64_t max_context = 0;
+};
+
+struct Sampling {
+  float temperature = 0.f;  // <= 0: greedy (argmax, lowest index wins ties)
+  float top_p = 1.f;        // nucleus mass, (0, 1]
+  int32_t top_k = 0;        // 0 = off
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual EngineInfo info() const = 0;
+  virtual const ModelSpec& spec() const = 0;
+
+  // [n][3][S][S] normalized tiles -> [n][(S/p)^2][vision hidden], the selected layer.
+  virtual void encode_tiles(const float* tiles, int64_t n, float* out) = 0;
+  // [n][T][vision hidden] -> [n][G*G][llm hidden] (T = g*g, G = ceil(g/3)).
+  virtual void project(const float* features, int64_t n, float* out) = 0;
+  // rows x in -> rows x out through the named MLP module.
+  virtual void run_mlp(const std::string& module, const float* x, int64_t rows, float* out) = 0;
+  virtual int64_t mlp_in_dim(const std::string& module) const = 0;
+  virtual int64_t mlp_out_dim(const std::string& module) const = 0;
+  // Token embedding rows: ids in [0, vocab) -> [n][llm hidden].
+  virtual void embed_tokens(const int32_t* ids, int64_t n, float* out) = 0;
+
+  // KV-cache session. reset() empties it. prefill() appends n positions from their input
+  // embeddings ([n][hidden], positions cached()..cached()+n-1) and keeps the last position's
+  // logits; decode() appends one token by id. Both throw kInvalidArgument past max_context.
+  virtual void reset() = 0;
+  virtual int64_t cached() const = 0;
+  virtual void prefill(const float* embeddings, int64_t n) = 0;
+  virtual void decode(int32_t token) = 0;
+  // The logits of the last appended position ([vocab], host memory owned by the engine).
+  virtual const float* last_logits() = 0;
+};
+
+std::unique_ptr<Engine> make_cpu_engine(const ModelSpec& spec, const WeightMap& weights);
+// Throws (throw_cpu_only_build) in a build without CUDA.
+std::unique_ptr<Engine> make_cuda_engine(const ModelSpec& spec, const WeightMap& weights,
+                                         int device);
+
+// Validates that `weights` holds every tensor `spec` needs with the right shape; throws
+// kInvalidArgument naming the key, its expected and received shape. Both engines call it.
+void check_weights(const ModelSpec& spec, const WeightMap& weights);
+
+// Token choice from logits (host): greedy, or temperature -> top-k -> top-p (HF order) with
+// a splitmix64/xoshiro state the caller seeds; deterministic for a seed.
+int32_t sample_token(const float* logits, int64_t vocab, const Sampling& s, uint64_t rng[4]);
+void seed_rng(uint64_t seed, uint64_t rng[4]);
+
+}  // namespace sr3d
