@@ -1,0 +1,166 @@
+/**
+ * `sr3d ask <scene.json | dir | image> --model <dir> [--region SPEC …] [--json] [--overlay out.png]
+ * [--max-new-tokens n] [--temperature t] [--top-p p] [--top-k k] [--seed s] [--max-frames n]
+ * [--device auto|cpu|cuda] "question"`: the model's answer, streamed to stdout.
+ * Progress (stages, tiles, tokens/s) goes to stderr when stderr is a terminal, never with --json.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { finite } from '../camera';
+import { Sr3dError } from '../errors';
+import { writeOverlay } from '../overlay';
+import { parseRegionArg } from '../regions';
+import type { RegionSpec } from '../regions';
+import { MODEL_HELP, SR3D } from '../sr3d';
+import type { AskInput } from '../sr3d';
+import type { Command } from './types';
+
+const USAGE = 'ask <scene.json | scene dir | image> --model <dir> [--region SPEC …] [--json] [--overlay out.png] [--max-new-tokens n] ' +
+  '[--temperature t] [--top-p p] [--top-k k] [--seed s] [--max-frames n] [--device auto|cpu|cuda] "question"';
+
+class UsageError extends Error {}
+
+interface Args {
+  input: string;
+  question: string;
+  model?: string;
+  regions: RegionSpec[];
+  json: boolean;
+  overlay?: string;
+  maxNewTokens?: number;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  seed?: number;
+  maxFrames?: number;
+  device?: 'auto' | 'cpu' | 'cuda';
+}
+
+function num(v: string, flag: string, opts: { int?: boolean; min?: number; max?: number }, example: string): number {
+  const x = v.trim() === '' ? NaN : Number(v);
+  const ok = finite(x) && (!opts.int || Number.isInteger(x)) && (opts.min === undefined || x >= opts.min) && (opts.max === undefined || x <= opts.max);
+  if (!ok) {
+    const what = `${opts.int ? 'an integer' : 'a number'}${opts.min !== undefined ? ` >= ${opts.min}` : ''}${opts.max !== undefined ? ` and <= ${opts.max}` : ''}`;
+    throw new UsageError(`Expected ${what} for ${flag} but received '${v}'. Fix: e.g. ${flag} ${example}`);
+  }
+  return x;
+}
+
+function parseArgs(args: string[]): Args {
+  const pos: string[] = [];
+  const out: Partial<Args> & { regions: RegionSpec[]; json: boolean } = { regions: [], json: false };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (!a.startsWith('--')) { pos.push(a); continue; }
+    const eq = a.indexOf('=');
+    const [flag, inline] = eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
+    const value = () => {
+      const v = inline ?? args[++i];
+      if (v === undefined) throw new UsageError(`Expected a value after ${flag} but received nothing. Fix: sr3d ${USAGE}`);
+      return v;
+    };
+    switch (flag) {
+      case '--model': out.model = value(); break;
+      case '--region':
+        try {
+          out.regions.push(parseRegionArg(value()));
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
+        break;
+      case '--json': out.json = true; break;
+      case '--overlay': out.overlay = value(); break;
+      case '--max-new-tokens': out.maxNewTokens = num(value(), flag, { int: true, min: 1 }, '64'); break;
+      case '--temperature': out.temperature = num(value(), flag, { min: 0 }, '0.7'); break;
+      case '--top-p': out.topP = num(value(), flag, { min: Number.MIN_VALUE, max: 1 }, '0.8'); break;
+      case '--top-k': out.topK = num(value(), flag, { int: true, min: 0 }, '20'); break;
+      case '--seed': out.seed = num(value(), flag, { int: true, min: 0 }, '1'); break;
+      case '--max-frames': out.maxFrames = num(value(), flag, { int: true, min: 1, max: 32 }, '16'); break;
+      case '--device': {
+        const d = value();
+        if (d !== 'auto' && d !== 'cpu' && d !== 'cuda') throw new UsageError(`Expected auto, cpu or cuda for --device but received '${d}'. Fix: e.g. --device cpu`);
+        out.device = d;
+        break;
+      }
+      default:
+        throw new UsageError(`Unknown option ${flag}. Usage: sr3d ${USAGE}`);
+    }
+  }
+  if (pos.length !== 2) {
+    throw new UsageError(`Expected a scene (or image) and a question but received ${pos.length} positional argument${pos.length === 1 ? '' : 's'}. ` +
+      `Fix: sr3d ask examples/data/tum_fr3_cabinet --model ./tiny-sr3d --region box3d=… "How tall is <region0>?"`);
+  }
+  return { ...out, input: pos[0], question: pos[1] } as Args;
+}
+
+const IMAGE_EXT = /\.(png|jpe?g)$/i;
+
+async function run(argv: string[]): Promise<number> {
+  let args: Args;
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`sr3d ask: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  const modelDir = args.model ?? process.env.SR3D_MODEL;
+  if (!modelDir) {
+    process.stderr.write(`sr3d ask: ${MODEL_HELP}\n`);
+    return 2;
+  }
+  const progress = !args.json && process.stderr.isTTY === true;
+  const say = (s: string) => { if (progress) process.stderr.write(`\x1b[2m${s}\x1b[0m\n`); };
+  let model: SR3D | null = null;
+  try {
+    say(`loading ${modelDir} …`);
+    model = await SR3D.load(modelDir, { device: args.device, onNotice: (m) => { if (!args.json) process.stderr.write(`sr3d: ${m}\n`); } });
+    say(`engine: ${model.engine.info().device}`);
+    const input: AskInput = IMAGE_EXT.test(args.input) && fs.existsSync(args.input) && fs.statSync(args.input).isFile()
+      ? { image: path.resolve(args.input), question: args.question, regions: args.regions }
+      : { scene: args.input, question: args.question, regions: args.regions, maxFrames: args.maxFrames };
+    const streamed = !args.json;
+    let n = 0;
+    const r = await model.ask({
+      ...input, maxNewTokens: args.maxNewTokens, temperature: args.temperature, topP: args.topP, topK: args.topK, seed: args.seed,
+      onToken: (text) => {
+        n++;
+        if (streamed) process.stdout.write(text);
+      },
+    });
+    if (streamed) process.stdout.write('\n');
+    const t = r.timings;
+    say(`${r.details.mode === 'tiles' ? `${r.details.images} tiles (${r.details.plan.cols}x${r.details.plan.rows}${r.details.plan.thumbnail ? ' + thumbnail' : ''})` : `${r.details.images} frames`}, ` +
+      `${r.details.promptLength} prompt positions, 3D PE ${r.details.spatialPe ? 'on' : 'off'}`);
+    say(`geometry ${t.geometry.toFixed(0)} ms, tiling ${t.tiling.toFixed(0)} ms, vision ${t.vision.toFixed(0)} ms, projector+PE ${t.projector.toFixed(0)} ms, ` +
+      `regions ${t.regions.toFixed(0)} ms, prefill ${t.prefill.toFixed(0)} ms, decode ${t.decode.toFixed(0)} ms (${n > 1 && t.decode > 0 ? ((r.tokens.length - 1) / (t.decode / 1000)).toFixed(1) : '-'} tokens/s)`);
+    for (const note of r.details.notes) if (!args.json) process.stderr.write(`sr3d: ${note}\n`);
+    if (args.overlay) {
+      if (r.scene && r.regions.length > 0) {
+        await writeOverlay(args.overlay, r.scene, r.regions);
+        say(`overlay: ${args.overlay}`);
+      } else {
+        process.stderr.write(`sr3d ask: --overlay needs regions on a scene; nothing written to ${args.overlay}\n`);
+      }
+    }
+    if (args.json) process.stdout.write(JSON.stringify({ text: r.text, tokens: r.tokens, timings: r.timings }) + '\n');
+    return 0;
+  } catch (e) {
+    if (e instanceof Sr3dError) {
+      process.stderr.write(`sr3d ask: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    if (model) await model.dispose();
+  }
+}
+
+export const askCommand: Command = {
+  summary: "the model's answer about a scene and its regions (streamed); --json prints { text, tokens, timings }",
+  usage: USAGE,
+  run,
+};
