@@ -62,6 +62,8 @@ export interface ProjectorConfig {
   outDim: number;
   /** Tokens per tile after the 3x3 downsample (11·11 = 121 at 448/14). */
   tokensPerTile: number;
+  /** Width between the two projector Linears (3·visionHidden = 3456 in NVILA-Lite), from layers.2's shape. */
+  midDim?: number;
 }
 
 export interface LlmConfig {
@@ -116,6 +118,8 @@ export interface VilaConfig {
   imageEndTokens: string | null;
   modelMaxLength: number;
   raw: Record<string, unknown>;
+  /** Keys absent from config.json that took their NVILA-Lite default (e.g. `max_tiles`). */
+  defaulted?: string[];
 }
 
 export interface Checkpoint {
