@@ -1,0 +1,629 @@
+// The CUDA engine (engine.h): the CPU engine's math (kernels/cpu/engine_cpu.cc is the spec)
+// on device-resident weights, a device float32 KV cache and grow-only scratch buffers.
+//
+// Layout choices:
+// - All weights live in one device allocation (256-byte aligned entries). Big matrices keep
+//   their checkpoint dtype; biases, norm weights and the position embedding become float32.
+//   q|k|v (SigLIP, Qwen2) and gate|up (Qwen2) are stored back to back, so each is one
+//   projection (one GEMV / GEMM launch, one read of the activations).
+// - A Qwen2 layer is 9 launches: RMSNorm, q|k|v (+bias), RoPE + cache write, attention
+//   (+ split combine in decode), o_proj (+residual), RMSNorm, gate|up, SiLU*up,
+//   down (+residual). Prefill runs in chunks of kPrefillChunk positions (exact: attention
+//   reads the cache), which bounds the scratch at ~chunk x (2 intermediate) floats.
+// - Every public call selects the engine's device and serializes on a mutex, so the engine
+//   may be driven from any thread; each call ends with a stream synchronize.
+#ifdef SR3D_WITH_CUDA
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "../cpu/nn_cpu.h"
+#include "../engine.h"
+#include "cuda_util.h"
+#include "nn.cuh"
+
+namespace sr3d {
+
+namespace {
+
+using cuda::DeviceBuffer;
+
+constexpr int64_t kPrefillChunk = 512;  // positions per prefill pass
+constexpr int64_t kTileChunk = 8;       // tiles per vision / projector pass
+constexpr size_t kAlign = 256;
+
+const std::string kV = "vision.vision_model.";
+const std::string kL = "llm.";
+std::string vlayer(int64_t i) { return kV + "encoder.layers." + std::to_string(i) + "."; }
+std::string llayer(int64_t i) { return kL + "model.layers." + std::to_string(i) + "."; }
+
+int64_t numel(const WeightTensor& t) {
+  int64_t n = 1;
+  for (int64_t d : t.shape) n *= d;
+  return n;
+}
+
+// Pinned host memory (the logits), freed in the destructor.
+class PinnedFloats {
+ public:
+  PinnedFloats() = default;
+  ~PinnedFloats() {
+    if (p_ && cudaFreeHost(p_) != cudaSuccess) (void)cudaGetLastError();
+  }
+  PinnedFloats(const PinnedFloats&) = delete;
+  PinnedFloats& operator=(const PinnedFloats&) = delete;
+  void allocate(size_t n) {
+    void* p = nullptr;
+    SR3D_CUDA_CHECK(cudaMallocHost(&p, n * sizeof(float)));
+    p_ = static_cast<float*>(p);
+  }
+  float* get() const { return p_; }
+
+ private:
+  float* p_ = nullptr;
+};
+
+// Lays the weights out in one device allocation. The same layout code runs twice: once to
+// size the arena (copy = false: only offsets advance), once to copy (copy = true).
+class Placer {
+ public:
+  Placer(const WeightMap& w, uint8_t* base) : w_(w), base_(base), copy_(base != nullptr) {}
+
+  const WeightTensor& tensor(const std::string& key) const {
+    auto it = w_.find(key);
+    if (it == w_.end()) throw_internal("CUDA engine: weight '" + key + "' vanished after check_weights");
+    return it->second;
+  }
+  // Row-concatenation of `keys` (same column count) as one matrix in their common dtype
+  // (float32 when they differ).
+  WeightRef matrix(const std::vector<std::string>& keys) {
+    std::vector<const WeightTensor*> parts;
+    for (const std::string& k : keys) parts.push_back(&tensor(k));
+    WType type = parts[0]->type;
+    for (const WeightTensor* t : parts)
+      if (t->type != type) type = WType::kF32;
+    WeightRef r;
+    r.type = type;
+    r.cols = 1;
+    for (size_t i = 1; i < parts[0]->shape.size(); ++i) r.cols *= parts[0]->shape[i];
+    for (const WeightTensor* t : parts) r.rows += t->shape[0];
+    r.data = place(parts, type);
+    return r;
+  }
+  WeightRef matrix(const std::string& key) { return matrix(std::vector<std::string>{key}); }
+  // Float32 copy of the concatenation of `keys` (biases, norm weights, embeddings).
+  const float* floats(const std::vector<std::string>& keys) {
+    std::vector<const WeightTensor*> parts;
+    for (const std::string& k : keys) parts.push_back(&tensor(k));
+    return static_cast<const float*>(place(parts, WType::kF32));
+  }
+  const float* floats(const std::string& key) { return floats(std::vector<std::string>{key}); }
+  size_t used() const { return used_; }
+
+ private:
+  const void* place(const std::vector<const WeightTensor*>& parts, WType type) {
+    size_t bytes = 0;
+    for (const WeightTensor* t : parts) bytes += static_cast<size_t>(numel(*t) * wtype_size(type));
+    const size_t offset = used_;
+    used_ = (used_ + bytes + kAlign - 1) / kAlign * kAlign;
+    if (!copy_) return nullptr;
+    uint8_t* dst = base_ + offset;
+    for (const WeightTensor* t : parts) {
+      const int64_t n = numel(*t);
+      const size_t part = static_cast<size_t>(n * wtype_size(type));
+      if (t->type == type) {
+        SR3D_CUDA_CHECK(cudaMemcpy(dst, t->data, part, cudaMemcpyHostToDevice));
+      } else {  // only ever to float32
+        std::vector<float> f(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) f[i] = load_weight(t->data, t->type, i);
+        SR3D_CUDA_CHECK(cudaMemcpy(dst, f.data(), part, cudaMemcpyHostToDevice));
+      }
+      dst += part;
+    }
+    return base_ + offset;
+  }
+
+  const WeightMap& w_;
+  uint8_t* base_;
+  bool copy_;
+  size_t used_ = 0;
+};
+
+struct VisionLayer {
+  const float *ln1_g, *ln1_b, *ln2_g, *ln2_b, *qkv_b, *o_b, *fc1_b, *fc2_b;
+  WeightRef qkv, o, fc1, fc2;
+};
+struct LlmLayer {
+  const float *in_norm, *post_norm, *qkv_b;
+  WeightRef qkv, o, gate_up, down;
+};
+struct MlpOp {
+  MlpStep::Kind kind;
+  WeightRef w;
+  const float *bias = nullptr, *gamma = nullptr, *beta = nullptr;
+  int64_t width = 0;  // output width of the step
+  float eps = 0;
+};
+struct MlpModule {
+  std::vector<MlpOp> ops;
+  int64_t in = 0, out = 0;
+};
+
+class CudaEngine final : public Engine {
+ public:
+  CudaEngine(const ModelSpec& spec, const WeightMap& weights, int device)
+      : spec_(spec), device_(device) {
+    check_weights(spec, weights);
+    if (spec_.has_llm && spec_.llm.head_dim <= 0)
+      spec_.llm.head_dim = spec_.llm.hidden / spec_.llm.heads;
+    SR3D_CUDA_CHECK(cudaSetDevice(device_));
+    stream_.reset(new cuda::Stream());
+
+    Placer sizing(weights, nullptr);
+    layout(sizing);
+    arena_.allocate(sizing.used());
+    Placer copying(weights, arena_.get());
+    layout(copying);
+
+    if (spec_.has_llm) {
+      const LlmSpec& l = spec_.llm;
+      const size_t per = static_cast<size_t>(l.layers * spec_.max_context * l.kv_heads * l.head_dim);
+      kcache_.allocate(per);
+      vcache_.allocate(per);
+      logits_.allocate(static_cast<size_t>(l.vocab));
+      logits_dev_.allocate(static_cast<size_t>(l.vocab));
+      std::vector<float> inv(static_cast<size_t>(l.head_dim / 2));
+      rope_inv_freq(l.head_dim, l.rope_theta, inv.data());
+      inv_freq_.allocate(inv.size());
+      SR3D_CUDA_CHECK(cudaMemcpy(inv_freq_.get(), inv.data(), inv_freq_.bytes(), cudaMemcpyHostToDevice));
+    }
+  }
+
+  ~CudaEngine() override {
+    // The members free after this body; make their device current and let queued work end.
+    if (cudaSetDevice(device_) != cudaSuccess) (void)cudaGetLastError();
+    stream_.reset();
+  }
+
+  EngineInfo info() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    EngineInfo i;
+    i.device = "cuda:" + std::to_string(device_);
+    i.weight_bytes = static_cast<int64_t>(arena_.bytes());
+    i.kv_cache_bytes = static_cast<int64_t>(kcache_.bytes() + vcache_.bytes());
+    i.scratch_bytes = 0;
+    for (const DeviceBuffer<float>& b : scratch_) i.scratch_bytes += static_cast<int64_t>(b.bytes());
+    i.scratch_bytes += static_cast<int64_t>(ids_.bytes() + logits_dev_.bytes());
+    i.max_context = spec_.has_llm ? spec_.max_context : 0;
+    return i;
+  }
+  const ModelSpec& spec() const override { return spec_; }
+
+  void encode_tiles(const float* tiles, int64_t n, float* out) override {
+    if (!spec_.has_vision)
+      throw_invalid_argument("a model with a vision tower", "encode_tiles", "has_vision = false");
+    check_call(tiles, out, n, "tiles");
+    std::lock_guard<std::mutex> lock(mu_);
+    select();
+    const VisionSpec& vs = spec_.vision;
+    const int64_t S = vs.image_size, p = vs.patch_size, g = S / p, T = g * g, H = vs.hidden;
+    const int64_t hd = H / vs.heads, I = vs.intermediate;
+    const float scale = static_cast<float>(std::pow(static_cast<double>(hd), -0.5));
+    cudaStream_t s = stream();
+    for (int64_t i0 = 0; i0 < n; i0 += kTileChunk) {
+      const int64_t nt = std::min(kTileChunk, n - i0), rows = nt * T;
+      float* img = buf(kSlotIn, nt * 3 * S * S);
+      float* h = buf(kSlotH, rows * H);
+      float* a = buf(kSlotA, rows * H);
+      float* qkv = buf(kSlotQkv, rows * 3 * H);
+      float* att = buf(kSlotAtt, rows * H);
+      float* m = buf(kSlotBig, rows * std::max(I, 3 * p * p));
+      SR3D_CUDA_CHECK(cudaMemcpyAsync(img, tiles + i0 * 3 * S * S, sizeof(float) * nt * 3 * S * S,
+                                      cudaMemcpyHostToDevice, s));
+      cuda::im2col_patches_dev(img, nt, S, p, m, s);
+      cuda::linear_dev(m, rows, patch_w_, patch_b_, h, s);
+      cuda::add_rows_dev(h, nt, T, H, pos_, s);
+      for (const VisionLayer& L : vlayers_) {
+        cuda::layer_norm_dev(h, rows, H, L.ln1_g, L.ln1_b, vs.eps, a, s);
+        cuda::linear_dev(a, rows, L.qkv, L.qkv_b, qkv, s);
+        cuda::AttentionArgs at;
+        at.q = qkv;
+        at.k = qkv + H;
+        at.v = qkv + 2 * H;
+        at.out = att;
+        at.q_stride = at.kv_stride = 3 * H;
+        at.out_stride = H;
+        at.q_bstride = at.kv_bstride = T * 3 * H;
+        at.out_bstride = T * H;
+        at.batch = nt;
+        at.nq = at.nk = T;
+        at.hq = at.hkv = vs.heads;
+        at.d = hd;
+        at.scale = scale;
+        cuda::attention_dev(at, s);
+        cuda::linear_dev(att, rows, L.o, L.o_b, h, s, cuda::kNoAct, h);
+        cuda::layer_norm_dev(h, rows, H, L.ln2_g, L.ln2_b, vs.eps, a, s);
+        cuda::linear_dev(a, rows, L.fc1, L.fc1_b, m, s, static_cast<int>(vs.act));
+        cuda::linear_dev(m, rows, L.fc2, L.fc2_b, h, s, cuda::kNoAct, h);
+      }
+      SR3D_CUDA_CHECK(cudaMemcpyAsync(out + i0 * T * H, h, sizeof(float) * rows * H,
+                                      cudaMemcpyDeviceToHost, s));
+      SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+    }
+  }
+
+  void project(const float* features, int64_t n, float* out) override {
+    if (!spec_.has_projector)
+      throw_invalid_argument("a model with a projector", "project", "has_projector = false");
+    check_call(features, out, n, "features");
+    std::lock_guard<std::mutex> lock(mu_);
+    select();
+    const int64_t g = spec_.vision.image_size / spec_.vision.patch_size, G = (g + 2) / 3;
+    const int64_t c = proj_c_, w2 = proj_l2_.rows, w5 = proj_l5_.rows, w7 = proj_l7_.rows;
+    const float eps = spec_.projector.eps;
+    cudaStream_t s = stream();
+    for (int64_t i0 = 0; i0 < n; i0 += kTileChunk) {
+      const int64_t nt = std::min(kTileChunk, n - i0), rows = nt * G * G;
+      float* in = buf(kSlotIn, nt * g * g * c);
+      float* a = buf(kSlotBig, rows * std::max(9 * c, w5));
+      float* b = buf(kSlotA, rows * w2);
+      float* o = buf(kSlotH, rows * w7);
+      SR3D_CUDA_CHECK(cudaMemcpyAsync(in, features + i0 * g * g * c, sizeof(float) * nt * g * g * c,
+                                      cudaMemcpyHostToDevice, s));
+      cuda::space_to_channel3_dev(in, nt, g, c, a, s);
+      cuda::layer_norm_dev(a, rows, 9 * c, proj_ln1_g_, proj_ln1_b_, eps, a, s);
+      cuda::linear_dev(a, rows, proj_l2_, proj_l2_b_, b, s, static_cast<int>(Act::kGeluErf));
+      cuda::layer_norm_dev(b, rows, w2, proj_ln4_g_, proj_ln4_b_, eps, b, s);
+      cuda::linear_dev(b, rows, proj_l5_, proj_l5_b_, a, s, static_cast<int>(Act::kGeluErf));
+      cuda::linear_dev(a, rows, proj_l7_, proj_l7_b_, o, s);
+      SR3D_CUDA_CHECK(cudaMemcpyAsync(out + i0 * G * G * w7, o, sizeof(float) * rows * w7,
+                                      cudaMemcpyDeviceToHost, s));
+      SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+    }
+  }
+
+  void run_mlp(const std::string& module, const float* x, int64_t rows, float* out) override {
+    const MlpModule& m = mlp(module);
+    check_call(x, out, rows, "x");
+    std::lock_guard<std::mutex> lock(mu_);
+    select();
+    cudaStream_t s = stream();
+    int64_t widest = m.in;
+    for (const MlpOp& op : m.ops) widest = std::max(widest, op.width);
+    float* cur = buf(kSlotA, rows * widest);
+    float* nxt = buf(kSlotBig, rows * widest);
+    SR3D_CUDA_CHECK(cudaMemcpyAsync(cur, x, sizeof(float) * rows * m.in, cudaMemcpyHostToDevice, s));
+    int64_t width = m.in;
+    for (const MlpOp& op : m.ops) {
+      switch (op.kind) {
+        case MlpStep::kLinear:
+          cuda::linear_dev(cur, rows, op.w, op.bias, nxt, s);
+          std::swap(cur, nxt);
+          break;
+        case MlpStep::kLayerNorm:
+          cuda::layer_norm_dev(cur, rows, width, op.gamma, op.beta, op.eps, cur, s);
+          break;
+        case MlpStep::kGeluErf: cuda::activation_dev(cur, rows * width, Act::kGeluErf, s); break;
+        case MlpStep::kGeluTanh: cuda::activation_dev(cur, rows * width, Act::kGeluTanh, s); break;
+      }
+      width = op.width;
+    }
+    SR3D_CUDA_CHECK(cudaMemcpyAsync(out, cur, sizeof(float) * rows * m.out, cudaMemcpyDeviceToHost, s));
+    SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+  }
+  int64_t mlp_in_dim(const std::string& module) const override { return mlp(module).in; }
+  int64_t mlp_out_dim(const std::string& module) const override { return mlp(module).out; }
+
+  void embed_tokens(const int32_t* ids, int64_t n, float* out) override {
+    need_llm("embed_tokens");
+    if (n < 1) throw_invalid_argument("a positive token count", "n", std::to_string(n));
+    if (!ids) throw_invalid_argument("a non-null buffer", "ids", "nullptr");
+    if (!out) throw_invalid_argument("a non-null buffer", "out", "nullptr");
+    for (int64_t i = 0; i < n; ++i) check_token(ids[i], "ids[" + std::to_string(i) + "]");
+    std::lock_guard<std::mutex> lock(mu_);
+    select();
+    cudaStream_t s = stream();
+    const int64_t H = spec_.llm.hidden;
+    float* e = buf(kSlotIn, n * H);
+    embed_on_device(ids, n, e);
+    SR3D_CUDA_CHECK(cudaMemcpyAsync(out, e, sizeof(float) * n * H, cudaMemcpyDeviceToHost, s));
+    SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+  }
+
+  void reset() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    cached_ = 0;
+  }
+  int64_t cached() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cached_;
+  }
+
+  void prefill(const float* emb, int64_t n) override {
+    need_llm("prefill");
+    if (n < 1) throw_invalid_argument("a positive position count", "n", std::to_string(n));
+    if (!emb) throw_invalid_argument("a non-null buffer", "embeddings", "nullptr");
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cached_ + n > spec_.max_context)
+      throw_invalid_argument("at most " + std::to_string(spec_.max_context - cached_) +
+                                 " new positions (max_context " +
+                                 std::to_string(spec_.max_context) + ", " +
+                                 std::to_string(cached_) + " cached)",
+                             "n", std::to_string(n));
+    select();
+    cudaStream_t s = stream();
+    const int64_t H = spec_.llm.hidden;
+    has_logits_ = false;
+    for (int64_t off = 0; off < n; off += kPrefillChunk) {
+      const int64_t c = std::min(kPrefillChunk, n - off);
+      float* h = buf(kSlotH, c * H);
+      SR3D_CUDA_CHECK(cudaMemcpyAsync(h, emb + off * H, sizeof(float) * c * H,
+                                      cudaMemcpyHostToDevice, s));
+      run_layers(h, c);
+      if (off + c == n) logits_of(h + (c - 1) * H);
+      SR3D_CUDA_CHECK(cudaStreamSynchronize(s));  // the pageable source of the next chunk
+    }
+    has_logits_ = true;
+  }
+
+  void decode(int32_t token) override {
+    need_llm("decode");
+    check_token(token, "token");
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cached_ + 1 > spec_.max_context)
+      throw_invalid_argument("a free KV-cache position (max_context " +
+                                 std::to_string(spec_.max_context) + " reached; reset())",
+                             "decode", std::to_string(cached_) + " cached");
+    select();
+    cudaStream_t s = stream();
+    has_logits_ = false;
+    float* h = buf(kSlotH, spec_.llm.hidden);
+    embed_on_device(&token, 1, h);
+    run_layers(h, 1);
+    logits_of(h);
+    SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+    has_logits_ = true;
+  }
+
+  const float* last_logits() override {
+    need_llm("last_logits");
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!has_logits_)
+      throw_invalid_argument("a prefill() or decode() before last_logits()", "last_logits",
+                             "an empty session");
+    return logits_.get();
+  }
+
+ private:
+  enum Slot { kSlotIn, kSlotH, kSlotA, kSlotQkv, kSlotAtt, kSlotBig, kSlotAct, kSlotWs, kSlots };
+
+  cudaStream_t stream() const { return stream_->get(); }
+  void select() const { SR3D_CUDA_CHECK(cudaSetDevice(device_)); }
+
+  // Grow-only scratch; a regrow frees the old buffer (cudaFree waits for queued work).
+  float* buf(Slot slot, int64_t count) {
+    DeviceBuffer<float>& b = scratch_[slot];
+    if (b.size() < static_cast<size_t>(count)) b.allocate(static_cast<size_t>(count));
+    return b.get();
+  }
+
+  static void check_call(const float* in, const float* out, int64_t n, const char* name) {
+    if (n < 1) throw_invalid_argument("a positive count", "n", std::to_string(n));
+    if (!in) throw_invalid_argument("a non-null buffer", name, "nullptr");
+    if (!out) throw_invalid_argument("a non-null buffer", "out", "nullptr");
+  }
+  void need_llm(const char* what) const {
+    if (!spec_.has_llm) throw_invalid_argument("a model with a language model", what, "has_llm = false");
+  }
+  void check_token(int64_t id, const std::string& name) const {
+    if (id < 0 || id >= spec_.llm.vocab)
+      throw_invalid_argument("a token id in [0, " + std::to_string(spec_.llm.vocab) + ")", name,
+                             std::to_string(id));
+  }
+  const MlpModule& mlp(const std::string& module) const {
+    auto it = mlps_.find(module);
+    if (it == mlps_.end()) {
+      std::string known;
+      for (const auto& m : mlps_) known += (known.empty() ? "" : ", ") + ("'" + m.first + "'");
+      throw_invalid_argument("an MLP module of this model (" + (known.empty() ? "none" : known) + ")",
+                             "module", "'" + module + "'");
+    }
+    return it->second;
+  }
+
+  // ids (host, validated) -> rows of float32 embeddings at `out` (device).
+  void embed_on_device(const int32_t* ids, int64_t n, float* out) {
+    cudaStream_t s = stream();
+    if (ids_.size() < static_cast<size_t>(n)) ids_.allocate(static_cast<size_t>(n));
+    SR3D_CUDA_CHECK(cudaMemcpyAsync(ids_.get(), ids, sizeof(int32_t) * n, cudaMemcpyHostToDevice, s));
+    cuda::embed_rows_dev(embed_, ids_.get(), n, out, s);
+  }
+
+  // The decoder over c new positions (cached_ ..), h [c][hidden] in place; advances cached_.
+  void run_layers(float* h, int64_t c) {
+    const LlmSpec& l = spec_.llm;
+    cudaStream_t s = stream();
+    const int64_t H = l.hidden, hd = l.head_dim, hq = l.heads, hkv = l.kv_heads, I = l.intermediate;
+    const int64_t qkv_cols = (hq + 2 * hkv) * hd, pos0 = cached_;
+    const int64_t per_layer = spec_.max_context * hkv * hd;
+    const float scale = static_cast<float>(std::pow(static_cast<double>(hd), -0.5));
+    float* a = buf(kSlotA, c * H);
+    float* qkv = buf(kSlotQkv, c * qkv_cols);
+    float* att = buf(kSlotAtt, c * hq * hd);
+    float* gu = buf(kSlotBig, c * 2 * I);
+    float* act = buf(kSlotAct, c * I);
+    const size_t ws_floats = cuda::attention_workspace_floats(c, hq, hd);
+    float* ws = buf(kSlotWs, static_cast<int64_t>(ws_floats));
+    for (size_t li = 0; li < llayers_.size(); ++li) {
+      const LlmLayer& L = llayers_[li];
+      float* kc = kcache_.get() + static_cast<int64_t>(li) * per_layer;
+      float* vc = vcache_.get() + static_cast<int64_t>(li) * per_layer;
+      cuda::rms_norm_dev(h, c, H, L.in_norm, l.eps, a, s);
+      cuda::linear_dev(a, c, L.qkv, L.qkv_b, qkv, s);
+      cuda::rope_qkv_to_cache_dev(qkv, c, hq, hkv, hd, pos0, inv_freq_.get(), kc, vc, s);
+      cuda::AttentionArgs at;
+      at.q = qkv;
+      at.k = kc;
+      at.v = vc;
+      at.out = att;
+      at.q_stride = qkv_cols;
+      at.kv_stride = hkv * hd;
+      at.out_stride = hq * hd;
+      at.nq = c;
+      at.nk = pos0 + c;
+      at.hq = hq;
+      at.hkv = hkv;
+      at.d = hd;
+      at.scale = scale;
+      at.causal = true;
+      at.q_offset = pos0;
+      at.workspace = ws;
+      at.workspace_floats = ws_floats;
+      cuda::attention_dev(at, s);
+      cuda::linear_dev(att, c, L.o, nullptr, h, s, cuda::kNoAct, h);
+      cuda::rms_norm_dev(h, c, H, L.post_norm, l.eps, a, s);
+      cuda::linear_dev(a, c, L.gate_up, nullptr, gu, s);
+      cuda::silu_mul_dev(gu, gu + I, c, I, 2 * I, act, s);
+      cuda::linear_dev(act, c, L.down, nullptr, h, s, cuda::kNoAct, h);
+    }
+    cached_ = pos0 + c;
+  }
+
+  // Final norm + lm_head of one position (device row) into the pinned logits (queued).
+  void logits_of(const float* row) {
+    const LlmSpec& l = spec_.llm;
+    cudaStream_t s = stream();
+    float* a = buf(kSlotA, l.hidden);
+    cuda::rms_norm_dev(row, 1, l.hidden, final_norm_, l.eps, a, s);
+    cuda::linear_dev(a, 1, lm_head_, nullptr, logits_dev_.get(), s);
+    SR3D_CUDA_CHECK(cudaMemcpyAsync(logits_.get(), logits_dev_.get(), logits_dev_.bytes(),
+                                    cudaMemcpyDeviceToHost, s));
+  }
+
+  void layout(Placer& P) {
+    if (spec_.has_vision) {
+      const VisionSpec& vs = spec_.vision;
+      patch_w_ = P.matrix(kV + "embeddings.patch_embedding.weight");
+      patch_b_ = P.floats(kV + "embeddings.patch_embedding.bias");
+      pos_ = P.floats(kV + "embeddings.position_embedding.weight");
+      vlayers_.clear();
+      for (int64_t i = 0; i < vs.layers_run; ++i) {
+        const std::string p = vlayer(i), at = p + "self_attn.";
+        VisionLayer L;
+        L.ln1_g = P.floats(p + "layer_norm1.weight");
+        L.ln1_b = P.floats(p + "layer_norm1.bias");
+        L.ln2_g = P.floats(p + "layer_norm2.weight");
+        L.ln2_b = P.floats(p + "layer_norm2.bias");
+        L.qkv = P.matrix({at + "q_proj.weight", at + "k_proj.weight", at + "v_proj.weight"});
+        L.qkv_b = P.floats({at + "q_proj.bias", at + "k_proj.bias", at + "v_proj.bias"});
+        L.o = P.matrix(at + "out_proj.weight");
+        L.o_b = P.floats(at + "out_proj.bias");
+        L.fc1 = P.matrix(p + "mlp.fc1.weight");
+        L.fc1_b = P.floats(p + "mlp.fc1.bias");
+        L.fc2 = P.matrix(p + "mlp.fc2.weight");
+        L.fc2_b = P.floats(p + "mlp.fc2.bias");
+        vlayers_.push_back(L);
+      }
+    }
+    if (spec_.has_projector) {
+      const std::string p = "projector.layers.";
+      proj_c_ = P.tensor(p + "1.weight").shape[0] / 9;
+      proj_ln1_g_ = P.floats(p + "1.weight");
+      proj_ln1_b_ = P.floats(p + "1.bias");
+      proj_l2_ = P.matrix(p + "2.weight");
+      proj_l2_b_ = P.floats(p + "2.bias");
+      proj_ln4_g_ = P.floats(p + "4.weight");
+      proj_ln4_b_ = P.floats(p + "4.bias");
+      proj_l5_ = P.matrix(p + "5.weight");
+      proj_l5_b_ = P.floats(p + "5.bias");
+      proj_l7_ = P.matrix(p + "7.weight");
+      proj_l7_b_ = P.floats(p + "7.bias");
+    }
+    if (spec_.has_llm) {
+      const LlmSpec& l = spec_.llm;
+      embed_ = P.matrix(kL + "model.embed_tokens.weight");
+      lm_head_ = l.tie_word_embeddings ? embed_ : P.matrix(kL + "lm_head.weight");
+      final_norm_ = P.floats(kL + "model.norm.weight");
+      llayers_.clear();
+      for (int64_t i = 0; i < l.layers; ++i) {
+        const std::string p = llayer(i), at = p + "self_attn.", ml = p + "mlp.";
+        LlmLayer L;
+        L.in_norm = P.floats(p + "input_layernorm.weight");
+        L.post_norm = P.floats(p + "post_attention_layernorm.weight");
+        L.qkv = P.matrix({at + "q_proj.weight", at + "k_proj.weight", at + "v_proj.weight"});
+        L.qkv_b = P.floats({at + "q_proj.bias", at + "k_proj.bias", at + "v_proj.bias"});
+        L.o = P.matrix(at + "o_proj.weight");
+        L.gate_up = P.matrix({ml + "gate_proj.weight", ml + "up_proj.weight"});
+        L.down = P.matrix(ml + "down_proj.weight");
+        llayers_.push_back(L);
+      }
+    }
+    mlps_.clear();
+    for (const auto& entry : spec_.mlps) {
+      const std::string& name = entry.first;
+      MlpModule m;
+      int64_t width = -1;
+      for (const MlpStep& st : entry.second) {
+        MlpOp op;
+        op.kind = st.kind;
+        op.eps = st.eps;
+        if (st.kind == MlpStep::kLinear) {
+          op.w = P.matrix(name + "." + st.weight);
+          op.bias = st.bias.empty() ? nullptr : P.floats(name + "." + st.bias);
+          if (width < 0) m.in = op.w.cols;
+          width = op.w.rows;
+        } else if (st.kind == MlpStep::kLayerNorm) {
+          op.gamma = P.floats(name + "." + st.weight);
+          op.beta = P.floats(name + "." + st.bias);
+          if (width < 0) m.in = width = P.tensor(name + "." + st.weight).shape[0];
+        }
+        op.width = width;
+        m.ops.push_back(op);
+      }
+      m.out = width;
+      mlps_[name] = std::move(m);
+    }
+  }
+
+  ModelSpec spec_;
+  int device_;
+  mutable std::mutex mu_;
+  std::unique_ptr<cuda::Stream> stream_;
+  DeviceBuffer<uint8_t> arena_;
+
+  WeightRef patch_w_;
+  const float *patch_b_ = nullptr, *pos_ = nullptr;
+  std::vector<VisionLayer> vlayers_;
+
+  int64_t proj_c_ = 0;
+  WeightRef proj_l2_, proj_l5_, proj_l7_;
+  const float *proj_ln1_g_ = nullptr, *proj_ln1_b_ = nullptr, *proj_ln4_g_ = nullptr,
+              *proj_ln4_b_ = nullptr, *proj_l2_b_ = nullptr, *proj_l5_b_ = nullptr,
+              *proj_l7_b_ = nullptr;
+
+  WeightRef embed_, lm_head_;
+  const float* final_norm_ = nullptr;
+  std::vector<LlmLayer> llayers_;
+  DeviceBuffer<float> kcache_, vcache_, logits_dev_, inv_freq_;
+  PinnedFloats logits_;
+  int64_t cached_ = 0;
+  bool has_logits_ = false;
+
+  std::map<std::string, MlpModule> mlps_;
+  DeviceBuffer<float> scratch_[kSlots];
+  DeviceBuffer<int32_t> ids_;
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> make_cuda_engine(const ModelSpec& spec, const WeightMap& weights,
+                                         int device) {
+  return std::unique_ptr<Engine>(new CudaEngine(spec, weights, device));
+}
+
+}  // namespace sr3d
+#endif  // SR3D_WITH_CUDA

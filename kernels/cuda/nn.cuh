@@ -1,0 +1,94 @@
+// Device-resident neural-network ops (kernels/nn.h's math on device pointers, one explicit
+// stream each). The CUDA engine (engine_cuda.cu) chains these on resident buffers; the
+// nn.h cuda::*_host entry points wrap them in upload / run / download for the tests.
+//
+// Every pointer below is a device pointer; activations are float32 row-major, weights
+// keep their dtype (WeightRef.data on the device), accumulation is float32.
+#pragma once
+#ifdef SR3D_WITH_CUDA
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "../nn.h"
+
+namespace sr3d {
+namespace cuda {
+
+// Epilogue activation of linear_dev: kNoAct, or an Act value.
+constexpr int kNoAct = -1;
+
+// y[n][w.rows] = act(x[n][w.cols] . W^T + bias) + residual. bias and residual may be null;
+// residual may alias y (each element is read before it is written, by the same thread);
+// x must not alias y. n <= 4 runs the bandwidth-bound GEMV (one warp per output row,
+// 16-byte weight loads), larger n the tiled shared-memory GEMM (128x128 tiles, fp32 FMA).
+void linear_dev(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y,
+                cudaStream_t s, int act = kNoAct, const float* residual = nullptr);
+// LayerNorm (beta may be null = 0) / RMSNorm over rows of d; y may alias x.
+void layer_norm_dev(const float* x, int64_t n, int64_t d, const float* gamma, const float* beta,
+                    float eps, float* y, cudaStream_t s);
+void rms_norm_dev(const float* x, int64_t n, int64_t d, const float* gamma, float eps, float* y,
+                  cudaStream_t s);
+void activation_dev(float* x, int64_t n, Act act, cudaStream_t s);
+// out[r][i] = silu(gate[r * stride + i]) * up[r * stride + i] for r < rows, i < cols
+// (out is contiguous rows x cols). The engine's fused gate|up projection has
+// up = gate + cols, stride = 2 cols.
+void silu_mul_dev(const float* gate, const float* up, int64_t rows, int64_t cols,
+                  int64_t stride, float* out, cudaStream_t s);
+// RoPE in place on x[t * row_stride + h * head_dim + ...] at positions[t] (device int32);
+// inv_freq: the device copy of rope_inv_freq(head_dim, theta) (kernels/cpu/nn_cpu.h), so
+// angles round exactly as on the CPU.
+void rope_dev(float* x, int64_t n_tok, int64_t n_heads, int64_t head_dim, int64_t row_stride,
+              const int32_t* positions, const float* inv_freq, cudaStream_t s);
+// Qwen2 step after the fused q|k|v projection qkv[n][(hq + 2 hkv) d]: RoPE on the q heads in
+// place at positions pos0 + t, RoPE'd k and the v heads written to the caches
+// (k_cache/v_cache [max_context][hkv][d], rows pos0..pos0+n-1).
+void rope_qkv_to_cache_dev(float* qkv, int64_t n, int64_t hq, int64_t hkv, int64_t d,
+                           int64_t pos0, const float* inv_freq, float* k_cache,
+                           float* v_cache, cudaStream_t s);
+
+// Attention over `batch` independent sequences. Token t of sequence b: q at
+// q + b * q_bstride + t * q_stride + h * d (likewise k / v with kv_*, out with out_*).
+struct AttentionArgs {
+  const float* q = nullptr;
+  const float* k = nullptr;
+  const float* v = nullptr;
+  float* out = nullptr;
+  int64_t q_stride = 0, kv_stride = 0, out_stride = 0;
+  int64_t q_bstride = 0, kv_bstride = 0, out_bstride = 0;
+  int64_t batch = 1, nq = 0, nk = 0, hq = 0, hkv = 0, d = 0;
+  float scale = 1.f;
+  bool causal = false;
+  int64_t q_offset = 0;
+  // Optional scratch for the split partials (attention_workspace_floats floats); when
+  // null or short, attention_dev allocates its own from the stream-ordered pool.
+  float* workspace = nullptr;
+  size_t workspace_floats = 0;
+};
+// Workspace that covers any split attention_dev picks for up to nq queries x hq heads
+// (batch 1) of head dim d: at most 8 x SMs / hq splits (>= 1).
+size_t attention_workspace_floats(int64_t nq, int64_t hq, int64_t d);
+// Flash-style online softmax (tiles of 16 queries x 32 keys in shared memory); splits the
+// keys over several blocks (and combines them) when there are too few query tiles to fill
+// the GPU, as in a decode step. d <= 256.
+void attention_dev(const AttentionArgs& a, cudaStream_t s);
+
+void space_to_channel3_dev(const float* x, int64_t n, int64_t g, int64_t c, float* y,
+                           cudaStream_t s);
+// Patch rows: col[(i * P + p)][ch * patch^2 + ky * patch + kx] (P = (size/patch)^2), the
+// conv as a GEMM against the [hidden][3 * patch^2] weight.
+void im2col_patches_dev(const float* img, int64_t n, int64_t size, int64_t patch, float* col,
+                        cudaStream_t s);
+// x[i][t][c] += pos[t][c] for i < n, t < tokens, c < channels.
+void add_rows_dev(float* x, int64_t n, int64_t tokens, int64_t channels, const float* pos,
+                  cudaStream_t s);
+// out[t][c] = float(table[ids[t]][c]) (ids on the device, already validated).
+void embed_rows_dev(const WeightRef& table, const int32_t* ids, int64_t n, float* out,
+                    cudaStream_t s);
+
+// Streaming multiprocessors of the current device (cached per device).
+int sm_count();
+
+}  // namespace cuda
+}  // namespace sr3d
+#endif  // SR3D_WITH_CUDA
