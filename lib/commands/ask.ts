@@ -12,7 +12,9 @@ import { Sr3dError } from '../errors';
 import { writeOverlay } from '../overlay';
 import { parseRegionArg } from '../regions';
 import type { RegionSpec } from '../regions';
-import { MODEL_HELP, SR3D } from '../sr3d';
+import { readImage } from '../image';
+import type { Scene } from '../scene';
+import { MODEL_HELP, SR3D, isCheckpointDir } from '../sr3d';
 import type { AskInput } from '../sr3d';
 import type { Command } from './types';
 
@@ -96,6 +98,13 @@ function parseArgs(args: string[]): Args {
 
 const IMAGE_EXT = /\.(png|jpe?g)$/i;
 
+/** A one-frame scene holding just an image, for the overlay of an image asked about without depth. */
+async function imageScene(file: string): Promise<Scene> {
+  const image = await readImage(file);
+  const [height, width] = image.shape;
+  return { frames: [{ name: path.basename(file), image, intrinsics: { fx: 1, fy: 1, cx: 0, cy: 0 }, width, height }] };
+}
+
 async function run(argv: string[]): Promise<number> {
   let args: Args;
   try {
@@ -112,6 +121,10 @@ async function run(argv: string[]): Promise<number> {
     process.stderr.write(`sr3d ask: ${MODEL_HELP}\n`);
     return 2;
   }
+  if (!isCheckpointDir(modelDir)) {
+    process.stderr.write(`sr3d ask: ${modelDir} is not a model folder (it has no config.json).\n${MODEL_HELP.split('\n').slice(1).join('\n')}\n`);
+    return 2;
+  }
   const progress = !args.json && process.stderr.isTTY === true;
   const say = (s: string) => { if (progress) process.stderr.write(`\x1b[2m${s}\x1b[0m\n`); };
   let model: SR3D | null = null;
@@ -126,6 +139,7 @@ async function run(argv: string[]): Promise<number> {
     let n = 0;
     const r = await model.ask({
       ...input, maxNewTokens: args.maxNewTokens, temperature: args.temperature, topP: args.topP, topK: args.topK, seed: args.seed,
+      onProgress: (_stage, message) => say(message),
       onToken: (text) => {
         n++;
         if (streamed) process.stdout.write(text);
@@ -139,12 +153,12 @@ async function run(argv: string[]): Promise<number> {
       `regions ${t.regions.toFixed(0)} ms, prefill ${t.prefill.toFixed(0)} ms, decode ${t.decode.toFixed(0)} ms (${n > 1 && t.decode > 0 ? ((r.tokens.length - 1) / (t.decode / 1000)).toFixed(1) : '-'} tokens/s)`);
     for (const note of r.details.notes) if (!args.json) process.stderr.write(`sr3d: ${note}\n`);
     if (args.overlay) {
-      if (r.scene && r.regions.length > 0) {
-        await writeOverlay(args.overlay, r.scene, r.regions);
-        say(`overlay: ${args.overlay}`);
-      } else {
-        process.stderr.write(`sr3d ask: --overlay needs regions on a scene; nothing written to ${args.overlay}\n`);
-      }
+      // The frames fed to the model (those a region is on, when there are regions), each region outlined.
+      const scene: Scene = r.scene ?? await imageScene(input.image as string);
+      const fed = r.details.frames;
+      const onRegion = fed.filter((f) => r.regions.some((g) => g.pixels[f] > 0));
+      await writeOverlay(args.overlay, scene, r.regions, { frames: onRegion.length > 0 ? onRegion : fed });
+      say(`overlay: ${args.overlay}`);
     }
     if (args.json) process.stdout.write(JSON.stringify({ text: r.text, tokens: r.tokens, timings: r.timings }) + '\n');
     return 0;

@@ -1,0 +1,116 @@
+// `sr3d ask` (issue 5): the help when no model is given, --json's exact keys, --overlay's PNG,
+// run as a user runs it (`node bin/sr3d.js` over dist/, rebuilt first when lib/ is newer).
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { PNG } from 'pngjs';
+
+import { writeTinyModel } from '../lib/tinymodel';
+
+const root = path.resolve(__dirname, '..');
+const CABINET = path.join(root, 'examples', 'data', 'tum_fr3_cabinet');
+const CUBOID = 'box3d=-1.52988,0.456476,0.281575,0.792636,0.445484,0.545418,3.10232';
+const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'sr3d-ask-cli-'));
+const MODEL = path.join(TMP, 'tiny');
+
+function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const e: NodeJS.ProcessEnv = { ...process.env, SR3D_DEVICE: 'cpu' };
+  delete e.SR3D_MODEL;
+  return { ...e, ...extra };
+}
+const sr3d = (args: string[], extra: NodeJS.ProcessEnv = {}) =>
+  spawnSync(process.execPath, ['bin/sr3d.js', ...args], { cwd: root, encoding: 'utf8', env: env(extra), timeout: 120000 });
+
+/** Newest mtime of the .ts files under a folder. */
+function newest(dir: string): number {
+  let t = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) t = Math.max(t, newest(p));
+    else if (e.name.endsWith('.ts')) t = Math.max(t, fs.statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+beforeAll(async () => {
+  const cli = path.join(root, 'dist', 'cli.js');
+  if (!fs.existsSync(cli) || fs.statSync(cli).mtimeMs < newest(path.join(root, 'lib'))) {
+    const r = spawnSync('npm', ['run', '-s', 'build:ts'], { cwd: root, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`npm run build:ts failed:\n${r.stdout}${r.stderr}`);
+  }
+  await writeTinyModel(MODEL, { seed: 3 });
+});
+
+afterAll(() => fs.rmSync(TMP, { recursive: true, force: true }));
+
+describe('sr3d ask', () => {
+  it('without --model or SR3D_MODEL: where NVILA-Lite-8B comes from and how to make a tiny model (exit 2)', () => {
+    const r = sr3d(['ask', CABINET, 'What is this?']);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/--model <dir> or set SR3D_MODEL/);
+    expect(r.stderr).toMatch(/Efficient-Large-Model\/NVILA-Lite-8B/);
+    expect(r.stderr).toMatch(/sr3d tiny-model \.\/tiny-sr3d/);
+  });
+
+  it('a --model folder that is not a checkpoint says so, with the same help (exit 2)', () => {
+    const r = sr3d(['ask', CABINET, '--model', TMP + '/nope', 'What is this?']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/is not a model folder \(it has no config\.json\)/);
+    expect(r.stderr).toMatch(/sr3d tiny-model/);
+  });
+
+  it('--json prints exactly { text, tokens, timings } (model from SR3D_MODEL), nothing on stderr', () => {
+    const r = sr3d(['ask', CABINET, '--region', CUBOID, '--max-frames', '2', '--max-new-tokens', '5', '--json', 'How tall is <region0>?'], { SR3D_MODEL: MODEL });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const out = JSON.parse(lines[0]);
+    expect(Object.keys(out).sort()).toEqual(['text', 'timings', 'tokens']);
+    expect(typeof out.text).toBe('string');
+    expect(out.tokens.length).toBeGreaterThan(0);
+    expect(out.tokens.length).toBeLessThanOrEqual(5);
+    expect(out.tokens.every((t: unknown) => Number.isInteger(t))).toBe(true);
+    expect(Object.keys(out.timings).sort()).toEqual(['decode', 'geometry', 'prefill', 'projector', 'regions', 'tiling', 'total', 'vision']);
+  });
+
+  it('--overlay writes a PNG of the frames fed with the region outlined; the answer streams to stdout', () => {
+    const png = path.join(TMP, 'overlay.png');
+    const r = sr3d(['ask', CABINET, '--model', MODEL, '--region', 'frame=5,box=200,150,420,330', '--max-frames', '4', '--max-new-tokens', '4',
+      '--overlay', png, 'What is <region0>?']);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.status).toBe(0);
+    expect(r.stdout.endsWith('\n')).toBe(true);
+    const img = PNG.sync.read(fs.readFileSync(png));
+    // Only frame 5 (of the fed 0, 5, 10, 15) holds the region: one 640x480 frame.
+    expect([img.width, img.height]).toEqual([640, 480]);
+    // The outline is drawn in region0's colour (230, 25, 75) along the box's top edge.
+    let red = 0;
+    for (let x = 210; x < 410; x++) {
+      const i = (151 * img.width + x) * 4;
+      if (img.data[i] === 230 && img.data[i + 1] === 25 && img.data[i + 2] === 75) red++;
+    }
+    expect(red).toBeGreaterThan(150);
+  });
+
+  it('an image without depth: runs, says so on stderr, and --overlay still writes the image', () => {
+    const png = path.join(TMP, 'image.png');
+    const jpg = path.join(CABINET, 'raw_imgs', '0003_rgb_raw.jpg');
+    const r = sr3d(['ask', jpg, '--model', MODEL, '--region', 'frame=0,box=100,100,300,300', '--max-new-tokens', '2', '--overlay', png, 'What is <region0>?']);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/without depth/);
+    const img = PNG.sync.read(fs.readFileSync(png));
+    expect([img.width, img.height]).toEqual([640, 480]);
+  });
+
+  it('usage errors exit 2 with one line; model errors exit 1', () => {
+    const bad = sr3d(['ask', CABINET, '--model', MODEL, '--region', 'box3d=1,2', 'Q <region0>']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^sr3d ask: Expected 6 or 7 numbers/);
+    const unnamed = sr3d(['ask', CABINET, '--model', MODEL, '--region', CUBOID, '--max-frames', '2', 'How tall is it?']);
+    expect(unnamed.status).toBe(1);
+    expect(unnamed.stderr).toMatch(/never names <region0>/);
+  });
+});
