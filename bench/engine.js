@@ -1,0 +1,260 @@
+#!/usr/bin/env node
+// Engine benchmarks (issue 4): prefill and decode tokens/s of the Qwen2 decoder, SigLIP and
+// projector tiles/s, through the public API (createEngine over a checkpoint on disk).
+//   npm run bench:engine                     a table
+//   npm run -s bench:engine -- --json        one JSON array of rows
+//     { op, model, device, threads, runs, medianMs, rate, unit, bytesPerToken, gbps, peakGbps, pctBound, inCache }
+//   --quick       fewer runs (a smoke check, noisier numbers)
+//   --skip-0.5b   only the tiny model (no ~1.2 GB checkpoint written or loaded)
+//   --gpu-gbps N  the GPU's DRAM bandwidth in GB/s, for the CUDA rows' % of bound (the addon has
+//                 no device-side triad; without it those rows leave % of bound empty)
+//
+// Models: the tiny random checkpoint (writeTinyModel) and a 0.5B-class Qwen2 LLM (hidden 896,
+// 24 layers, 14 heads, 2 KV heads, MLP 4864, vocab 151936, random bf16) written once into
+// os.tmpdir()/sr3d-bench-qwen2-0.5b and reused; both are loaded with loadCheckpoint, like a
+// real checkpoint.
+//
+// Decode bound: a decode step reads every LLM weight once — all decoder matrices, the norms and
+// lm_head — plus one row of the embedding table (bytes/token, from the checkpoint's WeightSet
+// infos; the KV cache read, under 0.5% here, is left out). The fastest decode the memory system
+// allows is bandwidth ÷ bytes/token, so % of bound = (bytes/token × tokens/s) ÷ bandwidth, with
+// the CPU bandwidth measured in this run by the STREAM-like triad of bench/run.js.
+// Timings: prefill rows time engine.logits(emb) (reset + prefill + last logits) on embeddings
+// of random ids; decode rows time generate() from its first to its last token (greedy, no stop
+// tokens), so the prefill is not counted. Medians after warm-up.
+'use strict';
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { performance } = require('perf_hooks');
+const root = path.resolve(__dirname, '..');
+const sr3d = require(root);
+const { native } = require(path.join(root, 'dist', 'native.js'));
+
+const argv = process.argv.slice(2);
+const json = argv.includes('--json');
+const quick = argv.includes('--quick');
+const skip05 = argv.includes('--skip-0.5b');
+const gpuGbps = (() => {
+  const i = argv.indexOf('--gpu-gbps');
+  if (i < 0) return null;
+  const v = Number(argv[i + 1]);
+  if (!(v > 0)) {
+    console.error(`Expected a bandwidth in GB/s for --gpu-gbps but received ${argv[i + 1]}: pass e.g. --gpu-gbps 3350`);
+    process.exit(2);
+  }
+  return v;
+})();
+const addon = native();
+const threads = addon.buildInfo().cpuThreads;
+// A decode whose weights fit the last-level cache measures the cache, not DRAM (labelled).
+const LLC = (() => {
+  try {
+    const m = /^(\d+)([KMG]?)/.exec(fs.readFileSync('/sys/devices/system/cpu/cpu0/cache/index3/size', 'utf8').trim());
+    if (m) return Number(m[1]) * { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 }[m[2]];
+  } catch { /* not Linux, or no L3 entry */ }
+  return 32 * 2 ** 20;
+})();
+const log = (msg) => { if (!json) process.stderr.write(msg + '\n'); };
+
+function rand(n, seed, lo, hi) {
+  let a = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    a = (a * 1664525 + 1013904223) >>> 0;
+    out[i] = lo + (hi - lo) * (a / 4294967296);
+  }
+  return out;
+}
+
+function randIds(n, vocab, seed) {
+  let a = seed >>> 0;
+  const ids = new Array(n);
+  for (let i = 0; i < n; i++) {
+    a = (a * 1664525 + 1013904223) >>> 0;
+    ids[i] = a % vocab;
+  }
+  return ids;
+}
+
+const median = (t) => {
+  const s = [...t].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+};
+
+async function timeIt(fn, runs, warm = 1) {
+  for (let i = 0; i < warm; i++) await fn();
+  const t = [];
+  for (let i = 0; i < runs; i++) {
+    const s = performance.now();
+    await fn();
+    t.push(performance.now() - s);
+  }
+  return median(t);
+}
+
+/** bench/run.js's triad: a = b + 3c over 3 x 64 MiB on the kernel thread pool, GB/s. */
+function triadPeak() {
+  const n = 16 * 2 ** 20;
+  const a = new Float32Array(n), b = rand(n, 1, 0, 1), c = rand(n, 2, 0, 1);
+  addon.triad(a, b, c);
+  const t = [];
+  for (let i = 0; i < (quick ? 5 : 15); i++) {
+    const s = performance.now();
+    addon.triad(a, b, c);
+    t.push(performance.now() - s);
+  }
+  return (3 * 4 * n) / (median(t) / 1e3) / 1e9;
+}
+
+/**
+ * Bytes one decode step reads from the weights: every LLM tensor once (decoder matrices and
+ * biases, the norms, lm_head — the embedding table when tied) plus one embedding row.
+ */
+function decodeBytesPerToken(ckpt) {
+  const w = ckpt.llm.weights, lc = ckpt.llm.config;
+  const embed = 'model.embed_tokens.weight';
+  let bytes = 0;
+  for (const k of w.keys()) {
+    if (k === embed || (lc.tieWordEmbeddings && k === 'lm_head.weight')) continue;
+    bytes += w.info(k).bytes;
+  }
+  const e = w.info(embed);
+  if (lc.tieWordEmbeddings) bytes += e.bytes;
+  return bytes + e.bytes / e.shape[0];
+}
+
+/** The 0.5B-class checkpoint, written once (~1.2 GB) into the temp dir and reused. */
+async function qwen05Dir() {
+  const dir = path.join(os.tmpdir(), 'sr3d-bench-qwen2-0.5b');
+  const marker = path.join(dir, 'sr3d-bench.json');
+  const want = { preset: 'qwen2-0.5b', seed: 0, dtype: 'bf16', sr3d: sr3d.version };
+  try {
+    const have = JSON.parse(fs.readFileSync(marker, 'utf8'));
+    if (Object.keys(want).every((k) => have[k] === want[k])) return dir;
+  } catch { /* absent or unreadable: write it */ }
+  const tmp = `${dir}.tmp-${process.pid}`;
+  log(`writing the 0.5B-class checkpoint into ${dir} (once, ~1.2 GB)...`);
+  const s = performance.now();
+  try {
+    await sr3d.writeTinyModel(tmp, { preset: 'qwen2-0.5b', seed: want.seed, dtype: want.dtype });
+    fs.writeFileSync(path.join(tmp, 'sr3d-bench.json'), JSON.stringify(want) + '\n');
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.renameSync(tmp, dir);
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  log(`  written in ${((performance.now() - s) / 1e3).toFixed(1)} s`);
+  return dir;
+}
+
+(async () => {
+  const load = os.loadavg()[0]; // other processes on the cores skew every row: printed with the table
+  const peak = triadPeak();
+  const rows = [];
+  const cuda = addon.variant === 'cuda' && sr3d.devices().length > 0;
+  const deviceList = cuda ? ['cpu', 'cuda'] : ['cpu'];
+  const row = (op, model, device, runs, ms, rate, unit, bytesPerToken = null) => {
+    const bw = device === 'cpu' ? peak : gpuGbps;
+    const gbps = bytesPerToken ? (bytesPerToken * rate) / 1e9 : null;
+    rows.push({
+      op, model, device, threads: device === 'cpu' ? threads : 0, runs,
+      medianMs: +ms.toFixed(3), rate: +rate.toFixed(2), unit,
+      bytesPerToken, gbps: gbps === null ? null : +gbps.toFixed(2), peakGbps: bw === null ? null : +bw.toFixed(2),
+      pctBound: gbps === null || bw === null ? null : +((100 * gbps) / bw).toFixed(1),
+      inCache: bytesPerToken === null ? null : device === 'cpu' && bytesPerToken < LLC,
+    });
+    const r = rows[rows.length - 1];
+    log(`  ${op} ${model} ${device}: ${r.medianMs} ms, ${r.rate} ${unit}${r.pctBound !== null ? `, ${r.pctBound}% of bound` : ''}`);
+  };
+
+  /** Prefill and decode rows of one checkpoint on one device. */
+  async function llmRows(engine, ckpt, model, device, cfg) {
+    const vocab = ckpt.llm.config.vocabSize;
+    for (const [L, runs] of cfg.prefill) {
+      const emb = await engine.embedTokens(randIds(L, vocab, 7 + L));
+      const ms = await timeIt(() => engine.logits(emb), runs);
+      row(`prefill ${L}`, model, device, runs, ms, L / (ms / 1e3), 'tokens/s');
+    }
+    // Decode: a short prompt, then `tokens` greedy steps; a run's rate is (n-1) tokens over the
+    // time from its first to its last token.
+    const prompt = await engine.embedTokens(randIds(32, vocab, 3));
+    const bytesPerToken = decodeBytesPerToken(ckpt);
+    const perToken = [];
+    for (let r = 0; r < cfg.decodeRuns + 1; r++) {
+      const stamps = [];
+      for await (const _id of engine.generate(prompt, { maxNewTokens: cfg.decodeTokens, stopTokenIds: [] })) stamps.push(performance.now());
+      if (stamps.length < 2) throw new Error(`generate() yielded ${stamps.length} tokens where ${cfg.decodeTokens} were asked`);
+      if (r > 0) perToken.push((stamps[stamps.length - 1] - stamps[0]) / (stamps.length - 1)); // run 0 is the warm-up
+    }
+    const ms = median(perToken);
+    row(`decode ${cfg.decodeTokens}`, model, device, cfg.decodeRuns, ms, 1e3 / ms, 'tokens/s', bytesPerToken);
+  }
+
+  // ---- tiny model ----
+  const tinyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sr3d-bench-tiny-'));
+  try {
+    await sr3d.writeTinyModel(tinyDir);
+    const ckpt = await sr3d.loadCheckpoint(tinyDir);
+    const S = ckpt.vision.config.imageSize;
+    const pixels = rand(4 * 3 * S * S, 11, -1, 1); // normalized pixels in [-1, 1]
+    for (const device of deviceList) {
+      log(`tiny model, ${device}`);
+      const engine = await sr3d.createEngine(ckpt, { device, maxContext: 1024 });
+      try {
+        const tileRuns = quick ? 3 : 11;
+        const input = { data: pixels, shape: [4, 3, S, S] };
+        const ms = await timeIt(() => engine.encodeTiles(input), tileRuns);
+        row('siglip 4 tiles', 'tiny', device, tileRuns, ms, 4 / (ms / 1e3), 'tiles/s');
+        const feats = await engine.encodeTiles(input);
+        const pms = await timeIt(() => engine.project(feats), tileRuns);
+        row('projector 4 tiles', 'tiny', device, tileRuns, pms, 4 / (pms / 1e3), 'tiles/s');
+        await llmRows(engine, ckpt, 'tiny', device, {
+          prefill: [[128, quick ? 3 : 11], [1024, quick ? 2 : 5]], decodeTokens: 64, decodeRuns: quick ? 2 : 5,
+        });
+      } finally {
+        await engine.dispose();
+      }
+    }
+  } finally {
+    fs.rmSync(tinyDir, { recursive: true, force: true });
+  }
+
+  // ---- 0.5B-class Qwen2 ----
+  if (!skip05) {
+    const ckpt = await sr3d.loadCheckpoint(await qwen05Dir());
+    for (const device of deviceList) {
+      log(`qwen2-0.5b, ${device}`);
+      const engine = await sr3d.createEngine(ckpt, { device, maxContext: 512 });
+      try {
+        await llmRows(engine, ckpt, 'qwen2-0.5b', device, {
+          prefill: [[128, quick ? 1 : 5], [512, quick ? 1 : 3]], decodeTokens: 32, decodeRuns: quick ? 1 : 3,
+        });
+      } finally {
+        await engine.dispose();
+      }
+    }
+  }
+
+  if (json) {
+    process.stdout.write(JSON.stringify(rows) + '\n');
+    return;
+  }
+  console.log(`sr3d ${sr3d.version} engine — CPU triad ${peak.toFixed(1)} GB/s with ${threads} threads (${addon.buildInfo().simd}), ` +
+    `${os.cpus().length} cores, load average ${load.toFixed(2)} at start` +
+    (cuda ? `; GPU bandwidth ${gpuGbps === null ? 'not given (--gpu-gbps)' : `${gpuGbps} GB/s`}` : ''));
+  const cols = [['op', 'op'], ['model', 'model'], ['device', 'device'], ['threads', 'threads'], ['median ms', 'medianMs'],
+    ['rate', (r) => `${r.rate} ${r.unit}`], ['bytes/token', 'bytesPerToken'], ['GB/s', 'gbps'], ['% of bound', 'pctBound'], ['in cache', 'inCache']];
+  const cell = (r, k) => {
+    const v = typeof k === 'function' ? k(r) : r[k];
+    return v === null || v === undefined ? '-' : String(v);
+  };
+  const w = cols.map(([h, k]) => Math.max(h.length, ...rows.map((r) => cell(r, k).length)));
+  console.log(cols.map(([h], i) => h.padEnd(w[i])).join('  '));
+  for (const r of rows) console.log(cols.map(([, k], i) => cell(r, k).padEnd(w[i])).join('  '));
+  console.log('decode target: >= 60% of the bandwidth bound (bytes/token x tokens/s / bandwidth)');
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
