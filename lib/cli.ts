@@ -10,9 +10,18 @@ import * as path from 'path';
 import { buildInfo, devices } from './info';
 import { packageRoot } from './native';
 import type { Command } from './commands/types';
+import { importCommand } from './commands/import';
+import { askCommand } from './commands/ask';
+import { tinyModelCommand } from './commands/tiny_model';
+import { measureCommand } from './commands/measure';
 
 // Commands defined in lib/commands/*.ts: name -> { summary, usage, run(args) }.
-const COMMANDS: Record<string, Command> = {};
+const COMMANDS: Record<string, Command> = {
+  import: importCommand,
+  'tiny-model': tinyModelCommand,
+  measure: measureCommand,
+  ask: askCommand,
+};
 
 const USAGE_TEXT = `Usage: sr3d <command> [options]
 

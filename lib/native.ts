@@ -73,6 +73,74 @@ export interface NativeDevice {
   multiprocessors: number;
 }
 
+// ---- neural-network ops and the engine (native/engine.cc) ----
+
+/** Weight element type: f32 data is a Float32Array, f16/bf16 data a Uint16Array of raw bits. */
+export type NativeWeightDtype = 'f32' | 'f16' | 'bf16';
+
+/** One weight handed to {@link NativeAddon.createEngine} (the CPU engine borrows `data`). */
+export interface NativeWeight {
+  name: string;
+  dtype: NativeWeightDtype;
+  shape: number[];
+  data: Float32Array | Uint16Array;
+}
+
+/** A step of a small sequential module; weight names are looked up as `<module>.<name>`. */
+export type NativeMlpStep =
+  | { kind: 'linear'; weight: string; bias?: string }
+  | { kind: 'layer_norm'; weight: string; bias: string; eps: number }
+  | { kind: 'gelu_erf' }
+  | { kind: 'gelu_tanh' };
+
+export interface NativeEngineSpec {
+  vision?: {
+    hidden: number; heads: number; intermediate: number; layersRun: number;
+    imageSize: number; patchSize: number; eps: number; act: 'gelu_tanh' | 'gelu_erf';
+  };
+  projector?: { eps: number };
+  llm?: {
+    hidden: number; layers: number; heads: number; kvHeads: number; headDim: number;
+    intermediate: number; vocab: number; eps: number; ropeTheta: number; tieWordEmbeddings: boolean;
+  };
+  mlps?: Record<string, NativeMlpStep[]>;
+  /** KV-cache capacity in positions. */
+  maxContext: number;
+}
+
+export interface NativeEngineInfo {
+  device: string;
+  weightBytes: number;
+  kvCacheBytes: number;
+  scratchBytes: number;
+  maxContext: number;
+  /** Positions in the KV cache. */
+  cached: number;
+}
+
+/**
+ * A native engine (kernels/engine.h). One call at a time: a second call while one is in
+ * flight rejects with code `SR3D_ENGINE_BUSY`; after `dispose()` every call rejects (info and
+ * seed throw) with `SR3D_ENGINE_DISPOSED`. `dispose()` waits for a call in flight.
+ */
+export interface NativeEngine {
+  encodeTiles(b: { tiles: Float32Array; n: number; out: Float32Array }): Promise<void>;
+  project(b: { features: Float32Array; n: number; out: Float32Array }): Promise<void>;
+  runMlp(b: { module: string; x: Float32Array; rows: number; out: Float32Array }): Promise<void>;
+  embedTokens(b: { ids: Int32Array; n: number; out: Float32Array }): Promise<void>;
+  /** Empties the KV cache. */
+  reset(): Promise<void>;
+  /** [reset,] appends n positions; copies the last position's logits to `out` when given. */
+  prefill(b: { embeddings: Float32Array; n: number; reset: boolean; out?: Float32Array | null }): Promise<void>;
+  /** Copies the last position's logits. */
+  logits(b: { out: Float32Array }): Promise<void>;
+  /** Decodes prevToken (when >= 0), then samples from the last logits with the engine's RNG. */
+  step(b: { prevToken: number; temperature: number; topP: number; topK: number }): Promise<number>;
+  seed(n: number): void;
+  info(): NativeEngineInfo;
+  dispose(): Promise<void>;
+}
+
 /** The native surface (native/addon.cc). */
 export interface NativeAddon {
   variant: 'cpu' | 'cuda';
@@ -111,6 +179,20 @@ export interface NativeAddon {
     points?: Float32Array; intrinsics?: Float32Array; poses?: Float32Array | null; near?: number;
     masks: Uint8Array;
   }): Promise<{ inside: number[]; valid: number[] }>;
+
+  // ---- neural-network ops (native/engine.cc; kernels/nn.h) ----
+  nnLinear(b: ImplBaton & { x: Float32Array; n: number; inDim: number; outDim: number; weight: Float32Array | Uint16Array; weightDtype: NativeWeightDtype; bias: Float32Array | null; out: Float32Array }): Promise<void>;
+  nnLayerNorm(b: ImplBaton & { x: Float32Array; n: number; d: number; gamma: Float32Array; beta: Float32Array; eps: number; out: Float32Array }): Promise<void>;
+  nnRmsNorm(b: ImplBaton & { x: Float32Array; n: number; d: number; gamma: Float32Array; eps: number; out: Float32Array }): Promise<void>;
+  /** In place on x. */
+  nnActivation(b: ImplBaton & { x: Float32Array; count: number; act: 'gelu_tanh' | 'gelu_erf' | 'silu' }): Promise<void>;
+  nnSiluMul(b: ImplBaton & { gate: Float32Array; up: Float32Array; count: number; out: Float32Array }): Promise<void>;
+  /** In place on x [tokens][heads][headDim]. */
+  nnRope(b: ImplBaton & { x: Float32Array; tokens: number; heads: number; headDim: number; positions: Int32Array; theta: number }): Promise<void>;
+  nnAttention(b: ImplBaton & { q: Float32Array; k: Float32Array; v: Float32Array; nq: number; nk: number; hq: number; hkv: number; d: number; scale: number; causal: boolean; qOffset: number; out: Float32Array }): Promise<void>;
+  nnSpaceToChannel3(b: ImplBaton & { x: Float32Array; n: number; g: number; c: number; out: Float32Array }): Promise<void>;
+  nnPatchEmbed(b: ImplBaton & { img: Float32Array; n: number; size: number; patch: number; hidden: number; weight: Float32Array | Uint16Array; weightDtype: NativeWeightDtype; bias: Float32Array | null; out: Float32Array }): Promise<void>;
+  createEngine(b: NativeEngineSpec & { weights: NativeWeight[]; device: 'cpu' | 'cuda'; deviceIndex?: number }): Promise<NativeEngine>;
 }
 
 export interface LoadInfo {

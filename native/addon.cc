@@ -8,6 +8,8 @@
 #include "common.h"
 
 namespace sr3d_napi {
+void register_engine(Napi::Env env, Napi::Object exports);  // native/engine.cc
+
 namespace {
 
 Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
@@ -95,6 +97,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_geometry(env, exports);
   register_tiling(env, exports);
   register_region(env, exports);
+  register_engine(env, exports);
 #ifdef SR3D_WITH_CUDA
   exports.Set("variant", "cuda");
 #else
