@@ -414,12 +414,18 @@ export class Sr3dTokenizer {
     return this.tok.decode(list, { skip_special_tokens: opts.skipSpecialTokens ?? false });
   }
 
-  /** A {@link StreamDecoder}; special tokens are skipped unless `skipSpecialTokens: false`. */
+  /**
+   * A {@link StreamDecoder} for model output; special tokens are skipped unless
+   * `skipSpecialTokens: false`. An id the model can emit but the tokenizer has no token for
+   * (the padding rows of the embedding table: Qwen2 has 152064 rows for 151665 tokens) decodes
+   * to nothing, as Hugging Face's decode does; a negative or non-integer id is an error.
+   */
   createStreamDecoder(opts: DecodeOptions = {}): StreamDecoder {
     const skip = opts.skipSpecialTokens ?? true;
     const utf8 = new TextDecoder('utf-8', { fatal: false });
     return {
       push: (id: number) => {
+        if (Number.isInteger(id) && id >= 0 && this.tok.id_to_token(id) === undefined && !this.added.has(id)) return '';
         this.checkIds([id], 'id');
         return utf8.decode(this.tokenBytes(id, skip), { stream: true });
       },

@@ -146,6 +146,12 @@ describe('decode', () => {
     expect(() => tok.decode([1.5])).toThrow('for ids[0] but received 1.5');
     expect(() => tok.decode(null as unknown as number[])).toThrow('Expected an array of token ids for ids but received null');
     expect(() => tok.createStreamDecoder().push(-1)).toThrow('for id but received -1');
+    expect(() => tok.createStreamDecoder().push(2.5)).toThrow('for id but received 2.5');
+    // Model output may hold padding rows of the embedding table (no token): they decode to nothing.
+    const sd = tok.createStreamDecoder();
+    expect(sd.push(151652)).toBe('');
+    expect(sd.push(152063)).toBe('');
+    expect(sd.push(198) + sd.flush()).toBe('\n');
     expect(() => tok.encode(3 as unknown as string)).toThrow('Expected a string for text but received 3');
   });
 });
