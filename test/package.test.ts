@@ -26,7 +26,11 @@ describe('package', () => {
     const ops = ['backproject', 'scenePoints', 'canonicalize', 'toMetric', 'toCanonical', 'poolPointsToPatches', 'sinusoidalEncode',
       'readImage', 'readDepth', 'planTiles', 'framePlan', 'candidateGrids', 'sampleFrames', 'resizeBicubic', 'tileImage',
       'tilePointMap', 'tileMask', 'boxToMask', 'box3dToMasks', 'stitchTiles', 'maskPool', 'buildInfo', 'devices',
-      'setThreads', 'loadInfo', 'tensor', 'invalidArgument'];
+      'setThreads', 'loadInfo', 'tensor', 'invalidArgument',
+      // the model runtime and the pipeline
+      'SR3D', 'loadCheckpoint', 'createEngine', 'writeTinyModel', 'loadTokenizer', 'renderChat', 'buildPrompt', 'spliceEmbeddings',
+      'loadScene', 'sceneFromFrames', 'saveScene', 'importTum', 'parseRegionArg', 'resolveRegions', 'measure', 'writeOverlay',
+      'SafetensorsFile', 'openWeights', 'writeSafetensors'];
     const api = sr3d as unknown as Record<string, unknown>;
     expect(ops.filter((k) => typeof api[k] !== 'function')).toEqual([]);
   });
