@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -68,52 +69,103 @@ int default_threads() {
   return hc ? static_cast<int>(std::min(hc, 256u)) : 1;
 }
 
-// Workers sleep on a condition variable; a job is a generation number plus a shared
-// chunk counter, so any worker (and the caller) can take the next chunk.
+// Spin-then-sleep pool. A decode step runs ~120 parallel regions of a few to a few hundred
+// microseconds each, so waking workers through a condition variable every time (tens of µs
+// with many threads) cost more than the work. Workers that finish a job spin on the job
+// word (with a pause instruction) for kSpinUs before sleeping on the condition variable; the
+// caller publishes a job with one atomic store and only takes the mutex to notify when a
+// worker is actually asleep. Chunks are taken from an atomic counter; completion is an atomic
+// count the caller spins on (then sleeps on, for long chunks).
+//
+// Job lifetime: state_ = 2 * job + 1 while a job is open, 2 * job once closed. A worker joins
+// by incrementing active_ and then re-checking state_; the caller closes the job (after all
+// chunks are done) and waits for active_ == 0 before returning, so no worker can read the job
+// fields (which live for one run() call) after they change. Both sides use seq_cst, so either
+// the caller sees the worker's increment or the worker sees the closed state.
+constexpr int64_t kSpinUs = 100;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+inline int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Spins until pred() holds or spin_us elapse; returns pred()'s last value.
+template <class Pred>
+bool spin_until(Pred pred, int64_t spin_us) {
+  if (pred()) return true;
+  const int64_t t0 = now_us();
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      cpu_relax();
+      if (pred()) return true;
+    }
+    if (now_us() - t0 >= spin_us) return pred();
+  }
+}
+
 class Pool {
  public:
   static Pool& get() {
     static Pool* pool = new Pool();  // leaked on purpose: no join at static destruction
     return *pool;
   }
-  int threads() const { return threads_; }
+  int threads() const { return threads_.load(std::memory_order_relaxed); }
   void set_threads(int n) {
     std::lock_guard<std::mutex> run_lock(run_mu_);
-    threads_ = n > 0 ? std::min(n, 256) : default_threads();
-    std::lock_guard<std::mutex> lk(mu_);
-    while (static_cast<int>(workers_.size()) < threads_ - 1) {
-      workers_.emplace_back([this] { worker(); });
-      workers_.back().detach();
+    const int t = n > 0 ? std::min(n, 256) : default_threads();
+    threads_.store(t);
+    while (static_cast<int>(workers_) < t - 1) {
+      const int id = workers_++;
+      std::thread([this, id] { worker(id); }).detach();
     }
   }
 
   void run(int64_t n, int chunks, const std::function<void(int, int64_t, int64_t)>& fn) {
     if (n <= 0) return;
-    if (chunks <= 0) chunks = threads_;
+    const int threads = this->threads();
+    if (chunks <= 0) chunks = threads;
     chunks = static_cast<int>(std::min<int64_t>(chunks, n));
-    if (chunks <= 1 || threads_ <= 1 || in_pool_) {
+    if (chunks <= 1 || threads <= 1 || in_pool_) {
       for (int c = 0; c < chunks; ++c) fn(c, n * c / chunks, n * (c + 1) / chunks);
       return;
     }
     std::lock_guard<std::mutex> run_lock(run_mu_);  // one parallel region at a time
-    {
+    in_pool_ = true;  // nested calls from the caller's own chunks run serially too
+    fn_ = &fn;
+    n_ = n;
+    chunks_ = chunks;
+    helpers_ = std::min(threads - 1, chunks - 1);
+    next_.store(0, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    failed_.store(false, std::memory_order_relaxed);
+    error_ = nullptr;
+    const uint64_t open = state_.load(std::memory_order_relaxed) + 1;  // even -> odd
+    state_.store(open);
+    if (sleepers_.load() > 0) {
       std::lock_guard<std::mutex> lk(mu_);
-      fn_ = &fn;
-      n_ = n;
-      chunks_ = chunks;
-      next_.store(0);
-      done_ = 0;
-      error_ = nullptr;
-      slots_ = std::min(threads_ - 1, chunks - 1);
-      active_ = 0;
-      ++generation_;
+      cv_.notify_all();
     }
-    cv_.notify_all();
     work();
-    std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, [&] { return done_ == chunks_ && active_ == 0; });
-    slots_ = 0;  // late wakers must not join a finished job
+    // Wait for the chunks other threads took: spin, then sleep until the last one is done.
+    if (!spin_until([&] { return done_.load(std::memory_order_acquire) == chunks_; }, kSpinUs)) {
+      caller_waiting_.store(true);
+      std::unique_lock<std::mutex> lk(mu_);
+      done_cv_.wait(lk, [&] { return done_.load() == chunks_; });
+      caller_waiting_.store(false);
+    }
+    state_.store(open + 1);  // close: late workers back off without touching the job
+    while (active_.load() != 0) std::this_thread::yield();
     fn_ = nullptr;
+    in_pool_ = false;
     if (error_) std::rethrow_exception(error_);
   }
 
@@ -122,49 +174,62 @@ class Pool {
 
   void work() {
     for (;;) {
-      int c = next_.fetch_add(1);
+      const int c = next_.fetch_add(1, std::memory_order_relaxed);
       if (c >= chunks_) return;
-      try {
-        if (!error_) (*fn_)(c, n_ * c / chunks_, n_ * (c + 1) / chunks_);
-      } catch (...) {
-        std::lock_guard<std::mutex> lk(mu_);
-        if (!error_) error_ = std::current_exception();
+      if (!failed_.load(std::memory_order_relaxed)) {
+        try {
+          (*fn_)(c, n_ * c / chunks_, n_ * (c + 1) / chunks_);
+        } catch (...) {
+          std::lock_guard<std::mutex> lk(err_mu_);
+          if (!error_) error_ = std::current_exception();
+          failed_.store(true, std::memory_order_relaxed);
+        }
       }
-      std::lock_guard<std::mutex> lk(mu_);
-      if (++done_ == chunks_) done_cv_.notify_all();
+      if (done_.fetch_add(1) + 1 == chunks_ && caller_waiting_.load()) {
+        std::lock_guard<std::mutex> lk(mu_);
+        done_cv_.notify_all();
+      }
     }
   }
 
-  void worker() {
+  void worker(int id) {
     in_pool_ = true;
-    uint64_t seen = 0;
-    std::unique_lock<std::mutex> lk(mu_);
+    uint64_t seen = state_.load();
     for (;;) {
-      cv_.wait(lk, [&] { return generation_ != seen; });
-      seen = generation_;
-      if (slots_ <= 0) continue;  // enough helpers already joined this job
-      --slots_;
-      ++active_;
-      lk.unlock();
-      work();
-      lk.lock();
-      if (--active_ == 0) done_cv_.notify_all();
+      auto fresh = [&] {
+        const uint64_t s = state_.load(std::memory_order_acquire);
+        return (s & 1) && s != seen;
+      };
+      if (!spin_until(fresh, kSpinUs)) {
+        sleepers_.fetch_add(1);
+        {
+          std::unique_lock<std::mutex> lk(mu_);
+          cv_.wait(lk, fresh);
+        }
+        sleepers_.fetch_sub(1);
+      }
+      const uint64_t s = state_.load();
+      if (!(s & 1) || s == seen) continue;
+      seen = s;
+      active_.fetch_add(1);
+      if (state_.load() == s && id < helpers_) work();
+      active_.fetch_sub(1);
     }
   }
 
-  int threads_ = 1;
-  std::vector<std::thread> workers_;
-  std::mutex mu_, run_mu_;
+  std::atomic<int> threads_{1};
+  int workers_ = 0;
+  std::mutex run_mu_, mu_, err_mu_;
   std::condition_variable cv_, done_cv_;
+  // The current job (written by the caller before it opens state_).
   const std::function<void(int, int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
   int chunks_ = 0;
-  std::atomic<int> next_{0};
-  int done_ = 0;
-  int active_ = 0;
-  int slots_ = 0;
-  uint64_t generation_ = 0;
+  int helpers_ = 0;
   std::exception_ptr error_;
+  std::atomic<uint64_t> state_{0};
+  std::atomic<int> next_{0}, done_{0}, active_{0}, sleepers_{0};
+  std::atomic<bool> failed_{false}, caller_waiting_{false};
   static thread_local bool in_pool_;
 };
 

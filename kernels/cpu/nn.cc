@@ -9,6 +9,9 @@
 
 #include "nn_cpu.h"
 #include "simd.h"
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#endif
 
 // The 8-lane vector helpers are always inlined into their callers, so the AVX-vs-SSE
 // argument ABI note GCC prints for them does not apply.
@@ -169,6 +172,96 @@ void linear_block(const float* x, int64_t n, int64_t k, const void* w, bool bf16
   }
 }
 
+// ---- decode GEMV (one input row) ------------------------------------------------------------
+// For n == 1 the weights stream from DRAM once and nothing is reused, so the loop must keep
+// many loads in flight with few instructions per byte. The AVX2 kernel below runs 4 weight
+// rows at a time (4 independent add chains), converts bf16 with one vpmovzxwd + shift, and
+// software-prefetches the next 4-row tile while the current one is summed (the hardware
+// prefetcher alone left it latency bound at ~25% of read bandwidth). Per output it performs
+// exactly the arithmetic of dot_tile (8-lane mul-then-add over k in order, the hsum8 tree,
+// the scalar tail, the bias), so results are bit-identical to the generic clones.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SR3D_HAVE_GEMV_AVX2 1
+template <bool BF16>
+__attribute__((target("avx2"), always_inline)) inline __m256 gemv_load_w(const void* w, int64_t i) {
+  if (BF16) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  return _mm256_loadu_ps(static_cast<const float*>(w) + i);
+}
+
+__attribute__((target("avx2"), always_inline)) inline float gemv_hsum(__m256 v) {
+  alignas(32) float a[8];
+  _mm256_store_ps(a, v);
+  return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
+template <bool BF16>
+__attribute__((target("avx2"))) void gemv_avx2(const float* x, int64_t k, const void* w,
+                                               int64_t rows, const float* bias, float* y) {
+  constexpr int64_t esz = BF16 ? 2 : 4;
+  const int64_t k8 = k & ~int64_t{7};
+  const char* wc = static_cast<const char*>(w);
+  auto tail = [&](float s, int64_t r) {
+    for (int64_t c = k8; c < k; ++c)
+      s += x[c] * (BF16 ? bf16_to_float(static_cast<const uint16_t*>(w)[r * k + c])
+                        : static_cast<const float*>(w)[r * k + c]);
+    return bias ? s + bias[r] : s;
+  };
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const char* w0 = wc + r * k * esz;
+    const char* w1 = w0 + k * esz;
+    const char* w2 = w1 + k * esz;
+    const char* w3 = w2 + k * esz;
+    const char* pf = w0 + 4 * k * esz;  // the next tile: 4*8*esz bytes of it per step
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t c = 0; c < k8; c += 8) {
+      _mm_prefetch(pf + c * 4 * esz, _MM_HINT_T0);
+      if (!BF16) _mm_prefetch(pf + c * 4 * esz + 64, _MM_HINT_T0);
+      const __m256 xv = _mm256_loadu_ps(x + c);
+      a0 = _mm256_add_ps(a0, _mm256_mul_ps(xv, gemv_load_w<BF16>(w0, c)));
+      a1 = _mm256_add_ps(a1, _mm256_mul_ps(xv, gemv_load_w<BF16>(w1, c)));
+      a2 = _mm256_add_ps(a2, _mm256_mul_ps(xv, gemv_load_w<BF16>(w2, c)));
+      a3 = _mm256_add_ps(a3, _mm256_mul_ps(xv, gemv_load_w<BF16>(w3, c)));
+    }
+    y[r] = tail(gemv_hsum(a0), r);
+    y[r + 1] = tail(gemv_hsum(a1), r + 1);
+    y[r + 2] = tail(gemv_hsum(a2), r + 2);
+    y[r + 3] = tail(gemv_hsum(a3), r + 3);
+  }
+  for (; r < rows; ++r) {
+    const char* w0 = wc + r * k * esz;
+    __m256 a0 = _mm256_setzero_ps();
+    for (int64_t c = 0; c < k8; c += 8)
+      a0 = _mm256_add_ps(a0, _mm256_mul_ps(_mm256_loadu_ps(x + c), gemv_load_w<BF16>(w0, c)));
+    y[r] = tail(gemv_hsum(a0), r);
+  }
+}
+
+bool cpu_has_avx2() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
+  return has;
+}
+#endif
+
+// One input row against `rows` weight rows (see above); falls back to linear_block.
+void gemv_rows(const float* x, int64_t k, const void* w, bool bf16, int64_t rows,
+               const float* bias, float* y) {
+#ifdef SR3D_HAVE_GEMV_AVX2
+  if (cpu_has_avx2()) {
+    if (bf16) gemv_avx2<true>(x, k, w, rows, bias, y);
+    else gemv_avx2<false>(x, k, w, rows, bias, y);
+    return;
+  }
+#endif
+  linear_block(x, 1, k, w, bf16, k, rows, bias, y, rows);
+}
+
 // Input rows per pass over a weight row: the x block (rows * k floats) should stay in L2
 // (~512 KiB) while the chunk's weight rows stream past it once.
 int64_t x_block_rows(int64_t k, int64_t n) {
@@ -177,13 +270,13 @@ int64_t x_block_rows(int64_t k, int64_t n) {
   return std::min(nb, n);
 }
 
-// Chunks of output rows: enough that a chunk streams >= ~256 KiB of weights (so a small
-// decode GEMV does not pay for waking every pool thread), one per thread for decode-sized n
-// (uniform work), up to 4 per thread for GEMMs (load balance).
+// Chunks of output rows: enough that a chunk streams >= ~32 KiB of weights (the pool's
+// workers spin between regions, so handing a chunk over costs ~1 µs, not a wake-up), one per
+// thread for decode-sized n (uniform work), up to 4 per thread for GEMMs (load balance).
 int linear_chunks(int64_t n, int64_t rows, int64_t k, int64_t esz) {
   const int64_t work = std::max<int64_t>(rows * k * esz, n * rows * k);
   const int64_t cap = n <= 4 ? cpu_threads() : 4LL * cpu_threads();
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({work >> 18, cap, rows})));
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({work >> 15, cap, rows})));
 }
 
 // ---- attention ---------------------------------------------------------------------------
@@ -384,6 +477,11 @@ void linear_multi_fast(const float* x, int64_t n, const WeightRef* ws, const flo
       if (lo >= hi) continue;
       const bool bf16 = w.type == WType::kBF16;
       const int64_t esz = bf16 ? 2 : 4;
+      if (n == 1) {
+        gemv_rows(x, k, static_cast<const char*>(w.data) + lo * k * esz, bf16, hi - lo,
+                  biases[i] ? biases[i] + lo : nullptr, ys[i] + lo);
+        continue;
+      }
       for (int64_t i0 = 0; i0 < n; i0 += nb)
         linear_block(x + i0 * k, std::min(nb, n - i0), k,
                      static_cast<const char*>(w.data) + lo * k * esz, bf16, k, hi - lo,
