@@ -20,6 +20,10 @@ if [ -f .gpu/node.xz ]; then
   mkdir -p build/Release && cp .gpu/*.node build/Release/
   echo "== node $(/tmp/node --version): bench/gpu_node.js"
   timeout 150 /tmp/node bench/gpu_node.js 2>&1 | tee "$OUT/gpu_node.log" || status=1
+  echo "== fidelity vs Hugging Face transformers (bench/fidelity): our CUDA engine, then our CPU engine"
+  for dev in cuda cpu; do
+    timeout 60 /tmp/node bench/fidelity/dump.js /tmp/fid-$dev --device $dev && timeout 90 python3 bench/fidelity/hf_check.py /tmp/fid-$dev 2>&1 | grep -v Warning | tee -a "$OUT/fidelity.log" || status=1
+  done
   echo "== bench/engine.js (CUDA + CPU rows, quick)"
   timeout 120 /tmp/node bench/engine.js --quick --gpu-gbps 2990 2>&1 | tee "$OUT/engine.log" || status=1
 fi
