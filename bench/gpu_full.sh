@@ -19,13 +19,13 @@ if [ -f .gpu/node.xz ]; then
   rm -rf dist && cp -r .gpu/dist dist
   mkdir -p build/Release && cp .gpu/*.node build/Release/
   echo "== node $(/tmp/node --version): bench/gpu_node.js"
-  timeout 150 /tmp/node bench/gpu_node.js 2>&1 | tee "$OUT/gpu_node.log" || status=1
+  timeout 90 /tmp/node bench/gpu_node.js 2>&1 | tee "$OUT/gpu_node.log" || status=1
   echo "== fidelity vs Hugging Face transformers (bench/fidelity): our CUDA engine, then our CPU engine"
   for dev in cuda cpu; do
-    timeout 60 /tmp/node bench/fidelity/dump.js /tmp/fid-$dev --device $dev && timeout 90 python3 bench/fidelity/hf_check.py /tmp/fid-$dev 2>&1 | grep -v Warning | tee -a "$OUT/fidelity.log" || status=1
+    timeout 40 /tmp/node bench/fidelity/dump.js /tmp/fid-$dev --device $dev && timeout 60 python3 bench/fidelity/hf_check.py /tmp/fid-$dev 2>&1 | grep -v Warning | tee -a "$OUT/fidelity.log" || status=1
   done
   echo "== bench/engine.js (CUDA + CPU rows, quick)"
-  timeout 120 /tmp/node bench/engine.js --quick --gpu-gbps 2990 2>&1 | tee "$OUT/engine.log" || status=1
+  timeout 70 /tmp/node bench/engine.js --quick --gpu-gbps 2990 2>&1 | tee "$OUT/engine.log" || status=1
 fi
 echo "== C++ tests with nvcc"
 BUILD=build-gpu
