@@ -6,7 +6,7 @@
 #      engine vs the CPU engine), then their CUDA benchmark rows.
 # Needs a carried folder .gpu/ with node.xz (this machine's node, xz-compressed),
 # node_modules.tar (the runtime dependencies), dist/ and sr3d_{cpu,cuda}.node (see
-# bench/README.md, "GPU machines"). Logs go to $OUT when set.
+# bench/README.md, "GPU machines"; scripts/prepare-gpu-carry.sh makes it). Logs go to $OUT when set.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/sr3d-gpu-out}; mkdir -p "$OUT"
