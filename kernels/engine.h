@@ -122,6 +122,18 @@ std::unique_ptr<Engine> make_cuda_engine(const ModelSpec& spec, const WeightMap&
 // kInvalidArgument naming the key, its expected and received shape. Both engines call it.
 void check_weights(const ModelSpec& spec, const WeightMap& weights);
 
+// Argument checks both engines share (one message per mistake).
+namespace engine_detail {
+// n >= 1 rows and non-null input / output buffers.
+void check_call(const float* in, const float* out, int64_t n, const char* name);
+// The model has a language model (`what` names the call).
+void need_llm(const ModelSpec& spec, const char* what);
+// A token id in [0, vocab).
+void check_token(const ModelSpec& spec, int64_t id, const std::string& name);
+// The error for an MLP module the model does not have, listing those it has.
+[[noreturn]] void unknown_mlp(const std::vector<std::string>& known, const std::string& module);
+}  // namespace engine_detail
+
 // Token choice from logits (host): greedy, or temperature -> top-k -> top-p (HF order) with
 // a splitmix64/xoshiro state the caller seeds; deterministic for a seed.
 int32_t sample_token(const float* logits, int64_t vocab, const Sampling& s, uint64_t rng[4]);

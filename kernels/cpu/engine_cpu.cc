@@ -246,7 +246,7 @@ class CpuEngine final : public Engine {
   void encode_tiles(const float* tiles, int64_t n, float* out) override {
     if (!spec_.has_vision)
       throw_invalid_argument("a model with a vision tower", "encode_tiles", "has_vision = false");
-    check_call(tiles, out, n, "tiles");
+    engine_detail::check_call(tiles, out, n, "tiles");
     const VisionSpec& vs = spec_.vision;
     const int64_t P = vs.image_size / vs.patch_size, T = P * P, H = vs.hidden;
     const int64_t rows = n * T, hd = H / vs.heads;
@@ -289,7 +289,7 @@ class CpuEngine final : public Engine {
   void project(const float* features, int64_t n, float* out) override {
     if (!spec_.has_projector)
       throw_invalid_argument("a model with a projector", "project", "has_projector = false");
-    check_call(features, out, n, "features");
+    engine_detail::check_call(features, out, n, "features");
     const int64_t g = spec_.vision.image_size / spec_.vision.patch_size, G = (g + 2) / 3;
     const int64_t rows = n * G * G;
     float* a = grow(s_a_, rows * std::max(9 * proj_c_, proj_[2].w.rows));
@@ -308,7 +308,7 @@ class CpuEngine final : public Engine {
 
   void run_mlp(const std::string& module, const float* x, int64_t rows, float* out) override {
     const MlpModule& m = mlp(module);
-    check_call(x, out, rows, "x");
+    engine_detail::check_call(x, out, rows, "x");
     int64_t widest = m.in;
     for (const MlpOp& op : m.ops) widest = std::max(widest, op.width);
     float* cur = grow(s_a_, rows * widest);
@@ -335,11 +335,11 @@ class CpuEngine final : public Engine {
   int64_t mlp_out_dim(const std::string& module) const override { return mlp(module).out; }
 
   void embed_tokens(const int32_t* ids, int64_t n, float* out) override {
-    need_llm("embed_tokens");
+    engine_detail::need_llm(spec_, "embed_tokens");
     if (n < 1) throw_invalid_argument("a positive token count", "n", std::to_string(n));
     if (!ids) throw_invalid_argument("a non-null buffer", "ids", "nullptr");
     if (!out) throw_invalid_argument("a non-null buffer", "out", "nullptr");
-    for (int64_t i = 0; i < n; ++i) check_token(ids[i], "ids[" + std::to_string(i) + "]");
+    for (int64_t i = 0; i < n; ++i) engine_detail::check_token(spec_, ids[i], "ids[" + std::to_string(i) + "]");
     const int64_t H = spec_.llm.hidden;
     for (int64_t i = 0; i < n; ++i) {
       const int64_t base = static_cast<int64_t>(ids[i]) * H;
@@ -357,7 +357,7 @@ class CpuEngine final : public Engine {
   int64_t cached() const override { return cached_; }
 
   void prefill(const float* emb, int64_t n) override {
-    need_llm("prefill");
+    engine_detail::need_llm(spec_, "prefill");
     if (n < 1) throw_invalid_argument("a positive position count", "n", std::to_string(n));
     if (!emb) throw_invalid_argument("a non-null buffer", "embeddings", "nullptr");
     if (cached_ + n > spec_.max_context)
@@ -370,8 +370,8 @@ class CpuEngine final : public Engine {
   }
 
   void decode(int32_t token) override {
-    need_llm("decode");
-    check_token(token, "token");
+    engine_detail::need_llm(spec_, "decode");
+    engine_detail::check_token(spec_, token, "token");
     if (cached_ + 1 > spec_.max_context)
       throw_invalid_argument("a free KV-cache position (max_context " +
                                  std::to_string(spec_.max_context) + " reached; reset())",
@@ -383,7 +383,7 @@ class CpuEngine final : public Engine {
   }
 
   const float* last_logits() override {
-    need_llm("last_logits");
+    engine_detail::need_llm(spec_, "last_logits");
     if (!has_logits_)
       throw_invalid_argument("a prefill() or decode() before last_logits()", "last_logits",
                              "an empty session");
@@ -396,28 +396,14 @@ class CpuEngine final : public Engine {
     return v.data();
   }
 
-  static void check_call(const float* in, const float* out, int64_t n, const char* name) {
-    if (n < 1) throw_invalid_argument("a positive count", "n", std::to_string(n));
-    if (!in) throw_invalid_argument("a non-null buffer", name, "nullptr");
-    if (!out) throw_invalid_argument("a non-null buffer", "out", "nullptr");
-  }
 
-  void need_llm(const char* what) const {
-    if (!spec_.has_llm) throw_invalid_argument("a model with a language model", what, "has_llm = false");
-  }
-  void check_token(int64_t id, const std::string& name) const {
-    if (id < 0 || id >= spec_.llm.vocab)
-      throw_invalid_argument("a token id in [0, " + std::to_string(spec_.llm.vocab) + ")", name,
-                             std::to_string(id));
-  }
 
   const MlpModule& mlp(const std::string& module) const {
     auto it = mlps_.find(module);
     if (it == mlps_.end()) {
-      std::string known;
-      for (const auto& m : mlps_) known += (known.empty() ? "" : ", ") + ("'" + m.first + "'");
-      throw_invalid_argument("an MLP module of this model (" + (known.empty() ? "none" : known) + ")",
-                             "module", "'" + module + "'");
+      std::vector<std::string> known;
+      for (const auto& m : mlps_) known.push_back(m.first);
+      engine_detail::unknown_mlp(known, module);
     }
     return it->second;
   }
@@ -686,6 +672,27 @@ void check_weights(const ModelSpec& spec, const WeightMap& w) {
     check_mlp(m.first, m.second, w, &in, &out);
   }
 }
+
+namespace engine_detail {
+void check_call(const float* in, const float* out, int64_t n, const char* name) {
+  if (n < 1) throw_invalid_argument("a positive count", "n", std::to_string(n));
+  if (!in) throw_invalid_argument("a non-null buffer", name, "nullptr");
+  if (!out) throw_invalid_argument("a non-null buffer", "out", "nullptr");
+}
+void need_llm(const ModelSpec& spec, const char* what) {
+  if (!spec.has_llm) throw_invalid_argument("a model with a language model", what, "has_llm = false");
+}
+void check_token(const ModelSpec& spec, int64_t id, const std::string& name) {
+  if (id < 0 || id >= spec.llm.vocab)
+    throw_invalid_argument("a token id in [0, " + std::to_string(spec.llm.vocab) + ")", name, std::to_string(id));
+}
+void unknown_mlp(const std::vector<std::string>& known, const std::string& module) {
+  std::string list;
+  for (const auto& k : known) list += (list.empty() ? "" : ", ") + ("'" + k + "'");
+  throw_invalid_argument("an MLP module of this model (" + (list.empty() ? "none" : list) + ")", "module",
+                         "'" + module + "'");
+}
+}  // namespace engine_detail
 
 std::unique_ptr<Engine> make_cpu_engine(const ModelSpec& spec, const WeightMap& weights) {
   return std::unique_ptr<Engine>(new CpuEngine(spec, weights));

@@ -206,7 +206,7 @@ class CudaEngine final : public Engine {
   void encode_tiles(const float* tiles, int64_t n, float* out) override {
     if (!spec_.has_vision)
       throw_invalid_argument("a model with a vision tower", "encode_tiles", "has_vision = false");
-    check_call(tiles, out, n, "tiles");
+    engine_detail::check_call(tiles, out, n, "tiles");
     std::lock_guard<std::mutex> lock(mu_);
     select();
     const VisionSpec& vs = spec_.vision;
@@ -259,7 +259,7 @@ class CudaEngine final : public Engine {
   void project(const float* features, int64_t n, float* out) override {
     if (!spec_.has_projector)
       throw_invalid_argument("a model with a projector", "project", "has_projector = false");
-    check_call(features, out, n, "features");
+    engine_detail::check_call(features, out, n, "features");
     std::lock_guard<std::mutex> lock(mu_);
     select();
     const int64_t g = spec_.vision.image_size / spec_.vision.patch_size, G = (g + 2) / 3;
@@ -288,7 +288,7 @@ class CudaEngine final : public Engine {
 
   void run_mlp(const std::string& module, const float* x, int64_t rows, float* out) override {
     const MlpModule& m = mlp(module);
-    check_call(x, out, rows, "x");
+    engine_detail::check_call(x, out, rows, "x");
     std::lock_guard<std::mutex> lock(mu_);
     select();
     cudaStream_t s = stream();
@@ -319,11 +319,11 @@ class CudaEngine final : public Engine {
   int64_t mlp_out_dim(const std::string& module) const override { return mlp(module).out; }
 
   void embed_tokens(const int32_t* ids, int64_t n, float* out) override {
-    need_llm("embed_tokens");
+    engine_detail::need_llm(spec_, "embed_tokens");
     if (n < 1) throw_invalid_argument("a positive token count", "n", std::to_string(n));
     if (!ids) throw_invalid_argument("a non-null buffer", "ids", "nullptr");
     if (!out) throw_invalid_argument("a non-null buffer", "out", "nullptr");
-    for (int64_t i = 0; i < n; ++i) check_token(ids[i], "ids[" + std::to_string(i) + "]");
+    for (int64_t i = 0; i < n; ++i) engine_detail::check_token(spec_, ids[i], "ids[" + std::to_string(i) + "]");
     std::lock_guard<std::mutex> lock(mu_);
     select();
     cudaStream_t s = stream();
@@ -344,7 +344,7 @@ class CudaEngine final : public Engine {
   }
 
   void prefill(const float* emb, int64_t n) override {
-    need_llm("prefill");
+    engine_detail::need_llm(spec_, "prefill");
     if (n < 1) throw_invalid_argument("a positive position count", "n", std::to_string(n));
     if (!emb) throw_invalid_argument("a non-null buffer", "embeddings", "nullptr");
     std::lock_guard<std::mutex> lock(mu_);
@@ -371,8 +371,8 @@ class CudaEngine final : public Engine {
   }
 
   void decode(int32_t token) override {
-    need_llm("decode");
-    check_token(token, "token");
+    engine_detail::need_llm(spec_, "decode");
+    engine_detail::check_token(spec_, token, "token");
     std::lock_guard<std::mutex> lock(mu_);
     if (cached_ + 1 > spec_.max_context)
       throw_invalid_argument("a free KV-cache position (max_context " +
@@ -390,7 +390,7 @@ class CudaEngine final : public Engine {
   }
 
   const float* last_logits() override {
-    need_llm("last_logits");
+    engine_detail::need_llm(spec_, "last_logits");
     std::lock_guard<std::mutex> lock(mu_);
     if (!has_logits_)
       throw_invalid_argument("a prefill() or decode() before last_logits()", "last_logits",
@@ -411,26 +411,12 @@ class CudaEngine final : public Engine {
     return b.get();
   }
 
-  static void check_call(const float* in, const float* out, int64_t n, const char* name) {
-    if (n < 1) throw_invalid_argument("a positive count", "n", std::to_string(n));
-    if (!in) throw_invalid_argument("a non-null buffer", name, "nullptr");
-    if (!out) throw_invalid_argument("a non-null buffer", "out", "nullptr");
-  }
-  void need_llm(const char* what) const {
-    if (!spec_.has_llm) throw_invalid_argument("a model with a language model", what, "has_llm = false");
-  }
-  void check_token(int64_t id, const std::string& name) const {
-    if (id < 0 || id >= spec_.llm.vocab)
-      throw_invalid_argument("a token id in [0, " + std::to_string(spec_.llm.vocab) + ")", name,
-                             std::to_string(id));
-  }
   const MlpModule& mlp(const std::string& module) const {
     auto it = mlps_.find(module);
     if (it == mlps_.end()) {
-      std::string known;
-      for (const auto& m : mlps_) known += (known.empty() ? "" : ", ") + ("'" + m.first + "'");
-      throw_invalid_argument("an MLP module of this model (" + (known.empty() ? "none" : known) + ")",
-                             "module", "'" + module + "'");
+      std::vector<std::string> known;
+      for (const auto& m : mlps_) known.push_back(m.first);
+      engine_detail::unknown_mlp(known, module);
     }
     return it->second;
   }
