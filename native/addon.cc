@@ -8,7 +8,6 @@
 #include "common.h"
 
 namespace sr3d_napi {
-void register_engine(Napi::Env env, Napi::Object exports);  // native/engine.cc
 
 namespace {
 

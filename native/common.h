@@ -151,6 +151,25 @@ inline int64_t checked_mul(std::initializer_list<int64_t> xs, const char* name) 
   return r;
 }
 
+// Runs fn on a worker thread and turns any exception into a stored sr3d::Error (none may escape
+// a worker thread; the Promise is rejected with it on the JS thread). `oom` is the message for
+// std::bad_alloc.
+inline std::unique_ptr<Error> capture_errors(const std::function<void()>& fn,
+                                             const char* oom = "sr3d: out of host memory") {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return std::unique_ptr<Error>(new Error(e));
+  } catch (const std::bad_alloc&) {
+    return std::unique_ptr<Error>(new Error(ErrorKind::kInternal, oom));
+  } catch (const std::exception& e) {
+    return std::unique_ptr<Error>(new Error(ErrorKind::kInternal, std::string("sr3d internal error: ") + e.what()));
+  } catch (...) {
+    return std::unique_ptr<Error>(new Error(ErrorKind::kInternal, "sr3d internal error: unknown exception"));
+  }
+  return nullptr;
+}
+
 // Runs `work` off the JS thread; resolves with `result(env)`.
 class OpWorker : public Napi::AsyncWorker {
  public:
@@ -166,22 +185,11 @@ class OpWorker : public Napi::AsyncWorker {
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    try {
+    error_ = capture_errors([&] {
       if (device_ >= 0) sr3d::cuda_set_device(device_);
       work_();
-    } catch (const Error& e) {
-      error_.reset(new Error(e));
-      SetError(e.what());
-    } catch (const std::bad_alloc&) {
-      error_.reset(new Error(ErrorKind::kInternal, "sr3d: out of host memory"));
-      SetError("out of memory");
-    } catch (const std::exception& e) {
-      error_.reset(new Error(ErrorKind::kInternal, std::string("sr3d internal error: ") + e.what()));
-      SetError(e.what());
-    } catch (...) {
-      error_.reset(new Error(ErrorKind::kInternal, "sr3d internal error: unknown exception"));
-      SetError("unknown");
-    }
+    });
+    if (error_) SetError(error_->what());
   }
   void OnOK() override {
     Napi::HandleScope scope(Env());
@@ -240,5 +248,6 @@ inline Napi::Value undefined_result(Napi::Env env) { return env.Undefined(); }
 void register_geometry(Napi::Env env, Napi::Object exports);
 void register_tiling(Napi::Env env, Napi::Object exports);
 void register_region(Napi::Env env, Napi::Object exports);
+void register_engine(Napi::Env env, Napi::Object exports);
 
 }  // namespace sr3d_napi

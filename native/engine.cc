@@ -382,18 +382,10 @@ class EngineWorker : public Napi::AsyncWorker {
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    try {
+    error_ = capture_errors([&] {
       if (st_->device >= 0) sr3d::cuda_set_device(st_->device);
       work_();
-    } catch (const Error& e) {
-      error_.reset(new Error(e));
-    } catch (const std::bad_alloc&) {
-      error_.reset(new Error(ErrorKind::kInternal, "sr3d: out of host memory"));
-    } catch (const std::exception& e) {
-      error_.reset(new Error(ErrorKind::kInternal, std::string("sr3d internal error: ") + e.what()));
-    } catch (...) {
-      error_.reset(new Error(ErrorKind::kInternal, "sr3d internal error: unknown exception"));
-    }
+    });
     if (error_) SetError(error_->what());
   }
   void OnOK() override {
@@ -689,22 +681,14 @@ class CreateWorker : public Napi::AsyncWorker {
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    try {
+    error_ = capture_errors([&] {
       if (st_->device >= 0) {
         sr3d::cuda_set_device(st_->device);
         st_->engine = sr3d::make_cuda_engine(st_->spec, st_->weights, st_->device);
       } else {
         st_->engine = sr3d::make_cpu_engine(st_->spec, st_->weights);
       }
-    } catch (const Error& e) {
-      error_.reset(new Error(e));
-    } catch (const std::bad_alloc&) {
-      error_.reset(new Error(ErrorKind::kInternal, "sr3d: out of host memory creating the engine"));
-    } catch (const std::exception& e) {
-      error_.reset(new Error(ErrorKind::kInternal, std::string("sr3d internal error: ") + e.what()));
-    } catch (...) {
-      error_.reset(new Error(ErrorKind::kInternal, "sr3d internal error: unknown exception"));
-    }
+    }, "sr3d: out of host memory creating the engine");
     if (error_) SetError(error_->what());
   }
   void OnOK() override {
