@@ -15,6 +15,9 @@ const run = (cmd, args, env = {}) => {
 
 run(process.execPath, [path.join(root, 'scripts', 'build-native.js')]);
 const prebuildify = path.join(root, 'node_modules', 'prebuildify', 'bin.js');
+// prebuildify runs the stand-in builder with this folder as its working directory: it must exist
+// (a fresh clone has none).
+fs.mkdirSync(path.join(root, 'build', 'stage'), { recursive: true });
 for (const variant of ['cpu', 'cuda']) {
   if (!fs.existsSync(path.join(root, 'build', 'Release', `sr3d_${variant}.node`))) {
     console.error(`[sr3d] no ${variant} build: skipping its prebuild`);
