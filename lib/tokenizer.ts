@@ -495,10 +495,64 @@ export function createTokenizer(tokenizerJson: Record<string, unknown>, tokenize
   return new Sr3dTokenizer(tokenizerJson, tokenizerConfig, opts, { dir: null, tokenizerFile: 'tokenizer.json', configFile: 'tokenizer_config.json' });
 }
 
+// Qwen2's byte-level BPE pipeline around a vocabulary (as in Qwen2's own tokenizer.json and
+// transformers' Qwen2TokenizerFast): NFC, the Qwen2 split regex, byte-level mapping.
+const QWEN2_PRETOKENIZER = {
+  type: 'Sequence',
+  pretokenizers: [
+    {
+      type: 'Split',
+      pattern: { Regex: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" },
+      behavior: 'Isolated',
+      invert: false,
+    },
+    { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+  ],
+};
+const QWEN2_BYTE_LEVEL = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false };
+
 /**
- * Loads the tokenizer of a checkpoint's LLM folder (`llm/`): `tokenizer.json` (required, HF
- * tokenizers format) and `tokenizer_config.json` (optional: eos token, model_max_length, added
- * tokens), then adds `<vila/sentinel>`, `<image>`, `<vila/video>` and the region token with the
+ * A tokenizer.json equivalent of a folder with the slow-tokenizer files only (`vocab.json`,
+ * `merges.txt`, and `added_tokens.json` when present), with Qwen2's normalizer, pre-tokenizer and
+ * decoder. The added tokens of tokenizer_config.json join later, as for tokenizer.json.
+ */
+async function qwen2FromVocabMerges(dir: string, vocabFile: string, mergesFile: string, fix: string): Promise<Record<string, unknown>> {
+  const vocab = await readJsonFileAsync(vocabFile, 'a vocab.json (token -> id)', fix);
+  let text: string;
+  try {
+    text = await fs.promises.readFile(mergesFile, 'utf8');
+  } catch (e) {
+    throw readError(mergesFile, 'a merges.txt', fix, e);
+  }
+  const merges = text.split(/\r?\n/).filter((l, i) => l.length > 0 && !(i === 0 && l.startsWith('#version')));
+  merges.forEach((m, i) => {
+    if (m.split(' ').length !== 2) {
+      throw new TokenizerFileError(`Expected merges.txt lines of two space-separated tokens in ${mergesFile} but line ${i + 1} is ${JSON.stringify(m)}. Fix: ${fix}.`, mergesFile);
+    }
+  });
+  const addedFile = path.join(dir, 'added_tokens.json');
+  const added: AddedTokenJson[] = [];
+  if (fs.existsSync(addedFile)) {
+    const a = await readJsonFileAsync(addedFile, 'an added_tokens.json (token -> id)', 'repair the file or delete it (it is optional)');
+    for (const [content, id] of Object.entries(a)) {
+      if (!Number.isInteger(id) || (id as number) < 0) {
+        throw new TokenizerFileError(`Expected non-negative integer ids in ${addedFile} but "${content}" has ${JSON.stringify(id)}. Fix: repair the file or delete it.`, addedFile);
+      }
+      added.push(specialToken(id as number, content));
+    }
+  }
+  return {
+    version: '1.0', truncation: null, padding: null, added_tokens: added.sort((x, y) => x.id - y.id),
+    normalizer: { type: 'NFC' }, pre_tokenizer: QWEN2_PRETOKENIZER, post_processor: QWEN2_BYTE_LEVEL, decoder: QWEN2_BYTE_LEVEL,
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, vocab, merges },
+  };
+}
+
+/**
+ * Loads the tokenizer of a checkpoint's LLM folder (`llm/`): `tokenizer.json` (HF tokenizers
+ * format; or, when it is absent, the slow-tokenizer files `vocab.json` + `merges.txt` (+
+ * `added_tokens.json`) with Qwen2's byte-level pipeline) and `tokenizer_config.json` (optional:
+ * eos token, model_max_length, added tokens), then adds `<vila/sentinel>`, `<image>`, `<vila/video>` and the region token with the
  * next free ids when the files lack them (NVILA-Lite: 151648-151651).
  *
  * @param dir the folder holding tokenizer.json.
@@ -510,7 +564,11 @@ export async function loadTokenizer(dir: string, opts: TokenizerOptions = {}): P
   const tokenizerFile = path.join(dir, 'tokenizer.json');
   const configFile = path.join(dir, 'tokenizer_config.json');
   const fix = 'point at the checkpoint\'s llm/ folder, which holds the Qwen2 tokenizer.json (NVILA-Lite-8B: Efficient-Large-Model/NVILA-Lite-8B on Hugging Face), or write a tiny test checkpoint with `sr3d tiny-model <dir>`';
-  const tokenizerJson = await readJsonFileAsync(tokenizerFile, 'a tokenizer.json', fix);
+  const vocabFile = path.join(dir, 'vocab.json');
+  const mergesFile = path.join(dir, 'merges.txt');
+  const tokenizerJson = !fs.existsSync(tokenizerFile) && fs.existsSync(vocabFile) && fs.existsSync(mergesFile)
+    ? await qwen2FromVocabMerges(dir, vocabFile, mergesFile, fix)
+    : await readJsonFileAsync(tokenizerFile, 'a tokenizer.json', fix);
   const tokenizerConfig = fs.existsSync(configFile)
     ? await readJsonFileAsync(configFile, 'a tokenizer_config.json', 'repair the file or delete it (it is optional)')
     : {};

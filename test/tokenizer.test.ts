@@ -254,3 +254,29 @@ describe('loadTokenizer', () => {
     await expect(loadTokenizer(d, { generationEosTokenIds: [999999] })).rejects.toThrow('for options.generationEosTokenIds');
   });
 });
+
+describe('loadTokenizer from vocab.json + merges.txt (no tokenizer.json)', () => {
+  test('encodes and decodes exactly as the tokenizer.json of the same vocabulary', async () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'sr3d-tok-slow-'));
+    const model = files.tokenizerJson.model as { vocab: Record<string, number>; merges: (string | string[])[] };
+    fs.writeFileSync(path.join(d, 'vocab.json'), JSON.stringify(model.vocab));
+    fs.writeFileSync(path.join(d, 'merges.txt'), '#version: 0.2\n' + model.merges.map((m) => (Array.isArray(m) ? m.join(' ') : m)).join('\n') + '\n');
+    const added = files.tokenizerJson.added_tokens as { id: number; content: string }[];
+    fs.writeFileSync(path.join(d, 'added_tokens.json'), JSON.stringify(Object.fromEntries(added.map((a) => [a.content, a.id]))));
+    fs.writeFileSync(path.join(d, 'tokenizer_config.json'), JSON.stringify(files.tokenizerConfig));
+    const slow = await loadTokenizer(d);
+    const texts = [
+      '<|im_start|>system\nYou are a helpful assistant<|im_end|>\n<|im_start|>user\n<image>\n<image>\nHow far is <mask> from <mask>?<|im_end|>\n',
+      "It's 3.25 m — they'd say   \"about 10,000 mm\"\r\n\tok?", '距离是多少米？ 🙂 naïve café', '   leading spaces\n\n\ntrailing   ',
+    ];
+    for (const t of texts) {
+      expect(slow.encode(t)).toEqual(tok.encode(t));
+      expect(slow.decode(slow.encode(t))).toBe(t);
+    }
+    expect(slow.vocabSize).toBe(tok.vocabSize);
+    expect([slow.imageTokenId, slow.regionTokenId]).toEqual([tok.imageTokenId, tok.regionTokenId]);
+    fs.writeFileSync(path.join(d, 'merges.txt'), '#version: 0.2\nĠ Ġ\nbroken-line\n');
+    await expect(loadTokenizer(d)).rejects.toThrow(/Expected merges\.txt lines of two space-separated tokens .* line 2 is "broken-line"/);
+    fs.rmSync(d, { recursive: true, force: true });
+  });
+});
