@@ -307,6 +307,13 @@ function readLlm(dir: string): { config: LlmConfig; weights: WeightSet } {
   if (rs !== undefined && rs !== null) {
     throw err(file, 'rope_scaling null (plain RoPE)', '"rope_scaling"', JSON.stringify(rs), 'RoPE scaling is not supported by this engine.');
   }
+  if (cfg.use_sliding_window === true) {
+    throw err(file, 'use_sliding_window false (full causal attention)', '"use_sliding_window"', 'true', 'Sliding-window attention is not supported by this engine (NVILA-Lite does not use it).');
+  }
+  const llmAct = cfg.hidden_act;
+  if (llmAct !== undefined && llmAct !== 'silu') {
+    throw err(file, "hidden_act 'silu' (Qwen2's SwiGLU)", '"hidden_act"', JSON.stringify(llmAct), 'Only the SiLU-gated MLP of Qwen2 is supported.');
+  }
   const hiddenSize = num(cfg, 'hidden_size', file, { int: true, min: 1 });
   const numLayers = num(cfg, 'num_hidden_layers', file, { int: true, min: 1 });
   const numHeads = num(cfg, 'num_attention_heads', file, { int: true, min: 1 });

@@ -332,7 +332,11 @@ describe('broken checkpoints are typed errors naming the file, key and fix', () 
     await expectBroken(d, /model_type 'qwen2'.*"llama"/);
     editJson(path.join(d, 'llm/config.json'), (c) => { c.model_type = 'qwen2'; c.rope_scaling = { type: 'yarn', factor: 4 }; });
     await expectBroken(d, /rope_scaling null/);
-    editJson(path.join(d, 'llm/config.json'), (c) => { c.rope_scaling = null; delete c.vocab_size; });
+    editJson(path.join(d, 'llm/config.json'), (c) => { c.rope_scaling = null; c.use_sliding_window = true; });
+    await expectBroken(d, /use_sliding_window false .*Sliding-window attention is not supported/);
+    editJson(path.join(d, 'llm/config.json'), (c) => { c.use_sliding_window = false; c.hidden_act = 'gelu'; });
+    await expectBroken(d, /hidden_act 'silu'.*"gelu"/);
+    editJson(path.join(d, 'llm/config.json'), (c) => { c.hidden_act = 'silu'; delete c.vocab_size; });
     await expectBroken(d, /a number "vocab_size"/);
     editJson(path.join(d, 'llm/config.json'), (c) => { c.vocab_size = 152064; });
     editJson(path.join(d, 'spatial_pe/config.json'), (c) => { c.num_freqs = 8; });
