@@ -125,10 +125,14 @@ export function rewriteRegionPlaceholders(question: string, regions: number, reg
     }
     const k = Number(ok[1]);
     if (k >= regions) {
-      throw invalidArgument(regions === 0
-        ? `no region placeholder, since no regions were given; give a region for ${ok[0]} or remove it from the question`
-        : `placeholders <region0>..<region${regions - 1}> (${regions} region${regions === 1 ? '' : 's'} given); give ${k + 1} or more regions or fix ${ok[0]}`,
+      const err = invalidArgument(regions === 0
+        ? 'no region placeholder (no regions were given)'
+        : `placeholders <region0>..<region${regions - 1}> (${regions} region${regions === 1 ? '' : 's'} given)`,
       'question', `${ok[0]} at character ${m.index}`, true);
+      err.message += regions === 0
+        ? `. Fix: give a region for ${ok[0]} (--region …, or regions: [...]) or remove it from the question`
+        : `. Fix: give ${k + 1} or more regions, or fix ${ok[0]}`;
+      throw err;
     }
     out += question.slice(last, m.index) + regionToken;
     last = m.index + ok[0].length;

@@ -106,8 +106,8 @@ describe('buildPrompt', () => {
 
   test('region count errors', () => {
     const q = (question: string, regions?: number) => () => buildPrompt(tok, { images: 1, mode: 'tiles', question, regions });
-    expect(q('<region0> vs <region2>', 2)).toThrow('Expected placeholders <region0>..<region1> (2 regions given); give 3 or more regions or fix <region2> for question but received <region2> at character 13');
-    expect(q('<region0>')).toThrow('Expected no region placeholder, since no regions were given; give a region for <region0> or remove it from the question');
+    expect(q('<region0> vs <region2>', 2)).toThrow('Expected placeholders <region0>..<region1> (2 regions given) for question but received <region2> at character 13. Fix: give 3 or more regions, or fix <region2>');
+    expect(q('<region0>')).toThrow('Expected no region placeholder (no regions were given) for question but received <region0> at character 0. Fix: give a region for <region0> (--region …, or regions: [...]) or remove it from the question');
     expect(q('<region1> only', 2)).toThrow('Expected every given region to be named in the question; add <region0> where the question refers to it, or drop region 0 for question but received a question that never names <region0> (2 regions given)');
     expect(q('nothing', 1)).toThrow(InvalidArgumentError);
   });

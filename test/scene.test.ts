@@ -294,6 +294,7 @@ describe('TUM import', () => {
     expect(scene.frames.length).toBe(4);
     expect(scene.up).toEqual([0, 0, 1]);
     expect(scene.frames[0].depth!.shape).toEqual([480, 640]);
+    await expect(importTum(path.join(tmp, 'no-such-sequence'), null)).rejects.toThrow(/Expected a TUM folder .* but received '.*no-such-sequence' \(no such folder\)\. Fix: pass the folder of a TUM RGB-D sequence/);
     const k = await importTum(copy, null, { intrinsics: { fx: 1, fy: 2, cx: 3, cy: 4 } });
     expect(k.manifest.frames[0].intrinsics).toEqual({ fx: 1, fy: 2, cx: 3, cy: 4 });
     // A manifest in a folder above the TUM folder works (paths go down into it); a sibling folder does not.

@@ -187,6 +187,10 @@ function readPositiveInt(v: unknown, name: string, dflt: number): number {
 export async function importTum(dir: string, out?: string | null, opts?: ImportTumOptions): Promise<ImportTumResult> {
   if (typeof dir !== 'string') throw importError('a folder path', 'dir', describeValue(dir), 'pass the TUM folder');
   const absDir = path.resolve(dir);
+  if (!fs.existsSync(absDir) || !fs.statSync(absDir).isDirectory()) {
+    throw importError('a TUM folder (rgb.txt, depth.txt, groundtruth.txt, rgb/, depth/)', 'dir', `'${dir}' (${fs.existsSync(absDir) ? 'not a folder' : 'no such folder'})`,
+      'pass the folder of a TUM RGB-D sequence, e.g. rgbd_dataset_freiburg1_desk');
+  }
   const maxFrames = readPositiveInt(opts?.maxFrames, 'maxFrames', 32);
   const stride = readPositiveInt(opts?.stride, 'stride', 1);
   const { k, source } = intrinsicsFor(absDir, opts?.intrinsics);
