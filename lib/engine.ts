@@ -100,6 +100,28 @@ export interface EngineInfo {
 
 const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
 
+/**
+ * Model inputs must be finite: a NaN or Inf would spread through every later position and
+ * come out as NaN features or logits, never as an error. The scan costs nothing next to the
+ * model.
+ */
+function requireFinite(data: Float32Array, name: string, shape: readonly number[], fix: string): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      let rest = i;
+      const idx = shape.map((_, d) => {
+        const stride = shape.slice(d + 1).reduce((a, b) => a * b, 1);
+        const q = Math.floor(rest / stride);
+        rest -= q * stride;
+        return q;
+      });
+      const err = invalidArgument('finite values', `${name}[${idx.join(', ')}]`, data[i]);
+      err.message += `. Fix: ${fix}`;
+      throw err;
+    }
+  }
+}
+
 function checkOptions(opts: unknown, name = 'options'): void {
   if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw invalidArgument('an options object', name, opts);
 }
@@ -191,6 +213,7 @@ export class Engine {
       throw invalidArgument(`tiles (N, 3, ${S}, ${S}) float32`, 'tiles.shape', shapeText(t.shape), true);
     }
     const n = t.shape[0];
+    requireFinite(t.data as Float32Array, 'tiles', t.shape, 'pass normalized pixels, e.g. the output of tileImage()');
     const out = new Float32Array(n * v.tokens * v.hidden);
     if (n > 0) await this.enqueue(() => this.handle.encodeTiles({ tiles: t.data as Float32Array, n, out }));
     else this.check();
@@ -211,6 +234,7 @@ export class Engine {
       throw invalidArgument(`features (N, ${v.tokens}, ${v.hidden}) float32`, 'features.shape', shapeText(f.shape), true);
     }
     const n = f.shape[0];
+    requireFinite(f.data as Float32Array, 'features', f.shape, 'pass encodeTiles() output (plus a finite 3D PE)');
     const out = new Float32Array(n * p.tokens * p.outDim);
     if (n > 0) await this.enqueue(() => this.handle.project({ features: f.data as Float32Array, n, out }));
     else this.check();
@@ -232,6 +256,9 @@ export class Engine {
     }
     const t = toContiguous(x, 'x', { dtypes: ['float32'], ranks: [1, 2], lastDim: m.inDim, what: `rows (rows, ${m.inDim}) float32` });
     const rows = t.shape.length === 1 ? 1 : t.shape[0];
+    requireFinite(t.data as Float32Array, 'x', t.shape, module === 'spatial_pe'
+      ? 'encode only points with valid depth (sinusoidalEncode gives NaN rows for invalid points; zero them or leave them out)'
+      : 'pass finite pooled features');
     const out = new Float32Array(rows * m.outDim);
     if (rows > 0) await this.enqueue(() => this.handle.runMlp({ module, x: t.data as Float32Array, rows, out }));
     else this.check();
@@ -327,6 +354,7 @@ export class Engine {
     if (n < 1 || n > this.maxContext) {
       throw invalidArgument(`between 1 and ${this.maxContext} positions (maxContext)`, 'embeddings.shape', shapeText(t.shape), true);
     }
+    requireFinite(t.data as Float32Array, 'embeddings', t.shape, 'splice finite rows (embedTokens(), project() and runMlp() outputs)');
     return { data: t.data as Float32Array, n };
   }
 

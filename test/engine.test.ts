@@ -313,6 +313,22 @@ describe('inputs and lifetime', () => {
     await expect(createEngine(ckpt, { maxContext: 0 })).rejects.toThrow(/for maxContext but received 0/);
   });
 
+  it('NaN or Inf inputs are typed errors naming the element (they would only come out as NaN)', async () => {
+    const tiles = new Float32Array(3 * 448 * 448).fill(0.25);
+    tiles[448 * 448 + 7] = NaN;
+    await expect(engine.encodeTiles({ data: tiles, shape: [1, 3, 448, 448] })).rejects.toThrow(
+      'Expected finite values for tiles[0, 1, 0, 7] but received NaN. Fix: pass normalized pixels');
+    const emb = prompt.slice();
+    emb[64 + 3] = Infinity;
+    await expect(engine.logits({ data: emb, shape: [promptLen, 64] })).rejects.toThrow('Expected finite values for embeddings[1, 3] but received Infinity');
+    expect(() => engine.generate({ data: emb, shape: [promptLen, 64] })).toThrow(/for embeddings\[1, 3\]/);
+    const x = new Float32Array(2 * 99).fill(0.5);
+    x[99] = NaN;
+    await expect(engine.runMlp('spatial_pe', { data: x, shape: [2, 99] })).rejects.toThrow(/for x\[1, 0\] but received NaN\. Fix: encode only points with valid depth/);
+    // The engine is still usable afterwards.
+    expect((await engine.logits({ data: prompt, shape: [promptLen, 64] })).length).toBe(152064);
+  });
+
   it('the native engine refuses a second call while one is in flight (SR3D_ENGINE_BUSY)', async () => {
     const h = nativeEngineOf(engine);
     const out = new Float32Array(1024 * 32);
