@@ -89,6 +89,15 @@ export interface AskInput {
   system?: string;
   /** Called when each stage starts, with a one-line description (for progress displays). Defaults to none. */
   onProgress?: (stage: AskStage, message: string) => void;
+  /**
+   * Reuse the image side of an earlier request on the same `Scene` object (same frames fed,
+   * same tiling): its world points, vision tokens with the 3D PE, and projector output are kept
+   * per Scene object (held weakly: dropped with the scene), so another question or other
+   * regions about the same scene skip geometry, tiling, the vision tower and the projector.
+   * A Scene is taken as unchanged: pass `false` after editing its arrays in place. Scenes given
+   * as a path, `frames` or `image` are not cached. Defaults to `true`.
+   */
+  cache?: boolean;
 }
 
 /** Generation options of {@link SR3D.ask}. */
@@ -163,6 +172,8 @@ export interface PreparedDetails {
   promptLength: number;
   /** Notices about this request (e.g. "no depth: no 3D PE"). */
   notes: string[];
+  /** Whether the image side came from an earlier request on the same Scene (see `cache`). */
+  cached: boolean;
 }
 
 /** A request ready for the language model (the output of {@link SR3D.prepare}). */
@@ -181,11 +192,23 @@ export interface Prepared {
 }
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+// The image side of a request, kept per Scene object (SR3D.prepare's `cache`).
+interface SceneWork {
+  world?: NdArray<Float32Array>[];
+  feats: NdArray<Float32Array>;
+  projected: NdArray<Float32Array>;
+  peOn: boolean;
+  notes: string[];
+}
 const noticed = new Set<string>();
 const SINGLE_IMAGE_NOTE = 'a single image without depth: running without the 3D positional encoding';
 
 /** The SR-3D model: a checkpoint on a native engine, with its tokenizer. */
 export class SR3D {
+  // Per Scene object: the image side of earlier requests, by frames fed and tiling.
+  private readonly sceneCache = new WeakMap<Scene, Map<string, SceneWork>>();
+
   private constructor(
     /** The loaded checkpoint (configs and lazily read weights). */
     readonly checkpoint: Checkpoint,
@@ -338,14 +361,23 @@ export class SR3D {
     const usePe = !!ckpt.spatialPe && scene !== null;
     if (!ckpt.spatialPe) notes.push(`the checkpoint has no spatial_pe/: running as NVILA-Lite, without the 3D positional encoding`);
     const needBox3d = regionSpecs.some((r) => r !== null && typeof r === 'object' && 'box3d' in r);
-    let world: NdArray<Float32Array>[] | undefined;
-    if (scene && (usePe || needBox3d)) world = await sceneWorldPoints(scene);
+    // The image side of an earlier request on this Scene object, when it fed the same frames.
+    const cacheable = input.cache !== false && input.scene !== undefined && typeof input.scene !== 'string';
+    const cacheKey = `${frameIdx.join(',')}|${plan.cols}x${plan.rows}x${plan.tiles}`;
+    const hit = cacheable ? this.sceneCache.get(scene!)?.get(cacheKey) : undefined;
+    let world: NdArray<Float32Array>[] | undefined = hit?.world;
+    if (scene && !world && ((usePe && !hit) || needBox3d)) world = await sceneWorldPoints(scene);
     let canonicalFrames: (NdArray<Float32Array> | null)[] | null = null;
-    if (usePe) {
-      canonicalFrames = await canonicalFramesOf(scene!, world!, frameIdx, notes);
-      if (canonicalFrames === null) notes.push('no valid depth in the frames fed: running without the 3D positional encoding');
+    const geometryNotes: string[] = [];
+    if (hit) {
+      geometryNotes.push(...hit.notes);
+      if (world && !hit.world) hit.world = world;
+    } else if (usePe) {
+      canonicalFrames = await canonicalFramesOf(scene!, world!, frameIdx, geometryNotes);
+      if (canonicalFrames === null) geometryNotes.push('no valid depth in the frames fed: running without the 3D positional encoding');
     }
-    const peOn = canonicalFrames !== null;
+    notes.push(...geometryNotes);
+    const peOn = hit ? hit.peOn : canonicalFrames !== null;
 
     // Regions: resolved on all scene frames (the user's frame numbering), used on the fed ones.
     let regions: ResolvedRegion[] = [];
@@ -370,53 +402,66 @@ export class SR3D {
     }
     t.geometry = now() - t0;
 
-    // ---- tiling --------------------------------------------------------------------------
-    t0 = now();
-    say('tiling', mode === 'tiles'
-      ? `tiling: ${plan.cols}x${plan.rows} tiles${plan.thumbnail ? ' + thumbnail' : ''}`
-      : `tiling: ${frameIdx.length} frames, one ${tileSize}² tile each`);
-    const tiles = new Float32Array(nTiles * 3 * tileSize * tileSize);
-    const per = plan.tiles * 3 * tileSize * tileSize;
-    for (let fi = 0; fi < frameIdx.length; fi++) {
-      await tileImage(images[frameIdx[fi]], plan, { out: tiles.subarray(fi * per, (fi + 1) * per) });
-    }
-    t.tiling = now() - t0;
-
-    // ---- vision tower --------------------------------------------------------------------
-    t0 = now();
-    say('vision', `vision: ${nTiles} ${mode === 'tiles' ? 'tiles' : 'frames'}`);
-    const feats = await this.engine.encodeTiles({ data: tiles, shape: [nTiles, 3, tileSize, tileSize] });
-    t.vision = now() - t0;
-
-    // ---- 3D PE added to the vision tokens, then the projector (§A4-A5, §4) -------------------
-    t0 = now();
-    say('projector', `projector${peOn ? ' + 3D PE' : ''}`);
-    if (peOn) {
-      const pe = ckpt.spatialPe!.config;
-      const perImage = plan.tiles * g * g;
+    let feats: NdArray<Float32Array>;
+    let projected: NdArray<Float32Array>;
+    if (hit) {
+      ({ feats, projected } = hit);
+      say('vision', `vision: ${nTiles} ${mode === 'tiles' ? 'tiles' : 'frames'} (cached from an earlier request on this scene)`);
+    } else {
+      // ---- tiling --------------------------------------------------------------------------
+      t0 = now();
+      say('tiling', mode === 'tiles'
+        ? `tiling: ${plan.cols}x${plan.rows} tiles${plan.thumbnail ? ' + thumbnail' : ''}`
+        : `tiling: ${frameIdx.length} frames, one ${tileSize}² tile each`);
+      const tiles = new Float32Array(nTiles * 3 * tileSize * tileSize);
+      const per = plan.tiles * 3 * tileSize * tileSize;
       for (let fi = 0; fi < frameIdx.length; fi++) {
-        const cf = canonicalFrames![fi];
-        if (!cf) continue; // a frame without valid depth: no PE on its tokens
-        const ptTiles = await tilePointMap(cf, plan);
-        const pooled = await poolPointsToPatches(ptTiles, { patch: vc.patchSize });
-        // Only patches with a valid point get a PE (§A4): encode and run the MLP on those rows.
-        const valid = pooled.valid.data;
-        const rowsValid: number[] = [];
-        for (let r = 0; r < perImage; r++) if (valid[r]) rowsValid.push(r);
-        if (rowsValid.length === 0) continue;
-        const pts = new Float32Array(rowsValid.length * 3);
-        rowsValid.forEach((r, i) => pts.set(pooled.points.data.subarray(3 * r, 3 * r + 3), 3 * i));
-        const enc = await sinusoidalEncode(toNdArray(pts, [rowsValid.length, 3]), { numFreqs: pe.numFreqs, includeInput: pe.includeInput });
-        const mlp = await this.engine.runMlp('spatial_pe', enc);
-        const base = fi * perImage;
-        rowsValid.forEach((r, i) => {
-          const dst = (base + r) * hv, src = i * hv;
-          for (let c = 0; c < hv; c++) feats.data[dst + c] += mlp.data[src + c];
-        });
+        await tileImage(images[frameIdx[fi]], plan, { out: tiles.subarray(fi * per, (fi + 1) * per) });
+      }
+      t.tiling = now() - t0;
+
+      // ---- vision tower --------------------------------------------------------------------
+      t0 = now();
+      say('vision', `vision: ${nTiles} ${mode === 'tiles' ? 'tiles' : 'frames'}`);
+      feats = await this.engine.encodeTiles({ data: tiles, shape: [nTiles, 3, tileSize, tileSize] });
+      t.vision = now() - t0;
+
+      // ---- 3D PE added to the vision tokens, then the projector (§A4-A5, §4) -------------------
+      t0 = now();
+      say('projector', `projector${peOn ? ' + 3D PE' : ''}`);
+      if (peOn) {
+        const pe = ckpt.spatialPe!.config;
+        const perImage = plan.tiles * g * g;
+        for (let fi = 0; fi < frameIdx.length; fi++) {
+          const cf = canonicalFrames![fi];
+          if (!cf) continue; // a frame without valid depth: no PE on its tokens
+          const ptTiles = await tilePointMap(cf, plan);
+          const pooled = await poolPointsToPatches(ptTiles, { patch: vc.patchSize });
+          // Only patches with a valid point get a PE (§A4): encode and run the MLP on those rows.
+          const valid = pooled.valid.data;
+          const rowsValid: number[] = [];
+          for (let r = 0; r < perImage; r++) if (valid[r]) rowsValid.push(r);
+          if (rowsValid.length === 0) continue;
+          const pts = new Float32Array(rowsValid.length * 3);
+          rowsValid.forEach((r, i) => pts.set(pooled.points.data.subarray(3 * r, 3 * r + 3), 3 * i));
+          const enc = await sinusoidalEncode(toNdArray(pts, [rowsValid.length, 3]), { numFreqs: pe.numFreqs, includeInput: pe.includeInput });
+          const mlp = await this.engine.runMlp('spatial_pe', enc);
+          const base = fi * perImage;
+          rowsValid.forEach((r, i) => {
+            const dst = (base + r) * hv, src = i * hv;
+            for (let c = 0; c < hv; c++) feats.data[dst + c] += mlp.data[src + c];
+          });
+        }
+      }
+      projected = await this.engine.project(feats);
+      t.projector = now() - t0;
+
+      if (cacheable) {
+        let m = this.sceneCache.get(scene!);
+        if (!m) this.sceneCache.set(scene!, (m = new Map()));
+        m.set(cacheKey, { world, feats, projected, peOn, notes: geometryNotes });
       }
     }
-    const projected = await this.engine.project(feats);
-    t.projector = now() - t0;
 
     // ---- region features (§A6) -----------------------------------------------------------------
     t0 = now();
@@ -474,7 +519,7 @@ export class SR3D {
     });
     t.prompt += now() - t0;
     const details: PreparedDetails = {
-      mode, frames: frameIdx, images: nTiles, plan, spatialPe: peOn, promptLength: spliced.length, notes,
+      mode, frames: frameIdx, images: nTiles, plan, spatialPe: peOn, promptLength: spliced.length, notes, cached: hit !== undefined,
     };
     return { prompt, spliced, regionEmbeddings, regions, scene, details, timings: t };
   }

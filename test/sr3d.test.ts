@@ -352,6 +352,36 @@ describe('3D PE on and off', () => {
 
 // ---- generation ------------------------------------------------------------------------------
 
+describe('scene cache', () => {
+  const rowsOf = (p: Prepared, start: number, end: number) => {
+    const D = p.spliced.embeddings.length / p.spliced.length;
+    return p.spliced.embeddings.subarray(start * D, end * D);
+  };
+  it('a second request on the same Scene reuses the image side (identical rows, no vision work); cache: false recomputes', async () => {
+    const scene = await loadScene(CABINET);
+    const first = { scene, maxFrames: 3, regions: [{ box3d: CUBOID }], question: 'How tall is <region0>?' };
+    const a = await model.prepare(first);
+    const b = await model.prepare({ ...first, regions: [{ frame: 8, box: BOX }, { box3d: CUBOID }], question: 'Is <region0> left of <region1>?' });
+    const c = await model.prepare({ ...first, cache: false });
+    const d = await model.prepare({ ...first, maxFrames: 2 });
+    expect([a.details.cached, b.details.cached, c.details.cached, d.details.cached]).toEqual([false, true, false, false]);
+    expect([b.timings.tiling, b.timings.vision, b.timings.projector]).toEqual([0, 0, 0]);
+    expect(b.details.frames).toEqual(a.details.frames);
+    expect(b.details.spatialPe).toBe(true);
+    for (const [x, y] of [[a, b], [a, c]] as const) {
+      x.spliced.layout.imageRanges.forEach(([s0, e0], i) => {
+        const [s1, e1] = y.spliced.layout.imageRanges[i];
+        expect(Array.from(rowsOf(y, s1, e1))).toEqual(Array.from(rowsOf(x, s0, e0)));
+      });
+    }
+    // The cuboid's region row is the same whether it is region0 (a) or region1 (b): pooled from the cached tokens.
+    const ra = a.spliced.layout.regionPositions[0], rb = b.spliced.layout.regionPositions[1];
+    expect(Array.from(rowsOf(b, rb, rb + 1))).toEqual(Array.from(rowsOf(a, ra, ra + 1)));
+    // A scene given as a path is loaded anew each time: never cached.
+    expect((await model.prepare({ ...first, scene: CABINET })).details.cached).toBe(false);
+  });
+});
+
 describe('generation', () => {
   it('greedy decoding is deterministic and the streamed pieces make the text', async () => {
     const input = { scene: cabinet, maxFrames: 2, regions: [{ box3d: CUBOID }], question: 'How tall is <region0>?', maxNewTokens: 12 };
