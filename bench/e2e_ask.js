@@ -49,6 +49,12 @@ async function main() {
         name: `multi-view (${scene.frames.length} frames, 3D cuboid)`,
         input: { scene, regions: [{ box3d: CUBOID }], question: 'How tall is <region0> in metres?' },
       },
+      {
+        // Another question about the same Scene object: the image side comes from the cache.
+        name: `multi-view again, same scene (cached image side)`,
+        input: { scene, regions: [{ box3d: CUBOID }], question: 'How wide is <region0>?' },
+        cache: true,
+      },
     ];
     const rows = [];
     for (const c of cases) {
@@ -56,7 +62,8 @@ async function main() {
       let last;
       for (let i = 0; i <= runs; i++) {
         // Greedy: every run decodes the same tokens (at most MAX_NEW; fewer if a stop token comes first).
-        last = await model.ask({ ...c.input, maxNewTokens: MAX_NEW });
+        // Every run does the whole pipeline unless the case measures the scene cache.
+        last = await model.ask({ ...c.input, cache: c.cache === true, maxNewTokens: MAX_NEW });
         if (i === 0) continue; // warm-up
         for (const s of STAGES) per[s].push(last.timings[s]);
       }
