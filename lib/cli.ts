@@ -34,6 +34,7 @@ __COMMANDS__
 Environment:
   SR3D_DEVICE=cpu|cuda   force the CPU or CUDA binary (default: CUDA only when a GPU is usable)
   SR3D_NUM_THREADS=n     CPU worker threads
+  SR3D_MODEL=<dir>       the checkpoint folder for sr3d ask (instead of --model)
   NODE_DEBUG=sr3d        print how the binary was chosen`;
 const usage = (): string =>
   USAGE_TEXT.replace('__COMMANDS__\n', Object.values(COMMANDS).map((c) => `  ${c.usage}\n      ${c.summary}\n`).join(''));
