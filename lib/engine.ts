@@ -84,6 +84,13 @@ export interface GenerateOptions {
   stopTokenIds?: readonly number[];
   /** Aborting ends the iteration after the token being computed (no error). Defaults to none. */
   signal?: AbortSignal;
+  /**
+   * Append `embeddings` after what the KV cache already holds (a conversation's next turn)
+   * instead of starting over. The cache then holds the previous prompt and every generated
+   * token except {@link Engine.pendingToken}, which the caller puts first in the new rows if
+   * it belongs to the text. Defaults to `false`.
+   */
+  append?: boolean;
 }
 
 /** What {@link Engine.info} reports. */
@@ -152,6 +159,17 @@ interface Dims {
  * {@link Engine.dispose}; GPU memory is never left to the garbage collector.
  */
 export class Engine {
+  /**
+   * The last token the previous {@link generate} sampled but did not add to the KV cache (its
+   * stop token, or the last token yielded when `maxNewTokens` or an abort ended it); null when
+   * none. A conversation's next turn (`append: true`) starts with it when it belongs to the text.
+   */
+  pendingToken: number | null = null;
+  /**
+   * Counts the times the KV cache was started over ({@link logits}, {@link generate} without
+   * `append`): a caller continuing a conversation checks that it has not changed since its turn.
+   */
+  cacheEpoch = 0;
   private readonly handle: NativeEngine;
   private readonly dims: Dims;
   private readonly eos: number[];
@@ -288,7 +306,11 @@ export class Engine {
   async logits(embeddings: TensorLike): Promise<Float32Array> {
     const e = this.embeddings(embeddings);
     const out = new Float32Array(this.dims.llm!.vocab);
-    await this.enqueue(() => this.handle.prefill({ embeddings: e.data, n: e.n, reset: true, out }));
+    await this.enqueue(() => {
+      this.cacheEpoch++;
+      this.pendingToken = null;
+      return this.handle.prefill({ embeddings: e.data, n: e.n, reset: true, out });
+    });
     return out;
   }
 
@@ -384,7 +406,9 @@ export class Engine {
       throw invalidArgument('an AbortSignal', 'signal', signal);
     }
     const seed = o.seed ?? Math.floor(Math.random() * Number.MAX_SAFE_INTEGER);
-    return { maxNewTokens, temperature, topP, topK: Math.min(topK, vocab), seed, stop: stopSet, signal };
+    const append = o.append ?? false;
+    if (typeof append !== 'boolean') throw invalidArgument('a boolean', 'append', append);
+    return { maxNewTokens, temperature, topP, topK: Math.min(topK, vocab), seed, stop: stopSet, signal, append };
   }
 
   private async *generation(emb: Float32Array, n: number, o: ReturnType<Engine['generateOptions']>): AsyncGenerator<number, void, undefined> {
@@ -413,13 +437,17 @@ export class Engine {
         }
       };
       this.handle.seed(o.seed);
-      await call(() => this.handle.prefill({ embeddings: emb, n, reset: true }));
-      let cached = n, prev = -1;
+      if (!o.append) this.cacheEpoch++;
+      this.pendingToken = null;
+      const before = o.append ? this.handle.info().cached : 0;
+      await call(() => this.handle.prefill({ embeddings: emb, n, reset: !o.append }));
+      let cached = before + n, prev = -1;
       for (let i = 0; i < o.maxNewTokens; i++) {
         if (o.signal?.aborted) return;
         if (prev >= 0 && cached >= this.maxContext) return; // no room to append the last token
         const token = await call(() => this.handle.step({ prevToken: prev, temperature: o.temperature, topP: o.topP, topK: o.topK }));
         if (prev >= 0) cached++;
+        this.pendingToken = token;
         if (o.signal?.aborted || o.stop.has(token)) return;
         yield token;
         prev = token;

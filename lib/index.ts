@@ -33,5 +33,5 @@ export { createEngine, Engine, EngineBusyError, EngineDisposedError } from './en
 export type { EngineInfo, EngineOptions, GenerateOptions, MlpModule } from './engine';
 /** Advanced: the engine's neural-network ops one at a time (tests, microbenchmarks). */
 export * as nn from './nn';
-export { SR3D, ModelError, MODEL_HELP } from './sr3d';
-export type { AskInput, AskResult, AskStage, AskTimings, GenerationOptions, LoadOptions, Prepared, PreparedDetails } from './sr3d';
+export { SR3D, ChatSession, ModelError, MODEL_HELP } from './sr3d';
+export type { ChatTurn, AskInput, AskResult, AskStage, AskTimings, GenerationOptions, LoadOptions, Prepared, PreparedDetails } from './sr3d';

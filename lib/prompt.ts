@@ -107,9 +107,11 @@ const PLACEHOLDER = /^<region(\d+)>/;
 
 /**
  * Rewrites `<regionK>` placeholders to `regionToken` in occurrence order (spec §5.4).
+ * @param opts.requireAll every region must be named (a question's first turn). Defaults to `true`.
  * @returns the rewritten text and the K of each occurrence.
  */
-export function rewriteRegionPlaceholders(question: string, regions: number, regionToken: string): { text: string; regionIndices: number[] } {
+export function rewriteRegionPlaceholders(question: string, regions: number, regionToken: string,
+  opts: { requireAll?: boolean } = {}): { text: string; regionIndices: number[] } {
   if (typeof question !== 'string') throw invalidArgument('a string', 'question', question);
   if (!Number.isInteger(regions) || regions < 0) throw invalidArgument('a non-negative integer (number of regions given)', 'regions', regions);
   const indices: number[] = [];
@@ -140,7 +142,7 @@ export function rewriteRegionPlaceholders(question: string, regions: number, reg
     indices.push(k);
   }
   out += question.slice(last);
-  for (let k = 0; k < regions; k++) {
+  for (let k = 0; k < regions && opts.requireAll !== false; k++) {
     if (!indices.includes(k)) {
       throw invalidArgument(`every given region to be named in the question; add <region${k}> where the question refers to it, or drop region ${k}`,
         'question', `a question that never names <region${k}> (${regions} region${regions === 1 ? '' : 's'} given)`, true);

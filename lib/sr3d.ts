@@ -23,12 +23,12 @@ import * as path from 'path';
 
 import { loadCheckpoint } from './checkpoint';
 import type { Checkpoint } from './checkpoint_types';
-import { createEngine } from './engine';
+import { createEngine, nativeEngineOf } from './engine';
 import type { Engine, EngineOptions } from './engine';
 import { Sr3dError, invalidArgument } from './errors';
 import { canonicalize, poolPointsToPatches, sinusoidalEncode } from './geometry';
 import { readImage } from './image';
-import { buildPrompt, spliceEmbeddings } from './prompt';
+import { buildPrompt, pythonStrip, rewriteRegionPlaceholders, spliceEmbeddings } from './prompt';
 import type { BuiltPrompt, SplicedEmbeddings } from './prompt';
 import { maskPool } from './region';
 import { RegionError, resolveRegions } from './regions';
@@ -540,18 +540,41 @@ export class SR3D {
       throw invalidArgument('a finite number >= 0 (0 = greedy)', 'temperature', temperature);
     }
     const prep = await this.prepare(input);
+    input.onProgress?.('prefill', `prefill: ${prep.details.promptLength} positions`);
+    const g = await this.generateText(prep.spliced.embeddings, prep.spliced.length, input, false);
+    const timings: AskTimings = {
+      geometry: prep.timings.geometry, tiling: prep.timings.tiling, vision: prep.timings.vision,
+      projector: prep.timings.projector, regions: prep.timings.regions,
+      prefill: prep.timings.prompt + g.prefill, decode: g.decode, total: now() - tStart,
+    };
+    return { text: g.text, tokens: g.tokens, timings, details: prep.details, regions: prep.regions, scene: prep.scene };
+  }
+
+  /**
+   * A conversation about one scene: the first {@link ChatSession.ask} runs the whole pipeline,
+   * later questions continue the same KV cache (the scene, the regions and the earlier turns
+   * are not computed again). `input` is an {@link AskInput} without the question.
+   */
+  chat(input: Omit<AskInput, 'question'>): ChatSession {
+    if (input === null || typeof input !== 'object') throw invalidArgument('an object { scene | frames | image, regions? }', 'input', input);
+    return new ChatSession(this, input);
+  }
+
+  /** @internal Streams a generation; `append` continues the KV cache (a chat's next turn). */
+  async generateText(embeddings: Float32Array, n: number, gen: GenerationOptions & { onProgress?: AskInput['onProgress'] }, append: boolean):
+    Promise<{ text: string; tokens: number[]; prefill: number; decode: number }> {
+    const { onToken, maxNewTokens, temperature, topP, topK, seed, signal } = gen;
     const dec = this.tokenizer.createStreamDecoder({ skipSpecialTokens: true });
     const tokens: number[] = [];
     let text = '';
-    input.onProgress?.('prefill', `prefill: ${prep.details.promptLength} positions`);
     const t0 = now();
     let tFirst = 0;
-    const stream = this.engine.generate({ data: prep.spliced.embeddings, shape: [prep.spliced.length, this.checkpoint.llm.config.hiddenSize] },
-      { maxNewTokens, temperature, topP, topK, seed, signal, stopTokenIds: this.tokenizer.stopTokenIds });
+    const stream = this.engine.generate({ data: embeddings, shape: [n, this.checkpoint.llm.config.hiddenSize] },
+      { maxNewTokens, temperature, topP, topK, seed, signal, stopTokenIds: this.tokenizer.stopTokenIds, append });
     for await (const id of stream) {
       if (tokens.length === 0) {
         tFirst = now();
-        input.onProgress?.('decode', 'decode');
+        gen.onProgress?.('decode', 'decode');
       }
       tokens.push(id);
       const piece = dec.push(id);
@@ -565,13 +588,105 @@ export class SR3D {
     }
     const tEnd = now();
     if (tokens.length === 0) tFirst = tEnd;
-    const timings: AskTimings = {
-      geometry: prep.timings.geometry, tiling: prep.timings.tiling, vision: prep.timings.vision,
-      projector: prep.timings.projector, regions: prep.timings.regions,
-      prefill: prep.timings.prompt + (tFirst - t0), decode: tEnd - tFirst, total: tEnd - tStart,
-    };
-    return { text, tokens, timings, details: prep.details, regions: prep.regions, scene: prep.scene };
+    return { text, tokens, prefill: tFirst - t0, decode: tEnd - tFirst };
   }
+}
+
+/** One turn of a {@link ChatSession}. */
+export interface ChatTurn {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+/**
+ * A conversation about one scene (from {@link SR3D.chat}). The first question runs the whole
+ * pipeline (`ask`); each later one is appended to the same KV cache as the next user turn of
+ * VILA's qwen2 template (`<|im_end|>\n<|im_start|>user\n…<|im_end|>\n<|im_start|>assistant\n`),
+ * so only its own tokens are prefilled. Later questions may name any of the session's regions
+ * (`<regionK>`); the earlier answers stay in the context as the tokens that were generated.
+ * One conversation per model at a time: any other request on the model starts its KV cache
+ * over, after which this session's next question is a {@link ModelError}.
+ */
+export class ChatSession {
+  /** The turns so far. */
+  readonly history: ChatTurn[] = [];
+  private regionEmbeddings: Float32Array | null = null;
+  private regionCount = 0;
+  private epoch = -1;
+
+  constructor(private readonly model: SR3D, private readonly input: Omit<AskInput, 'question'>) {}
+
+  /** Asks the next question; resolves like {@link SR3D.ask} (the image stages are 0 after the first turn). */
+  async ask(question: string, gen: GenerationOptions = {}): Promise<AskResult> {
+    if (typeof question !== 'string' || question.trim() === '') throw invalidArgument('a non-empty question string', 'question', question);
+    if (gen === null || typeof gen !== 'object') throw invalidArgument('generation options', 'options', gen);
+    const model = this.model;
+    if (this.history.length === 0) {
+      const tStart = now();
+      const prep = await model.prepare({ ...this.input, question });
+      const g = await model.generateText(prep.spliced.embeddings, prep.spliced.length, { ...gen, onProgress: this.input.onProgress }, false);
+      this.epoch = model.engine.cacheEpoch;
+      this.regionEmbeddings = prep.regionEmbeddings;
+      this.regionCount = prep.regions.length;
+      this.details = prep.details;
+      this.resolved = prep.regions;
+      this.scene = prep.scene;
+      this.history.push({ role: 'user', content: question }, { role: 'assistant', content: g.text });
+      const p = prep.timings;
+      return {
+        text: g.text, tokens: g.tokens, details: prep.details, regions: prep.regions, scene: prep.scene,
+        timings: { geometry: p.geometry, tiling: p.tiling, vision: p.vision, projector: p.projector, regions: p.regions, prefill: p.prompt + g.prefill, decode: g.decode, total: now() - tStart },
+      };
+    }
+    const tStart = now();
+    if (model.engine.cacheEpoch !== this.epoch) {
+      throw new ModelError('Expected this conversation\'s context in the model\'s KV cache but another request on the same model has replaced it. ' +
+        'Fix: keep one conversation per model at a time (load a second SR3D for parallel work), or start a new chat.');
+    }
+    const tok = model.tokenizer;
+    const regionToken = model.checkpoint.regionExtractor?.config.regionToken ?? '<mask>';
+    for (const media of ['<image>', '<vila/video>', '<vila/sentinel>', regionToken]) {
+      if (question.includes(media)) {
+        throw invalidArgument(`a question without the model's own token ${media} (write <regionK> for regions)`, 'question', `'${media}' in the question`, true);
+      }
+    }
+    const { text, regionIndices } = rewriteRegionPlaceholders(question, this.regionCount, regionToken, { requireAll: false });
+    // The next user turn of the template; the previous answer's last token comes first when it
+    // is text (its generation stopped at maxNewTokens) or <|im_end|> (it stopped there).
+    const imEnd = tok.tokenToId('<|im_end|>');
+    const pending = model.engine.pendingToken;
+    const turn = `\n<|im_start|>user\n${pythonStrip(text)}<|im_end|>\n<|im_start|>assistant\n`;
+    let ids: number[];
+    if (pending !== null && pending === imEnd) ids = [pending, ...tok.encode(turn)];
+    else if (pending !== null && !tok.stopTokenIds.includes(pending)) ids = [pending, ...tok.encode('<|im_end|>' + turn)];
+    else ids = tok.encode('<|im_end|>' + turn);
+    const info = model.engine.info();
+    const cached = nativeCached(model.engine);
+    if (cached + ids.length > info.maxContext) {
+      throw new ModelError(`Expected the conversation to fit the model's context (${info.maxContext} positions) but this turn needs ${ids.length} more after ` +
+        `${cached}. Fix: start a new chat (or load the model with a larger maxContext).`);
+    }
+    const D = model.checkpoint.llm.config.hiddenSize;
+    const emb = (await model.engine.embedTokens(ids)).data;
+    const positions = ids.flatMap((id, i) => (id === tok.regionTokenId ? [i] : []));
+    positions.forEach((pos, i) => emb.set(this.regionEmbeddings!.subarray(regionIndices[i] * D, (regionIndices[i] + 1) * D), pos * D));
+    const g = await model.generateText(emb, ids.length, { ...gen, onProgress: this.input.onProgress }, true);
+    this.epoch = model.engine.cacheEpoch;
+    this.history.push({ role: 'user', content: question }, { role: 'assistant', content: g.text });
+    return {
+      text: g.text, tokens: g.tokens, details: { ...this.details!, promptLength: ids.length, cached: true }, regions: this.resolved, scene: this.scene,
+      timings: { geometry: 0, tiling: 0, vision: 0, projector: 0, regions: 0, prefill: g.prefill, decode: g.decode, total: now() - tStart },
+    };
+  }
+
+  private details: PreparedDetails | null = null;
+  private resolved: ResolvedRegion[] = [];
+  private scene: Scene | null = null;
+}
+
+/** Positions in the engine's KV cache. */
+function nativeCached(engine: Engine): number {
+  return nativeEngineOf(engine).info().cached;
 }
 
 /** A region whose mask vanished when resized to the model's tile grid (a few pixels on a large image). */

@@ -206,6 +206,26 @@ describe('generation', () => {
     expect(got).toEqual(want);
   });
 
+  it('append: a second generate continues the KV cache (pendingToken first) == one generate over the whole sequence', async () => {
+    const e = { data: prompt, shape: [promptLen, 64] };
+    const epoch = engine.cacheEpoch;
+    const first = await collect(engine.generate(e, { maxNewTokens: 4, stopTokenIds: [] }));
+    expect(engine.cacheEpoch).toBe(epoch + 1);
+    expect(engine.pendingToken).toBe(first[3]); // stopped by maxNewTokens: the last token was not fed
+    const more = [11, 22, 33];
+    const tail = (await engine.embedTokens([engine.pendingToken!, ...more])).data;
+    const second = await collect(engine.generate({ data: tail, shape: [4, 64] }, { maxNewTokens: 5, stopTokenIds: [], append: true }));
+    expect(engine.cacheEpoch).toBe(epoch + 1); // appended, not started over
+    const whole = new Float32Array(prompt.length + 7 * 64);
+    whole.set(prompt);
+    whole.set((await engine.embedTokens([...first, ...more])).data, prompt.length);
+    expect(await collect(engine.generate({ data: whole, shape: [promptLen + 7, 64] }, { maxNewTokens: 5, stopTokenIds: [] }))).toEqual(second);
+    expect(engine.cacheEpoch).toBe(epoch + 2);
+    await engine.logits(e);
+    expect([engine.cacheEpoch, engine.pendingToken]).toEqual([epoch + 3, null]);
+    expect(() => engine.generate(e, { append: 1 as never })).toThrow('Expected a boolean for append but received 1');
+  });
+
   it('decoding a token by id == prefilling its embedding row (the decode path vs the prefill path)', async () => {
     const e = { data: prompt, shape: [promptLen, 64] };
     const toks = await collect(engine.generate(e, { maxNewTokens: 4, stopTokenIds: [] }));

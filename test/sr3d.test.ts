@@ -382,6 +382,51 @@ describe('scene cache', () => {
   });
 });
 
+describe('chat: follow-up questions continue the KV cache', () => {
+  it('turn 2 equals generating from scratch over prompt + answer + the next user turn', async () => {
+    const input = { scene: cabinet, maxFrames: 2, regions: [{ box3d: CUBOID }] };
+    const chat = model.chat(input);
+    const a = await chat.ask('How tall is <region0>?', { maxNewTokens: 6 });
+    const pending = model.engine.pendingToken;
+    const b = await chat.ask('  And how wide is <region0>?  ', { maxNewTokens: 6 });
+    expect(b.timings.vision).toBe(0);
+    expect(b.details.cached).toBe(true);
+    expect(chat.history.map((t) => t.role)).toEqual(['user', 'assistant', 'user', 'assistant']);
+    expect(chat.history[3].content).toBe(b.text);
+
+    // The same context built from scratch, then decoded with a fresh cache.
+    const tok = model.tokenizer;
+    const prep = await model.prepare({ ...input, question: 'How tall is <region0>?' });
+    const imEnd = tok.tokenToId('<|im_end|>')!;
+    const turn = `\n<|im_start|>user\nAnd how wide is ${'<mask>'}?<|im_end|>\n<|im_start|>assistant\n`;
+    const next = pending === imEnd ? [imEnd, ...tok.encode(turn)] : [...(pending !== null && !tok.stopTokenIds.includes(pending) ? [pending] : []), ...tok.encode('<|im_end|>' + turn)];
+    const answerIds = pending !== null && a.tokens.length === 6 ? a.tokens.slice(0, 5) : a.tokens; // the pending token is in `next`
+    const D = model.checkpoint.llm.config.hiddenSize;
+    const tail = (await model.engine.embedTokens([...answerIds, ...next])).data;
+    const maskAt = answerIds.length + next.indexOf(tok.regionTokenId);
+    tail.set(prep.regionEmbeddings!.subarray(0, D), maskAt * D);
+    const all = new Float32Array(prep.spliced.embeddings.length + tail.length);
+    all.set(prep.spliced.embeddings);
+    all.set(tail, prep.spliced.embeddings.length);
+    const ref: number[] = [];
+    for await (const id of model.engine.generate({ data: all, shape: [all.length / D, D] }, { maxNewTokens: 6, stopTokenIds: tok.stopTokenIds })) ref.push(id);
+    expect(b.tokens).toEqual(ref);
+  });
+
+  it('another request on the model ends the conversation; bad follow-ups are typed errors', async () => {
+    const chat = model.chat({ scene: cabinet, maxFrames: 2, regions: [{ box3d: CUBOID }] });
+    await expect(chat.ask('')).rejects.toThrow(/non-empty question/);
+    await chat.ask('How tall is <region0>?', { maxNewTokens: 2 });
+    await expect(chat.ask('Is <region1> bigger?')).rejects.toThrow(/placeholders <region0>\.\.<region0> \(1 region given\)/);
+    await expect(chat.ask('What is <image> here?')).rejects.toThrow(/without the model's own token <image>/);
+    const ok = await chat.ask('Anything else?', { maxNewTokens: 2 });
+    expect(ok.details.cached).toBe(true);
+    await model.ask({ scene: cabinet, maxFrames: 2, question: 'Describe the scene.', maxNewTokens: 1 });
+    await expect(chat.ask('And now?')).rejects.toThrow(ModelError);
+    await expect(chat.ask('And now?')).rejects.toThrow(/another request on the same model has replaced it/);
+  });
+});
+
 describe('generation', () => {
   it('greedy decoding is deterministic and the streamed pieces make the text', async () => {
     const input = { scene: cabinet, maxFrames: 2, regions: [{ box3d: CUBOID }], question: 'How tall is <region0>?', maxNewTokens: 12 };
