@@ -11,7 +11,7 @@ import { buildInfo, devices } from './info';
 import { packageRoot } from './native';
 import type { Command } from './commands/types';
 import { importCommand } from './commands/import';
-import { askCommand } from './commands/ask';
+import { askCommand, chatCommand } from './commands/ask';
 import { tinyModelCommand } from './commands/tiny_model';
 import { measureCommand } from './commands/measure';
 
@@ -21,6 +21,7 @@ const COMMANDS: Record<string, Command> = {
   'tiny-model': tinyModelCommand,
   measure: measureCommand,
   ask: askCommand,
+  chat: chatCommand,
 };
 
 const USAGE_TEXT = `Usage: sr3d <command> [options]

@@ -114,3 +114,28 @@ describe('sr3d ask', () => {
     expect(unnamed.stderr).toMatch(/never names <region0>/);
   });
 });
+
+describe('sr3d chat', () => {
+  it('questions on stdin, one JSON line per answer; the follow-up reuses the context (no image work)', () => {
+    const r = spawnSync(process.execPath, ['bin/sr3d.js', 'chat', CABINET, '--model', MODEL, '--region', CUBOID, '--max-frames', '2', '--max-new-tokens', '3', '--json'],
+      { cwd: root, encoding: 'utf8', env: env(), timeout: 120000, input: 'How tall is <region0>?\n\nAnd how wide is <region0>?\n' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(2);
+    for (const a of lines) expect(Object.keys(a)).toEqual(['text', 'tokens', 'timings']);
+    expect(lines[0].timings.vision).toBeGreaterThan(0);
+    expect([lines[1].timings.vision, lines[1].timings.geometry]).toEqual([0, 0]);
+  });
+
+  it('a question at the command line or a follow-up naming a region that is not given are errors', () => {
+    const usage = sr3d(['chat', CABINET, '--model', MODEL, 'How tall?']);
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toMatch(/the questions come on stdin, one per line/);
+    const r = spawnSync(process.execPath, ['bin/sr3d.js', 'chat', CABINET, '--model', MODEL, '--region', CUBOID, '--max-frames', '2', '--max-new-tokens', '2', '--json'],
+      { cwd: root, encoding: 'utf8', env: env(), timeout: 120000, input: 'How tall is <region0>?\nIs <region3> near it?\n' });
+    expect(r.status).toBe(1);
+    expect(r.stdout.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^sr3d chat: Expected placeholders <region0>\.\.<region0> \(1 region given\)/);
+  });
+});

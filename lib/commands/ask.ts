@@ -6,6 +6,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import * as readline from 'readline';
 
 import { finite } from '../camera';
 import { Sr3dError } from '../errors';
@@ -49,7 +50,7 @@ function num(v: string, flag: string, opts: { int?: boolean; min?: number; max?:
   return x;
 }
 
-function parseArgs(args: string[]): Args {
+function parseArgs(args: string[], chat = false): Args {
   const pos: string[] = [];
   const out: Partial<Args> & { regions: RegionSpec[]; json: boolean } = { regions: [], json: false };
   for (let i = 0; i < args.length; i++) {
@@ -89,11 +90,14 @@ function parseArgs(args: string[]): Args {
         throw new UsageError(`Unknown option ${flag}. Usage: sr3d ${USAGE}`);
     }
   }
-  if (pos.length !== 2) {
-    throw new UsageError(`Expected a scene (or image) and a question but received ${pos.length} positional argument${pos.length === 1 ? '' : 's'}. ` +
-      `Fix: sr3d ask examples/data/tum_fr3_cabinet --model ./tiny-sr3d --region box3d=… "How tall is <region0>?"`);
+  if (chat ? pos.length !== 1 : pos.length !== 2) {
+    throw new UsageError(chat
+      ? `Expected a scene (or image) but received ${pos.length} positional arguments; the questions come on stdin, one per line. ` +
+        'Fix: sr3d chat examples/data/tum_fr3_cabinet --model ./tiny-sr3d --region box3d=…'
+      : `Expected a scene (or image) and a question but received ${pos.length} positional argument${pos.length === 1 ? '' : 's'}. ` +
+        `Fix: sr3d ask examples/data/tum_fr3_cabinet --model ./tiny-sr3d --region box3d=… "How tall is <region0>?"`);
   }
-  return { ...out, input: pos[0], question: pos[1] } as Args;
+  return { ...out, input: pos[0], question: chat ? '' : pos[1] } as Args;
 }
 
 const IMAGE_EXT = /\.(png|jpe?g)$/i;
@@ -172,6 +176,72 @@ async function run(argv: string[]): Promise<number> {
     if (model) await model.dispose();
   }
 }
+
+const CHAT_USAGE = 'chat <scene.json | scene dir | image> --model <dir> [--region SPEC …] [--json] [--max-new-tokens n] ' +
+  '[--temperature t] [--top-p p] [--top-k k] [--seed s] [--max-frames n] [--device auto|cpu|cuda]  (questions on stdin, one per line)';
+
+/**
+ * `sr3d chat`: a conversation about one scene. Questions come on stdin, one per line (a `> `
+ * prompt when stdin is a terminal); each answer streams to stdout (or is one JSON line
+ * `{ text, tokens, timings }` with --json). Follow-ups continue the model's KV cache.
+ */
+async function runChat(argv: string[]): Promise<number> {
+  let args: Args;
+  try {
+    args = parseArgs(argv, true);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`sr3d chat: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  const modelDir = args.model ?? process.env.SR3D_MODEL;
+  if (!modelDir || !isCheckpointDir(modelDir)) {
+    process.stderr.write(`sr3d chat: ${modelDir ? `${modelDir} is not a model folder (it has no config.json).\n` : ''}${MODEL_HELP}\n`);
+    return 2;
+  }
+  const tty = process.stdin.isTTY === true;
+  let model: SR3D | null = null;
+  try {
+    model = await SR3D.load(modelDir, { device: args.device, onNotice: (m) => { if (!args.json) process.stderr.write(`sr3d: ${m}\n`); } });
+    const input = IMAGE_EXT.test(args.input) && fs.existsSync(args.input) && fs.statSync(args.input).isFile()
+      ? { image: path.resolve(args.input), regions: args.regions }
+      : { scene: args.input, regions: args.regions, maxFrames: args.maxFrames };
+    const chat = model.chat(input);
+    const rl = readline.createInterface({ input: process.stdin, terminal: false });
+    if (tty) process.stdout.write('> ');
+    for await (const line of rl) {
+      const q = line.trim();
+      if (q === '') {
+        if (tty) process.stdout.write('> ');
+        continue;
+      }
+      const r = await chat.ask(q, {
+        maxNewTokens: args.maxNewTokens, temperature: args.temperature, topP: args.topP, topK: args.topK, seed: args.seed,
+        onToken: (text) => { if (!args.json) process.stdout.write(text); },
+      });
+      if (args.json) process.stdout.write(JSON.stringify({ text: r.text, tokens: r.tokens, timings: r.timings }) + '\n');
+      else process.stdout.write('\n');
+      if (tty) process.stdout.write('> ');
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof Sr3dError) {
+      process.stderr.write(`sr3d chat: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    if (model) await model.dispose();
+  }
+}
+
+export const chatCommand: Command = {
+  summary: 'a conversation about a scene: questions on stdin, one per line; follow-ups continue the model\'s context',
+  usage: CHAT_USAGE,
+  run: runChat,
+};
 
 export const askCommand: Command = {
   summary: "the model's answer about a scene and its regions (streamed); --json prints { text, tokens, timings }",
