@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -59,6 +60,17 @@ inline std::vector<Impl> impls_under_test() {
   std::vector<Impl> v = {Impl::kFast};
   if (g_cuda) v.push_back(Impl::kCuda);
   return v;
+}
+
+// printf into a std::string (test names and messages).
+inline std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+inline std::string fmt(const char* f, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, f);
+  std::vsnprintf(buf, sizeof buf, f, ap);
+  va_end(ap);
+  return buf;
 }
 
 inline std::string shape_str(const std::vector<int64_t>& shape) {

@@ -35,15 +35,6 @@ using namespace sr3d_test;
 
 namespace {
 
-std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
-std::string fmt(const char* f, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, f);
-  std::vsnprintf(buf, sizeof buf, f, ap);
-  va_end(ap);
-  return buf;
-}
 
 // |got - want| <= atol_i + rtol * |want| for every element; prints the worst ratio.
 void check_close(const std::string& ctx, const std::vector<float>& got,
