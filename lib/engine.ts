@@ -20,20 +20,10 @@ import { native } from './native';
 import type { NativeEngine, NativeEngineSpec, NativeMlpStep, NativeWeight } from './native';
 import { toContiguous, toNdArray } from './tensor';
 import type { NdArray, TensorLike } from './tensor';
+import { EngineBusyError, EngineDisposedError } from './errors';
+export { EngineBusyError, EngineDisposedError };
 
-/** A call on an engine while a {@link Engine.generate} iteration holds it (or a native call is in flight). */
-export class EngineBusyError extends Sr3dError {
-  constructor(message: string) {
-    super(message, 'SR3D_ENGINE_BUSY');
-  }
-}
 
-/** A call on an engine after {@link Engine.dispose}. */
-export class EngineDisposedError extends Sr3dError {
-  constructor(message = 'This engine was disposed: create a new one with createEngine()') {
-    super(message, 'SR3D_ENGINE_DISPOSED');
-  }
-}
 
 /** Options of {@link createEngine}. */
 export interface EngineOptions {

@@ -103,3 +103,83 @@ export function fromNative(e: unknown, callSiteStack?: string): Error {
   }
   return out;
 }
+
+// ---- errors of the model runtime and the pipeline (each also re-exported by its module) ----
+
+/** A call on an engine while a {@link Engine.generate} iteration holds it (or a native call is in flight). */
+export class EngineBusyError extends Sr3dError {
+  constructor(message: string) {
+    super(message, 'SR3D_ENGINE_BUSY');
+  }
+}
+
+/** A call on an engine after {@link Engine.dispose}. */
+export class EngineDisposedError extends Sr3dError {
+  constructor(message = 'This engine was disposed: create a new one with createEngine()') {
+    super(message, 'SR3D_ENGINE_DISPOSED');
+  }
+}
+
+/** A tokenizer file is missing, unreadable or not a usable byte-level BPE tokenizer. */
+export class TokenizerFileError extends Sr3dError {
+  /** The file at fault. */
+  readonly path: string;
+  constructor(message: string, file: string) {
+    super(message, 'SR3D_TOKENIZER_FILE');
+    this.path = file;
+  }
+}
+
+/**
+ * A checkpoint file or folder that is missing, malformed or inconsistent with its config.
+ * Its code is `SR3D_INVALID_ARGUMENT` (a broken checkpoint is a bad argument); `file` names
+ * the file or folder at fault and `key` the tensor, when there is one.
+ */
+export class CheckpointError extends InvalidArgumentError {
+  /** The file or folder at fault. */
+  readonly file: string;
+  /** The tensor key at fault ('' when the problem is not one tensor's). */
+  readonly key: string;
+  constructor(message: string, file: string, key = '') {
+    super(message);
+    this.file = file;
+    this.key = key;
+  }
+}
+
+/**
+ * A scene that cannot be used: a bad manifest, a missing or escaping file, inconsistent
+ * sizes, bad camera data, too many or no frames. `frame` is the 0-based frame index (null
+ * when the problem is not one frame's); the message names it and ends with the fix.
+ */
+export class SceneError extends InvalidArgumentError {
+  readonly frame: number | null;
+  constructor(message: string, frame: number | null) {
+    super(message);
+    this.frame = frame;
+  }
+}
+
+/**
+ * A region spec that cannot be used: malformed text or object, a frame out of range, a box
+ * outside its frame, a mask of the wrong size, a region that covers no pixel, a question
+ * whose `<regionK>` placeholders do not match the regions given. `region` is the 0-based
+ * region index (null when the problem is not one region's).
+ */
+export class RegionError extends InvalidArgumentError {
+  readonly region: number | null;
+  constructor(message: string, region: number | null) {
+    super(message);
+    this.region = region;
+  }
+}
+
+/**
+ * A checkpoint or a request that cannot run as asked: region prompts without a region
+ * extractor, a prompt longer than the model's context, more frames than the model takes.
+ */
+export class ModelError extends Sr3dError {
+  constructor(message: string) {
+    super(message, 'SR3D_MODEL');
+  }
+}

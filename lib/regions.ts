@@ -19,6 +19,8 @@ import { sceneWorldPoints } from './scene';
 import type { Scene } from './scene';
 import { toContiguous, toNdArray } from './tensor';
 import type { NdArray, TensorLike } from './tensor';
+import { RegionError } from './errors';
+export { RegionError };
 
 // ---- types ---------------------------------------------------------------------------
 
@@ -72,19 +74,6 @@ export interface ResolveRegionsOptions extends DeviceOptions {
   margin?: number;
 }
 
-/**
- * A region spec that cannot be used: malformed text or object, a frame out of range, a box
- * outside its frame, a mask of the wrong size, a region that covers no pixel, a question
- * whose `<regionK>` placeholders do not match the regions given. `region` is the 0-based
- * region index (null when the problem is not one region's).
- */
-export class RegionError extends InvalidArgumentError {
-  readonly region: number | null;
-  constructor(message: string, region: number | null) {
-    super(message);
-    this.region = region;
-  }
-}
 
 function regionError(what: string, name: string, received: string, fix: string, region: number | null): RegionError {
   return new RegionError(`Expected ${what} for ${name} but received ${received}. Fix: ${fix}`, region);

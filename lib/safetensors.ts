@@ -13,23 +13,9 @@ import * as path from 'path';
 
 import { InvalidArgumentError } from './errors';
 import type { WeightDType, WeightInfo, WeightSet, WeightTensor } from './checkpoint_types';
+import { CheckpointError } from './errors';
+export { CheckpointError };
 
-/**
- * A checkpoint file or folder that is missing, malformed or inconsistent with its config.
- * Its code is `SR3D_INVALID_ARGUMENT` (a broken checkpoint is a bad argument); `file` names
- * the file or folder at fault and `key` the tensor, when there is one.
- */
-export class CheckpointError extends InvalidArgumentError {
-  /** The file or folder at fault. */
-  readonly file: string;
-  /** The tensor key at fault ('' when the problem is not one tensor's). */
-  readonly key: string;
-  constructor(message: string, file: string, key = '') {
-    super(message);
-    this.file = file;
-    this.key = key;
-  }
-}
 
 /** Largest header we accept: real headers are a few hundred kB; anything bigger is hostile. */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;

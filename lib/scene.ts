@@ -30,6 +30,8 @@ import { readDepth, readImage } from './image';
 import { encodeNpy, readNpy } from './npy';
 import { toContiguous, toNdArray } from './tensor';
 import type { NdArray, TensorLike } from './tensor';
+import { SceneError } from './errors';
+export { SceneError };
 
 // ---- types ---------------------------------------------------------------------------
 
@@ -106,18 +108,6 @@ export interface SceneManifest {
   up?: [number, number, number];
 }
 
-/**
- * A scene that cannot be used: a bad manifest, a missing or escaping file, inconsistent
- * sizes, bad camera data, too many or no frames. `frame` is the 0-based frame index (null
- * when the problem is not one frame's); the message names it and ends with the fix.
- */
-export class SceneError extends InvalidArgumentError {
-  readonly frame: number | null;
-  constructor(message: string, frame: number | null) {
-    super(message);
-    this.frame = frame;
-  }
-}
 
 // ---- validation helpers --------------------------------------------------------------
 

@@ -41,16 +41,9 @@ import { loadTokenizer } from './tokenizer';
 import type { Sr3dTokenizer } from './tokenizer';
 import { toContiguous, toNdArray } from './tensor';
 import type { NdArray, TensorLike } from './tensor';
+import { ModelError } from './errors';
+export { ModelError };
 
-/**
- * A checkpoint or a request that cannot run as asked: region prompts without a region
- * extractor, a prompt longer than the model's context, more frames than the model takes.
- */
-export class ModelError extends Sr3dError {
-  constructor(message: string) {
-    super(message, 'SR3D_MODEL');
-  }
-}
 
 /** Options of {@link SR3D.load}. */
 export interface LoadOptions extends EngineOptions {

@@ -13,16 +13,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { Sr3dError, invalidArgument } from './errors';
+import { TokenizerFileError } from './errors';
+export { TokenizerFileError };
 
-/** A tokenizer file is missing, unreadable or not a usable byte-level BPE tokenizer. */
-export class TokenizerFileError extends Sr3dError {
-  /** The file at fault. */
-  readonly path: string;
-  constructor(message: string, file: string) {
-    super(message, 'SR3D_TOKENIZER_FILE');
-    this.path = file;
-  }
-}
 
 /** VILA's sentinel token (`infer_stop_tokens`), added first. */
 export const SENTINEL_TOKEN = '<vila/sentinel>';
