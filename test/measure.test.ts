@@ -321,6 +321,25 @@ describe('sr3d measure', () => {
     expect(Object.keys(j.pairs[0])).toEqual(['a', 'b', 'centroidDistance', 'gap']);
   });
 
+  it('measures scenes of more than 32 frames (the model\'s frame limit does not apply)', async () => {
+    // 40 frames: the 16 cabinet frames repeated, in a manifest next to the data.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sr3d-measure-40-'));
+    const src = path.dirname(CABINET);
+    for (const sub of ['raw_imgs', 'depth_imgs']) fs.cpSync(path.join(src, sub), path.join(dir, sub), { recursive: true });
+    const m = JSON.parse(fs.readFileSync(CABINET, 'utf8'));
+    m.frames = Array.from({ length: 40 }, (_, i) => m.frames[i % 16]);
+    const manifest = path.join(dir, 'scene.json');
+    fs.writeFileSync(manifest, JSON.stringify(m));
+    await expect(loadScene(manifest)).rejects.toThrow(/at most 32 frames/);
+    const { code, out, err } = await cli([manifest, '--region', box3d, '--json']);
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    const j = JSON.parse(out);
+    expect(j.regions[0].coverage).toHaveLength(40);
+    expect(Math.abs(j.regions[0].height - 0.545)).toBeLessThan(0.03);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it('prints a table by default and writes --overlay', async () => {
     const png = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sr3d-measure-')), 'o.png');
     const { code, out } = await cli([CABINET, '--region', box3d]);

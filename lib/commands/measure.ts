@@ -20,6 +20,9 @@ const REGION_HELP = 'SPEC: box3d=cx,cy,cz,sx,sy,sz[,yaw] (world metres, full siz
 /** A command-line mistake: exit code 2. */
 class UsageError extends Error {}
 
+/** Frames `sr3d measure` accepts (the model's 32-frame limit does not apply to geometry). */
+const MEASURE_MAX_FRAMES = 100000;
+
 function positive(v: string | undefined, flag: string, example: string): number {
   const x = v === undefined || v.trim() === '' ? NaN : Number(v);
   if (!finite(x) || !(x > 0)) throw new UsageError(`Expected a positive number of metres for ${flag} but received ${v === undefined ? 'nothing' : `'${v}'`}. Fix: e.g. ${flag} ${example}`);
@@ -127,7 +130,8 @@ async function run(args: string[]): Promise<number> {
     throw e;
   }
   try {
-    const scene = await loadScene(a.scene);
+    // No model here, so no 32-frame limit: measure uses every frame of the scene.
+    const scene = await loadScene(a.scene, { maxFrames: MEASURE_MAX_FRAMES });
     const world = await sceneWorldPoints(scene);
     const resolved = await resolveRegions(scene, a.regions, { worldPoints: world, margin: a.margin });
     const up = a.up === undefined ? scene.up ?? null : a.up;
