@@ -17,7 +17,7 @@ const manifest = path.join(root, 'examples', 'data', 'tum_fr3_cabinet', 'scene.j
 // The annotated cuboid (truth_objects.txt: half extents doubled to full sizes).
 const box3d = { center: [-1.52988, 0.456476, 0.281575], size: [0.792636, 0.445484, 0.545418], yaw: 3.10232 };
 
-const median = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
+const { median } = require('./common');
 
 async function once() {
   const t = [performance.now()];

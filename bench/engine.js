@@ -30,6 +30,7 @@ const { performance } = require('perf_hooks');
 const root = path.resolve(__dirname, '..');
 const sr3d = require(root);
 const { native } = require(path.join(root, 'dist', 'native.js'));
+const common = require('./common');
 
 const argv = process.argv.slice(2);
 const json = argv.includes('--json');
@@ -47,25 +48,12 @@ const gpuGbps = (() => {
 })();
 const addon = native();
 const threads = addon.buildInfo().cpuThreads;
-// A decode whose weights fit the last-level cache measures the cache, not DRAM (labelled).
-const LLC = (() => {
-  try {
-    const m = /^(\d+)([KMG]?)/.exec(fs.readFileSync('/sys/devices/system/cpu/cpu0/cache/index3/size', 'utf8').trim());
-    if (m) return Number(m[1]) * { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 }[m[2]];
-  } catch { /* not Linux, or no L3 entry */ }
-  return 32 * 2 ** 20;
-})();
+// A decode whose weights fit the last-level cache (LLC) measures the cache, not DRAM (labelled).
+const { LLC, median, rand } = common;
+const timeIt = (fn, runs, warm = 1) => common.timeIt(fn, runs, warm);
+const triadPeak = () => common.triadPeak(addon, quick ? 5 : 15);
 const log = (msg) => { if (!json) process.stderr.write(msg + '\n'); };
 
-function rand(n, seed, lo, hi) {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a * 1664525 + 1013904223) >>> 0;
-    out[i] = lo + (hi - lo) * (a / 4294967296);
-  }
-  return out;
-}
 
 function randIds(n, vocab, seed) {
   let a = seed >>> 0;
@@ -77,35 +65,7 @@ function randIds(n, vocab, seed) {
   return ids;
 }
 
-const median = (t) => {
-  const s = [...t].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-};
 
-async function timeIt(fn, runs, warm = 1) {
-  for (let i = 0; i < warm; i++) await fn();
-  const t = [];
-  for (let i = 0; i < runs; i++) {
-    const s = performance.now();
-    await fn();
-    t.push(performance.now() - s);
-  }
-  return median(t);
-}
-
-/** bench/run.js's triad: a = b + 3c over 3 x 64 MiB on the kernel thread pool, GB/s. */
-function triadPeak() {
-  const n = 16 * 2 ** 20;
-  const a = new Float32Array(n), b = rand(n, 1, 0, 1), c = rand(n, 2, 0, 1);
-  addon.triad(a, b, c);
-  const t = [];
-  for (let i = 0; i < (quick ? 5 : 15); i++) {
-    const s = performance.now();
-    addon.triad(a, b, c);
-    t.push(performance.now() - s);
-  }
-  return (3 * 4 * n) / (median(t) / 1e3) / 1e9;
-}
 
 /**
  * Bytes one decode step reads from the weights: every LLM tensor once (decoder matrices and

@@ -10,61 +10,24 @@
 // GPU rows here include host<->device copies; device-resident GPU timings: bench/gpu.sh.
 'use strict';
 const path = require('path');
-const { performance } = require('perf_hooks');
 const root = path.resolve(__dirname, '..');
 const sr3d = require(root);
 const { native } = require(path.join(root, 'dist', 'native.js'));
+const common = require('./common');
 
 const json = process.argv.includes('--json');
 const quick = process.argv.includes('--quick');
 const addon = native();
 const threads = addon.buildInfo().cpuThreads;
-// Rows whose working set fits the last-level cache measure the cache, not DRAM (labelled).
-const LLC = (() => {
-  try {
-    const txt = require('fs').readFileSync('/sys/devices/system/cpu/cpu0/cache/index3/size', 'utf8').trim();
-    const m = /^(\d+)([KMG]?)/.exec(txt);
-    if (m) return Number(m[1]) * { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 }[m[2]];
-  } catch { /* not Linux, or no L3 entry */ }
-  return 32 * 2 ** 20;
-})();
+// Rows whose working set fits the last-level cache (common.LLC) measure the cache, not DRAM (labelled).
+const { LLC } = common;
+// Inputs hold 10% invalid (0) values by default: depth holes.
+const rand = (n, seed, lo, hi, Ctor = Float32Array, invalid = 0.1) => common.rand(n, seed, lo, hi, Ctor, invalid);
+const timeIt = (fn, runs = quick ? 5 : 21, warm = 3) => common.timeIt(fn, runs, warm);
+const triadPeak = () => common.triadPeak(addon, quick ? 5 : 15);
 
-function rand(n, seed, lo, hi, Ctor = Float32Array, invalid = 0.1) {
-  let a = seed >>> 0;
-  const out = new Ctor(n);
-  for (let i = 0; i < n; i++) {
-    a = (a * 1664525 + 1013904223) >>> 0;
-    const r = a / 4294967296;
-    out[i] = r < invalid ? 0 : lo + (hi - lo) * ((r - invalid) / (1 - invalid));
-  }
-  return out;
-}
 
-async function timeIt(fn, runs = quick ? 5 : 21, warm = 3) {
-  for (let i = 0; i < warm; i++) await fn();
-  const t = [];
-  for (let i = 0; i < runs; i++) {
-    const s = performance.now();
-    await fn();
-    t.push(performance.now() - s);
-  }
-  t.sort((a, b) => a - b);
-  return t[Math.floor(t.length / 2)];
-}
 
-function triadPeak() {
-  const n = 16 * 2 ** 20; // 3 x 64 MiB, far beyond the caches
-  const a = new Float32Array(n), b = rand(n, 1, 0, 1, Float32Array, 0), c = rand(n, 2, 0, 1, Float32Array, 0);
-  addon.triad(a, b, c);
-  const t = [];
-  for (let i = 0; i < (quick ? 5 : 15); i++) {
-    const s = performance.now();
-    addon.triad(a, b, c);
-    t.push(performance.now() - s);
-  }
-  t.sort((x, y) => x - y);
-  return (3 * 4 * n) / (t[Math.floor(t.length / 2)] / 1e3) / 1e9;
-}
 
 // What a user would write: a plain JS loop with a 4x4 pose.
 function jsBackproject(depth, H, W, K, P, scale, out) {
