@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { loadCheckpoint, NVILA_LITE_DEFAULTS, spatialPeInputDim } from '../lib/checkpoint';
-import { InvalidArgumentError } from '../lib/errors';
+import { expectCheckpointError } from './helpers';
 import { CheckpointError, SafetensorsFile, ShardedWeights, toFloat32, writeSafetensors } from '../lib/safetensors';
 import { writeTinyModel } from '../lib/tinymodel';
 import type { TinyModelInfo } from '../lib/tinymodel';
@@ -64,13 +64,7 @@ async function expectBroken(dir: string, re: RegExp): Promise<CheckpointError> {
   } catch (e) {
     caught = e;
   }
-  expect(caught).toBeInstanceOf(CheckpointError);
-  expect(caught).toBeInstanceOf(InvalidArgumentError);
-  const e = caught as CheckpointError;
-  expect(e.code).toBe('SR3D_INVALID_ARGUMENT');
-  expect(e.message).toMatch(/^Expected .+ for .+ but received .+/);
-  expect(e.message).toMatch(re);
-  return e;
+  return expectCheckpointError(caught, re);
 }
 
 describe('tiny model layout', () => {

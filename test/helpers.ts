@@ -4,6 +4,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { PNG } from 'pngjs';
 
+import { CheckpointError, InvalidArgumentError } from '../lib/errors';
+
 export const DATA = path.resolve(__dirname, '..', '..', 'shared', 'data');
 
 /** Deterministic PRNG (mulberry32). */
@@ -201,4 +203,15 @@ export function loadCabinet(frames = CABINET_FRAMES) {
   });
   const box = fs.readFileSync(path.join(dir, 'truth_objects.txt'), 'utf8').trim().split(/\s+/).map(Number);
   return { depth, F: frames.length, H, W, poses, box: { center: box.slice(0, 3), yaw: box[3], half: box.slice(4, 7) } };
+}
+
+/** Asserts that `caught` is a typed checkpoint error (SR3D_INVALID_ARGUMENT, the one message shape) matching `re`. */
+export function expectCheckpointError(caught: unknown, re: RegExp): CheckpointError {
+  expect(caught).toBeInstanceOf(CheckpointError);
+  expect(caught).toBeInstanceOf(InvalidArgumentError);
+  const e = caught as CheckpointError;
+  expect(e.code).toBe('SR3D_INVALID_ARGUMENT');
+  expect(e.message).toMatch(/^Expected .+ for .+ but received .+/);
+  expect(e.message).toMatch(re);
+  return e;
 }

@@ -5,6 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { InvalidArgumentError } from '../lib/errors';
+import { expectCheckpointError } from './helpers';
 import {
   CheckpointError, MAX_HEADER_BYTES, SafetensorsFile, ShardedWeights, bf16ToFloat, f16ToFloat, floatToBf16, floatToF16,
   fromFloat32, openWeights, toFloat32, writeSafetensors,
@@ -47,13 +48,7 @@ function expectBroken(fn: () => unknown, re: RegExp): CheckpointError {
   } catch (e) {
     caught = e;
   }
-  expect(caught).toBeInstanceOf(CheckpointError);
-  expect(caught).toBeInstanceOf(InvalidArgumentError);
-  const e = caught as CheckpointError;
-  expect(e.code).toBe('SR3D_INVALID_ARGUMENT');
-  expect(e.message).toMatch(/^Expected .+ for .+ but received .+/);
-  expect(e.message).toMatch(re);
-  return e;
+  return expectCheckpointError(caught, re);
 }
 
 describe('dtype decoding', () => {
