@@ -177,6 +177,49 @@ inline void check_floats(const std::string& ctx, const std::vector<float>& got,
   record(bad == 0, ctx, detail, known);
 }
 
+// |got - want| <= atol_i + rtol |want| for every element (NaN on either side fails); a
+// failure names the worst element. `report`: also print the worst ratio when it passes.
+template <class W>
+inline void check_close(const std::string& ctx, const std::vector<float>& got,
+                        const std::vector<W>& want, const std::vector<double>& atol, double rtol,
+                        const std::vector<int64_t>& shape, const char* known = nullptr,
+                        bool report = false) {
+  int64_t bad = 0, worst = -1;
+  double worst_ratio = 0, max_diff = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double tol = atol[i] + rtol * std::fabs(static_cast<double>(want[i]));
+    const double d = std::fabs(static_cast<double>(got[i]) - static_cast<double>(want[i]));
+    const double ratio = std::isnan(got[i]) || std::isnan(static_cast<double>(want[i])) ? INFINITY
+                         : d == 0                                                      ? 0
+                                                                                       : d / tol;
+    if (!(ratio <= 1)) ++bad;
+    if (d > max_diff) max_diff = d;
+    if (!(ratio <= worst_ratio)) {
+      worst_ratio = ratio;
+      worst = static_cast<int64_t>(i);
+    }
+  }
+  std::string detail;
+  if (bad) {
+    const double w = static_cast<double>(want[worst]);
+    detail = fmt("%" PRId64 " of %zu outside tolerance; worst at %s of shape %s: got %.9g, want "
+                 "%.9g, |diff| %.3g, tolerance %.3g (ratio %.3g)",
+                 bad, want.size(), unravel(worst, shape).c_str(), shape_str(shape).c_str(),
+                 got[worst], w, std::fabs(got[worst] - w), atol[worst] + rtol * std::fabs(w), worst_ratio);
+  } else if (report) {
+    std::printf("  ok  %-58s max |diff| %.3g, worst ratio to tolerance %.3g\n", ctx.c_str(),
+                max_diff, worst_ratio);
+  }
+  record(bad == 0, ctx, detail, known);
+}
+template <class W>
+inline void check_close(const std::string& ctx, const std::vector<float>& got,
+                        const std::vector<W>& want, double atol, double rtol,
+                        const std::vector<int64_t>& shape, const char* known = nullptr,
+                        bool report = false) {
+  check_close(ctx, got, want, std::vector<double>(want.size(), atol), rtol, shape, known, report);
+}
+
 inline void check_bytes(const std::string& ctx, const std::vector<uint8_t>& got,
                  const std::vector<uint8_t>& want, const std::vector<int64_t>& shape,
                  const char* known = nullptr) {

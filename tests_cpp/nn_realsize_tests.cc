@@ -120,42 +120,16 @@ double max_abs(const std::vector<float>& v) {
 
 // ---- checks ---------------------------------------------------------------------------------
 
-// |got - want| <= atol_i + rtol |want| for every element; reports the worst ratio (also on
-// success, so a run shows the measured error of each comparison).
+// The harness's check_close, reporting the measured error of every comparison (also on success).
 void check_close(const std::string& ctx, const std::vector<float>& got,
                  const std::vector<float>& want, const std::vector<double>& atol, double rtol,
                  const std::vector<int64_t>& shape, const char* known = nullptr) {
-  int64_t bad = 0, worst = -1;
-  double worst_ratio = 0, max_diff = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    const double tol = atol[i] + rtol * std::fabs(want[i]);
-    const double d = std::fabs(static_cast<double>(got[i]) - want[i]);
-    const double ratio = std::isnan(got[i]) || std::isnan(want[i]) ? INFINITY
-                         : d == 0                                 ? 0
-                                                                  : d / tol;
-    if (!(ratio <= 1)) ++bad;
-    if (d > max_diff) max_diff = d;
-    if (!(ratio <= worst_ratio)) {
-      worst_ratio = ratio;
-      worst = static_cast<int64_t>(i);
-    }
-  }
-  std::string detail;
-  if (bad)
-    detail = fmt("%" PRId64 " of %zu outside tolerance; worst at %s of shape %s: got %.9g, want "
-                 "%.9g, |diff| %.3g, tolerance %.3g (ratio %.3g)",
-                 bad, want.size(), unravel(worst, shape).c_str(), shape_str(shape).c_str(),
-                 got[worst], want[worst], std::fabs(got[worst] - want[worst]),
-                 atol[worst] + rtol * std::fabs(want[worst]), worst_ratio);
-  else
-    std::printf("  ok  %-58s max |diff| %.3g, worst ratio to tolerance %.3g\n", ctx.c_str(),
-                max_diff, worst_ratio);
-  record(bad == 0, ctx, detail, known);
+  sr3d_test::check_close(ctx, got, want, atol, rtol, shape, known, true);
 }
 void check_close(const std::string& ctx, const std::vector<float>& got,
                  const std::vector<float>& want, double atol, double rtol,
                  const std::vector<int64_t>& shape, const char* known = nullptr) {
-  check_close(ctx, got, want, std::vector<double>(want.size(), atol), rtol, shape, known);
+  sr3d_test::check_close(ctx, got, want, atol, rtol, shape, known, true);
 }
 void check_exact(const std::string& ctx, const std::vector<float>& got,
                  const std::vector<float>& want, const std::vector<int64_t>& shape) {

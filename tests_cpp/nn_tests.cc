@@ -36,42 +36,6 @@ using namespace sr3d_test;
 namespace {
 
 
-// |got - want| <= atol_i + rtol * |want| for every element; prints the worst ratio.
-void check_close(const std::string& ctx, const std::vector<float>& got,
-                 const std::vector<double>& want, const std::vector<double>& atol, double rtol,
-                 const std::vector<int64_t>& shape) {
-  int64_t bad = 0, worst = -1;
-  double worst_ratio = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    const double tol = atol[i] + rtol * std::fabs(want[i]);
-    const double d = std::fabs(static_cast<double>(got[i]) - want[i]);
-    const double ratio = std::isnan(got[i]) ? INFINITY : d == 0 ? 0 : d / tol;
-    if (!(ratio <= 1)) ++bad;
-    if (!(ratio <= worst_ratio)) {
-      worst_ratio = ratio;
-      worst = static_cast<int64_t>(i);
-    }
-  }
-  std::string detail;
-  if (bad)
-    detail = fmt("%" PRId64 " of %zu outside tolerance; worst at %s of shape %s: got %.9g, want "
-                 "%.9g, |diff| %.3g, tolerance %.3g (ratio %.3g)",
-                 bad, want.size(), unravel(worst, shape).c_str(), shape_str(shape).c_str(),
-                 got[worst], want[worst], std::fabs(got[worst] - want[worst]),
-                 atol[worst] + rtol * std::fabs(want[worst]), worst_ratio);
-  record(bad == 0, ctx, detail, nullptr);
-}
-void check_close(const std::string& ctx, const std::vector<float>& got,
-                 const std::vector<float>& want, double atol, double rtol,
-                 const std::vector<int64_t>& shape) {
-  check_close(ctx, got, std::vector<double>(want.begin(), want.end()),
-              std::vector<double>(want.size(), atol), rtol, shape);
-}
-void check_close(const std::string& ctx, const std::vector<float>& got,
-                 const std::vector<double>& want, double atol, double rtol,
-                 const std::vector<int64_t>& shape) {
-  check_close(ctx, got, want, std::vector<double>(want.size(), atol), rtol, shape);
-}
 
 std::vector<float> randv(int64_t n, uint64_t seed, double lo = -1, double hi = 1) {
   Rng r(seed);
