@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../engine.h"
+#include "../engine_mlp.h"
 #include "nn_cpu.h"
 
 namespace sr3d {
@@ -205,17 +206,8 @@ struct LlmLayer {
   const float *in_norm, *post_norm, *qb, *kb, *vb;
   WeightRef q, k, v, o, gate, up, down;
 };
-struct MlpOp {
-  MlpStep::Kind kind;
-  WeightRef w;
-  const float *bias = nullptr, *gamma = nullptr, *beta = nullptr;
-  int64_t width = 0;  // output width of the step
-  float eps = 0;
-};
-struct MlpModule {
-  std::vector<MlpOp> ops;
-  int64_t in = 0, out = 0;
-};
+using engine_detail::MlpModule;
+using engine_detail::MlpOp;
 
 class CpuEngine final : public Engine {
  public:
@@ -503,25 +495,9 @@ class CpuEngine final : public Engine {
   }
 
   void build_mlp(const std::string& name, const std::vector<MlpStep>& steps) {
-    MlpModule m;
-    check_mlp(name, steps, weights_, &m.in, &m.out);
-    int64_t width = m.in;
-    for (const MlpStep& st : steps) {
-      MlpOp op;
-      op.kind = st.kind;
-      op.eps = st.eps;
-      if (st.kind == MlpStep::kLinear) {
-        op.w = big(name + "." + st.weight);
-        op.bias = st.bias.empty() ? nullptr : small(name + "." + st.bias);
-        width = op.w.rows;
-      } else if (st.kind == MlpStep::kLayerNorm) {
-        op.gamma = small(name + "." + st.weight);
-        op.beta = small(name + "." + st.bias);
-      }
-      op.width = width;
-      m.ops.push_back(op);
-    }
-    mlps_[name] = std::move(m);
+    mlps_[name] = engine_detail::resolve_mlp(
+        name, steps, weights_, [&](const std::string& k) { return big(k); },
+        [&](const std::string& k) { return small(k); });
   }
 
   // Appends n positions starting at cached_ and keeps the last position's logits.

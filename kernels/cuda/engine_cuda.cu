@@ -23,6 +23,7 @@
 
 #include "../cpu/nn_cpu.h"
 #include "../engine.h"
+#include "../engine_mlp.h"
 #include "cuda_util.h"
 #include "nn.cuh"
 
@@ -72,6 +73,7 @@ class PinnedFloats {
 class Placer {
  public:
   Placer(const WeightMap& w, uint8_t* base) : w_(w), base_(base), copy_(base != nullptr) {}
+  const WeightMap& weights() const { return w_; }
 
   const WeightTensor& tensor(const std::string& key) const {
     auto it = w_.find(key);
@@ -141,17 +143,8 @@ struct LlmLayer {
   const float *in_norm, *post_norm, *qkv_b;
   WeightRef qkv, o, gate_up, down;
 };
-struct MlpOp {
-  MlpStep::Kind kind;
-  WeightRef w;
-  const float *bias = nullptr, *gamma = nullptr, *beta = nullptr;
-  int64_t width = 0;  // output width of the step
-  float eps = 0;
-};
-struct MlpModule {
-  std::vector<MlpOp> ops;
-  int64_t in = 0, out = 0;
-};
+using engine_detail::MlpModule;
+using engine_detail::MlpOp;
 
 class CudaEngine final : public Engine {
  public:
@@ -551,27 +544,9 @@ class CudaEngine final : public Engine {
     mlps_.clear();
     for (const auto& entry : spec_.mlps) {
       const std::string& name = entry.first;
-      MlpModule m;
-      int64_t width = -1;
-      for (const MlpStep& st : entry.second) {
-        MlpOp op;
-        op.kind = st.kind;
-        op.eps = st.eps;
-        if (st.kind == MlpStep::kLinear) {
-          op.w = P.matrix(name + "." + st.weight);
-          op.bias = st.bias.empty() ? nullptr : P.floats(name + "." + st.bias);
-          if (width < 0) m.in = op.w.cols;
-          width = op.w.rows;
-        } else if (st.kind == MlpStep::kLayerNorm) {
-          op.gamma = P.floats(name + "." + st.weight);
-          op.beta = P.floats(name + "." + st.bias);
-          if (width < 0) m.in = width = P.tensor(name + "." + st.weight).shape[0];
-        }
-        op.width = width;
-        m.ops.push_back(op);
-      }
-      m.out = width;
-      mlps_[name] = std::move(m);
+      mlps_[name] = engine_detail::resolve_mlp(
+          name, entry.second, P.weights(), [&](const std::string& k) { return P.matrix(k); },
+          [&](const std::string& k) { return P.floats(k); });
     }
   }
 

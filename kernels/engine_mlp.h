@@ -1,0 +1,55 @@
+// The small sequential modules (ModelSpec::mlps: the 3D-PE MLP, the region projector) as both
+// engines run them: resolved once from the spec and the weights into ops whose pointers are
+// the engine's own (host for the CPU engine, device for the CUDA one). Internal to the engines.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "engine.h"
+
+namespace sr3d {
+namespace engine_detail {
+
+struct MlpOp {
+  MlpStep::Kind kind;
+  WeightRef w;
+  const float *bias = nullptr, *gamma = nullptr, *beta = nullptr;
+  int64_t width = 0;  // output width of the step
+  float eps = 0;
+};
+struct MlpModule {
+  std::vector<MlpOp> ops;
+  int64_t in = 0, out = 0;
+};
+
+// The ops of module `name` (check_weights has accepted it): `matrix(key)` gives a Linear
+// weight, `floats(key)` a float32 vector (bias, LayerNorm gamma / beta), both in the engine's
+// memory. The input width comes from the first step's weight.
+template <class Matrix, class Floats>
+MlpModule resolve_mlp(const std::string& name, const std::vector<MlpStep>& steps,
+                      const WeightMap& weights, Matrix&& matrix, Floats&& floats) {
+  MlpModule m;
+  const std::vector<int64_t>& first = weights.at(name + "." + steps.at(0).weight).shape;
+  m.in = steps[0].kind == MlpStep::kLinear ? first.at(1) : first.at(0);
+  int64_t width = m.in;
+  for (const MlpStep& st : steps) {
+    MlpOp op;
+    op.kind = st.kind;
+    op.eps = st.eps;
+    if (st.kind == MlpStep::kLinear) {
+      op.w = matrix(name + "." + st.weight);
+      op.bias = st.bias.empty() ? nullptr : floats(name + "." + st.bias);
+      width = op.w.rows;
+    } else if (st.kind == MlpStep::kLayerNorm) {
+      op.gamma = floats(name + "." + st.weight);
+      op.beta = floats(name + "." + st.bias);
+    }
+    op.width = width;
+    m.ops.push_back(op);
+  }
+  m.out = width;
+  return m;
+}
+
+}  // namespace engine_detail
+}  // namespace sr3d
