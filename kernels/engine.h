@@ -130,8 +130,6 @@ void check_call(const float* in, const float* out, int64_t n, const char* name);
 void need_llm(const ModelSpec& spec, const char* what);
 // A token id in [0, vocab).
 void check_token(const ModelSpec& spec, int64_t id, const std::string& name);
-// The error for an MLP module the model does not have, listing those it has.
-[[noreturn]] void unknown_mlp(const std::vector<std::string>& known, const std::string& module);
 }  // namespace engine_detail
 
 // Token choice from logits (host): greedy, or temperature -> top-k -> top-p (HF order) with

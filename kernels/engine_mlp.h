@@ -2,6 +2,7 @@
 // engines run them: resolved once from the spec and the weights into ops whose pointers are
 // the engine's own (host for the CPU engine, device for the CUDA one). Internal to the engines.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,20 @@ struct MlpModule {
   std::vector<MlpOp> ops;
   int64_t in = 0, out = 0;
 };
+
+using MlpModules = std::map<std::string, MlpModule>;
+
+// The named module; kInvalidArgument listing the modules the model has when it has no such one.
+inline const MlpModule& find_mlp(const MlpModules& mlps, const std::string& module) {
+  auto it = mlps.find(module);
+  if (it == mlps.end()) {
+    std::string known;
+    for (const auto& m : mlps) known += (known.empty() ? "" : ", ") + ("'" + m.first + "'");
+    throw_invalid_argument("an MLP module of this model (" + (known.empty() ? "none" : known) + ")",
+                           "module", "'" + module + "'");
+  }
+  return it->second;
+}
 
 // The ops of module `name` (check_weights has accepted it): `matrix(key)` gives a Linear
 // weight, `floats(key)` a float32 vector (bias, LayerNorm gamma / beta), both in the engine's

@@ -388,17 +388,7 @@ class CpuEngine final : public Engine {
     return v.data();
   }
 
-
-
-  const MlpModule& mlp(const std::string& module) const {
-    auto it = mlps_.find(module);
-    if (it == mlps_.end()) {
-      std::vector<std::string> known;
-      for (const auto& m : mlps_) known.push_back(m.first);
-      engine_detail::unknown_mlp(known, module);
-    }
-    return it->second;
-  }
+  const MlpModule& mlp(const std::string& module) const { return engine_detail::find_mlp(mlps_, module); }
 
   const WeightTensor& tensor(const std::string& key) {
     const WeightTensor& t = weights_.at(key);
@@ -571,7 +561,7 @@ class CpuEngine final : public Engine {
   int64_t cached_ = 0;
   bool has_logits_ = false;
 
-  std::map<std::string, MlpModule> mlps_;
+  engine_detail::MlpModules mlps_;
   std::vector<float> s_h_, s_a_, s_b_, s_q_, s_k_, s_v_, s_m_;  // scratch, grown on demand
 };
 
@@ -661,12 +651,6 @@ void need_llm(const ModelSpec& spec, const char* what) {
 void check_token(const ModelSpec& spec, int64_t id, const std::string& name) {
   if (id < 0 || id >= spec.llm.vocab)
     throw_invalid_argument("a token id in [0, " + std::to_string(spec.llm.vocab) + ")", name, std::to_string(id));
-}
-void unknown_mlp(const std::vector<std::string>& known, const std::string& module) {
-  std::string list;
-  for (const auto& k : known) list += (list.empty() ? "" : ", ") + ("'" + k + "'");
-  throw_invalid_argument("an MLP module of this model (" + (list.empty() ? "none" : list) + ")", "module",
-                         "'" + module + "'");
 }
 }  // namespace engine_detail
 

@@ -404,15 +404,7 @@ class CudaEngine final : public Engine {
     return b.get();
   }
 
-  const MlpModule& mlp(const std::string& module) const {
-    auto it = mlps_.find(module);
-    if (it == mlps_.end()) {
-      std::vector<std::string> known;
-      for (const auto& m : mlps_) known.push_back(m.first);
-      engine_detail::unknown_mlp(known, module);
-    }
-    return it->second;
-  }
+  const MlpModule& mlp(const std::string& module) const { return engine_detail::find_mlp(mlps_, module); }
 
   // ids (host, validated) -> rows of float32 embeddings at `out` (device).
   void embed_on_device(const int32_t* ids, int64_t n, float* out) {
@@ -574,7 +566,7 @@ class CudaEngine final : public Engine {
   int64_t cached_ = 0;
   bool has_logits_ = false;
 
-  std::map<std::string, MlpModule> mlps_;
+  engine_detail::MlpModules mlps_;
   DeviceBuffer<float> scratch_[kSlots];
   DeviceBuffer<int32_t> ids_;
 };
