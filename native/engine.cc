@@ -472,14 +472,20 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       std::function<void()> work;
       std::function<Napi::Value(Napi::Env)> result = undefined_result;
       build(st, b, work, result);
-      std::vector<Napi::ObjectReference> refs = std::move(b.refs());
-      refs.push_back(Napi::Persistent(info.This().As<Napi::Object>()));
-      auto* w = new EngineWorker(info.Env(), st_, std::move(refs), std::move(work), std::move(result));
-      st.busy = true;
-      Napi::Promise p = w->promise();
-      w->Queue();
-      return p;
+      return start(info, st, std::move(b.refs()), std::move(work), std::move(result));
     });
+  }
+
+  // Queues `work` on a worker holding the buffers in `refs` and this engine; the engine is busy
+  // until it settles.
+  Napi::Promise start(const Napi::CallbackInfo& info, EngineState& st, std::vector<Napi::ObjectReference> refs,
+                      std::function<void()> work, std::function<Napi::Value(Napi::Env)> result) {
+    refs.push_back(Napi::Persistent(info.This().As<Napi::Object>()));
+    auto* w = new EngineWorker(info.Env(), st_, std::move(refs), std::move(work), std::move(result));
+    st.busy = true;
+    Napi::Promise p = w->promise();
+    w->Queue();
+    return p;
   }
 
   Napi::Value EncodeTiles(const Napi::CallbackInfo& info) {
@@ -545,14 +551,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return run_op(info, [&](const Napi::CallbackInfo& info) -> Napi::Value {
       EngineState& st = live(info.Env());
       if (!st.spec.has_llm) bad("an engine with a language model", "reset", "an engine without one");
-      std::vector<Napi::ObjectReference> refs;
-      refs.push_back(Napi::Persistent(info.This().As<Napi::Object>()));
       sr3d::Engine* e = st.engine.get();
-      auto* w = new EngineWorker(info.Env(), st_, std::move(refs), [e] { e->reset(); }, undefined_result);
-      st.busy = true;
-      Napi::Promise p = w->promise();
-      w->Queue();
-      return p;
+      return start(info, st, {}, [e] { e->reset(); }, undefined_result);
     });
   }
 
