@@ -7,7 +7,7 @@ import * as path from 'path';
 
 import { readDepth, readImage } from '../lib/image';
 import { InvalidArgumentError } from '../lib/errors';
-import { DATA, readDepthPng } from './helpers';
+import { CABINET_DIR, RPY_DIR, readDepthPng } from './helpers';
 
 const FIX = path.join(__dirname, 'fixtures', 'image');
 const index = JSON.parse(fs.readFileSync(path.join(FIX, 'index.json'), 'utf8')) as Record<string, { file: string; width: number; height: number; mode: string; made_from: string }> & { _tum_cabinet_sha256: Record<string, string> };
@@ -31,7 +31,7 @@ describe('readImage equals PIL convert("RGB")', () => {
   }
 
   it('all 16 TUM cabinet JPEGs decode pixel-identical to PIL (SHA-256 of the pixels)', async () => {
-    const dir = path.join(DATA, 'tum_fr3_cabinet', 'raw_imgs');
+    const dir = path.join(CABINET_DIR, 'raw_imgs');
     const files = Object.keys(index._tum_cabinet_sha256);
     expect(files.length).toBe(16);
     for (const f of files) {
@@ -49,7 +49,7 @@ describe('readImage equals PIL convert("RGB")', () => {
   });
 
   it('a TUM fr1 RGB PNG decodes to (480, 640, 3)', async () => {
-    const dir = path.join(DATA, 'tum_fr1_rpy', 'rgb');
+    const dir = path.join(RPY_DIR, 'rgb');
     const img = await readImage(path.join(dir, fs.readdirSync(dir).sort()[0]));
     expect(img.shape).toEqual([480, 640, 3]);
   });
@@ -61,7 +61,7 @@ describe('readDepth', () => {
     expect(d.shape).toEqual([11, 17]);
     const raw = fs.readFileSync(path.join(FIX, 'png_i16.u16'));
     expect(Array.from(d.data)).toEqual(Array.from(new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2)));
-    const tum = path.join(DATA, 'tum_fr3_cabinet', 'depth_imgs', '0003_depth_raw.png');
+    const tum = path.join(CABINET_DIR, 'depth_imgs', '0003_depth_raw.png');
     const t = await readDepth(tum);
     expect(t.shape).toEqual([480, 640]);
     expect(Array.from(t.data.slice(100000, 100100))).toEqual(Array.from(readDepthPng(tum).data.slice(100000, 100100)));

@@ -9,10 +9,10 @@ import { encodeNpy, parseNpy } from '../lib/npy';
 import { associate, importCommand, importTum, interpolatePose, tumPoseToMatrix } from '../lib/commands/import';
 import { checkManifest, loadScene, saveScene, sceneFromFrames, SceneError, sceneWorldPoints } from '../lib/scene';
 import type { SceneFrameInput } from '../lib/scene';
-import { DATA } from './helpers';
+import { RPY_DIR } from './helpers';
 
 const CABINET = path.resolve(__dirname, '..', 'examples', 'data', 'tum_fr3_cabinet');
-const RPY = path.join(DATA, 'tum_fr1_rpy');
+const RPY = RPY_DIR;
 const K = { fx: 50, fy: 60, cx: 3.5, cy: 2.5 };
 
 let tmp: string;
