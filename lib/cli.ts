@@ -14,6 +14,7 @@ import { importCommand } from './commands/import';
 import { askCommand, chatCommand } from './commands/ask';
 import { tinyModelCommand } from './commands/tiny_model';
 import { measureCommand } from './commands/measure';
+import { evalCommand } from './commands/eval';
 
 // Commands defined in lib/commands/*.ts: name -> { summary, usage, run(args) }.
 const COMMANDS: Record<string, Command> = {
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, Command> = {
   measure: measureCommand,
   ask: askCommand,
   chat: chatCommand,
+  eval: evalCommand,
 };
 
 const USAGE_TEXT = `Usage: sr3d <command> [options]
