@@ -11,7 +11,7 @@ export { readImage, readDepth } from './image';
 export type { ImageSource } from './image';
 export type { TensorLike, TypedArray, NdArray, DType } from './tensor';
 export { buildInfo, devices, setThreads, version } from './info';
-export type { BuildInfo, Device } from './info';
+export type { BuildInfo, Device, DevicesOptions } from './info';
 export { loadInfo } from './native';
 export type { LoadInfo } from './native';
 export * from './checkpoint';

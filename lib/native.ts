@@ -71,6 +71,9 @@ export interface NativeDevice {
   totalMemory: number;
   computeCapability: string;
   multiprocessors: number;
+  integrated: boolean;
+  canMapHostMemory: boolean;
+  freeMemory?: number;
 }
 
 // ---- neural-network ops and the engine (native/engine.cc) ----
@@ -145,7 +148,7 @@ export interface NativeEngine {
 export interface NativeAddon {
   variant: 'cpu' | 'cuda';
   buildInfo(): NativeBuildInfo;
-  devices(): { devices: NativeDevice[]; reason: string; driverVersion: number };
+  devices(withFreeMemory?: boolean): { devices: NativeDevice[]; reason: string; driverVersion: number };
   setThreads(n: number): number;
   /** Benchmark helper: a = b + 3c on the kernel thread pool (synchronous). */
   triad(a: Float32Array, b: Float32Array, c: Float32Array): void;

@@ -28,6 +28,14 @@ answer="$(npx --no-install sr3d ask node_modules/sr3d/examples/data/tum_fr3_cabi
 node -e 'const a = JSON.parse(process.argv[1]); if (!Array.isArray(a.tokens) || typeof a.text !== "string" || !(a.timings.total > 0)) process.exit(1); console.log(`check-pack: installed sr3d ask gave ${a.tokens.length} tokens`);' "$answer"
 node --input-type=module -e "import { SR3D, measure, createEngine } from 'sr3d'; if (typeof SR3D.load !== 'function' || typeof measure !== 'function' || typeof createEngine !== 'function') process.exit(1);"
 
+# `npx sr3d build` from the installed package (no cmake-js there: plain cmake with Node's
+# headers), the Jetson path for the CUDA addon; CPU only here to keep CI short.
+SR3D_CUDA=0 npx --no-install sr3d build >/dev/null 2>&1 || { echo "check-pack: npx sr3d build failed in the installed package"; SR3D_CUDA=0 npx --no-install sr3d build; exit 1; }
+SR3D_DEVICE=cpu npx --no-install sr3d info | grep -q 'node_modules/sr3d/build/Release/sr3d_cpu.node' || { echo "check-pack: the locally built addon is not the one loaded"; exit 1; }
+rebuilt="$(SR3D_DEVICE=cpu npx --no-install sr3d measure node_modules/sr3d/examples/data/tum_fr3_cabinet --region "$box" --json)"
+[ "$rebuilt" = "$json" ] || { echo "check-pack: the locally built addon measures differently"; exit 1; }
+echo "check-pack: npx sr3d build in the installed package builds an addon that measures identically"
+
 # ---- linux-arm64 ----------------------------------------------------------------------
 elf_machine() { od -An -tu2 -j18 -N2 "$1" | tr -d ' '; }
 arm="node_modules/sr3d/prebuilds/linux-arm64/sr3d-cpu.glibc.node"
