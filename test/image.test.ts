@@ -4,11 +4,11 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import * as zlib from 'zlib';
 
 import { DEFAULT_MAX_IMAGE_PIXELS, ImageSizeError, readDepth, readImage, readImageHeader } from '../lib/image';
 import { InvalidArgumentError } from '../lib/errors';
 import { DATA, readDepthPng } from './helpers';
+import { craftedPng } from './crafted';
 
 const FIX = path.join(__dirname, 'fixtures', 'image');
 const index = JSON.parse(fs.readFileSync(path.join(FIX, 'index.json'), 'utf8')) as Record<string, { file: string; width: number; height: number; mode: string; made_from: string }> & { _tum_cabinet_sha256: Record<string, string> };
@@ -101,26 +101,6 @@ describe('bad files are typed errors naming the file', () => {
   }
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 });
-
-// A PNG whose IHDR claims `w`x`h` with a tiny IDAT: what a decompression bomb or the 66-byte
-// 2147483647² file of issue 10 looks like before anything is inflated.
-function craftedPng(w: number, h: number, depth: number, colorType: number): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const td = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(zlib.crc32(td));
-    return Buffer.concat([len, td, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0);
-  ihdr.writeUInt32BE(h, 4);
-  ihdr[8] = depth;
-  ihdr[9] = colorType;
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr),
-    chunk('IDAT', zlib.deflateSync(Buffer.alloc(16))), chunk('IEND', Buffer.alloc(0))]);
-}
 
 describe('image headers are checked before decoding (issue 10, items 2-3)', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sr3d-img-hdr-'));
