@@ -21,10 +21,10 @@ export type ImageSource = string | Uint8Array;
 type Format = 'png' | 'jpeg';
 
 /**
- * Default of {@link ReadImageOptions.maxPixels}: 2^26 = 67,108,864 pixels (8192 × 8192). A PNG
- * decodes to up to 8 bytes per pixel (16-bit RGBA) plus its 1-6 inflated bytes, so the default
- * bounds one decode to about 1 GiB; a 30000 × 30000 header asks for 7 GB and is refused before
- * anything is inflated. The environment variable `SR3D_MAX_IMAGE_PIXELS` replaces it (the CLI
+ * Default of {@link ReadImageOptions.maxPixels}: 2^26 = 67,108,864 pixels (8192 × 8192). A
+ * 16-bit RGBA PNG passes through 8 inflated + 8 expanded + 3 output bytes per pixel, so the
+ * default bounds one decode to about 1.2 GB; a 30000 × 30000 header asks for 17 GB and is
+ * refused before anything is inflated. The environment variable `SR3D_MAX_IMAGE_PIXELS` replaces it (the CLI
  * reads it too).
  */
 export const DEFAULT_MAX_IMAGE_PIXELS = 1 << 26;
