@@ -109,17 +109,37 @@ function configOf(dir: string, name: string): { file: string; cfg: Record<string
   return { file, cfg: readJson(file, `the ${name} config`) };
 }
 
+const TORCH_DTYPES: Record<string, WeightDType> = { bfloat16: 'bf16', float16: 'f16', float32: 'f32' };
+
 /**
- * Checks keys of a weight set against expected shapes (and that each has a supported dtype).
- * `optional` keys are checked only when present.
+ * The config's `torch_dtype` as a weight dtype (undefined when absent or not one of ours). A
+ * module's 16-bit weights must then be that 16-bit type: bf16 bits stored under an F16 label
+ * (or the reverse) decode to wrong numbers of the same size and would otherwise load silently.
  */
-function checkWeights(ws: WeightSet, dir: string, required: Map<string, number[]>, optional = new Map<string, number[]>()): void {
+function torchDtypeOf(cfg: Record<string, unknown>, file: string): { dtype: WeightDType; file: string } | undefined {
+  const v = cfg.torch_dtype;
+  return typeof v === 'string' && v in TORCH_DTYPES ? { dtype: TORCH_DTYPES[v], file } : undefined;
+}
+
+/**
+ * Checks keys of a weight set against expected shapes (and that each has a supported dtype,
+ * agreeing with the config's `torch_dtype` when it names a 16-bit type). `optional` keys are
+ * checked only when present.
+ */
+function checkWeights(ws: WeightSet, dir: string, required: Map<string, number[]>, optional = new Map<string, number[]>(),
+  torchDtype?: { dtype: WeightDType; file: string }): void {
   const folderName = path.basename(dir);
   const check = (key: string, want: number[]): void => {
     const info = ws.info(key); // throws for an unsupported dtype, naming the key and dtype
     if (info.shape.length !== want.length || info.shape.some((d, i) => d !== want[i])) {
       throw err(info.file, `shape ${fmt(want)}`, `${folderName}/${key}`, fmt(info.shape),
         'The weights do not match the folder\'s config.json: fix the config or use the matching weights.', key);
+    }
+    const t = torchDtype?.dtype;
+    if (t && t !== 'f32' && info.dtype !== 'f32' && info.dtype !== t) {
+      const name = (d: WeightDType) => (d === 'bf16' ? 'BF16 (torch bfloat16)' : 'F16 (torch float16)');
+      throw err(info.file, `dtype ${name(t)}, as torch_dtype in ${torchDtype!.file} says`, `${folderName}/${key}`, name(info.dtype),
+        'A 16-bit tensor under the other 16-bit label decodes to wrong values: convert the weights again (or, if they really are that type, fix torch_dtype).', key);
     }
   };
   for (const [key, want] of required) {
@@ -130,6 +150,29 @@ function checkWeights(ws: WeightSet, dir: string, required: Map<string, number[]
     check(key, want);
   }
   for (const [key, want] of optional) if (ws.has(key)) check(key, want);
+}
+
+/**
+ * Number of layers the weights hold (one more than the largest index under `prefix`), read
+ * before any per-layer work: a config's layer count is trusted only up to what is on disk (a
+ * `num_hidden_layers` of 1e8 would otherwise build maps of a billion keys before failing).
+ */
+function layersPresent(ws: WeightSet, prefix: string): number {
+  let n = 0;
+  for (const k of ws.keys()) {
+    if (!k.startsWith(prefix)) continue;
+    const m = /^(\d+)\./.exec(k.slice(prefix.length));
+    if (m) n = Math.max(n, Number(m[1]) + 1);
+  }
+  return n;
+}
+
+function checkLayerCount(ws: WeightSet, prefix: string, need: number, file: string, dir: string, key: string): void {
+  const have = layersPresent(ws, prefix);
+  if (need > have) {
+    throw err(file, `at most ${have} layers (the weights in ${dir} hold ${have ? `${prefix}0..${have - 1}` : `no ${prefix}* tensors`})`, `"${key}"`, String(need),
+      'The config does not match the weights: fix the layer count or use the matching weights.');
+  }
 }
 
 /** Shape of one stored tensor, as a typed error when it is missing. */
@@ -219,6 +262,9 @@ function readVision(dir: string, top: Record<string, unknown>, topFile: string, 
     throw err(topFile, `mm_vision_select_layer in [${-(numLayers + 1)}, ${numLayers}]`, '"mm_vision_select_layer"', String(selectLayer), 'Fix the config value (NVILA uses -2).');
   }
   const weights = openWeights(vdir);
+  // Layers past the selected one may be left out of the files; those that run may not.
+  checkLayerCount(weights, 'vision_model.encoder.layers.', layersToRun, file, vdir, layersToRun === numLayers ? 'num_hidden_layers' : 'num_hidden_layers" and "mm_vision_select_layer');
+  const layersStored = Math.min(numLayers, layersPresent(weights, 'vision_model.encoder.layers.'));
   const H = hiddenSize, I = intermediateSize, P = patchSize, grid = imageSize / patchSize;
   const req = new Map<string, number[]>([
     ['vision_model.embeddings.patch_embedding.weight', [H, 3, P, P]],
@@ -229,7 +275,7 @@ function readVision(dir: string, top: Record<string, unknown>, topFile: string, 
     ['vision_model.post_layernorm.weight', [H]],
     ['vision_model.post_layernorm.bias', [H]],
   ]);
-  for (let l = 0; l < numLayers; l++) {
+  for (let l = 0; l < layersStored; l++) {
     const p = `vision_model.encoder.layers.${l}.`;
     // Layers past the selected one never run: checked only when present.
     const m = l < layersToRun ? req : opt;
@@ -246,7 +292,7 @@ function readVision(dir: string, top: Record<string, unknown>, topFile: string, 
     m.set(`${p}mlp.fc2.weight`, [H, I]);
     m.set(`${p}mlp.fc2.bias`, [H]);
   }
-  checkWeights(weights, vdir, req, opt);
+  checkWeights(weights, vdir, req, opt, torchDtypeOf(outer, file));
   return {
     config: { hiddenSize, numLayers, numHeads, intermediateSize, imageSize, patchSize, layerNormEps, hiddenAct: act as VisionConfig['hiddenAct'], selectLayer, layersToRun, selectFeature },
     weights,
@@ -283,7 +329,7 @@ function readProjector(dir: string, vision: VisionConfig, llmHidden: number): { 
     ['layers.4.weight', [mid]], ['layers.4.bias', [mid]],
     ['layers.5.weight', [outDim, mid]], ['layers.5.bias', [outDim]],
     ['layers.7.weight', [outDim, outDim]], ['layers.7.bias', [outDim]],
-  ]));
+  ]), undefined, torchDtypeOf(cfg, file));
   const g = Math.ceil(vision.imageSize / vision.patchSize / 3);
   return { config: { type: 'mlp_downsample_3x3_fix', inDim, outDim, tokensPerTile: g * g, midDim: mid }, weights };
 }
@@ -351,6 +397,7 @@ function readLlm(dir: string): { config: LlmConfig; weights: WeightSet } {
   }
 
   const weights = openWeights(ldir);
+  checkLayerCount(weights, 'model.layers.', numLayers, file, ldir, 'num_hidden_layers');
   const H = hiddenSize, Q = numHeads * headDim, KV = numKvHeads * headDim, I = intermediateSize, V = vocabSize;
   const req = new Map<string, number[]>([
     ['model.embed_tokens.weight', [V, H]],
@@ -373,7 +420,7 @@ function readLlm(dir: string): { config: LlmConfig; weights: WeightSet } {
     req.set(`${p}mlp.up_proj.weight`, [I, H]);
     req.set(`${p}mlp.down_proj.weight`, [H, I]);
   }
-  checkWeights(weights, ldir, req, opt);
+  checkWeights(weights, ldir, req, opt, torchDtypeOf(cfg, file));
   return {
     config: {
       hiddenSize, numLayers, numHeads, numKvHeads, headDim, intermediateSize, vocabSize, rmsNormEps, ropeTheta,
@@ -405,7 +452,7 @@ function readSpatialPe(dir: string, vision: VisionConfig): { config: SpatialPeCo
   checkWeights(weights, sdir, new Map([
     ['mlp.0.weight', [hidden, inDim]], ['mlp.0.bias', [hidden]],
     ['mlp.2.weight', [outDim, hidden]], ['mlp.2.bias', [outDim]],
-  ]));
+  ]), undefined, torchDtypeOf(cfg, file));
   return { config: { numFreqs, includeInput, hidden, outDim, inject: 'vision_tower' }, weights };
 }
 
@@ -432,7 +479,7 @@ function readRegionExtractor(dir: string, vision: VisionConfig, llmHidden: numbe
   const req = projector === 'linear'
     ? new Map([['projector.weight', [outDim, inDim]], ['projector.bias', [outDim]]])
     : new Map([['projector.0.weight', [outDim, inDim]], ['projector.0.bias', [outDim]], ['projector.2.weight', [outDim, outDim]], ['projector.2.bias', [outDim]]]);
-  checkWeights(weights, rdir, req);
+  checkWeights(weights, rdir, req, undefined, torchDtypeOf(cfg, file));
   return { config: { projector, pooling, inDim, outDim, regionToken }, weights };
 }
 

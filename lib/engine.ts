@@ -35,11 +35,21 @@ export interface EngineOptions {
   /** CUDA device index for `'cuda'` / `'auto'`. Defaults to `0`. */
   deviceIndex?: number;
   /**
-   * KV-cache capacity in positions (prompt + generated tokens). Defaults to the checkpoint's
-   * `model_max_length` (NVILA-Lite: 4096), capped at the LLM's `max_position_embeddings`.
+   * KV-cache capacity in positions (prompt + generated tokens); the cache is allocated whole at
+   * load (2 · layers · kvHeads · headDim · 4 bytes per position). A request that needs more is a
+   * typed error naming this option. Defaults to the smallest of {@link DEFAULT_MAX_CONTEXT}
+   * (4096), the checkpoint's `model_max_length` (NVILA-Lite: 4096) and the LLM's
+   * `max_position_embeddings`: a config's maximum alone never sizes the cache.
    */
   maxContext?: number;
 }
+
+/**
+ * The KV-cache capacity when {@link EngineOptions.maxContext} is not given, in positions: NVILA-Lite's
+ * `model_max_length`. A config claiming 2^24 positions would otherwise zero-fill an 8.6 GB cache
+ * for a 37 MB model; pass `maxContext` to raise it.
+ */
+export const DEFAULT_MAX_CONTEXT = 4096;
 
 /** Modules {@link Engine.runMlp} runs: the 3D-PE MLP (§A5) and the region projector (§A6). */
 export type MlpModule = 'spatial_pe' | 'region';
@@ -492,7 +502,7 @@ export async function createEngine(ckpt: Checkpoint, opts: EngineOptions = {}): 
   const addon = native();
   const impl = pickImpl({ device: opts.device, deviceIndex: opts.deviceIndex }, addon);
   const lc = c.llm.config, vc = c.vision.config;
-  const defaultMax = Math.min(c.config.modelMaxLength || lc.maxPositionEmbeddings, lc.maxPositionEmbeddings || Infinity);
+  const defaultMax = Math.min(DEFAULT_MAX_CONTEXT, c.config.modelMaxLength || Infinity, lc.maxPositionEmbeddings || Infinity);
   const maxContext = opts.maxContext ?? defaultMax;
   if (!Number.isInteger(maxContext) || maxContext < 1 || maxContext > (1 << 24)) {
     throw invalidArgument('a positive integer number of positions (at most 2^24)', 'maxContext', maxContext);

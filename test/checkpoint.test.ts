@@ -364,6 +364,42 @@ describe('broken checkpoints are typed errors naming the file, key and fix', () 
   });
 });
 
+describe('configs are checked against the weights before any per-layer work (issue 10)', () => {
+  test.each([1e8, 1e6, 3])('LLM num_hidden_layers %d with 2 layers on disk: a typed error at once', async (layers) => {
+    const d = variant(['llm']);
+    editJson(path.join(d, 'llm/config.json'), (c) => { c.num_hidden_layers = layers; });
+    const t0 = Date.now();
+    await expectBroken(d, new RegExp(`at most 2 layers \\(the weights in .*llm hold model\\.layers\\.0\\.\\.1\\) for "num_hidden_layers" but received ${layers}.*fix the layer count`));
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
+  test('vision num_hidden_layers 1e8: refused from the weights present, not a 1e8-layer loop', async () => {
+    const d = variant(['vision_tower']);
+    editJson(path.join(d, 'vision_tower/config.json'), (c) => { c.num_hidden_layers = 1e8; });
+    const t0 = Date.now();
+    await expectBroken(d, /at most 3 layers \(the weights in .*vision_tower hold vision_model\.encoder\.layers\.0\.\.2\)/);
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
+  test('a bf16 tensor relabelled F16 is refused when torch_dtype says bfloat16 (and accepted when it says float16)', async () => {
+    const d = variant(['spatial_pe']);
+    const f = path.join(d, 'spatial_pe/model.safetensors');
+    const buf = fs.readFileSync(f);
+    const hlen = Number(buf.readBigUInt64LE(0));
+    const hdr = buf.subarray(8, 8 + hlen).toString('utf8');
+    const patched = hdr.replace('{"dtype":"BF16","shape":[32],"data_offsets"', '{"dtype":"F16" ,"shape":[32],"data_offsets"');
+    expect(patched.length).toBe(hdr.length);
+    fs.writeFileSync(f, Buffer.concat([buf.subarray(0, 8), Buffer.from(patched), buf.subarray(8 + hlen)]));
+    editJson(path.join(d, 'spatial_pe/config.json'), (c) => { c.torch_dtype = 'bfloat16'; });
+    const e = await expectBroken(d, /Expected dtype BF16 \(torch bfloat16\), as torch_dtype in .*spatial_pe.config\.json says for spatial_pe\/mlp\.0\.bias but received F16 \(torch float16\)/);
+    expect(e.key).toBe('mlp.0.bias');
+    editJson(path.join(d, 'spatial_pe/config.json'), (c) => { c.torch_dtype = 'float16'; });
+    await expectBroken(d, /dtype F16 \(torch float16\).* for spatial_pe\/mlp\.0\.weight but received BF16/);
+    editJson(path.join(d, 'spatial_pe/config.json'), (c) => { delete c.torch_dtype; });
+    expect((await loadCheckpoint(d)).spatialPe!.weights.info('mlp.0.bias').dtype).toBe('f16');
+  });
+});
+
 describe('sr3d tiny-model command', () => {
   let out = '', errOut = '';
   beforeEach(() => {

@@ -18,7 +18,7 @@ import * as path from 'path';
 
 import { loadCheckpoint } from '../lib/checkpoint';
 import type { Checkpoint } from '../lib/checkpoint_types';
-import { createEngine, Engine, EngineBusyError, EngineDisposedError, nativeEngineOf } from '../lib/engine';
+import { createEngine, DEFAULT_MAX_CONTEXT, Engine, EngineBusyError, EngineDisposedError, nativeEngineOf } from '../lib/engine';
 import { InvalidArgumentError } from '../lib/errors';
 import { native } from '../lib/native';
 import { writeTinyModel } from '../lib/tinymodel';
@@ -331,6 +331,30 @@ describe('inputs and lifetime', () => {
     expect(() => engine.generate({ data: prompt, shape: [promptLen, 64] }, { stopTokenIds: [-1] })).toThrow(/stopTokenIds\[0\]/);
     await expect(createEngine(ckpt, { device: 'tpu' as never })).rejects.toThrow(/for device but received 'tpu'/);
     await expect(createEngine(ckpt, { maxContext: 0 })).rejects.toThrow(/for maxContext but received 0/);
+  });
+
+  it('the KV cache is not sized by a config maximum alone (issue 10): default min(4096, model_max_length, max_position_embeddings), maxContext raises it', async () => {
+    const huge = {
+      ...ckpt, config: { ...ckpt.config, modelMaxLength: 1 << 16 },
+      llm: { ...ckpt.llm, config: { ...ckpt.llm.config, maxPositionEmbeddings: 1 << 16 } },
+    } as Checkpoint;
+    const lc = ckpt.llm.config;
+    const perPosition = 2 * lc.numLayers * lc.numKvHeads * lc.headDim * 4;
+    const e = await createEngine(huge, { device: 'cpu' });
+    expect(DEFAULT_MAX_CONTEXT).toBe(4096);
+    expect(e.info().maxContext).toBe(DEFAULT_MAX_CONTEXT);
+    expect(e.info().kvCacheBytes).toBeLessThanOrEqual(perPosition * DEFAULT_MAX_CONTEXT);
+    const H = lc.hiddenSize;
+    await expect(e.logits({ data: new Float32Array(4097 * H), shape: [4097, H] })).rejects.toThrow(
+      `Expected between 1 and 4096 positions (maxContext) for embeddings.shape but received [4097, ${H}]`);
+    await e.dispose();
+    const small = { ...ckpt, config: { ...ckpt.config, modelMaxLength: 300 } } as Checkpoint;
+    const e2 = await createEngine(small, { device: 'cpu' });
+    expect(e2.info().maxContext).toBe(300);
+    await e2.dispose();
+    const e3 = await createEngine(huge, { device: 'cpu', maxContext: 5000 });
+    expect(e3.info().maxContext).toBe(5000);
+    await e3.dispose();
   });
 
   it('NaN or Inf inputs are typed errors naming the element (they would only come out as NaN)', async () => {
