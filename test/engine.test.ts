@@ -326,7 +326,7 @@ describe('inputs and lifetime', () => {
     await expect(engine.logits({ data: new Float32Array(63), shape: [1, 63] })).rejects.toThrow(/last dimension 64/);
     await expect(engine.logits({ data: new Float32Array(0), shape: [0, 64] })).rejects.toThrow('Expected between 1 and 256 positions (maxContext) for embeddings.shape but received [0, 64]');
     await expect(engine.runMlp('depth' as never, { data: new Float32Array(1), shape: [1, 1] })).rejects.toThrow(/for module but received 'depth'/);
-    expect(() => engine.generate({ data: prompt, shape: [promptLen, 64] }, { temperature: -1 })).toThrow('Expected a finite number >= 0 for temperature but received -1');
+    expect(() => engine.generate({ data: prompt, shape: [promptLen, 64] }, { temperature: -1 })).toThrow('Expected a finite number >= 0 (0 = greedy) for temperature but received -1');
     expect(() => engine.generate({ data: prompt, shape: [promptLen, 64] }, { topP: 0 })).toThrow('Expected a number in (0, 1] for topP but received 0');
     expect(() => engine.generate({ data: prompt, shape: [promptLen, 64] }, { stopTokenIds: [-1] })).toThrow(/stopTokenIds\[0\]/);
     await expect(createEngine(ckpt, { device: 'tpu' as never })).rejects.toThrow(/for device but received 'tpu'/);

@@ -9,7 +9,7 @@ import * as path from 'path';
 import { InvalidArgumentError } from '../lib/errors';
 import { canonicalize, poolPointsToPatches, sinusoidalEncode } from '../lib/geometry';
 import { ModelError, SR3D } from '../lib/sr3d';
-import type { Prepared } from '../lib/sr3d';
+import type { Prepared } from '../lib/model_types';
 import { loadScene, SceneError, sceneFromFrames, sceneWorldPoints } from '../lib/scene';
 import type { Scene } from '../lib/scene';
 import { framePlan, planTiles, tileImage, tilePointMap } from '../lib/tiling';
