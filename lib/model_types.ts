@@ -82,9 +82,10 @@ export interface GenerationOptions {
    */
   onToken?: (text: string, tokenId: number) => void;
   /**
-   * Aborting while the request waits in the model's queue rejects it with
-   * {@link RequestAbortedError} (it never runs); aborting while it decodes stops generation and
-   * `ask` resolves with the text so far and `stopReason: 'aborted'`. Defaults to none.
+   * Aborting while the request waits in the model's queue (behind another request) drops it:
+   * it rejects with {@link RequestAbortedError} and never runs. Aborting once it runs stops
+   * generation: `ask` resolves with the text so far and `stopReason: 'aborted'` (no tokens when
+   * it was aborted before decoding began). Defaults to none.
    */
   signal?: AbortSignal;
 }

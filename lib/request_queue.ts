@@ -23,12 +23,12 @@ export class RequestQueue {
   }
 
   /**
-   * Runs `work` after every request queued before it. `signal` aborting while it waits drops
-   * it from the queue and rejects with {@link RequestAbortedError}; once started, `work`
-   * handles the signal itself.
+   * Runs `work` after every request queued before it. A request that has to wait is dropped
+   * when `signal` aborts (already aborted included) and rejects with
+   * {@link RequestAbortedError}; a request that starts at once, or has started, leaves the
+   * signal to `work` (generation ends with `stopReason: 'aborted'`).
    */
   async run<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    if (signal?.aborted) throw new RequestAbortedError('This request\'s signal was already aborted when it was made; it did not run');
     if (this.running) await this.wait(signal);
     else this.running = true;
     try {
@@ -46,6 +46,7 @@ export class RequestQueue {
         `Expected at most ${this.maxWaiting} requests waiting on this model (maxQueuedRequests) but received one more. ` +
           'Fix: await earlier requests before making more, or load with a larger maxQueuedRequests.'));
     }
+    if (signal?.aborted) return Promise.reject(new RequestAbortedError());
     return new Promise<void>((resolve, reject) => {
       const onAbort = () => {
         const i = this.waiting.indexOf(waiter);

@@ -11,7 +11,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { finite } from './camera';
 import type { Intrinsics } from './camera';
 import { describeValue } from './errors';
 import { SceneError, writeManifest } from './scene';
