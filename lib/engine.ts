@@ -20,6 +20,7 @@ import { native } from './native';
 import type { NativeEngine, NativeEngineSpec, NativeMlpStep, NativeWeight } from './native';
 import { toContiguous, toNdArray } from './tensor';
 import { checkMaxNewTokens, checkTemperature } from './validate';
+import { LLM_WEIGHTS, NATIVE_PREFIX, PROJECTOR_WEIGHTS, REGION_WEIGHTS, SPATIAL_PE_WEIGHTS, biasOf, weightOf } from './weights';
 import type { NdArray, TensorLike } from './tensor';
 import { EngineBusyError, EngineDisposedError } from './errors';
 export { EngineBusyError, EngineDisposedError };
@@ -503,7 +504,7 @@ function addWeights(out: NativeWeight[], set: WeightSet, prefix: string, keep: (
 }
 
 function linearStep(set: WeightSet, name: string): NativeMlpStep {
-  return set.has(`${name}.bias`) ? { kind: 'linear', weight: `${name}.weight`, bias: `${name}.bias` } : { kind: 'linear', weight: `${name}.weight` };
+  return set.has(biasOf(name)) ? { kind: 'linear', weight: weightOf(name), bias: biasOf(name) } : { kind: 'linear', weight: weightOf(name) };
 }
 
 function checkpointShape(ckpt: unknown): Checkpoint {
@@ -558,34 +559,34 @@ export async function createEngine(ckpt: Checkpoint, opts: EngineOptions = {}): 
   const weights: NativeWeight[] = [];
   // Encoder layers past the selected hidden state never run: do not read them.
   const layerRe = /(?:^|\.)encoder\.layers\.(\d+)\./;
-  addWeights(weights, c.vision.weights, 'vision.', (k) => {
+  addWeights(weights, c.vision.weights, NATIVE_PREFIX.vision, (k) => {
     const m = layerRe.exec(k);
     return !m || Number(m[1]) < vc.layersToRun;
   });
-  addWeights(weights, c.projector.weights, 'projector.');
-  addWeights(weights, c.llm.weights, 'llm.', (k) => !(lc.tieWordEmbeddings && k === 'lm_head.weight'));
+  addWeights(weights, c.projector.weights, NATIVE_PREFIX.projector);
+  addWeights(weights, c.llm.weights, NATIVE_PREFIX.llm, (k) => !(lc.tieWordEmbeddings && k === weightOf(LLM_WEIGHTS.lmHead)));
   if (c.spatialPe) {
-    const w = c.spatialPe.weights;
-    spec.mlps!.spatial_pe = [linearStep(w, 'mlp.0'), { kind: 'gelu_erf' }, linearStep(w, 'mlp.2')];
-    mlpDims.set('spatial_pe', { inDim: w.info('mlp.0.weight').shape[1], outDim: w.info('mlp.2.weight').shape[0] });
-    addWeights(weights, w, 'spatial_pe.');
+    const w = c.spatialPe.weights, SW = SPATIAL_PE_WEIGHTS;
+    spec.mlps!.spatial_pe = [linearStep(w, SW.fc1), { kind: 'gelu_erf' }, linearStep(w, SW.fc2)];
+    mlpDims.set('spatial_pe', { inDim: w.info(weightOf(SW.fc1)).shape[1], outDim: w.info(weightOf(SW.fc2)).shape[0] });
+    addWeights(weights, w, NATIVE_PREFIX.spatialPe);
   }
   if (c.regionExtractor) {
-    const w = c.regionExtractor.weights;
+    const w = c.regionExtractor.weights, RW = REGION_WEIGHTS;
     if (c.regionExtractor.config.projector === 'linear') {
-      spec.mlps!.region = [linearStep(w, 'projector')];
-      mlpDims.set('region', { inDim: w.info('projector.weight').shape[1], outDim: w.info('projector.weight').shape[0] });
+      spec.mlps!.region = [linearStep(w, RW.linear)];
+      mlpDims.set('region', { inDim: w.info(weightOf(RW.linear)).shape[1], outDim: w.info(weightOf(RW.linear)).shape[0] });
     } else {
-      spec.mlps!.region = [linearStep(w, 'projector.0'), { kind: 'gelu_erf' }, linearStep(w, 'projector.2')];
-      mlpDims.set('region', { inDim: w.info('projector.0.weight').shape[1], outDim: w.info('projector.2.weight').shape[0] });
+      spec.mlps!.region = [linearStep(w, RW.fc1), { kind: 'gelu_erf' }, linearStep(w, RW.fc2)];
+      mlpDims.set('region', { inDim: w.info(weightOf(RW.fc1)).shape[1], outDim: w.info(weightOf(RW.fc2)).shape[0] });
     }
-    addWeights(weights, w, 'region.');
+    addWeights(weights, w, NATIVE_PREFIX.region);
   }
 
   const g = vc.imageSize / vc.patchSize, G = Math.ceil(g / 3);
   const dims: Dims = {
     vision: { tokens: g * g, hidden: vc.hiddenSize, imageSize: vc.imageSize },
-    projector: { tokens: G * G, outDim: c.projector.weights.info('layers.7.weight').shape[0] },
+    projector: { tokens: G * G, outDim: c.projector.weights.info(weightOf(PROJECTOR_WEIGHTS.fc3)).shape[0] },
     llm: { hidden: lc.hiddenSize, vocab: lc.vocabSize },
     mlps: mlpDims,
   };

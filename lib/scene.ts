@@ -31,6 +31,7 @@ import { encodeNpy, readNpy } from './npy';
 import { toContiguous, toNdArray } from './tensor';
 import type { NdArray, TensorLike } from './tensor';
 import { SceneError } from './errors';
+import { DEPTH_SCALE_NEEDED, DEPTH_SCALE_RULE, isDepthScale } from './validate';
 export { SceneError };
 
 // ---- types ---------------------------------------------------------------------------
@@ -225,13 +226,13 @@ function frameFromInput(f: SceneFrameInput, i: number): SceneFrame {
     let scale = f.depthScale;
     if (scale === undefined) {
       if (d.dtype === 'uint16') {
-        throw sceneError('metres per depth unit for uint16 depth (TUM: 1/5000 = 0.0002, ScanNet: 1/1000)', `${at}.depthScale`, 'undefined',
+        throw sceneError(DEPTH_SCALE_NEEDED, `${at}.depthScale`, 'undefined',
           'give "depthScale" with the depth map', i);
       }
       scale = 1;
     }
-    if (!finite(scale) || !(scale > 0)) {
-      throw sceneError('a finite positive number (metres per depth unit)', `${at}.depthScale`, describeValue(scale), 'give depthScale > 0, e.g. 0.0002 for TUM', i);
+    if (!isDepthScale(scale)) {
+      throw sceneError(DEPTH_SCALE_RULE, `${at}.depthScale`, describeValue(scale), 'give depthScale > 0, e.g. 0.0002 for TUM', i);
     }
     out.depth = d.dtype === 'uint16' ? toNdArray(d.data as Uint16Array, d.shape) : toNdArray(d.data as Float32Array, d.shape);
     out.depthScale = scale;
@@ -358,8 +359,8 @@ export function checkManifest(json: unknown, dir: string, opts?: SceneOptions): 
       mf.depth = f.depth as string;
       file.depth = resolveInside(absDir, realDir, f.depth, `${at}.depth`, i);
       if (f.depthScale !== undefined) {
-        if (!finite(f.depthScale) || !(f.depthScale > 0)) {
-          throw sceneError('a finite positive number (metres per depth unit)', `${at}.depthScale`, describeValue(f.depthScale), 'e.g. 0.0002 for TUM (1/5000)', i);
+        if (!isDepthScale(f.depthScale)) {
+          throw sceneError(DEPTH_SCALE_RULE, `${at}.depthScale`, describeValue(f.depthScale), 'e.g. 0.0002 for TUM (1/5000)', i);
         }
         mf.depthScale = f.depthScale;
       }

@@ -17,7 +17,7 @@ import { readImage } from '../image';
 import type { Scene } from '../scene';
 import type { AskInput } from '../model_types';
 import { SR3D } from '../sr3d';
-import { checkMaxNewTokens } from '../validate';
+import { checkMaxNewTokens, checkTemperature } from '../validate';
 import { MODEL_HELP, isCheckpointDir } from './model_help';
 import type { Command } from './types';
 
@@ -86,7 +86,7 @@ function parseArgs(args: string[], chat = false): Args {
       case '--json': out.json = true; break;
       case '--overlay': out.overlay = value(); break;
       case '--max-new-tokens': out.maxNewTokens = checked(checkMaxNewTokens, num(value(), flag, { int: true }, '64'), flag, '64'); break;
-      case '--temperature': out.temperature = num(value(), flag, { min: 0 }, '0.7'); break;
+      case '--temperature': out.temperature = checked(checkTemperature, num(value(), flag, {}, '0.7'), flag, '0.7'); break;
       case '--top-p': out.topP = num(value(), flag, { min: Number.MIN_VALUE, max: 1 }, '0.8'); break;
       case '--top-k': out.topK = num(value(), flag, { int: true, min: 0 }, '20'); break;
       case '--seed': out.seed = num(value(), flag, { int: true, min: 0 }, '1'); break;
