@@ -8,13 +8,12 @@
  */
 import type { Checkpoint } from '../checkpoint_types';
 import type { Engine } from '../engine';
-import { ModelError, invalidArgument } from '../errors';
-import type { AskInput, AskStage, Prepared, PreparedDetails } from '../model_types';
+import type { AskInput, Prepared, PreparedDetails } from '../model_types';
 import type { Scene } from '../scene';
 import type { NdArray } from '../tensor';
 import type { Sr3dTokenizer } from '../tokenizer';
 import { sceneGeometry } from './geometry';
-import { readRequestInput } from './input';
+import { checkAskInput, readRequestInput } from './input';
 import { projectVision } from './projector';
 import { promptStage } from './prompt';
 import { regionFeatures, resolveRequestRegions } from './regions';
@@ -48,24 +47,8 @@ const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 /** {@link SR3D.prepare}: everything before the language model. */
 export async function preparePipeline(model: PipelineModel, input: AskInput): Promise<Prepared> {
-  if (input === null || typeof input !== 'object') throw invalidArgument('an object { scene | frames | image, question, regions? }', 'input', input);
-  if (typeof input.question !== 'string' || input.question.trim() === '') {
-    throw invalidArgument('a non-empty question string', 'question', input.question);
-  }
+  const { regionSpecs, say } = checkAskInput(model.checkpoint, input);
   const { checkpoint: ckpt, engine, tokenizer } = model;
-  const progress = input.onProgress;
-  if (progress !== undefined && typeof progress !== 'function') throw invalidArgument('a function (stage, message) => void', 'onProgress', progress);
-  const say = (stage: AskStage, message: string) => progress?.(stage, message);
-  const regionSpecs = input.regions ?? [];
-  if (!Array.isArray(regionSpecs)) throw invalidArgument('an array of region specs', 'regions', regionSpecs);
-  if (regionSpecs.length > 0 && !ckpt.regionExtractor) {
-    throw new ModelError(
-      `This checkpoint (${ckpt.dir}) has no region_extractor/, so it cannot take region prompts (${regionSpecs.length} given). ` +
-        'Fix: use an SR-3D checkpoint with region_extractor/ (spec Part A §A6; `sr3d tiny-model` writes one for tests), or ask without regions.');
-  }
-  if (input.regionMargin !== undefined && (typeof input.regionMargin !== 'number' || !Number.isFinite(input.regionMargin) || input.regionMargin < 0)) {
-    throw invalidArgument('a non-negative number of metres', 'regionMargin', input.regionMargin);
-  }
   const t: Prepared['timings'] = { geometry: 0, tiling: 0, vision: 0, projector: 0, regions: 0, prompt: 0 };
   const vc = ckpt.vision.config;
   const tileSize = vc.imageSize;

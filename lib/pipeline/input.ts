@@ -5,7 +5,8 @@
 import type { Checkpoint } from '../checkpoint_types';
 import { ModelError, invalidArgument } from '../errors';
 import { readImage } from '../image';
-import type { AskInput } from '../model_types';
+import type { AskInput, AskStage } from '../model_types';
+import type { RegionSpec } from '../regions';
 import { loadScene, sceneFromFrames } from '../scene';
 import type { Scene } from '../scene';
 import { toContiguous, toNdArray } from '../tensor';
@@ -30,6 +31,28 @@ export interface RequestInput {
   /** Image blocks in the prompt: `plan.tiles × fed.length`. */
   nTiles: number;
   notes: string[];
+}
+
+/** The request's own arguments, checked before anything is read or computed. */
+export function checkAskInput(ckpt: Checkpoint, input: AskInput): { regionSpecs: readonly RegionSpec[]; say: (stage: AskStage, message: string) => void } {
+  if (input === null || typeof input !== 'object') throw invalidArgument('an object { scene | frames | image, question, regions? }', 'input', input);
+  if (typeof input.question !== 'string' || input.question.trim() === '') {
+    throw invalidArgument('a non-empty question string', 'question', input.question);
+  }
+  const progress = input.onProgress;
+  if (progress !== undefined && typeof progress !== 'function') throw invalidArgument('a function (stage, message) => void', 'onProgress', progress);
+  const say = (stage: AskStage, message: string) => progress?.(stage, message);
+  const regionSpecs = input.regions ?? [];
+  if (!Array.isArray(regionSpecs)) throw invalidArgument('an array of region specs', 'regions', regionSpecs);
+  if (regionSpecs.length > 0 && !ckpt.regionExtractor) {
+    throw new ModelError(
+      `This checkpoint (${ckpt.dir}) has no region_extractor/, so it cannot take region prompts (${regionSpecs.length} given). ` +
+        'Fix: use an SR-3D checkpoint with region_extractor/ (spec Part A §A6; `sr3d tiny-model` writes one for tests), or ask without regions.');
+  }
+  if (input.regionMargin !== undefined && (typeof input.regionMargin !== 'number' || !Number.isFinite(input.regionMargin) || input.regionMargin < 0)) {
+    throw invalidArgument('a non-negative number of metres', 'regionMargin', input.regionMargin);
+  }
+  return { regionSpecs, say };
 }
 
 export async function readRequestInput(ckpt: Checkpoint, input: AskInput): Promise<RequestInput> {
