@@ -24,6 +24,7 @@ import type {
   WeightDType, WeightSet,
 } from './checkpoint_types';
 import { CheckpointError, openWeights, readJson } from './safetensors';
+import { LLM_WEIGHTS, PROJECTOR_WEIGHTS, REGION_WEIGHTS, SPATIAL_PE_WEIGHTS, VISION_WEIGHTS, biasOf, weightOf } from './weights';
 
 export type {
   Checkpoint, LlmConfig, ProjectorConfig, RegionExtractorConfig, SpatialPeConfig, VilaConfig, VisionConfig,
@@ -266,31 +267,32 @@ function readVision(dir: string, top: Record<string, unknown>, topFile: string, 
   checkLayerCount(weights, 'vision_model.encoder.layers.', layersToRun, file, vdir, layersToRun === numLayers ? 'num_hidden_layers' : 'num_hidden_layers" and "mm_vision_select_layer');
   const layersStored = Math.min(numLayers, layersPresent(weights, 'vision_model.encoder.layers.'));
   const H = hiddenSize, I = intermediateSize, P = patchSize, grid = imageSize / patchSize;
+  const VW = VISION_WEIGHTS;
   const req = new Map<string, number[]>([
-    ['vision_model.embeddings.patch_embedding.weight', [H, 3, P, P]],
-    ['vision_model.embeddings.patch_embedding.bias', [H]],
-    ['vision_model.embeddings.position_embedding.weight', [grid * grid, H]],
+    [weightOf(VW.patchEmbedding), [H, 3, P, P]],
+    [biasOf(VW.patchEmbedding), [H]],
+    [weightOf(VW.positionEmbedding), [grid * grid, H]],
   ]);
   const opt = new Map<string, number[]>([
-    ['vision_model.post_layernorm.weight', [H]],
-    ['vision_model.post_layernorm.bias', [H]],
+    [weightOf(VW.postLayerNorm), [H]],
+    [biasOf(VW.postLayerNorm), [H]],
   ]);
   for (let l = 0; l < layersStored; l++) {
-    const p = `vision_model.encoder.layers.${l}.`;
+    const p = `${VW.layer(l)}.`;
     // Layers past the selected one never run: checked only when present.
     const m = l < layersToRun ? req : opt;
-    for (const ln of ['layer_norm1', 'layer_norm2']) {
-      m.set(`${p}${ln}.weight`, [H]);
-      m.set(`${p}${ln}.bias`, [H]);
+    for (const ln of [VW.layerNorm1, VW.layerNorm2]) {
+      m.set(weightOf(p + ln), [H]);
+      m.set(biasOf(p + ln), [H]);
     }
-    for (const pr of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) {
-      m.set(`${p}self_attn.${pr}.weight`, [H, H]);
-      m.set(`${p}self_attn.${pr}.bias`, [H]);
+    for (const pr of [VW.q, VW.k, VW.v, VW.out]) {
+      m.set(weightOf(p + pr), [H, H]);
+      m.set(biasOf(p + pr), [H]);
     }
-    m.set(`${p}mlp.fc1.weight`, [I, H]);
-    m.set(`${p}mlp.fc1.bias`, [I]);
-    m.set(`${p}mlp.fc2.weight`, [H, I]);
-    m.set(`${p}mlp.fc2.bias`, [H]);
+    m.set(weightOf(p + VW.fc1), [I, H]);
+    m.set(biasOf(p + VW.fc1), [I]);
+    m.set(weightOf(p + VW.fc2), [H, I]);
+    m.set(biasOf(p + VW.fc2), [H]);
   }
   checkWeights(weights, vdir, req, opt, torchDtypeOf(outer, file));
   return {
@@ -308,27 +310,29 @@ function readProjector(dir: string, vision: VisionConfig, llmHidden: number): { 
       'Only NVILA-Lite checkpoints are supported; other VILA projector types are not implemented.');
   }
   const weights = openWeights(pdir);
-  const ln1 = shapeOf(weights, 'mm_projector', 'layers.1.weight', pdir);
-  const l7 = shapeOf(weights, 'mm_projector', 'layers.7.weight', pdir);
-  const l2 = shapeOf(weights, 'mm_projector', 'layers.2.weight', pdir);
+  const PW = PROJECTOR_WEIGHTS;
+  const ln1Key = weightOf(PW.layerNorm1), lastKey = weightOf(PW.fc3);
+  const ln1 = shapeOf(weights, 'mm_projector', ln1Key, pdir);
+  const l7 = shapeOf(weights, 'mm_projector', lastKey, pdir);
+  const l2 = shapeOf(weights, 'mm_projector', weightOf(PW.fc1), pdir);
   const inDim = ln1.length === 1 && ln1[0] % 9 === 0 ? ln1[0] / 9 : NaN;
   if (inDim !== vision.hiddenSize) {
-    throw err(weights.info('layers.1.weight').file, `shape [${9 * vision.hiddenSize}] (9 × vision hidden ${vision.hiddenSize})`, 'mm_projector/layers.1.weight', fmt(ln1),
-      'The projector does not belong to this vision tower.', 'layers.1.weight');
+    throw err(weights.info(ln1Key).file, `shape [${9 * vision.hiddenSize}] (9 × vision hidden ${vision.hiddenSize})`, `mm_projector/${ln1Key}`, fmt(ln1),
+      'The projector does not belong to this vision tower.', ln1Key);
   }
   const outDim = l7[0];
   if (l7.length !== 2 || outDim !== llmHidden) {
-    throw err(weights.info('layers.7.weight').file, `shape [${llmHidden}, ${llmHidden}] (LLM hidden)`, 'mm_projector/layers.7.weight', fmt(l7),
-      'The projector does not belong to this LLM.', 'layers.7.weight');
+    throw err(weights.info(lastKey).file, `shape [${llmHidden}, ${llmHidden}] (LLM hidden)`, `mm_projector/${lastKey}`, fmt(l7),
+      'The projector does not belong to this LLM.', lastKey);
   }
   const mid = l2[0];
   const D9 = 9 * inDim;
   checkWeights(weights, pdir, new Map([
-    ['layers.1.weight', [D9]], ['layers.1.bias', [D9]],
-    ['layers.2.weight', [mid, D9]], ['layers.2.bias', [mid]],
-    ['layers.4.weight', [mid]], ['layers.4.bias', [mid]],
-    ['layers.5.weight', [outDim, mid]], ['layers.5.bias', [outDim]],
-    ['layers.7.weight', [outDim, outDim]], ['layers.7.bias', [outDim]],
+    [weightOf(PW.layerNorm1), [D9]], [biasOf(PW.layerNorm1), [D9]],
+    [weightOf(PW.fc1), [mid, D9]], [biasOf(PW.fc1), [mid]],
+    [weightOf(PW.layerNorm2), [mid]], [biasOf(PW.layerNorm2), [mid]],
+    [weightOf(PW.fc2), [outDim, mid]], [biasOf(PW.fc2), [outDim]],
+    [weightOf(PW.fc3), [outDim, outDim]], [biasOf(PW.fc3), [outDim]],
   ]), undefined, torchDtypeOf(cfg, file));
   const g = Math.ceil(vision.imageSize / vision.patchSize / 3);
   return { config: { type: 'mlp_downsample_3x3_fix', inDim, outDim, tokensPerTile: g * g, midDim: mid }, weights };
@@ -399,26 +403,27 @@ function readLlm(dir: string): { config: LlmConfig; weights: WeightSet } {
   const weights = openWeights(ldir);
   checkLayerCount(weights, 'model.layers.', numLayers, file, ldir, 'num_hidden_layers');
   const H = hiddenSize, Q = numHeads * headDim, KV = numKvHeads * headDim, I = intermediateSize, V = vocabSize;
+  const LW = LLM_WEIGHTS;
   const req = new Map<string, number[]>([
-    ['model.embed_tokens.weight', [V, H]],
-    ['model.norm.weight', [H]],
+    [weightOf(LW.embedTokens), [V, H]],
+    [weightOf(LW.norm), [H]],
   ]);
   const opt = new Map<string, number[]>();
-  (tieWordEmbeddings ? opt : req).set('lm_head.weight', [V, H]);
+  (tieWordEmbeddings ? opt : req).set(weightOf(LW.lmHead), [V, H]);
   for (let l = 0; l < numLayers; l++) {
-    const p = `model.layers.${l}.`;
-    req.set(`${p}input_layernorm.weight`, [H]);
-    req.set(`${p}post_attention_layernorm.weight`, [H]);
-    req.set(`${p}self_attn.q_proj.weight`, [Q, H]);
-    req.set(`${p}self_attn.q_proj.bias`, [Q]);
-    req.set(`${p}self_attn.k_proj.weight`, [KV, H]);
-    req.set(`${p}self_attn.k_proj.bias`, [KV]);
-    req.set(`${p}self_attn.v_proj.weight`, [KV, H]);
-    req.set(`${p}self_attn.v_proj.bias`, [KV]);
-    req.set(`${p}self_attn.o_proj.weight`, [H, Q]);
-    req.set(`${p}mlp.gate_proj.weight`, [I, H]);
-    req.set(`${p}mlp.up_proj.weight`, [I, H]);
-    req.set(`${p}mlp.down_proj.weight`, [H, I]);
+    const p = `${LW.layer(l)}.`;
+    req.set(weightOf(p + LW.inputNorm), [H]);
+    req.set(weightOf(p + LW.postAttentionNorm), [H]);
+    req.set(weightOf(p + LW.q), [Q, H]);
+    req.set(biasOf(p + LW.q), [Q]);
+    req.set(weightOf(p + LW.k), [KV, H]);
+    req.set(biasOf(p + LW.k), [KV]);
+    req.set(weightOf(p + LW.v), [KV, H]);
+    req.set(biasOf(p + LW.v), [KV]);
+    req.set(weightOf(p + LW.o), [H, Q]);
+    req.set(weightOf(p + LW.gate), [I, H]);
+    req.set(weightOf(p + LW.up), [I, H]);
+    req.set(weightOf(p + LW.down), [H, I]);
   }
   checkWeights(weights, ldir, req, opt, torchDtypeOf(cfg, file));
   return {
@@ -449,9 +454,10 @@ function readSpatialPe(dir: string, vision: VisionConfig): { config: SpatialPeCo
   const inDim = spatialPeInputDim(numFreqs, includeInput);
   if (inDim === 0) throw err(file, 'num_freqs > 0 or include_input true', 'the spatial PE', 'no input features', 'Fix the config.');
   const weights = openWeights(sdir);
+  const SW = SPATIAL_PE_WEIGHTS;
   checkWeights(weights, sdir, new Map([
-    ['mlp.0.weight', [hidden, inDim]], ['mlp.0.bias', [hidden]],
-    ['mlp.2.weight', [outDim, hidden]], ['mlp.2.bias', [outDim]],
+    [weightOf(SW.fc1), [hidden, inDim]], [biasOf(SW.fc1), [hidden]],
+    [weightOf(SW.fc2), [outDim, hidden]], [biasOf(SW.fc2), [outDim]],
   ]), undefined, torchDtypeOf(cfg, file));
   return { config: { numFreqs, includeInput, hidden, outDim, inject: 'vision_tower' }, weights };
 }
@@ -469,7 +475,8 @@ function readRegionExtractor(dir: string, vision: VisionConfig, llmHidden: numbe
   const regionToken = str(cfg, 'region_token', file, '<mask>');
   if (regionToken === '') throw err(file, 'a non-empty string', '"region_token"', "''", 'Fix the config.');
   const weights = openWeights(rdir);
-  const first = projector === 'linear' ? 'projector.weight' : 'projector.0.weight';
+  const RW = REGION_WEIGHTS;
+  const first = weightOf(projector === 'linear' ? RW.linear : RW.fc1);
   const s = shapeOf(weights, 'region_extractor', first, rdir);
   const want = [llmHidden, vision.hiddenSize];
   if (s.length !== 2 || s[0] !== want[0] || s[1] !== want[1]) {
@@ -477,8 +484,8 @@ function readRegionExtractor(dir: string, vision: VisionConfig, llmHidden: numbe
   }
   const [outDim, inDim] = s;
   const req = projector === 'linear'
-    ? new Map([['projector.weight', [outDim, inDim]], ['projector.bias', [outDim]]])
-    : new Map([['projector.0.weight', [outDim, inDim]], ['projector.0.bias', [outDim]], ['projector.2.weight', [outDim, outDim]], ['projector.2.bias', [outDim]]]);
+    ? new Map([[weightOf(RW.linear), [outDim, inDim]], [biasOf(RW.linear), [outDim]]])
+    : new Map([[weightOf(RW.fc1), [outDim, inDim]], [biasOf(RW.fc1), [outDim]], [weightOf(RW.fc2), [outDim, outDim]], [biasOf(RW.fc2), [outDim]]]);
   checkWeights(weights, rdir, req, undefined, torchDtypeOf(cfg, file));
   return { config: { projector, pooling, inDim, outDim, regionToken }, weights };
 }

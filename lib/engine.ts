@@ -19,6 +19,8 @@ import { Sr3dError, fromNative, invalidArgument } from './errors';
 import { native } from './native';
 import type { NativeEngine, NativeEngineSpec, NativeMlpStep, NativeWeight } from './native';
 import { toContiguous, toNdArray } from './tensor';
+import { checkMaxNewTokens, checkTemperature } from './validate';
+import { LLM_WEIGHTS, NATIVE_PREFIX, PROJECTOR_WEIGHTS, REGION_WEIGHTS, SPATIAL_PE_WEIGHTS, biasOf, weightOf } from './weights';
 import type { NdArray, TensorLike } from './tensor';
 import { EngineBusyError, EngineDisposedError } from './errors';
 export { EngineBusyError, EngineDisposedError };
@@ -93,6 +95,18 @@ export interface GenerateOptions {
   append?: boolean;
 }
 
+/**
+ * Why a generation ended: `'stop'` at a stop token, `'length'` at `maxNewTokens` or a full KV
+ * cache, `'aborted'` when its signal aborted.
+ */
+export type StopReason = 'stop' | 'length' | 'aborted';
+
+/** What {@link Engine.generate} returns: the token stream, and afterwards why it ended. */
+export interface GenerationStream extends AsyncIterable<number> {
+  /** Set when the iteration ends on its own; null before, and when the consumer broke out. */
+  readonly stopReason: StopReason | null;
+}
+
 /** What {@link Engine.info} reports. */
 export interface EngineInfo {
   /** `'cpu'` or `'cuda:<index>'`. */
@@ -159,17 +173,8 @@ interface Dims {
  * {@link Engine.dispose}; GPU memory is never left to the garbage collector.
  */
 export class Engine {
-  /**
-   * The last token the previous {@link generate} sampled but did not add to the KV cache (its
-   * stop token, or the last token yielded when `maxNewTokens` or an abort ended it); null when
-   * none. A conversation's next turn (`append: true`) starts with it when it belongs to the text.
-   */
-  pendingToken: number | null = null;
-  /**
-   * Counts the times the KV cache was started over ({@link logits}, {@link generate} without
-   * `append`): a caller continuing a conversation checks that it has not changed since its turn.
-   */
-  cacheEpoch = 0;
+  private pending: number | null = null;
+  private epoch = 0;
   private readonly handle: NativeEngine;
   private readonly dims: Dims;
   private readonly eos: number[];
@@ -186,6 +191,29 @@ export class Engine {
     this.eos = eos;
     this.defaultMaxNew = defaultMaxNew;
     this.maxContext = maxContext;
+  }
+
+  /**
+   * The last token the previous {@link generate} sampled but did not add to the KV cache (its
+   * stop token, or the last token yielded when `maxNewTokens` or an abort ended it); null when
+   * none. A conversation's next turn (`append: true`) starts with it when it belongs to the text.
+   */
+  get pendingToken(): number | null {
+    return this.pending;
+  }
+
+  /**
+   * Counts the times the KV cache was started over ({@link logits}, {@link generate} without
+   * `append`): a caller continuing a conversation checks that it has not changed since its turn.
+   */
+  get cacheEpoch(): number {
+    return this.epoch;
+  }
+
+  /** Positions the KV cache holds now (a conversation checks its next turn fits). */
+  get cachedPositions(): number {
+    if (this.disposePromise) throw new EngineDisposedError();
+    return this.handle.info().cached;
   }
 
   private check(): void {
@@ -307,8 +335,8 @@ export class Engine {
     const e = this.embeddings(embeddings);
     const out = new Float32Array(this.dims.llm!.vocab);
     await this.enqueue(() => {
-      this.cacheEpoch++;
-      this.pendingToken = null;
+      this.epoch++;
+      this.pending = null;
       return this.handle.prefill({ embeddings: e.data, n: e.n, reset: true, out });
     });
     return out;
@@ -324,11 +352,15 @@ export class Engine {
    * {@link EngineBusyError}.
    * @param embeddings (L, llmHidden) float32, 1 <= L <= maxContext.
    */
-  generate(embeddings: TensorLike, opts: GenerateOptions = {}): AsyncIterable<number> {
+  generate(embeddings: TensorLike, opts: GenerateOptions = {}): GenerationStream {
     checkOptions(opts);
     const e = this.embeddings(embeddings);
     const o = this.generateOptions(opts);
-    return { [Symbol.asyncIterator]: () => this.generation(e.data, e.n, o) };
+    const stream = {
+      stopReason: null as StopReason | null,
+      [Symbol.asyncIterator]: () => this.generation(e.data, e.n, o, (r) => { stream.stopReason = r; }),
+    };
+    return stream;
   }
 
   /** Device, memory and capacity. Throws {@link EngineDisposedError} after {@link dispose}. */
@@ -346,6 +378,11 @@ export class Engine {
   dispose(): Promise<void> {
     if (!this.disposePromise) this.disposePromise = this.handle.dispose().catch((e) => { throw engineError(e); });
     return this.disposePromise;
+  }
+
+  /** `await using engine = await createEngine(…)` disposes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
   }
 
   // ---- internals ----
@@ -382,10 +419,8 @@ export class Engine {
 
   private generateOptions(o: GenerateOptions) {
     const vocab = this.dims.llm!.vocab;
-    const maxNewTokens = o.maxNewTokens ?? this.defaultMaxNew;
-    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw invalidArgument('a non-negative integer', 'maxNewTokens', maxNewTokens);
-    const temperature = o.temperature ?? 0;
-    if (typeof temperature !== 'number' || !(temperature >= 0) || !Number.isFinite(temperature)) throw invalidArgument('a finite number >= 0', 'temperature', temperature);
+    const maxNewTokens = checkMaxNewTokens(o.maxNewTokens ?? this.defaultMaxNew);
+    const temperature = checkTemperature(o.temperature ?? 0);
     const topP = o.topP ?? 1;
     if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw invalidArgument('a number in (0, 1]', 'topP', topP);
     const topK = o.topK ?? 0;
@@ -411,7 +446,8 @@ export class Engine {
     return { maxNewTokens, temperature, topP, topK: Math.min(topK, vocab), seed, stop: stopSet, signal, append };
   }
 
-  private async *generation(emb: Float32Array, n: number, o: ReturnType<Engine['generateOptions']>): AsyncGenerator<number, void, undefined> {
+  private async *generation(emb: Float32Array, n: number, o: ReturnType<Engine['generateOptions']>, end: (r: StopReason) => void):
+    AsyncGenerator<number, void, undefined> {
     const site = new Error().stack;
     // Take the engine: wait for the calls queued before us, then hold it until the end.
     let release!: () => void;
@@ -427,7 +463,8 @@ export class Engine {
       throw e;
     }
     try {
-      if (o.signal?.aborted || o.maxNewTokens === 0) return;
+      if (o.signal?.aborted) return end('aborted');
+      if (o.maxNewTokens === 0) return end('length');
       const call = async <T>(f: () => Promise<T>): Promise<T> => {
         if (this.disposePromise) throw new EngineDisposedError();
         try {
@@ -437,21 +474,23 @@ export class Engine {
         }
       };
       this.handle.seed(o.seed);
-      if (!o.append) this.cacheEpoch++;
-      this.pendingToken = null;
+      if (!o.append) this.epoch++;
+      this.pending = null;
       const before = o.append ? this.handle.info().cached : 0;
       await call(() => this.handle.prefill({ embeddings: emb, n, reset: !o.append }));
       let cached = before + n, prev = -1;
       for (let i = 0; i < o.maxNewTokens; i++) {
-        if (o.signal?.aborted) return;
-        if (prev >= 0 && cached >= this.maxContext) return; // no room to append the last token
+        if (o.signal?.aborted) return end('aborted');
+        if (prev >= 0 && cached >= this.maxContext) return end('length'); // no room to append the last token
         const token = await call(() => this.handle.step({ prevToken: prev, temperature: o.temperature, topP: o.topP, topK: o.topK }));
         if (prev >= 0) cached++;
-        this.pendingToken = token;
-        if (o.signal?.aborted || o.stop.has(token)) return;
+        this.pending = token;
+        if (o.signal?.aborted) return end('aborted');
+        if (o.stop.has(token)) return end('stop');
         yield token;
         prev = token;
       }
+      end('length');
     } finally {
       this.generating = false;
       release();
@@ -459,7 +498,7 @@ export class Engine {
   }
 }
 
-/** @internal The native engine behind an {@link Engine} (tests: token-by-token prefill). */
+/** @internal The native engine behind an {@link Engine}: tests only (token-by-token prefill); the library uses the Engine's own API. */
 export function nativeEngineOf(engine: Engine): NativeEngine {
   return (engine as unknown as { handle: NativeEngine }).handle;
 }
@@ -475,7 +514,7 @@ function addWeights(out: NativeWeight[], set: WeightSet, prefix: string, keep: (
 }
 
 function linearStep(set: WeightSet, name: string): NativeMlpStep {
-  return set.has(`${name}.bias`) ? { kind: 'linear', weight: `${name}.weight`, bias: `${name}.bias` } : { kind: 'linear', weight: `${name}.weight` };
+  return set.has(biasOf(name)) ? { kind: 'linear', weight: weightOf(name), bias: biasOf(name) } : { kind: 'linear', weight: weightOf(name) };
 }
 
 function checkpointShape(ckpt: unknown): Checkpoint {
@@ -530,34 +569,34 @@ export async function createEngine(ckpt: Checkpoint, opts: EngineOptions = {}): 
   const weights: NativeWeight[] = [];
   // Encoder layers past the selected hidden state never run: do not read them.
   const layerRe = /(?:^|\.)encoder\.layers\.(\d+)\./;
-  addWeights(weights, c.vision.weights, 'vision.', (k) => {
+  addWeights(weights, c.vision.weights, NATIVE_PREFIX.vision, (k) => {
     const m = layerRe.exec(k);
     return !m || Number(m[1]) < vc.layersToRun;
   });
-  addWeights(weights, c.projector.weights, 'projector.');
-  addWeights(weights, c.llm.weights, 'llm.', (k) => !(lc.tieWordEmbeddings && k === 'lm_head.weight'));
+  addWeights(weights, c.projector.weights, NATIVE_PREFIX.projector);
+  addWeights(weights, c.llm.weights, NATIVE_PREFIX.llm, (k) => !(lc.tieWordEmbeddings && k === weightOf(LLM_WEIGHTS.lmHead)));
   if (c.spatialPe) {
-    const w = c.spatialPe.weights;
-    spec.mlps!.spatial_pe = [linearStep(w, 'mlp.0'), { kind: 'gelu_erf' }, linearStep(w, 'mlp.2')];
-    mlpDims.set('spatial_pe', { inDim: w.info('mlp.0.weight').shape[1], outDim: w.info('mlp.2.weight').shape[0] });
-    addWeights(weights, w, 'spatial_pe.');
+    const w = c.spatialPe.weights, SW = SPATIAL_PE_WEIGHTS;
+    spec.mlps!.spatial_pe = [linearStep(w, SW.fc1), { kind: 'gelu_erf' }, linearStep(w, SW.fc2)];
+    mlpDims.set('spatial_pe', { inDim: w.info(weightOf(SW.fc1)).shape[1], outDim: w.info(weightOf(SW.fc2)).shape[0] });
+    addWeights(weights, w, NATIVE_PREFIX.spatialPe);
   }
   if (c.regionExtractor) {
-    const w = c.regionExtractor.weights;
+    const w = c.regionExtractor.weights, RW = REGION_WEIGHTS;
     if (c.regionExtractor.config.projector === 'linear') {
-      spec.mlps!.region = [linearStep(w, 'projector')];
-      mlpDims.set('region', { inDim: w.info('projector.weight').shape[1], outDim: w.info('projector.weight').shape[0] });
+      spec.mlps!.region = [linearStep(w, RW.linear)];
+      mlpDims.set('region', { inDim: w.info(weightOf(RW.linear)).shape[1], outDim: w.info(weightOf(RW.linear)).shape[0] });
     } else {
-      spec.mlps!.region = [linearStep(w, 'projector.0'), { kind: 'gelu_erf' }, linearStep(w, 'projector.2')];
-      mlpDims.set('region', { inDim: w.info('projector.0.weight').shape[1], outDim: w.info('projector.2.weight').shape[0] });
+      spec.mlps!.region = [linearStep(w, RW.fc1), { kind: 'gelu_erf' }, linearStep(w, RW.fc2)];
+      mlpDims.set('region', { inDim: w.info(weightOf(RW.fc1)).shape[1], outDim: w.info(weightOf(RW.fc2)).shape[0] });
     }
-    addWeights(weights, w, 'region.');
+    addWeights(weights, w, NATIVE_PREFIX.region);
   }
 
   const g = vc.imageSize / vc.patchSize, G = Math.ceil(g / 3);
   const dims: Dims = {
     vision: { tokens: g * g, hidden: vc.hiddenSize, imageSize: vc.imageSize },
-    projector: { tokens: G * G, outDim: c.projector.weights.info('layers.7.weight').shape[0] },
+    projector: { tokens: G * G, outDim: c.projector.weights.info(weightOf(PROJECTOR_WEIGHTS.fc3)).shape[0] },
     llm: { hidden: lc.hiddenSize, vocab: lc.vocabSize },
     mlps: mlpDims,
   };

@@ -31,6 +31,7 @@ import { encodeNpy, readNpy } from './npy';
 import { toContiguous, toNdArray } from './tensor';
 import type { NdArray, TensorLike } from './tensor';
 import { SceneError } from './errors';
+import { DEPTH_SCALE_NEEDED } from './validate';
 export { SceneError };
 
 // ---- types ---------------------------------------------------------------------------
@@ -266,7 +267,7 @@ function frameFromInput(f: SceneFrameInput, i: number): SceneFrame {
     let scale = f.depthScale;
     if (scale === undefined) {
       if (d.dtype === 'uint16') {
-        throw sceneError('metres per depth unit for uint16 depth (TUM: 1/5000 = 0.0002, ScanNet: 1/1000)', `${at}.depthScale`, 'undefined',
+        throw sceneError(DEPTH_SCALE_NEEDED, `${at}.depthScale`, 'undefined',
           'give "depthScale" with the depth map', i);
       }
       scale = 1;

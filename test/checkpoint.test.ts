@@ -10,6 +10,7 @@ import { CheckpointError, SafetensorsFile, ShardedWeights, toFloat32, writeSafet
 import { writeTinyModel } from '../lib/tinymodel';
 import type { TinyModelInfo } from '../lib/tinymodel';
 import { tinyModelCommand } from '../lib/commands/tiny_model';
+import { LLM_WEIGHTS, PROJECTOR_WEIGHTS, SPATIAL_PE_WEIGHTS, VISION_WEIGHTS, weightOf } from '../lib/weights';
 
 let tmp: string;
 let base: string;
@@ -107,7 +108,7 @@ describe('tiny model layout', () => {
     expect(Math.abs(mean)).toBeLessThan(0.02);
     expect(std).toBeGreaterThan(0.85 / Math.sqrt(32));
     expect(std).toBeLessThan(1.15 / Math.sqrt(32));
-    const g = toFloat32(st.read('vision_model.encoder.layers.0.layer_norm1.weight'));
+    const g = toFloat32(st.read(weightOf(`${VISION_WEIGHTS.layer(0)}.${VISION_WEIGHTS.layerNorm1}`)));
     expect(Math.min(...g)).toBeGreaterThanOrEqual(0.9);
     expect(Math.max(...g)).toBeLessThanOrEqual(1.1);
     expect(Math.max(...g) - Math.min(...g)).toBeGreaterThan(0.05);
@@ -158,14 +159,14 @@ describe('loadCheckpoint(writeTinyModel(...))', () => {
     });
     expect(ck.spatialPe!.config).toEqual({ numFreqs: pe.num_freqs, includeInput: true, hidden: pe.hidden, outDim: pe.out_dim, inject: 'vision_tower' });
     expect(spatialPeInputDim(16, true)).toBe(99);
-    expect(ck.spatialPe!.weights.info('mlp.0.weight').shape).toEqual([32, 99]);
+    expect(ck.spatialPe!.weights.info(weightOf(SPATIAL_PE_WEIGHTS.fc1)).shape).toEqual([32, 99]);
     expect(ck.regionExtractor!.config).toEqual({ projector: re.projector, pooling: 'area', inDim: 32, outDim: 64, regionToken: '<mask>' });
     expect(ck.llm.weights).toBeInstanceOf(ShardedWeights);
     expect(ck.bytes).toBe(baseInfo.bytes);
     expect(ck.bytes).toBe(ck.vision.weights.bytes + ck.projector.weights.bytes + ck.llm.weights.bytes + ck.spatialPe!.weights.bytes + ck.regionExtractor!.weights.bytes);
     // Two layers x 12 tensors + embed, norm, lm_head.
     expect(ck.llm.weights.keys().length).toBe(2 * 12 + 3);
-    const q = ck.llm.weights.read('model.layers.1.self_attn.k_proj.weight');
+    const q = ck.llm.weights.read(weightOf(`${LLM_WEIGHTS.layer(1)}.${LLM_WEIGHTS.k}`));
     expect(q.shape).toEqual([2 * 16, 64]);
   });
 
@@ -176,16 +177,16 @@ describe('loadCheckpoint(writeTinyModel(...))', () => {
     expect(c32.spatialPe).toBeUndefined();
     expect(c32.regionExtractor!.config.projector).toBe('linear');
     expect(c32.regionExtractor!.weights.keys().sort()).toEqual(['projector.bias', 'projector.weight']);
-    expect(c32.vision.weights.info('vision_model.embeddings.patch_embedding.weight')).toMatchObject({ dtype: 'f32', shape: [32, 3, 14, 14] });
+    expect(c32.vision.weights.info(weightOf(VISION_WEIGHTS.patchEmbedding))).toMatchObject({ dtype: 'f32', shape: [32, 3, 14, 14] });
     const c16dir = path.join(tmp, 'f16');
     await writeTinyModel(c16dir, { dtype: 'f16', withRegionExtractor: false, seed: 1 });
     const c16 = await loadCheckpoint(c16dir);
     expect(c16.regionExtractor).toBeUndefined();
-    expect(c16.llm.weights.info('lm_head.weight').dtype).toBe('f16');
+    expect(c16.llm.weights.info(weightOf(LLM_WEIGHTS.lmHead)).dtype).toBe('f16');
     // Same seed, other dtype: the same values up to the dtype's rounding.
-    const b = toFloat32((await loadCheckpoint(base)).projector.weights.read('layers.5.weight'));
-    const h = toFloat32(c16.projector.weights.read('layers.5.weight'));
-    const f = toFloat32(c32.projector.weights.read('layers.5.weight'));
+    const b = toFloat32((await loadCheckpoint(base)).projector.weights.read(weightOf(PROJECTOR_WEIGHTS.fc2)));
+    const h = toFloat32(c16.projector.weights.read(weightOf(PROJECTOR_WEIGHTS.fc2)));
+    const f = toFloat32(c32.projector.weights.read(weightOf(PROJECTOR_WEIGHTS.fc2)));
     // Round-to-nearest: half an ulp, at most 2^-8 (bf16) / 2^-11 (f16) relative, f16 subnormals 2^-25 absolute.
     let worstB = 0, worstH = 0;
     for (let i = 0; i < f.length; i++) {

@@ -12,9 +12,11 @@ import * as zlib from 'zlib';
 
 import {
   CheckpointError, InvalidArgumentError, RegionError, SceneError, SR3D, Sr3dError, TokenizerFileError,
-  checkManifest, createTokenizer, encodeNpy, parseNpy, parseRegionArg, qwen2TokenizerFiles, readDepth, readImage,
+  encodeNpy, parseNpy, parseRegionArg, readDepth, readImage,
   resolveRegions, SafetensorsFile, sceneFromFrames, writeSafetensors, writeTinyModel,
 } from '../lib/index';
+import { checkManifest } from '../lib/scene';
+import { createTokenizer, qwen2TokenizerFiles } from '../lib/tokenizer';
 import type { RegionSpec, Scene, SceneFrameInput, Sr3dTokenizer } from '../lib/index';
 import { craftedPng } from './crafted';
 import { rng } from './helpers';

@@ -6,7 +6,8 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { encodeNpy, parseNpy } from '../lib/npy';
-import { associate, importCommand, importTum, interpolatePose, tumPoseToMatrix } from '../lib/commands/import';
+import { importCommand } from '../lib/commands/import';
+import { associate, importTum, interpolatePose, tumPoseToMatrix } from '../lib/tum';
 import { checkManifest, loadScene, saveScene, SCENE_LIMITS, sceneFromFrames, SceneError, sceneWorldPoints } from '../lib/scene';
 import type { SceneFrameInput } from '../lib/scene';
 import { RPY_DIR } from './helpers';
