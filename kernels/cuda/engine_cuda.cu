@@ -308,6 +308,12 @@ class CudaEngine final : public Engine {
     SR3D_CUDA_CHECK(cudaMemcpyAsync(out, cur, sizeof(float) * rows * m.out, cudaMemcpyDeviceToHost, s));
     SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
   }
+  // The CUDA pool / sinusoid kernels (what the unfused chain picks on a GPU build), on this
+  // engine's device. TODO(perf): keep pooled / encoded rows on the device between the steps.
+  void add_spatial_pe(const SpatialPeArgs& a) override {
+    select();
+    add_spatial_pe_chain(*this, a, Impl::kCuda);
+  }
   int64_t mlp_in_dim(const std::string& module) const override { return mlp(module).in; }
   int64_t mlp_out_dim(const std::string& module) const override { return mlp(module).out; }
 
