@@ -171,6 +171,8 @@ export interface NativeAddon {
   maskPool(b: ImplBaton & {
     features: Float32Array; channels: number; masks: Uint8Array; regions: number; patch: number;
     mode: 'area' | 'spatialrgpt'; out: Float32Array;
+    /** Given: masks are per tile, (regions, maskTiles, patch·g, patch·g) (tiles layout only). */
+    maskTiles?: number;
   } & (
     { layout: 'frames'; frames: number; height: number; width: number } |
     { layout: 'tiles'; tiles: number; tile: number; cols: number; rows: number })): Promise<void>;

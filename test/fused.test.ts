@@ -1,6 +1,7 @@
 // The fused image-side stages (issue 9) against the chains they replace, bit for bit:
 // Engine.addSpatialPe (tilePointMap -> poolPointsToPatches -> gather -> sinusoidalEncode ->
-// runMlp('spatial_pe') -> scatter-add).
+// runMlp('spatial_pe') -> scatter-add); maskPool's masksLayout 'tiles' (the JS stitch of
+// tileMask's tiles + maskPool over the stitched mask).
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -10,9 +11,10 @@ import type { Checkpoint } from '../lib/checkpoint_types';
 import { createEngine, Engine } from '../lib/engine';
 import { InvalidArgumentError } from '../lib/errors';
 import { poolPointsToPatches, sinusoidalEncode } from '../lib/geometry';
+import { maskPool } from '../lib/region';
 import { toNdArray } from '../lib/tensor';
 import type { NdArray } from '../lib/tensor';
-import { planTiles, tilePointMap } from '../lib/tiling';
+import { planTiles, tileMask, tilePointMap } from '../lib/tiling';
 import type { TilePlan } from '../lib/tiling';
 import { writeTinyModel } from '../lib/tinymodel';
 import { expectBitEqual, rng } from './helpers';
@@ -144,5 +146,85 @@ describe('Engine.addSpatialPe', () => {
     } finally {
       fs.rmSync(d2, { recursive: true, force: true });
     }
+  });
+});
+
+// The pipeline's stitch before the fusion (lib/sr3d.ts prepare(), tiles mode).
+function stitchMasks(tiles: Uint8Array, M: number, K: number, cols: number, rows: number, T: number): Uint8Array {
+  const H = rows * T, W = cols * T, out = new Uint8Array(M * H * W);
+  for (let m = 0; m < M; m++) {
+    for (let k = 0; k < cols * rows; k++) {
+      const r = Math.floor(k / cols), c = k % cols;
+      for (let y = 0; y < T; y++) {
+        const src = ((m * K + k) * T + y) * T;
+        out.set(tiles.subarray(src, src + T), m * H * W + (r * T + y) * W + c * T);
+      }
+    }
+  }
+  return out;
+}
+
+describe("maskPool with masksLayout 'tiles'", () => {
+  const cases: [number, number, boolean][] = [[1, 1, false], [1, 3, true], [1, 3, false], [3, 4, true], [3, 4, false], [2, 1, true]];
+  test.each(cases)('equals stitch + maskPool bit for bit: %ix%i, thumbnail %s', async (cols, rows, thumb) => {
+    const gt = 4, patch = 3, C = 5, T = gt * patch, M = 4;
+    const grid = cols * rows, N = grid + (thumb ? 1 : 0);
+    const r = rng(100 + cols * 10 + rows);
+    const feats = toNdArray(Float32Array.from({ length: N * gt * gt * C }, () => 2 * r() - 1), [N, gt, gt, C]);
+    // Region 0: sparse; 1: one tile only; 2: one pixel; 3: everything. The thumbnail's masks are
+    // noise the pooling must ignore.
+    const tiles = new Uint8Array(M * N * T * T);
+    for (let k = 0; k < N; k++) {
+      for (let i = 0; i < T * T; i++) {
+        const thumbTile = k === grid;
+        tiles[(0 * N + k) * T * T + i] = thumbTile ? 1 : Number(r() < 0.2);
+        tiles[(1 * N + k) * T * T + i] = thumbTile ? 1 : Number(k === grid - 1 && r() < 0.5);
+        tiles[(3 * N + k) * T * T + i] = 1;
+      }
+    }
+    tiles[(2 * N + Math.floor(grid / 2)) * T * T + 7] = 1;
+    const stitched = stitchMasks(tiles, M, N, cols, rows, T);
+    for (const mode of ['area', 'spatialrgpt'] as const) {
+      const want = await maskPool(feats, toNdArray(stitched, [M, rows * T, cols * T]), { plan: { cols, rows }, mode, patch, device: 'cpu' });
+      const got = await maskPool(feats, toNdArray(tiles, [M, N, T, T]), { plan: { cols, rows }, mode, patch, masksLayout: 'tiles', device: 'cpu' });
+      expectBitEqual(got.data, want.data, `${mode} ${cols}x${rows}`);
+      const ref = await maskPool(feats, toNdArray(tiles, [M, N, T, T]), { plan: { cols, rows }, mode, patch, masksLayout: 'tiles', impl: 'reference' });
+      expectBitEqual(ref.data, want.data, `${mode} ${cols}x${rows} (reference)`);
+    }
+  });
+
+  test('tileMask output as is (a 2x1 plan + thumbnail, 448 px tiles, the tiny model\'s features)', async () => {
+    const plan = planTiles(900, 400, { maxTiles: 2 });
+    const r = rng(9), H = 400, W = 900;
+    const masks = [0.3, 0.01].map((p) => toNdArray(Uint8Array.from({ length: H * W }, () => Number(r() < p)), [H, W]));
+    const hv = ckpt.vision.config.hiddenSize;
+    const feats = toNdArray(randFeats(plan.tiles, 8).data, [plan.tiles, g, g, hv]);
+    const T = S, K = plan.tiles, M = masks.length;
+    const tiles = new Uint8Array(M * K * T * T);
+    for (let m = 0; m < M; m++) await tileMask(masks[m], plan, { out: tiles.subarray(m * K * T * T, (m + 1) * K * T * T) });
+    const stitched = stitchMasks(tiles, M, K, plan.cols, plan.rows, T);
+    for (const mode of ['area', 'spatialrgpt'] as const) {
+      const want = await maskPool(feats, toNdArray(stitched, [M, plan.rows * T, plan.cols * T]), { plan, mode, patch: P });
+      const got = await maskPool(feats, toNdArray(tiles, [M, K, T, T]), { plan, mode, patch: P, masksLayout: 'tiles' });
+      expectBitEqual(got.data, want.data, mode);
+    }
+  });
+
+  test('a region empty on every grid tile (only on the thumbnail) and bad shapes are typed errors', async () => {
+    const gt = 2, patch = 2, C = 3, T = 4, cols = 2, rows = 1, N = 3;
+    const feats = toNdArray(new Float32Array(N * gt * gt * C).fill(1), [N, gt, gt, C]);
+    const tiles = new Uint8Array(2 * N * T * T);
+    tiles[0] = 1;                       // region 0: on grid tile 0
+    tiles[(1 * N + 2) * T * T + 3] = 1; // region 1: on the thumbnail only
+    await expect(maskPool(feats, toNdArray(tiles, [2, N, T, T]), { plan: { cols, rows }, patch, masksLayout: 'tiles' }))
+      .rejects.toThrow(/masks\[1\]/);
+    await expect(maskPool(feats, toNdArray(new Uint8Array(2 * 4 * T * T).fill(1), [2, 4, T, T]), { plan: { cols, rows }, patch, masksLayout: 'tiles' }))
+      .rejects.toThrow(/masks\.shape/);
+    await expect(maskPool(feats, toNdArray(new Uint8Array(2 * N * 5 * 5), [2, N, 5, 5]), { plan: { cols, rows }, patch, masksLayout: 'tiles' }))
+      .rejects.toThrow(/masks\.shape/);
+    await expect(maskPool(toNdArray(new Float32Array(gt * gt * C), [gt, gt, C]), toNdArray(tiles, [2, N, T, T]), { patch, masksLayout: 'tiles' }))
+      .rejects.toThrow(/plan/);
+    await expect(maskPool(feats, toNdArray(tiles, [2, N, T, T]), { plan: { cols, rows }, patch, masksLayout: 'tile' as never }))
+      .rejects.toThrow(/masksLayout/);
   });
 });
