@@ -1,7 +1,7 @@
 // The fused image-side stages (issue 9) against the chains they replace, bit for bit:
 // Engine.addSpatialPe (tilePointMap -> poolPointsToPatches -> gather -> sinusoidalEncode ->
 // runMlp('spatial_pe') -> scatter-add); maskPool's masksLayout 'tiles' (the JS stitch of
-// tileMask's tiles + maskPool over the stitched mask).
+// tileMask's tiles + maskPool over the stitched mask); canonicalScenePoints (canonicalFramesOf).
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -10,8 +10,11 @@ import { loadCheckpoint } from '../lib/checkpoint';
 import type { Checkpoint } from '../lib/checkpoint_types';
 import { createEngine, Engine } from '../lib/engine';
 import { InvalidArgumentError } from '../lib/errors';
-import { poolPointsToPatches, sinusoidalEncode } from '../lib/geometry';
+import { canonicalize, poolPointsToPatches, sinusoidalEncode } from '../lib/geometry';
 import { maskPool } from '../lib/region';
+import { sceneFromFrames, sceneWorldPoints } from '../lib/scene';
+import type { Scene, SceneFrameInput } from '../lib/scene';
+import { canonicalScenePoints } from '../lib/scene_points';
 import { toNdArray } from '../lib/tensor';
 import type { NdArray } from '../lib/tensor';
 import { planTiles, tileMask, tilePointMap } from '../lib/tiling';
@@ -226,5 +229,98 @@ describe("maskPool with masksLayout 'tiles'", () => {
       .rejects.toThrow(/plan/);
     await expect(maskPool(feats, toNdArray(tiles, [2, N, T, T]), { plan: { cols, rows }, patch, masksLayout: 'tile' as never }))
       .rejects.toThrow(/masksLayout/);
+  });
+});
+
+// ---- canonicalScenePoints -------------------------------------------------------------------
+
+// lib/sr3d.ts canonicalFramesOf and rotationToZ, copied as the reference.
+function refRotationToZ(u: readonly [number, number, number]): number[] {
+  const [x, y, z] = u;
+  if (z < -1 + 1e-12) return [1, 0, 0, 0, -1, 0, 0, 0, -1];
+  const k = 1 / (1 + z);
+  return [1 - x * x * k, -x * y * k, -x, -x * y * k, 1 - y * y * k, -y, x, y, 1 - (x * x + y * y) * k];
+}
+async function canonicalFramesOf(scene: Scene, world: NdArray<Float32Array>[], fed: number[], notes: string[]): Promise<NdArray<Float32Array>[] | null> {
+  let total = 0;
+  for (const w of world) total += w.data.length;
+  const all = new Float32Array(total);
+  const offsets: number[] = [];
+  let o = 0;
+  for (const w of world) { offsets.push(o); all.set(w.data, o); o += w.data.length; }
+  const posed = scene.frames.some((f) => f.pose !== undefined);
+  if (!posed && scene.up) {
+    const R = refRotationToZ(scene.up);
+    for (let i = 0; i < total; i += 3) {
+      const a = all[i], b = all[i + 1], c = all[i + 2];
+      all[i] = R[0] * a + R[1] * b + R[2] * c;
+      all[i + 1] = R[3] * a + R[4] * b + R[5] * c;
+      all[i + 2] = R[6] * a + R[7] * b + R[8] * c;
+    }
+  }
+  if (!posed && scene.frames.length > 1) notes.push('frames without camera poses: each frame\'s points are in its own camera frame, so the 3D PE does not relate the views');
+  let anyValid = false;
+  for (let i = 0; i < total && !anyValid; i += 3) anyValid = Number.isFinite(all[i]) && Number.isFinite(all[i + 1]) && Number.isFinite(all[i + 2]);
+  if (!anyValid) return null;
+  await canonicalize(toNdArray(all, [total / 3, 3]), { outPoints: all });
+  return fed.map((f) => toNdArray(all.subarray(offsets[f], offsets[f] + world[f].data.length), world[f].shape));
+}
+
+function pose(seed: number): number[] {
+  const r = rng(seed), a = r() * 6, b = r() - 0.5;
+  const [c, s, cb, sb] = [Math.cos(a), Math.sin(a), Math.cos(b), Math.sin(b)];
+  // Rz(a) Rx(b), plus a translation.
+  return [c, -s * cb, s * sb, 2 * r() - 1, s, c * cb, -c * sb, 2 * r() - 1, 0, sb, cb, r(), 0, 0, 0, 1];
+}
+
+function frame(seed: number, H: number, W: number, kind: 'u16' | 'f32' | 'points' | 'empty', withPose: boolean): SceneFrameInput {
+  const r = rng(seed);
+  const image = new Uint8Array(H * W * 3);
+  const intrinsics = { fx: 50 + 10 * r(), fy: 52 + 10 * r(), cx: W / 2 - 0.3, cy: H / 2 + 0.2 };
+  const hole = () => r() < 0.15;
+  const base = {
+    image: toNdArray(image, [H, W, 3]), intrinsics, ...(withPose ? { pose: pose(seed + 1) } : {}),
+  };
+  if (kind === 'u16') return { ...base, depth: toNdArray(Uint16Array.from({ length: H * W }, () => (hole() ? 0 : 2000 + Math.floor(r() * 9000))), [H, W]), depthScale: 1 / 5000 };
+  if (kind === 'f32') return { ...base, depth: toNdArray(Float32Array.from({ length: H * W }, () => (hole() ? NaN : 0.4 + 3 * r())), [H, W]) };
+  if (kind === 'empty') return { ...base, depth: toNdArray(new Float32Array(H * W), [H, W]) };
+  return { ...base, points: toNdArray(Float32Array.from({ length: H * W * 3 }, () => (hole() ? NaN : 4 * r() - 2)), [H, W, 3]) };
+}
+
+describe('canonicalScenePoints', () => {
+  const cases: [string, () => Scene, number[], boolean][] = [
+    ['3 posed uint16 frames', () => sceneFromFrames([frame(1, 24, 32, 'u16', true), frame(2, 24, 32, 'u16', true), frame(3, 24, 32, 'u16', true)]), [0, 2], true],
+    ['2 posed float32 frames (one empty)', () => sceneFromFrames([frame(4, 20, 30, 'f32', true), frame(5, 20, 30, 'empty', true)]), [1, 0], true],
+    ['1 frame, no pose, no up', () => sceneFromFrames([frame(6, 30, 40, 'f32', false)]), [0], true],
+    ['2 frames without poses', () => sceneFromFrames([frame(7, 16, 16, 'u16', false), frame(8, 16, 16, 'u16', false)]), [1], true],
+    ['1 frame, no pose, up (the chain)', () => sceneFromFrames([frame(9, 30, 40, 'f32', false)], { up: [0.1, -0.9, 0.2] }), [0], false],
+    ['posed frames, up ignored', () => sceneFromFrames([frame(10, 12, 14, 'f32', true)], { up: [0, 0, 1] }), [0], true],
+    ['mixed sizes (the chain)', () => sceneFromFrames([frame(11, 12, 14, 'f32', true), frame(12, 14, 12, 'f32', true)]), [0, 1], false],
+    ['a given point map (the chain)', () => sceneFromFrames([frame(13, 12, 14, 'f32', true), frame(14, 12, 14, 'points', true)]), [1], false],
+    ['some frames posed (the chain)', () => sceneFromFrames([frame(15, 12, 14, 'f32', true), frame(16, 12, 14, 'f32', false)]), [0, 1], false],
+    ['no valid depth at all', () => sceneFromFrames([frame(17, 12, 14, 'empty', true), frame(18, 12, 14, 'empty', true)]), [0], true],
+  ];
+  test.each(cases)('equals canonicalFramesOf bit for bit: %s', async (_name, make, fed, fused) => {
+    const scene = make();
+    const notes: string[] = [];
+    const want = await canonicalFramesOf(scene, await sceneWorldPoints(scene), fed, notes);
+    const got = await canonicalScenePoints(scene, fed, { device: 'cpu' });
+    expect(got.fused).toBe(fused);
+    expect(got.notes).toEqual(notes);
+    if (want === null) {
+      expect(got.frames).toBeNull();
+      return;
+    }
+    expect(got.frames).not.toBeNull();
+    expect(got.frames!.length).toBe(fed.length);
+    got.frames!.forEach((f, i) => {
+      expect(f.shape).toEqual(want[i].shape);
+      expectBitEqual(f.data, want[i].data, `frame ${fed[i]}`);
+    });
+  });
+
+  test('a frame index out of range is a typed error', async () => {
+    const scene = sceneFromFrames([frame(1, 8, 8, 'f32', true)]);
+    await expect(canonicalScenePoints(scene, [1])).rejects.toThrow(/fed\[0\]/);
   });
 });
