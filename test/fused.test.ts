@@ -12,7 +12,7 @@ import { createEngine, Engine } from '../lib/engine';
 import { InvalidArgumentError } from '../lib/errors';
 import { canonicalize, poolPointsToPatches, sinusoidalEncode } from '../lib/geometry';
 import { maskPool } from '../lib/region';
-import { sceneFromFrames, sceneWorldPoints } from '../lib/scene';
+import { loadScene, sceneFromFrames, sceneWorldPoints } from '../lib/scene';
 import type { Scene, SceneFrameInput } from '../lib/scene';
 import { canonicalScenePoints } from '../lib/scene_points';
 import { toNdArray } from '../lib/tensor';
@@ -317,6 +317,20 @@ describe('canonicalScenePoints', () => {
       expect(f.shape).toEqual(want[i].shape);
       expectBitEqual(f.data, want[i].data, `frame ${fed[i]}`);
     });
+  });
+
+  test('the example TUM scene (posed uint16 frames) takes the fused call and equals canonicalFramesOf', async () => {
+    const scene = await loadScene(path.resolve(__dirname, '..', 'examples', 'data', 'tum_fr3_cabinet', 'scene.json'));
+    const fed = scene.frames.map((_, i) => i).filter((i) => i % 2 === 0);
+    const want = await canonicalFramesOf(scene, await sceneWorldPoints(scene, { device: 'cpu' }), fed, []);
+    const t0 = performance.now();
+    const got = await canonicalScenePoints(scene, fed, { device: 'cpu' });
+    const fusedMs = performance.now() - t0;
+    expect(got.fused).toBe(true);
+    got.frames!.forEach((f, i) => expectBitEqual(f.data, want![i].data, `frame ${fed[i]}`));
+    const t1 = performance.now();
+    await canonicalFramesOf(scene, await sceneWorldPoints(scene, { device: 'cpu' }), fed, []);
+    if (process.env.SR3D_TIMINGS) console.log(`tum: fused ${fusedMs.toFixed(1)} ms, chain ${(performance.now() - t1).toFixed(1)} ms (${scene.frames.length} frames)`);
   });
 
   test('a frame index out of range is a typed error', async () => {
