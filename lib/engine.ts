@@ -280,14 +280,16 @@ export class Engine {
    * each tile's canonical points to its patches, sinusoid-encodes the patches with a valid
    * point (the checkpoint's spatial_pe numFreqs / includeInput), runs the `spatial_pe` MLP on
    * those rows and adds the result; a patch without a valid point keeps its features. Equals
-   * poolPointsToPatches → gather valid rows → sinusoidalEncode → runMlp('spatial_pe') →
-   * add, bit for bit. Several images' tiles go in one call.
+   * add per image, bit for bit. Several images' tiles go in one call.
    * @param features (N, tokens, visionHidden) float32, {@link encodeTiles} output (not modified).
    * @param points (N, S, S, 3) float32 canonical point maps of the same N tiles (S = the
    *   tile size, what tilePointMap gives); NaN (any non-finite coordinate) = no valid depth.
+   * @param opts.tilesPerImage tiles of one image (a plan's `tiles`): the MLP runs per image on
+   *   its valid rows, as the per-image chain does (on CUDA the MLP's bits depend on the row
+   *   count). Defaults to N (one image).
    * @returns (N, tokens, visionHidden) float32: features + PE.
    */
-  async addSpatialPe(features: TensorLike, points: TensorLike): Promise<NdArray<Float32Array>> {
+  async addSpatialPe(features: TensorLike, points: TensorLike, opts?: { tilesPerImage?: number }): Promise<NdArray<Float32Array>> {
     const v = this.dims.vision;
     if (!v) throw invalidArgument('an engine with a vision tower', 'addSpatialPe', 'an engine without one', true);
     const pe = this.dims.spatialPe;
@@ -303,10 +305,14 @@ export class Engine {
     if (p.shape[0] !== n || p.shape[1] !== S || p.shape[2] !== S) {
       throw invalidArgument(`point tiles (${n}, ${S}, ${S}, 3) float32 (one ${S}x${S} point map per feature tile)`, 'points.shape', shapeText(p.shape), true);
     }
+    const per = opts?.tilesPerImage ?? Math.max(n, 1);
+    if (!Number.isInteger(per) || per < 1 || (n > 0 && n % per !== 0)) {
+      throw invalidArgument(`a positive divisor of the ${n} tiles`, 'tilesPerImage', opts?.tilesPerImage);
+    }
     const out = Float32Array.from(f.data as Float32Array);
     if (n > 0) {
       await this.enqueue(() => this.handle.addSpatialPe({
-        features: out, points: p.data as Float32Array, n, tile: S, numFreqs: pe.numFreqs, includeInput: pe.includeInput,
+        features: out, points: p.data as Float32Array, n, tile: S, numFreqs: pe.numFreqs, includeInput: pe.includeInput, tilesPerImage: per,
       }));
     } else this.check();
     return toNdArray(out, [n, v.tokens, v.hidden]);

@@ -128,7 +128,7 @@ export interface NativeEngine {
   project(b: { features: Float32Array; n: number; out: Float32Array }): Promise<void>;
   runMlp(b: { module: string; x: Float32Array; rows: number; out: Float32Array }): Promise<void>;
   /** The 3D PE added into `features` in place (kernels/spatial_pe.h); `tile` in pixels. */
-  addSpatialPe(b: { features: Float32Array; points: Float32Array; n: number; tile: number; numFreqs: number; includeInput: boolean }): Promise<void>;
+  addSpatialPe(b: { features: Float32Array; points: Float32Array; n: number; tile: number; numFreqs: number; includeInput: boolean; tilesPerImage: number }): Promise<void>;
   embedTokens(b: { ids: Int32Array; n: number; out: Float32Array }): Promise<void>;
   /** Empties the KV cache. */
   reset(): Promise<void>;

@@ -534,7 +534,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   // { features: Float32Array(n*tokens*hidden) (updated in place), points:
-  // Float32Array(n*tile*tile*3), n, tile, numFreqs, includeInput }: kernels/spatial_pe.h.
+  // Float32Array(n*tile*tile*3), n, tile, numFreqs, includeInput, tilesPerImage }:
+  // kernels/spatial_pe.h.
   Napi::Value AddSpatialPe(const Napi::CallbackInfo& info) {
     return call(info, [](EngineState& st, Baton& b, std::function<void()>& work, auto&) {
       if (!st.spec.has_vision) bad("an engine with a vision tower", "addSpatialPe", "an engine without one");
@@ -548,6 +549,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       a.hidden = v.hidden;
       a.num_freqs = static_cast<int>(b.integer("numFreqs", 0, 30));
       a.include_input = b.boolean("includeInput");
+      a.tiles_per_image = b.integer("tilesPerImage", 0, 1 << 20);
       a.points = static_cast<const float*>(b.array("points", napi_float32_array, checked_mul({a.n, a.tile, a.tile, 3}, "points")));
       a.features = static_cast<float*>(b.array("features", napi_float32_array, checked_mul({a.n, a.tokens, a.hidden}, "features")));
       sr3d::Engine* e = st.engine.get();

@@ -10,6 +10,7 @@ import { loadCheckpoint } from '../lib/checkpoint';
 import type { Checkpoint } from '../lib/checkpoint_types';
 import { createEngine, Engine } from '../lib/engine';
 import { InvalidArgumentError } from '../lib/errors';
+import { native } from '../lib/native';
 import { canonicalize, poolPointsToPatches, sinusoidalEncode } from '../lib/geometry';
 import { maskPool } from '../lib/region';
 import { loadScene, sceneFromFrames, sceneWorldPoints } from '../lib/scene';
@@ -57,7 +58,7 @@ function pointMap(H: number, W: number, seed: number, holes: number): NdArray<Fl
 }
 
 // The pipeline's chain before the fusion (lib/sr3d.ts prepare(), per image).
-async function oldChain(feats: NdArray<Float32Array>, tiles: NdArray<Float32Array>[]): Promise<Float32Array> {
+async function oldChain(feats: NdArray<Float32Array>, tiles: NdArray<Float32Array>[], e: Engine = engine): Promise<Float32Array> {
   const pe = ckpt.spatialPe!.config, hv = ckpt.vision.config.hiddenSize;
   const out = Float32Array.from(feats.data);
   let base = 0;
@@ -71,7 +72,7 @@ async function oldChain(feats: NdArray<Float32Array>, tiles: NdArray<Float32Arra
       const pts = new Float32Array(rowsValid.length * 3);
       rowsValid.forEach((r, i) => pts.set(pooled.points.data.subarray(3 * r, 3 * r + 3), 3 * i));
       const enc = await sinusoidalEncode(toNdArray(pts, [rowsValid.length, 3]), { numFreqs: pe.numFreqs, includeInput: pe.includeInput });
-      const mlp = await engine.runMlp('spatial_pe', enc);
+      const mlp = await e.runMlp('spatial_pe', enc);
       rowsValid.forEach((r, i) => {
         const dst = (base + r) * hv, src = i * hv;
         for (let c = 0; c < hv; c++) out[dst + c] += mlp.data[src + c];
@@ -115,11 +116,45 @@ describe('Engine.addSpatialPe', () => {
     const all = concatTiles(tiles);
     const feats = randFeats(all.shape[0], 4);
     const want = await oldChain(feats, tiles);
-    const got = await engine.addSpatialPe(feats, all);
+    const got = await engine.addSpatialPe(feats, all, { tilesPerImage: 1 });
     expectBitEqual(got.data, want, 'features + PE over 3 frames');
+    // One MLP call for all frames: the same bits on the CPU (its MLP rows are independent).
+    expectBitEqual((await engine.addSpatialPe(feats, all)).data, want, 'features + PE over 3 frames, one MLP call');
     // The all-invalid frame keeps its features.
     const per = g * g * ckpt.vision.config.hiddenSize;
     expectBitEqual(got.data.subarray(per, 2 * per), feats.data.subarray(per, 2 * per), 'the all-invalid frame');
+  });
+
+  test('two images of a 2x1 plan + thumbnail (3 tiles each) with tilesPerImage', async () => {
+    const plan = planTiles(900, 400, { maxTiles: 2 });
+    expect(plan.tiles).toBe(3);
+    const tiles = [await tilePointMap(pointMap(400, 900, 31, 0.3), plan), await tilePointMap(pointMap(400, 900, 32, 0.97), plan)];
+    const feats = randFeats(6, 9);
+    const want = await oldChain(feats, tiles);
+    const got = await engine.addSpatialPe(feats, concatTiles(tiles), { tilesPerImage: plan.tiles });
+    expectBitEqual(got.data, want, 'two images');
+    await expect(engine.addSpatialPe(feats, concatTiles(tiles), { tilesPerImage: 4 })).rejects.toThrow(/tilesPerImage/);
+    await expect(engine.addSpatialPe(feats, concatTiles(tiles), { tilesPerImage: 0 })).rejects.toThrow(/tilesPerImage/);
+  });
+
+  const addon = native();
+  const gpus = addon.variant === 'cuda' ? addon.devices().devices.length : 0;
+  const maybe = gpus > 0 ? test : test.skip;
+  maybe(`on a CUDA engine: equals the unfused chain there (CUDA pool / sinusoid / MLP) bit for bit${gpus > 0 ? '' : ' (skipped: no usable GPU)'}`, async () => {
+    const gpu = await createEngine(ckpt, { device: 'cuda', maxContext: 64 });
+    try {
+      const plan = planTiles(900, 400, { maxTiles: 2 });
+      // The second image has a handful of valid patches: the MLP's GEMV path (<= 4 rows).
+      const sparse = pointMap(400, 900, 42, 1);
+      for (const i of [5, 7000, 90000]) sparse.data.fill(0.25, 3 * i, 3 * i + 3);
+      const tiles = [await tilePointMap(pointMap(400, 900, 41, 0.3), plan), await tilePointMap(sparse, plan)];
+      const feats = randFeats(6, 10);
+      const want = await oldChain(feats, tiles, gpu);
+      const got = await gpu.addSpatialPe(feats, concatTiles(tiles), { tilesPerImage: plan.tiles });
+      expectBitEqual(got.data, want, 'CUDA engine, two images');
+    } finally {
+      await gpu.dispose();
+    }
   });
 
   test('tiles with no valid point at all leave the features unchanged; N = 0 is empty', async () => {

@@ -1,5 +1,6 @@
 #include "../spatial_pe.h"
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -31,8 +32,25 @@ void spatial_pe_check(const Engine& e, const SpatialPeArgs& a) {
   if (a.hidden != out)
     throw_invalid_argument("hidden = the spatial_pe MLP's output width " + std::to_string(out), "hidden",
                            std::to_string(a.hidden));
+  if (a.tiles_per_image < 0 || (a.tiles_per_image > 0 && a.n % a.tiles_per_image != 0))
+    throw_invalid_argument("0 (one image) or a divisor of n = " + std::to_string(a.n), "tiles_per_image",
+                           std::to_string(a.tiles_per_image));
+  if (a.n * a.tokens > INT32_MAX)
+    throw_invalid_argument("at most 2^31 - 1 tokens", "n", std::to_string(a.n));
   if (a.n > 0 && (!a.features || !a.points))
     throw_invalid_argument("non-null features and points", a.features ? "points" : "features", "nullptr");
+}
+
+ValidRows spatial_pe_valid_rows(const SpatialPeArgs& a, const uint8_t* valid) {
+  ValidRows v;
+  const int64_t images = spatial_pe_images(a), per = images > 0 ? a.n / images * a.tokens : 0;
+  v.starts.push_back(0);
+  for (int64_t i = 0; i < images; ++i) {
+    for (int64_t r = i * per; r < (i + 1) * per; ++r)
+      if (valid[r]) v.rows.push_back(static_cast<int32_t>(r));
+    v.starts.push_back(static_cast<int64_t>(v.rows.size()));
+  }
+  return v;
 }
 
 int64_t add_spatial_pe_chain(Engine& e, const SpatialPeArgs& a, Impl geometry) {
@@ -51,33 +69,37 @@ int64_t add_spatial_pe_chain(Engine& e, const SpatialPeArgs& a, Impl geometry) {
   pa.valid = valid.data();
   pool_points(pa, geometry);
 
-  std::vector<int64_t> at;
-  for (int64_t r = 0; r < rows; ++r)
-    if (valid[r]) at.push_back(r);
-  const int64_t nv = static_cast<int64_t>(at.size());
-  if (nv == 0) return 0;
-  std::vector<float> pts(static_cast<size_t>(nv) * 3);
-  for (int64_t i = 0; i < nv; ++i)
-    for (int k = 0; k < 3; ++k) pts[3 * i + k] = pooled[3 * at[i] + k];
-
+  const ValidRows v = spatial_pe_valid_rows(a, valid.data());
   const int64_t width = sinusoidal_width(a.num_freqs, a.include_input);
-  std::vector<float> enc(static_cast<size_t>(nv * width));
-  SinusoidalEncodeArgs sa;
-  sa.points = pts.data();
-  sa.n = nv;
-  sa.num_freqs = a.num_freqs;
-  sa.include_input = a.include_input;
-  sa.features = enc.data();
-  sinusoidal_encode(sa, geometry);
+  std::vector<float> pts, enc, pe;
+  for (size_t i = 0; i + 1 < v.starts.size(); ++i) {
+    const int32_t* at = v.rows.data() + v.starts[i];
+    const int64_t nv = v.starts[i + 1] - v.starts[i];
+    if (nv == 0) continue;
+    pts.resize(static_cast<size_t>(nv) * 3);
+    for (int64_t j = 0; j < nv; ++j)
+      for (int k = 0; k < 3; ++k) pts[3 * j + k] = pooled[3 * static_cast<int64_t>(at[j]) + k];
+    enc.resize(static_cast<size_t>(nv * width));
+    SinusoidalEncodeArgs sa;
+    sa.points = pts.data();
+    sa.n = nv;
+    sa.num_freqs = a.num_freqs;
+    sa.include_input = a.include_input;
+    sa.features = enc.data();
+    sinusoidal_encode(sa, geometry);
+    pe.resize(static_cast<size_t>(nv * a.hidden));
+    e.run_mlp("spatial_pe", enc.data(), nv, pe.data());
+    spatial_pe_add(a, at, nv, pe.data());
+  }
+  return static_cast<int64_t>(v.rows.size());
+}
 
-  std::vector<float> pe(static_cast<size_t>(nv * a.hidden));
-  e.run_mlp("spatial_pe", enc.data(), nv, pe.data());
-  for (int64_t i = 0; i < nv; ++i) {
-    float* dst = a.features + at[i] * a.hidden;
-    const float* src = pe.data() + i * a.hidden;
+void spatial_pe_add(const SpatialPeArgs& a, const int32_t* rows, int64_t n, const float* pe) {
+  for (int64_t i = 0; i < n; ++i) {
+    float* dst = a.features + static_cast<int64_t>(rows[i]) * a.hidden;
+    const float* src = pe + i * a.hidden;
     for (int64_t c = 0; c < a.hidden; ++c) dst[c] += src[c];
   }
-  return nv;
 }
 
 void Engine::add_spatial_pe(const SpatialPeArgs& a) { add_spatial_pe_chain(*this, a, Impl::kFast); }
