@@ -17,6 +17,7 @@
 
 #include "common.h"
 #include "nn.h"
+#include "spatial_pe.h"
 
 namespace sr3d {
 
@@ -99,6 +100,9 @@ class Engine {
   virtual void run_mlp(const std::string& module, const float* x, int64_t rows, float* out) = 0;
   virtual int64_t mlp_in_dim(const std::string& module) const = 0;
   virtual int64_t mlp_out_dim(const std::string& module) const = 0;
+  // The 3D PE added into encode_tiles' features in place (kernels/spatial_pe.h). The default
+  // runs the chain with the CPU fast kernels; the CUDA engine runs it with the CUDA kernels.
+  virtual void add_spatial_pe(const SpatialPeArgs& a);
   // Token embedding rows: ids in [0, vocab) -> [n][llm hidden].
   virtual void embed_tokens(const int32_t* ids, int64_t n, float* out) = 0;
 

@@ -163,6 +163,8 @@ interface Dims {
   projector?: { tokens: number; outDim: number };
   llm?: { hidden: number; vocab: number };
   mlps: Map<string, { inDim: number; outDim: number }>;
+  /** The checkpoint's spatial_pe config (sinusoid features), when it has spatial_pe/. */
+  spatialPe?: { numFreqs: number; includeInput: boolean };
 }
 
 /**
@@ -309,6 +311,49 @@ export class Engine {
     if (rows > 0) await this.enqueue(() => this.handle.runMlp({ module, x: t.data as Float32Array, rows, out }));
     else this.check();
     return toNdArray(out, t.shape.length === 1 ? [m.outDim] : [rows, m.outDim]);
+  }
+
+  /**
+   * Adds the 3D positional encoding (§A4-§A5) to vision features in one native call: pools
+   * each tile's canonical points to its patches, sinusoid-encodes the patches with a valid
+   * point (the checkpoint's spatial_pe numFreqs / includeInput), runs the `spatial_pe` MLP on
+   * those rows and adds the result; a patch without a valid point keeps its features. Equals
+   * add per image, bit for bit. Several images' tiles go in one call.
+   * @param features (N, tokens, visionHidden) float32, {@link encodeTiles} output (not modified).
+   * @param points (N, S, S, 3) float32 canonical point maps of the same N tiles (S = the
+   *   tile size, what tilePointMap gives); NaN (any non-finite coordinate) = no valid depth.
+   * @param opts.tilesPerImage tiles of one image (a plan's `tiles`): the MLP runs per image on
+   *   its valid rows, as the per-image chain does (on CUDA the MLP's bits depend on the row
+   *   count). Defaults to N (one image).
+   * @returns (N, tokens, visionHidden) float32: features + PE.
+   */
+  async addSpatialPe(features: TensorLike, points: TensorLike, opts?: { tilesPerImage?: number }): Promise<NdArray<Float32Array>> {
+    const v = this.dims.vision;
+    if (!v) throw invalidArgument('an engine with a vision tower', 'addSpatialPe', 'an engine without one', true);
+    const pe = this.dims.spatialPe;
+    if (!pe || !this.dims.mlps.has('spatial_pe')) {
+      throw invalidArgument('an engine whose checkpoint has spatial_pe/ (the 3D-PE MLP)', 'addSpatialPe', 'an engine without it');
+    }
+    const f = toContiguous(features, 'features', { dtypes: ['float32'], ranks: [3], what: `features (N, ${v.tokens}, ${v.hidden}) float32` });
+    if (f.shape[1] !== v.tokens || f.shape[2] !== v.hidden) {
+      throw invalidArgument(`features (N, ${v.tokens}, ${v.hidden}) float32`, 'features.shape', shapeText(f.shape), true);
+    }
+    const S = v.imageSize, n = f.shape[0];
+    const p = toContiguous(points, 'points', { dtypes: ['float32'], ranks: [4], lastDim: 3, what: `point tiles (${n}, ${S}, ${S}, 3) float32` });
+    if (p.shape[0] !== n || p.shape[1] !== S || p.shape[2] !== S) {
+      throw invalidArgument(`point tiles (${n}, ${S}, ${S}, 3) float32 (one ${S}x${S} point map per feature tile)`, 'points.shape', shapeText(p.shape), true);
+    }
+    const per = opts?.tilesPerImage ?? Math.max(n, 1);
+    if (!Number.isInteger(per) || per < 1 || (n > 0 && n % per !== 0)) {
+      throw invalidArgument(`a positive divisor of the ${n} tiles`, 'tilesPerImage', opts?.tilesPerImage);
+    }
+    const out = Float32Array.from(f.data as Float32Array);
+    if (n > 0) {
+      await this.enqueue(() => this.handle.addSpatialPe({
+        features: out, points: p.data as Float32Array, n, tile: S, numFreqs: pe.numFreqs, includeInput: pe.includeInput, tilesPerImage: per,
+      }));
+    } else this.check();
+    return toNdArray(out, [n, v.tokens, v.hidden]);
   }
 
   /**
@@ -599,6 +644,7 @@ export async function createEngine(ckpt: Checkpoint, opts: EngineOptions = {}): 
     projector: { tokens: G * G, outDim: c.projector.weights.info(weightOf(PROJECTOR_WEIGHTS.fc3)).shape[0] },
     llm: { hidden: lc.hiddenSize, vocab: lc.vocabSize },
     mlps: mlpDims,
+    spatialPe: c.spatialPe ? { numFreqs: c.spatialPe.config.numFreqs, includeInput: c.spatialPe.config.includeInput } : undefined,
   };
   const site = new Error().stack;
   let handle: NativeEngine;

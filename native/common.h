@@ -75,6 +75,8 @@ class Baton {
     opts_ = info[0].As<Napi::Object>();
   }
 
+  // Whether the key is given (not undefined).
+  bool has(const char* key) { return !opts_.Get(key).IsUndefined(); }
   int64_t integer(const char* key, int64_t lo, int64_t hi) {
     Napi::Value v = opts_.Get(key);
     double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : std::nan("");

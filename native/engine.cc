@@ -433,6 +433,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                        {InstanceMethod("encodeTiles", &EngineWrap::EncodeTiles),
                         InstanceMethod("project", &EngineWrap::Project),
                         InstanceMethod("runMlp", &EngineWrap::RunMlp),
+                        InstanceMethod("addSpatialPe", &EngineWrap::AddSpatialPe),
                         InstanceMethod("embedTokens", &EngineWrap::EmbedTokens),
                         InstanceMethod("reset", &EngineWrap::Reset),
                         InstanceMethod("prefill", &EngineWrap::Prefill),
@@ -529,6 +530,31 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       const float* x = static_cast<const float*>(b.array("x", napi_float32_array, checked_mul({rows, in}, "x")));
       float* out = static_cast<float*>(b.array("out", napi_float32_array, checked_mul({rows, outDim}, "out")));
       work = [=] { e->run_mlp(module, x, rows, out); };
+    });
+  }
+
+  // { features: Float32Array(n*tokens*hidden) (updated in place), points:
+  // Float32Array(n*tile*tile*3), n, tile, numFreqs, includeInput, tilesPerImage }:
+  // kernels/spatial_pe.h.
+  Napi::Value AddSpatialPe(const Napi::CallbackInfo& info) {
+    return call(info, [](EngineState& st, Baton& b, std::function<void()>& work, auto&) {
+      if (!st.spec.has_vision) bad("an engine with a vision tower", "addSpatialPe", "an engine without one");
+      sr3d::SpatialPeArgs a;
+      const sr3d::VisionSpec& v = st.spec.vision;
+      a.n = b.integer("n", 0, 1 << 20);
+      a.tile = b.integer("tile", 1, 1 << 16);
+      a.patch = v.patch_size;
+      const int64_t g = (a.tile + a.patch - 1) / a.patch;
+      a.tokens = g * g;
+      a.hidden = v.hidden;
+      a.num_freqs = static_cast<int>(b.integer("numFreqs", 0, 30));
+      a.include_input = b.boolean("includeInput");
+      a.tiles_per_image = b.integer("tilesPerImage", 0, 1 << 20);
+      a.points = static_cast<const float*>(b.array("points", napi_float32_array, checked_mul({a.n, a.tile, a.tile, 3}, "points")));
+      a.features = static_cast<float*>(b.array("features", napi_float32_array, checked_mul({a.n, a.tokens, a.hidden}, "features")));
+      sr3d::Engine* e = st.engine.get();
+      sr3d::spatial_pe_check(*e, a);  // argument errors at the call, not from the worker
+      work = [=] { e->add_spatial_pe(a); };
     });
   }
 
