@@ -75,23 +75,17 @@ export async function regionFeatures(engine: Engine, r: RegionFeaturesInput): Pr
   let pooled: NdArray<Float32Array>;
   if (r.mode === 'tiles') {
     // Tile then stitch (§A6): the grid tiles' masks back in place form the mask resized
-    // (nearest) to cols·T x rows·T, the pixel size of the stitched feature grid; the
-    // thumbnail's mask is not used.
-    const H = plan.rows * tileSize, W = plan.cols * tileSize;
-    const masks = new Uint8Array(M * H * W);
+    // (nearest) to cols·T x rows·T, the pixel size of the stitched feature grid; the stitch is
+    // done natively (masksLayout 'tiles'), the thumbnail's mask is not used.
+    const S = tileSize * tileSize, K = plan.tiles, grid = plan.cols * plan.rows;
+    const masks = new Uint8Array(M * K * S);
     for (let m = 0; m < M; m++) {
-      const mt = await tileMask(regions[m].masks[fed[0]], plan);
-      for (let k = 0; k < plan.cols * plan.rows; k++) {
-        const row = Math.floor(k / plan.cols), col = k % plan.cols;
-        for (let y = 0; y < tileSize; y++) {
-          const src = (k * tileSize + y) * tileSize;
-          masks.set(mt.data.subarray(src, src + tileSize), m * H * W + (row * tileSize + y) * W + col * tileSize);
-        }
-      }
-      checkNonEmpty(masks.subarray(m * H * W, (m + 1) * H * W), m, `${W}x${H} tile grid`);
+      const own = masks.subarray(m * K * S, (m + 1) * K * S);
+      await tileMask(regions[m].masks[fed[0]], plan, { out: own });
+      checkNonEmpty(own.subarray(0, grid * S), m, `${plan.cols * tileSize}x${plan.rows * tileSize} tile grid`);
     }
-    pooled = await maskPool({ data: feats.data, shape: [nTiles, g, g, hv] }, { data: masks, shape: [M, H, W] },
-      { plan, mode: r.pooling, patch });
+    pooled = await maskPool({ data: feats.data, shape: [nTiles, g, g, hv] }, { data: masks, shape: [M, K, tileSize, tileSize] },
+      { plan, mode: r.pooling, patch, masksLayout: 'tiles' });
   } else {
     // Multi-view: each frame is one tile; a region pools jointly over every fed frame it is on.
     const F = fed.length, S = tileSize * tileSize;

@@ -3,13 +3,11 @@
  * points → sinusoidal features → the 3D-PE MLP, added to the vision tokens of the patches
  * with a valid point.
  *
- * Contract (a native one-call version may replace the body):
+ * One engine call (Engine.addSpatialPe, kernels/spatial_pe.h) after the point maps are tiled:
  *   feats (nTiles, g², hv) f32, modified in place; canonical: one (H,W,3) f32 map per fed
  *   frame, NaN where invalid; each fed frame owns `plan.tiles` consecutive tiles.
  */
 import type { Engine } from '../engine';
-import { poolPointsToPatches, sinusoidalEncode } from '../geometry';
-import { toNdArray } from '../tensor';
 import type { NdArray } from '../tensor';
 import { tilePointMap } from '../tiling';
 import type { TilePlan } from '../tiling';
@@ -30,25 +28,12 @@ export interface SpatialPeInput {
 }
 
 export async function addSpatialPe(engine: Engine, s: SpatialPeInput): Promise<void> {
-  const hv = s.feats.shape[2];
-  const feats = s.feats.data;
-  const perImage = s.plan.tiles * s.grid * s.grid;
-  for (let fi = 0; fi < s.canonical.length; fi++) {
-    const ptTiles = await tilePointMap(s.canonical[fi], s.plan);
-    const pooled = await poolPointsToPatches(ptTiles, { patch: s.patch });
-    // Only patches with a valid point get a PE (§A4): encode and run the MLP on those rows.
-    const valid = pooled.valid.data;
-    const rowsValid: number[] = [];
-    for (let r = 0; r < perImage; r++) if (valid[r]) rowsValid.push(r);
-    if (rowsValid.length === 0) continue;
-    const pts = new Float32Array(rowsValid.length * 3);
-    rowsValid.forEach((r, i) => pts.set(pooled.points.data.subarray(3 * r, 3 * r + 3), 3 * i));
-    const enc = await sinusoidalEncode(toNdArray(pts, [rowsValid.length, 3]), { numFreqs: s.numFreqs, includeInput: s.includeInput });
-    const mlp = await engine.runMlp('spatial_pe', enc);
-    const base = fi * perImage;
-    rowsValid.forEach((r, i) => {
-      const dst = (base + r) * hv, src = i * hv;
-      for (let c = 0; c < hv; c++) feats[dst + c] += mlp.data[src + c];
-    });
-  }
+  const S = s.grid * s.patch, per = s.plan.tiles * S * S * 3;
+  const F = s.canonical.length;
+  // Each fed frame's point map tiled like its image (NaN = no point); then pool → sinusoid →
+  // spatial_pe MLP on the valid patches → add, in one engine call on the engine's device.
+  const pts = new Float32Array(F * per).fill(NaN);
+  for (let fi = 0; fi < F; fi++) await tilePointMap(s.canonical[fi], s.plan, { out: pts.subarray(fi * per, (fi + 1) * per) });
+  const out = await engine.addSpatialPe(s.feats, { data: pts, shape: [F * s.plan.tiles, S, S, 3] }, { tilesPerImage: s.plan.tiles });
+  s.feats.data.set(out.data);
 }
