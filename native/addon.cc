@@ -100,6 +100,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_geometry(env, exports);
   register_tiling(env, exports);
   register_region(env, exports);
+  register_nn(env, exports);
   register_engine(env, exports);
 #ifdef SR3D_WITH_CUDA
   exports.Set("variant", "cuda");

@@ -66,7 +66,9 @@ inline std::string describe(const Napi::Value& v) {
   return "an object";
 }
 
-// Reads and validates the baton; keeps references to every buffer it hands out.
+// Reads and validates the baton; keeps references to every buffer it hands out. A nested
+// options object (createEngine's `vision`, `llm`, ...) is read through a child Baton whose
+// errors name the full path ("vision.hidden", "mlps.a[0].kind").
 class Baton {
  public:
   Baton(const Napi::CallbackInfo& info) : env_(info.Env()) {
@@ -74,25 +76,53 @@ class Baton {
       bad("an options object", "options", info.Length() ? describe(info[0]) : "nothing");
     opts_ = info[0].As<Napi::Object>();
   }
+  // Over an already validated object; `path` prefixes every key in error messages.
+  Baton(Napi::Env env, Napi::Object opts, std::string path)
+      : env_(env), opts_(opts), path_(std::move(path)) {}
 
-  // Whether the key is given (not undefined).
-  bool has(const char* key) { return !opts_.Get(key).IsUndefined(); }
+  // The nested object at `key` (not an array or typed array).
+  Baton object(const char* key) {
+    Napi::Value v = opts_.Get(key);
+    if (!v.IsObject() || v.IsArray() || v.IsTypedArray()) bad("an object", name(key), describe(v));
+    return Baton(env_, v.As<Napi::Object>(), name(key) + ".");
+  }
+  // Whether `key` holds something other than undefined / null.
+  bool has(const char* key) {
+    Napi::Value v = opts_.Get(key);
+    return !(v.IsUndefined() || v.IsNull());
+  }
+  Napi::Value value(const char* key) { return opts_.Get(key); }
+  Napi::Object options() const { return opts_; }
+
   int64_t integer(const char* key, int64_t lo, int64_t hi) {
     Napi::Value v = opts_.Get(key);
     double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : std::nan("");
     if (!(d == std::floor(d)) || d < static_cast<double>(lo) || d > static_cast<double>(hi))
-      bad("an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", key, describe(v));
+      bad("an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", name(key), describe(v));
     return static_cast<int64_t>(d);
   }
   double number(const char* key) {
     Napi::Value v = opts_.Get(key);
-    if (!v.IsNumber()) bad("a number", key, describe(v));
+    if (!v.IsNumber()) bad("a number", name(key), describe(v));
+    return v.As<Napi::Number>().DoubleValue();
+  }
+  double finite_number(const char* key) {
+    Napi::Value v = opts_.Get(key);
+    if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue()))
+      bad("a finite number", name(key), describe(v));
     return v.As<Napi::Number>().DoubleValue();
   }
   bool boolean(const char* key) {
     Napi::Value v = opts_.Get(key);
-    if (!v.IsBoolean()) bad("a boolean", key, describe(v));
+    if (!v.IsBoolean()) bad("a boolean", name(key), describe(v));
     return v.As<Napi::Boolean>().Value();
+  }
+  // Any string; "" for undefined / null when optional.
+  std::string string(const char* key, bool optional = false) {
+    Napi::Value v = opts_.Get(key);
+    if (optional && (v.IsUndefined() || v.IsNull())) return std::string();
+    if (!v.IsString()) bad("a string", name(key), describe(v));
+    return v.As<Napi::String>().Utf8Value();
   }
   std::string str(const char* key, const std::vector<std::string>& allowed) {
     Napi::Value v = opts_.Get(key);
@@ -101,7 +131,7 @@ class Baton {
       if (s == a) return s;
     std::string list;
     for (const auto& a : allowed) list += (list.empty() ? "'" : ", '") + a + "'";
-    bad("one of " + list, key, describe(v));
+    bad("one of " + list, name(key), describe(v));
   }
 
   // A typed array of `type` with exactly `count` elements (or null when optional).
@@ -112,12 +142,12 @@ class Baton {
                                   "Uint16Array", "Int32Array", "Uint32Array", "Float32Array",
                                   "Float64Array"};
     std::string what = std::string("a ") + names[type] + " of " + std::to_string(count) + " elements";
-    if (!v.IsTypedArray()) bad(what, key, describe(v));
+    if (!v.IsTypedArray()) bad(what, name(key), describe(v));
     Napi::TypedArray t = v.As<Napi::TypedArray>();
     if (t.TypedArrayType() != type || static_cast<int64_t>(t.ElementLength()) != count)
-      bad(what, key, describe(v));
+      bad(what, name(key), describe(v));
     if (t.ArrayBuffer().IsDetached())
-      bad("an attached buffer (it was transferred or detached)", key, "a detached buffer");
+      bad("an attached buffer (it was transferred or detached)", name(key), "a detached buffer");
     refs_.push_back(Napi::Persistent(v.As<Napi::Object>()));
     void* data = static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
     // Length 0 may come with a null pointer; kernels never touch it then.
@@ -135,12 +165,19 @@ class Baton {
 
   std::vector<Napi::ObjectReference>& refs() { return refs_; }
 
+  // `key` as error messages name it (with the path of a nested Baton).
+  std::string name(const char* key) const { return path_ + key; }
+
  private:
   Napi::Env env_;
   Napi::Object opts_;
+  std::string path_;
   std::vector<Napi::ObjectReference> refs_;
   int device_ = -1;
 };
+
+// Upper bound of a row / token count or feature size read from JS (2^31).
+constexpr int64_t kMaxDim = int64_t(1) << 31;
 
 inline int64_t checked_mul(std::initializer_list<int64_t> xs, const char* name) {
   const int64_t cap = int64_t(1) << 40;
@@ -172,17 +209,21 @@ inline std::unique_ptr<Error> capture_errors(const std::function<void()>& fn,
   return nullptr;
 }
 
-// Runs `work` off the JS thread; resolves with `result(env)`.
+// Runs `work` off the JS thread (on CUDA device `device` when >= 0); resolves with
+// `result(env)`. `settle`, when given, runs on the JS thread after `result` and before the
+// promise settles, on success and on error alike (the engine clears its busy flag there).
 class OpWorker : public Napi::AsyncWorker {
  public:
   OpWorker(Napi::Env env, std::vector<Napi::ObjectReference>&& refs, int device,
-           std::function<void()> work, std::function<Napi::Value(Napi::Env)> result)
-      : Napi::AsyncWorker(env, "sr3d"),
+           std::function<void()> work, std::function<Napi::Value(Napi::Env)> result,
+           std::function<void(Napi::Env)> settle = nullptr, const char* name = "sr3d")
+      : Napi::AsyncWorker(env, name),
         deferred_(Napi::Promise::Deferred::New(env)),
         refs_(std::move(refs)),
         device_(device),
         work_(std::move(work)),
-        result_(std::move(result)) {}
+        result_(std::move(result)),
+        settle_(std::move(settle)) {}
 
   Napi::Promise promise() { return deferred_.Promise(); }
 
@@ -195,14 +236,21 @@ class OpWorker : public Napi::AsyncWorker {
   }
   void OnOK() override {
     Napi::HandleScope scope(Env());
+    Napi::Value v;
+    bool ok = true;
     try {
-      deferred_.Resolve(result_(Env()));
+      v = result_(Env());
     } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
+      ok = false;
+      v = e.Value();
     }
+    if (settle_) settle_(Env());
+    if (ok) deferred_.Resolve(v);
+    else deferred_.Reject(v);
   }
   void OnError(const Napi::Error&) override {
     Napi::HandleScope scope(Env());
+    if (settle_) settle_(Env());
     deferred_.Reject(make_error(Env(), *error_).Value());
   }
 
@@ -212,6 +260,7 @@ class OpWorker : public Napi::AsyncWorker {
   int device_;
   std::function<void()> work_;
   std::function<Napi::Value(Napi::Env)> result_;
+  std::function<void(Napi::Env)> settle_;
   std::unique_ptr<Error> error_;
 };
 
@@ -250,6 +299,7 @@ inline Napi::Value undefined_result(Napi::Env env) { return env.Undefined(); }
 void register_geometry(Napi::Env env, Napi::Object exports);
 void register_tiling(Napi::Env env, Napi::Object exports);
 void register_region(Napi::Env env, Napi::Object exports);
+void register_nn(Napi::Env env, Napi::Object exports);
 void register_engine(Napi::Env env, Napi::Object exports);
 
 }  // namespace sr3d_napi

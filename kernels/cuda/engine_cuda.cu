@@ -21,10 +21,10 @@
 #include <string>
 #include <vector>
 
-#include "../cpu/nn_cpu.h"
 #include "../engine.h"
-#include "../engine_mlp.h"
+#include "../engine_detail.h"
 #include "../pool_points.h"
+#include "../rope.h"
 #include "../sinusoidal_encode.h"
 #include "cuda_util.h"
 #include "nn.cuh"
@@ -39,10 +39,10 @@ constexpr int64_t kPrefillChunk = 512;  // positions per prefill pass
 constexpr int64_t kTileChunk = 8;       // tiles per vision / projector pass
 constexpr size_t kAlign = 256;
 
-const std::string kV = "vision.vision_model.";
-const std::string kL = "llm.";
-std::string vlayer(int64_t i) { return kV + "encoder.layers." + std::to_string(i) + "."; }
-std::string llayer(int64_t i) { return kL + "model.layers." + std::to_string(i) + "."; }
+using engine_detail::kL;
+using engine_detail::kV;
+using engine_detail::llayer;
+using engine_detail::vlayer;
 
 int64_t numel(const WeightTensor& t) {
   int64_t n = 1;
