@@ -19,12 +19,12 @@ import type { AskInput } from '../model_types';
 import { SR3D } from '../sr3d';
 import { checkMaxNewTokens, checkTemperature } from '../validate';
 import { MODEL_HELP, isCheckpointDir } from './model_help';
+import { parseOrUsage, UsageError } from './types';
 import type { Command } from './types';
 
 const USAGE = 'ask <scene.json | scene dir | image> --model <dir> [--region SPEC …] [--json] [--overlay out.png] [--max-new-tokens n] ' +
   '[--temperature t] [--top-p p] [--top-k k] [--seed s] [--max-frames n] [--device auto|cpu|cuda] "question"';
 
-class UsageError extends Error {}
 
 interface Args {
   input: string;
@@ -121,16 +121,8 @@ async function imageScene(file: string): Promise<Scene> {
 }
 
 async function run(argv: string[]): Promise<number> {
-  let args: Args;
-  try {
-    args = parseArgs(argv);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`sr3d ask: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
+  const args = parseOrUsage('ask', () => parseArgs(argv));
+  if (!args) return 2;
   const modelDir = args.model ?? process.env.SR3D_MODEL;
   if (!modelDir) {
     process.stderr.write(`sr3d ask: ${MODEL_HELP}\n`);
@@ -197,16 +189,8 @@ const CHAT_USAGE = 'chat <scene.json | scene dir | image> --model <dir> [--regio
  * `{ text, tokens, timings }` with --json). Follow-ups continue the model's KV cache.
  */
 async function runChat(argv: string[]): Promise<number> {
-  let args: Args;
-  try {
-    args = parseArgs(argv, true);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`sr3d chat: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
+  const args = parseOrUsage('chat', () => parseArgs(argv, true));
+  if (!args) return 2;
   const modelDir = args.model ?? process.env.SR3D_MODEL;
   if (!modelDir || !isCheckpointDir(modelDir)) {
     process.stderr.write(`sr3d chat: ${modelDir ? `${modelDir} is not a model folder (it has no config.json).\n` : ''}${MODEL_HELP}\n`);

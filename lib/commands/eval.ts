@@ -11,11 +11,11 @@ import * as fs from 'fs';
 import { Sr3dError } from '../errors';
 import { evaluate, formatReport, readBenchmark, readPredictions, reportJson } from '../eval';
 import type { EvalPrediction } from '../eval';
+import { parseOrUsage, UsageError } from './types';
 import type { Command } from './types';
 
 const USAGE = 'eval <benchmark.jsonl> (--model <dir> [--predictions out.jsonl] | --score-only --predictions in.jsonl) [--max-new-tokens n] [--device auto|cpu|cuda] [--json]';
 
-class UsageError extends Error {}
 
 interface Args {
   benchmark: string;
@@ -74,16 +74,8 @@ function parseArgs(args: string[]): Args {
 }
 
 async function run(argv: string[]): Promise<number> {
-  let args: Args;
-  try {
-    args = parseArgs(argv);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`sr3d eval: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
+  const args = parseOrUsage('eval', () => parseArgs(argv));
+  if (!args) return 2;
   try {
     const items = readBenchmark(args.benchmark);
     let report;
