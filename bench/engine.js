@@ -9,6 +9,8 @@
 //   --peer        llama.cpp rows next to sr3d's: the same checkpoints written as GGUF (bf16, f16,
 //                 q8_0, q4_0; bench/gguf.js), timed through node-llama-cpp (bench/peer.js, installed
 //                 on demand into bench/.peer/) with the same prompts and thread count
+//   --peer-threads N  llama.cpp's thread count (default: sr3d's); ggml's workers spin at their
+//                 barriers, so on oversubscribed cores it can lose far more than sr3d's pool
 //   --gpu-gbps N  the GPU's DRAM bandwidth in GB/s, for the CUDA rows' % of bound (the addon has
 //                 no device-side triad; without it those rows leave % of bound empty)
 //
@@ -34,13 +36,23 @@ const root = path.resolve(__dirname, '..');
 const sr3d = require(root);
 const { native } = require(path.join(root, 'dist', 'native.js'));
 const common = require('./common');
-const { peerRows } = require('./peer');
+const { peerRows, PEER_VERSION } = require('./peer');
 
 const argv = process.argv.slice(2);
 const json = argv.includes('--json');
 const quick = argv.includes('--quick');
 const skip05 = argv.includes('--skip-0.5b');
 const peer = argv.includes('--peer');
+const peerThreadsArg = (() => {
+  const i = argv.indexOf('--peer-threads');
+  if (i < 0) return null;
+  const v = Number(argv[i + 1]);
+  if (!(Number.isInteger(v) && v > 0)) {
+    console.error(`Expected a positive integer for --peer-threads but received ${argv[i + 1]}: pass e.g. --peer-threads 1`);
+    process.exit(2);
+  }
+  return v;
+})();
 const gpuGbps = (() => {
   const i = argv.indexOf('--gpu-gbps');
   if (i < 0) return null;
@@ -53,6 +65,7 @@ const gpuGbps = (() => {
 })();
 const addon = native();
 const threads = addon.buildInfo().cpuThreads;
+const peerThreads = peerThreadsArg ?? threads;
 // A decode whose weights fit the last-level cache (LLC) measures the cache, not DRAM (labelled).
 const { LLC, median, rand, randIds } = common;
 const timeIt = (fn, runs, warm = 1) => common.timeIt(fn, runs, warm);
@@ -176,7 +189,7 @@ async function qwen05Dir() {
       }
     }
     if (peer && skip05) {
-      await peerRows({ ckptDir: tinyDir, key: null, model: 'tiny', vocab: ckpt.llm.config.vocabSize, threads, cfg: tinyCfg, row, log, types: ['bf16'] });
+      await peerRows({ ckptDir: tinyDir, key: null, model: 'tiny', vocab: ckpt.llm.config.vocabSize, threads: peerThreads, cfg: tinyCfg, row, log, types: ['bf16'] });
     }
   } finally {
     fs.rmSync(tinyDir, { recursive: true, force: true });
@@ -200,7 +213,7 @@ async function qwen05Dir() {
       // The GGUFs are cached beside the checkpoint under its marker's identity.
       const m = JSON.parse(fs.readFileSync(path.join(dir, 'sr3d-bench.json'), 'utf8'));
       const key = `${m.preset}-s${m.seed}-${m.dtype}-sr3d${m.sr3d}`;
-      await peerRows({ ckptDir: dir, key, model: 'qwen2-0.5b', vocab: ckpt.llm.config.vocabSize, threads, cfg, row, log });
+      await peerRows({ ckptDir: dir, key, model: 'qwen2-0.5b', vocab: ckpt.llm.config.vocabSize, threads: peerThreads, cfg, row, log });
     }
   }
 
@@ -210,7 +223,8 @@ async function qwen05Dir() {
   }
   console.log(`sr3d ${sr3d.version} engine — CPU triad ${peak.toFixed(1)} GB/s with ${threads} threads (${addon.buildInfo().simd}), ` +
     `${os.cpus().length} cores, load average ${load.toFixed(2)} at start` +
-    (cuda ? `; GPU bandwidth ${gpuGbps === null ? 'not given (--gpu-gbps)' : `${gpuGbps} GB/s`}` : ''));
+    (cuda ? `; GPU bandwidth ${gpuGbps === null ? 'not given (--gpu-gbps)' : `${gpuGbps} GB/s`}` : '') +
+    (peer ? `; llama.cpp-cpu rows: node-llama-cpp ${PEER_VERSION}'s prebuilt CPU binary, ${peerThreads} threads, the same weights as GGUF` : ''));
   const cols = [['op', 'op'], ['model', 'model'], ['device', 'device'], ['threads', 'threads'], ['median ms', 'medianMs'],
     ['rate', (r) => `${r.rate} ${r.unit}`], ['bytes/token', 'bytesPerToken'], ['GB/s', 'gbps'], ['% of bound', 'pctBound'], ['in cache', 'inCache']];
   const cell = (r, k) => {
