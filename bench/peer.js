@@ -116,6 +116,7 @@ async function peerRows({ ckptDir, key, model, vocab, threads, cfg, row, log, ty
     } finally {
       await ctx.dispose();
       await m.dispose();
+      if (!key) fs.rmSync(g.file, { force: true }); // uncached (the tiny model's temp checkpoint)
     }
   }
 }
