@@ -187,7 +187,7 @@ export interface NativeAddon {
     masks: Uint8Array;
   }): Promise<{ inside: number[]; valid: number[] }>;
 
-  // ---- neural-network ops (native/engine.cc; kernels/nn.h) ----
+  // ---- neural-network ops (native/nn.cc; kernels/{linear,attention,norms,activation,rope,projector}.h) ----
   nnLinear(b: ImplBaton & { x: Float32Array; n: number; inDim: number; outDim: number; weight: Float32Array | Uint16Array; weightDtype: NativeWeightDtype; bias: Float32Array | null; out: Float32Array }): Promise<void>;
   nnLayerNorm(b: ImplBaton & { x: Float32Array; n: number; d: number; gamma: Float32Array; beta: Float32Array; eps: number; out: Float32Array }): Promise<void>;
   nnRmsNorm(b: ImplBaton & { x: Float32Array; n: number; d: number; gamma: Float32Array; eps: number; out: Float32Array }): Promise<void>;

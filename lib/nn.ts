@@ -1,5 +1,5 @@
 /**
- * Advanced: the neural-network ops of the native engine one at a time (kernels/nn.h) —
+ * Advanced: the neural-network ops of the native engine one at a time (kernels/linear.h, attention.h, …) —
  * Linear with f32/f16/bf16 weights, LayerNorm, RMSNorm, GELU/SiLU, SwiGLU, RoPE, grouped-query
  * attention, the 3x3 space-to-channel of NVILA's projector and SigLIP's patch embedding.
  * {@link createEngine} runs whole models; these entry points exist for tests against float64
