@@ -20,7 +20,7 @@ import { promptStage } from './prompt';
 import { regionFeatures, resolveRequestRegions } from './regions';
 import { addSpatialPe } from './spatial_pe';
 import { spliceStage } from './splice';
-import { cachedFrameVision, streamingRequest } from './stream';
+import { cachedFrameVision, cachedWorldPoints, streamingRequest } from './stream';
 import type { FrameFeatureCache } from './stream';
 import { tileFrames } from './tiling';
 import { encodeVision } from './vision';
@@ -81,8 +81,10 @@ export async function preparePipeline(model: PipelineModel, given: AskInput): Pr
   const cacheable = input.cache !== false && input.scene !== undefined && typeof input.scene !== 'string';
   const cacheKey = `${fed.join(',')}|${plan.cols}x${plan.rows}x${plan.tiles}`;
   const hit = cacheable ? model.sceneCache.get(scene!)?.get(cacheKey) : undefined;
+  // A streaming scene keeps each frame's world points with the frame (a window change recomputes only new frames').
+  const world = hit?.world ?? (streaming && cacheable && (needBox3d || check) ? await cachedWorldPoints(model.frameCache, scene!) : undefined);
   const geo = scene
-    ? await sceneGeometry({ scene, fed, canonical: usePe && !hit, worldNeeded: needBox3d || check, world: hit?.world })
+    ? await sceneGeometry({ scene, fed, canonical: usePe && !hit, worldNeeded: needBox3d || check, world })
     : { world: undefined, canonical: null, notes: [] };
   if (hit && geo.world && !hit.world) hit.world = geo.world;
   const geometryNotes = hit ? hit.notes : geo.notes;

@@ -11,6 +11,7 @@
  */
 import type { Engine } from '../engine';
 import type { AskInput } from '../model_types';
+import { sceneWorldPoints } from '../scene';
 import type { Scene, SceneFrame } from '../scene';
 import { StreamingScene } from '../streaming';
 import { toNdArray } from '../tensor';
@@ -26,8 +27,33 @@ interface FrameFeatures {
   hidden: number;
 }
 
-/** Per SceneFrame: its tile's vision features, by tile size (held weakly: dropped with the frame). */
-export type FrameFeatureCache = WeakMap<SceneFrame, Map<number, FrameFeatures>>;
+/** What is kept of one frame of a streaming scene. */
+export interface FrameWork {
+  /** Its tile's vision features, by tile size. */
+  vision: Map<number, FrameFeatures>;
+  /** Its world points (they depend on the frame's depth, intrinsics and pose only). */
+  world?: NdArray<Float32Array>;
+}
+
+/** Per SceneFrame of a streaming scene (held weakly: dropped with the frame). */
+export type FrameFeatureCache = WeakMap<SceneFrame, FrameWork>;
+
+function workOf(cache: FrameFeatureCache, frame: SceneFrame): FrameWork {
+  let w = cache.get(frame);
+  if (!w) cache.set(frame, (w = { vision: new Map() }));
+  return w;
+}
+
+/** Each frame's world points, computed once per frame (the same bits as `sceneWorldPoints` of the whole scene). */
+export async function cachedWorldPoints(cache: FrameFeatureCache, scene: Scene): Promise<NdArray<Float32Array>[]> {
+  const out: NdArray<Float32Array>[] = [];
+  for (const f of scene.frames) {
+    const w = workOf(cache, f);
+    if (!w.world) [w.world] = await sceneWorldPoints({ frames: [f] });
+    out.push(w.world);
+  }
+  return out;
+}
 
 /** The request on the window's Scene, and the streaming scene it came from (null for any other input). */
 export function streamingRequest(input: AskInput): { input: AskInput; streaming: StreamingScene | null } {
@@ -57,7 +83,7 @@ export async function cachedFrameVision(engine: Engine, cache: FrameFeatureCache
   scene: Scene; images: readonly NdArray<Uint8Array>[]; fed: readonly number[]; plan: TilePlan; tileSize: number;
 }): Promise<CachedVision> {
   const frames = c.fed.map((f) => c.scene.frames[f]);
-  const hit = frames.map((fr) => cache.get(fr)?.get(c.tileSize));
+  const hit = frames.map((fr) => cache.get(fr)?.vision.get(c.tileSize));
   const missing = c.fed.filter((_, i) => hit[i] === undefined);
   let tiling = 0, vision = 0;
   if (missing.length > 0) {
@@ -75,9 +101,7 @@ export async function cachedFrameVision(engine: Engine, cache: FrameFeatureCache
       const own: FrameFeatures = { data: enc.data.slice(j * per, (j + 1) * per), tokens, hidden };
       j++;
       hit[i] = own;
-      let m = cache.get(frames[i]);
-      if (!m) cache.set(frames[i], (m = new Map()));
-      m.set(c.tileSize, own);
+      workOf(cache, frames[i]).vision.set(c.tileSize, own);
     });
   }
   const { tokens, hidden } = hit[0]!;
