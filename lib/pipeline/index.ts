@@ -160,7 +160,7 @@ export async function preparePipeline(model: PipelineModel, given: AskInput): Pr
   t.prompt += now() - t0;
   const details: PreparedDetails = {
     mode, frames: fed, images: nTiles, plan, spatialPe: peOn, promptLength: spliced.length, notes, cached: hit !== undefined,
-    ...(streaming ? { stream: { version: streaming.version, frames: fed.map((f) => streaming.frames[f].index), encodedFrames: encodedFrames ?? 0 } } : {}),
+    ...(streaming ? { stream: { version: streaming.version, frames: fed.map((f) => streaming.indices[f]), encodedFrames: encodedFrames ?? 0 } } : {}),
   };
   return { prompt, spliced, regionEmbeddings, regions, scene, details, timings: t, ...(measured ? { measured } : {}) };
 }

@@ -56,14 +56,23 @@ export async function cachedWorldPoints(cache: FrameFeatureCache, scene: Scene):
 }
 
 /** The request on the window's Scene, and the streaming scene it came from (null for any other input). */
-export function streamingRequest(input: AskInput): { input: AskInput; streaming: StreamingScene | null } {
+export function streamingRequest(input: AskInput): { input: AskInput; streaming: StreamWindow | null } {
   if (input === null || typeof input !== 'object' || !(input.scene instanceof StreamingScene)) {
     return { input, streaming: null };
   }
-  const streaming = input.scene;
-  const scene = streaming.scene;
-  const regions = input.regions === undefined || !Array.isArray(input.regions) ? input.regions : streaming.regionSpecs(input.regions);
+  const s = input.scene;
+  const scene = s.scene;
+  const regions = input.regions === undefined || !Array.isArray(input.regions) ? input.regions : s.regionSpecs(input.regions);
+  // A snapshot: frames added while the request runs do not change what it reports.
+  const streaming = { version: s.version, indices: s.frames.map((f) => f.index) };
   return { input: { ...input, scene, ...(regions !== undefined ? { regions } : {}) }, streaming };
+}
+
+/** The window a request runs on. */
+export interface StreamWindow {
+  version: number;
+  /** Stream index of each window position. */
+  indices: number[];
 }
 
 export interface CachedVision {
