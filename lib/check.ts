@@ -76,3 +76,19 @@ export function crossCheck(question: string, answer: string, measured: MeasureRe
   const ratio = answered !== null && answered > 0 && value > 0 ? Math.max(answered / value, value / answered) : Infinity;
   return { ...q, answered, measured: value, ratio, agrees: ratio < 1.25 };
 }
+
+const fmt = (m: number) => `${m < 10 ? m.toPrecision(2) : m.toFixed(1)} m`;
+
+/**
+ * A one-line warning for a check that does not agree ("the model said 1.5 m; the depth
+ * measures 0.54 m …"), or null when it agrees.
+ */
+export function checkWarning(c: AnswerCheck): string | null {
+  if (c.agrees) return null;
+  const what = c.quantity === 'distance' || c.quantity === 'gap'
+    ? `the ${c.quantity} between ${c.regions.map((k) => `<region${k}>`).join(' and ')}`
+    : `the ${c.quantity} of <region${c.regions[0]}>`;
+  const said = c.answered === null ? 'the model gave no length' : `the model said ${fmt(c.answered)}`;
+  const factor = Number.isFinite(c.ratio) ? `, a factor ${c.ratio.toFixed(2)} apart` : '';
+  return `${said}; the depth measures ${fmt(c.measured)} for ${what}${factor} (a geometry cross-check; the answer is unchanged)`;
+}

@@ -11,7 +11,7 @@ export { SR3D } from './sr3d';
 export { ChatSession } from './chat';
 export type { ChatTurn } from './chat';
 export type {
-  AskInput, AskResult, AskStage, AskTimings, GenerationOptions, LoadOptions, Prepared, PreparedDetails,
+  AskInput, AskResult, AskStage, AskTimings, GenerationOptions, LoadOptions, Prepared, PreparedDetails, StreamDetails,
 } from './model_types';
 export { createEngine, Engine, DEFAULT_MAX_CONTEXT } from './engine';
 export type { EngineInfo, EngineOptions, GenerateOptions, GenerationStream, MlpModule, StopReason } from './engine';
@@ -52,12 +52,14 @@ export type { MeasureResult, RegionMeasurement, PairMeasurement, MeasureOptions,
 export { writeOverlay, renderOverlay, REGION_COLORS } from './overlay';
 export type { OverlayRegion, OverlayOptions, OverlayLayout } from './overlay';
 export { createStreamingScene, StreamingScene } from './streaming';
-export type { StreamingSceneOptions, KeyframeRule, StreamFrameInput, StreamFrame, AddFrameResult, StreamFrameRef } from './streaming';
+export type {
+  StreamingSceneOptions, KeyframeRule, StreamFrameInput, StreamFrame, AddFrameResult, StreamFrameRef, StreamRegionSpec, StreamBoxRegion, StreamMaskRegion,
+} from './streaming';
 
 // ---- evaluation and answer checks ---------------------------------------------------------
 export { evaluate, scoreAll, scoreLine, readBenchmark, readPredictions, formatReport, reportJson, parseLength, parseNumber, meanRelativeAccuracy } from './eval';
 export type { EvalItem, EvalPrediction, EvalReport, EvalType, EvaluateOptions, EvalModel, LineScore, TypeSummary } from './eval';
-export { crossCheck, metricQuestion } from './check';
+export { crossCheck, metricQuestion, checkWarning } from './check';
 export type { AnswerCheck, CheckedQuantity } from './check';
 
 // ---- kernels: geometry, tiling, regions ---------------------------------------------------

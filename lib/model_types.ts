@@ -2,10 +2,13 @@
  * The public types of the model API ({@link SR3D.load}, {@link SR3D.ask}, {@link SR3D.chat}):
  * what a request takes, what it resolves with, and how it ended.
  */
+import type { AnswerCheck } from './check';
 import type { EngineOptions, StopReason } from './engine';
+import type { MeasureResult } from './measure';
 import type { BuiltPrompt, SplicedEmbeddings } from './prompt';
 import type { RegionSpec, ResolvedRegion } from './regions';
 import type { Scene, SceneFrameInput } from './scene';
+import type { StreamingScene, StreamRegionSpec } from './streaming';
 import type { TensorLike } from './tensor';
 import type { TilePlan } from './tiling';
 
@@ -30,14 +33,22 @@ export type AskStage = 'geometry' | 'tiling' | 'vision' | 'projector' | 'regions
 
 /** What {@link SR3D.ask} and {@link SR3D.prepare} take. Give exactly one of `scene`, `frames` or `image`. */
 export interface AskInput {
-  /** A loaded scene, or the path of a `scene.json` manifest (or its folder). */
-  scene?: Scene | string;
+  /**
+   * A loaded scene, the path of a `scene.json` manifest (or its folder), or a
+   * {@link StreamingScene}: asked as the Scene of its kept frames, with each frame's SigLIP
+   * features computed once in multi-view mode (see `cache`).
+   */
+  scene?: Scene | string | StreamingScene;
   /** In-memory RGB-D frames (validated by `sceneFromFrames`: at most 32). */
   frames?: readonly SceneFrameInput[];
   /** One RGB image without depth (a path, encoded bytes, or an (H,W,3) uint8 tensor): runs without the 3D PE. */
   image?: string | Uint8Array | TensorLike;
-  /** Region prompts, named `<region0>`, `<region1>`, … in the question, in this order. Defaults to none. */
-  regions?: readonly RegionSpec[];
+  /**
+   * Region prompts, named `<region0>`, `<region1>`, … in the question, in this order. On a
+   * {@link StreamingScene} a 2D box or mask may name its frame `{ index }` (stream index) or
+   * `{ timestamp }`; a number is the window position. Defaults to none.
+   */
+  regions?: readonly (RegionSpec | StreamRegionSpec)[];
   /** The question; `<regionK>` names region K (each given region must be named). */
   question: string;
   /**
@@ -58,9 +69,18 @@ export interface AskInput {
    * per Scene object (held weakly: dropped with the scene), so another question or other
    * regions about the same scene skip geometry, tiling, the vision tower and the projector.
    * A Scene is taken as unchanged: pass `false` after editing its arrays in place. Scenes given
-   * as a path, `frames` or `image` are not cached. Defaults to `true`.
+   * as a path, `frames` or `image` are not cached. On a {@link StreamingScene} the vision
+   * features of each kept frame (without the 3D PE) are also kept per frame, so an ask after one
+   * new frame runs the vision tower on that frame only; `false` turns both off. Defaults to `true`.
    */
   cache?: boolean;
+  /**
+   * {@link SR3D.ask} only: when the question asks a metric quantity of its regions (height,
+   * width, length, size, distance, gap; see `metricQuestion`) and the scene has depth, also
+   * measure it from the depth and compare it with the number in the answer (`details.check`).
+   * An aid: the model's text is never changed. Defaults to `true`.
+   */
+  check?: boolean;
 }
 
 /** Generation options of {@link SR3D.ask}. */
@@ -144,6 +164,24 @@ export interface PreparedDetails {
   notes: string[];
   /** Whether the image side came from an earlier request on the same Scene (see `cache`). */
   cached: boolean;
+  /** A {@link StreamingScene} only: the window asked about. */
+  stream?: StreamDetails;
+  /**
+   * {@link SR3D.ask} only: the answer's number against the same quantity measured from the
+   * depth, when the question asks a metric quantity of its regions (see `check`). Absent
+   * otherwise (no such question, no depth, no number measurable).
+   */
+  check?: AnswerCheck;
+}
+
+/** What a request on a {@link StreamingScene} ran on. */
+export interface StreamDetails {
+  /** The window's `version`. */
+  version: number;
+  /** Stream indices of the frames fed. */
+  frames: number[];
+  /** Frames that went through the vision tower in this request (0: all reused). */
+  encodedFrames: number;
 }
 
 /** A request ready for the language model (the output of {@link SR3D.prepare}). */
@@ -157,6 +195,8 @@ export interface Prepared {
   /** The scene the request ran on (null for a single image without depth). */
   scene: Scene | null;
   details: PreparedDetails;
+  /** The regions measured from the depth, when the question asks a metric quantity of them (for `details.check`). */
+  measured?: MeasureResult;
   /** Stage times, ms; `prompt` is the tokenization and splice (part of `prefill` in {@link AskTimings}). */
   timings: Pick<AskTimings, 'geometry' | 'tiling' | 'vision' | 'projector' | 'regions'> & { prompt: number };
 }

@@ -13,7 +13,7 @@ import { createEngine } from './engine';
 import type { Engine } from './engine';
 import { ModelError, invalidArgument } from './errors';
 import type { AskInput, AskResult, AskTimings, GenerationOptions, LoadOptions, Prepared } from './model_types';
-import { generateText, preparePipeline } from './pipeline';
+import { answerCheck, generateText, preparePipeline } from './pipeline';
 import type { PipelineModel, SceneWork } from './pipeline';
 import { DEFAULT_MAX_QUEUED_REQUESTS, RequestQueue } from './request_queue';
 import type { Scene } from './scene';
@@ -41,7 +41,7 @@ export class SR3D {
     readonly notices: readonly string[],
     queue: RequestQueue,
   ) {
-    this.pipeline = { checkpoint, engine, tokenizer, sceneCache: new WeakMap<Scene, Map<string, SceneWork>>() };
+    this.pipeline = { checkpoint, engine, tokenizer, sceneCache: new WeakMap<Scene, Map<string, SceneWork>>(), frameCache: new WeakMap() };
     this.backend = {
       checkpoint, engine, tokenizer,
       prepare: (input) => preparePipeline(this.pipeline, input),
@@ -140,7 +140,9 @@ export class SR3D {
         projector: prep.timings.projector, regions: prep.timings.regions,
         prefill: prep.timings.prompt + g.prefill, decode: g.decode, total: now() - tStart,
       };
-      return { text: g.text, tokens: g.tokens, stopReason: g.stopReason, timings, details: prep.details, regions: prep.regions, scene: prep.scene };
+      const check = answerCheck(input.question, g.text, prep.measured);
+      const details = check ? { ...prep.details, check } : prep.details;
+      return { text: g.text, tokens: g.tokens, stopReason: g.stopReason, timings, details, regions: prep.regions, scene: prep.scene };
     }, signal);
   }
 

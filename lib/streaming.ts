@@ -10,7 +10,8 @@
  * only (its SigLIP features) can be cached per frame object, while what depends on the whole
  * window (the canonical transform) is recomputed when `version` changes.
  */
-import { invalidArgument } from './errors';
+import { RegionError, invalidArgument } from './errors';
+import type { BoxRegion, MaskRegion, RegionSpec } from './regions';
 import { sceneFromFrames } from './scene';
 import type { Scene, SceneFrame, SceneFrameInput } from './scene';
 
@@ -61,6 +62,23 @@ export interface AddFrameResult {
 
 /** A reference to a kept frame: its stream index or its timestamp. */
 export type StreamFrameRef = { index: number } | { timestamp: number };
+
+/** A 2D box on a kept frame named by its stream index or timestamp (or, as a number, its window position). */
+export interface StreamBoxRegion extends Omit<BoxRegion, 'frame'> {
+  frame: number | StreamFrameRef;
+}
+
+/** A mask on a kept frame named by its stream index or timestamp (or, as a number, its window position). */
+export interface StreamMaskRegion extends Omit<MaskRegion, 'frame'> {
+  frame: number | StreamFrameRef;
+}
+
+/**
+ * A region prompt on a {@link StreamingScene}: any {@link RegionSpec}, or a 2D box / mask whose
+ * `frame` is `{ index }` (stream index) or `{ timestamp }`. A plain number stays the window
+ * position (0 = oldest kept frame), as for any scene.
+ */
+export type StreamRegionSpec = RegionSpec | StreamBoxRegion | StreamMaskRegion | { masks: readonly StreamMaskRegion[] };
 
 function poseOf(f: SceneFrame): number[] | null {
   return f.pose ?? null;
@@ -170,6 +188,33 @@ export class StreamingScene {
       throw invalidArgument(`a frame in the window (${window})`, 'frame', `${what}, which is not in it (dropped, or not a keyframe)`, true);
     }
     return k;
+  }
+
+  /**
+   * The region prompts with every `{ index }` / `{ timestamp }` frame replaced by its window
+   * position (3D boxes and numeric frames pass through). A frame no longer in the window is a
+   * {@link RegionError} naming the region.
+   */
+  regionSpecs(specs: readonly StreamRegionSpec[]): RegionSpec[] {
+    const at = (ref: number | StreamFrameRef, k: number, where: string): number => {
+      if (ref === null || typeof ref !== 'object') return ref;
+      try {
+        return this.position(ref);
+      } catch {
+        const what = 'index' in ref ? `stream frame ${ref.index}` : `the frame at timestamp ${(ref as { timestamp: number }).timestamp}`;
+        const window = this.kept.length ? `stream frames ${this.kept.map((f) => f.index).join(', ')}` : 'no frames';
+        throw new RegionError(`Expected a frame in the streaming scene's window (${window}) for regions[${k}].${where} but received ${what}, ` +
+          'which is not in it (dropped from the window, or never a keyframe). Fix: name a kept frame (streaming.frames), or use a 3D box, which does not depend on one frame.', k);
+      }
+    };
+    return specs.map((s, k) => {
+      if (s === null || typeof s !== 'object' || 'box3d' in s) return s as RegionSpec;
+      if ('masks' in s && Array.isArray(s.masks)) {
+        return { ...s, masks: s.masks.map((m, j) => (m !== null && typeof m === 'object' ? { ...m, frame: at(m.frame, k, `masks[${j}].frame`) } : m)) } as RegionSpec;
+      }
+      if ('frame' in s) return { ...s, frame: at(s.frame, k, 'frame') } as RegionSpec;
+      return s as RegionSpec;
+    });
   }
 }
 

@@ -76,6 +76,16 @@ describe('sr3d ask', () => {
     expect(Object.keys(out.timings).sort()).toEqual(['decode', 'geometry', 'prefill', 'projector', 'regions', 'tiling', 'total', 'vision']);
   });
 
+  it('a metric question about a region: a warning on stderr when the depth disagrees with the answer (the answer unchanged)', () => {
+    const args = ['ask', CABINET, '--model', MODEL, '--region', CUBOID, '--max-frames', '2', '--max-new-tokens', '5', 'How tall is <region0>?'];
+    const r = sr3d(args);
+    expect(r.status).toBe(0);
+    // The tiny model's answer is noise: the cabinet's 0.5 m height is not in it.
+    expect(r.stderr).toMatch(/sr3d: warning: the model (said [\d.]+ m|gave no length); the depth measures 0\.\d+ m for the height of <region0>/);
+    const json = sr3d([...args.slice(0, -1), '--json', args[args.length - 1]]);
+    expect(r.stdout.trim()).toBe(JSON.parse(json.stdout).text.trim());
+  });
+
   it('--overlay writes a PNG of the frames fed with the region outlined; the answer streams to stdout', () => {
     const png = path.join(TMP, 'overlay.png');
     const r = sr3d(['ask', CABINET, '--model', MODEL, '--region', 'frame=5,box=200,150,420,330', '--max-frames', '4', '--max-new-tokens', '4',

@@ -2,7 +2,7 @@
 // comparison of the answer's number with a measurement (synthetic and on the real cabinet).
 import * as path from 'path';
 
-import { crossCheck, metricQuestion } from '../lib/check';
+import { checkWarning, crossCheck, metricQuestion } from '../lib/check';
 import { measure } from '../lib/measure';
 import type { MeasureResult } from '../lib/measure';
 import { loadScene } from '../lib/scene';
@@ -65,5 +65,18 @@ describe('crossCheck', () => {
     expect(c.measured).toBeGreaterThan(0.5);
     expect(c.agrees).toBe(true);
     expect(crossCheck('How tall is <region0>?', '2 meters', m)!.agrees).toBe(false);
+  });
+});
+
+describe('checkWarning', () => {
+  it('says what the model said and what the depth measures, only when they disagree', () => {
+    const base = { quantity: 'height' as const, regions: [0], measured: 0.5432 };
+    expect(checkWarning({ ...base, answered: 1.5, ratio: 1.5 / 0.5432, agrees: false }))
+      .toBe('the model said 1.5 m; the depth measures 0.54 m for the height of <region0>, a factor 2.76 apart (a geometry cross-check; the answer is unchanged)');
+    expect(checkWarning({ ...base, answered: null, ratio: Infinity, agrees: false }))
+      .toBe('the model gave no length; the depth measures 0.54 m for the height of <region0> (a geometry cross-check; the answer is unchanged)');
+    expect(checkWarning({ quantity: 'gap', regions: [1, 0], measured: 12.34, answered: 2, ratio: 6.17, agrees: false }))
+      .toMatch(/^the model said 2\.0 m; the depth measures 12\.3 m for the gap between <region1> and <region0>, a factor 6\.17 apart/);
+    expect(checkWarning({ ...base, answered: 0.6, ratio: 0.6 / 0.5432, agrees: true })).toBeNull();
   });
 });

@@ -52,7 +52,7 @@ describe('package', () => {
       'SCENE_LIMITS', 'createStreamingScene', 'StreamingScene',
       // evaluation and answer checks
       'evaluate', 'scoreAll', 'scoreLine', 'readBenchmark', 'readPredictions', 'formatReport', 'reportJson', 'parseLength',
-      'parseNumber', 'meanRelativeAccuracy', 'crossCheck', 'metricQuestion',
+      'parseNumber', 'meanRelativeAccuracy', 'crossCheck', 'metricQuestion', 'checkWarning',
       // kernels
       'backproject', 'scenePoints', 'canonicalize', 'toCanonical', 'toMetric', 'poolPointsToPatches', 'sinusoidalEncode',
       'candidateGrids', 'planTiles', 'framePlan', 'sampleFrames', 'resizeBicubic', 'tileImage', 'tilePointMap', 'tileMask',

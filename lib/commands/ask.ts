@@ -9,6 +9,7 @@ import * as path from 'path';
 import * as readline from 'readline';
 
 import { finite } from '../camera';
+import { checkWarning } from '../check';
 import { Sr3dError } from '../errors';
 import { writeOverlay } from '../overlay';
 import { parseRegionArg } from '../regions';
@@ -159,6 +160,8 @@ async function run(argv: string[]): Promise<number> {
     say(`geometry ${t.geometry.toFixed(0)} ms, tiling ${t.tiling.toFixed(0)} ms, vision ${t.vision.toFixed(0)} ms, projector+PE ${t.projector.toFixed(0)} ms, ` +
       `regions ${t.regions.toFixed(0)} ms, prefill ${t.prefill.toFixed(0)} ms, decode ${t.decode.toFixed(0)} ms (${n > 1 && t.decode > 0 ? ((r.tokens.length - 1) / (t.decode / 1000)).toFixed(1) : '-'} tokens/s)`);
     for (const note of r.details.notes) if (!args.json) process.stderr.write(`sr3d: ${note}\n`);
+    const warning = r.details.check ? checkWarning(r.details.check) : null;
+    if (warning && !args.json) process.stderr.write(`sr3d: warning: ${warning}\n`);
     if (args.overlay) {
       // The frames fed to the model (those a region is on, when there are regions), each region outlined.
       const scene: Scene = r.scene ?? await imageScene(input.image as string);

@@ -12,6 +12,7 @@ import type { AskInput, Prepared, PreparedDetails } from '../model_types';
 import type { Scene } from '../scene';
 import type { NdArray } from '../tensor';
 import type { Sr3dTokenizer } from '../tokenizer';
+import { measureRequestRegions, wantsCheck } from './check';
 import { sceneGeometry } from './geometry';
 import { checkAskInput, readRequestInput } from './input';
 import { projectVision } from './projector';
@@ -19,9 +20,12 @@ import { promptStage } from './prompt';
 import { regionFeatures, resolveRequestRegions } from './regions';
 import { addSpatialPe } from './spatial_pe';
 import { spliceStage } from './splice';
+import { cachedFrameVision, cachedWorldPoints, streamingRequest } from './stream';
+import type { FrameFeatureCache } from './stream';
 import { tileFrames } from './tiling';
 import { encodeVision } from './vision';
 
+export { answerCheck } from './check';
 export { generateText } from './generate';
 export type { Generated } from './generate';
 
@@ -41,12 +45,16 @@ export interface PipelineModel {
   readonly tokenizer: Sr3dTokenizer;
   /** Per Scene object: the image side of earlier requests, by frames fed and tiling. */
   readonly sceneCache: WeakMap<Scene, Map<string, SceneWork>>;
+  /** Per frame of a streaming scene: its SigLIP features without the 3D PE (multi-view mode). */
+  readonly frameCache: FrameFeatureCache;
 }
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 /** {@link SR3D.prepare}: everything before the language model. */
-export async function preparePipeline(model: PipelineModel, input: AskInput): Promise<Prepared> {
+export async function preparePipeline(model: PipelineModel, given: AskInput): Promise<Prepared> {
+  // A streaming scene runs as the Scene of its window (the same object until the window changes).
+  const { input, streaming } = streamingRequest(given);
   const { regionSpecs, say } = checkAskInput(model.checkpoint, input);
   const { checkpoint: ckpt, engine, tokenizer } = model;
   const t: Prepared['timings'] = { geometry: 0, tiling: 0, vision: 0, projector: 0, regions: 0, prompt: 0 };
@@ -69,11 +77,14 @@ export async function preparePipeline(model: PipelineModel, input: AskInput): Pr
   const usePe = !!ckpt.spatialPe && scene !== null;
   if (!ckpt.spatialPe) notes.push(`the checkpoint has no spatial_pe/: running as NVILA-Lite, without the 3D positional encoding`);
   const needBox3d = regionSpecs.some((r) => r !== null && typeof r === 'object' && 'box3d' in r);
+  const check = wantsCheck({ check: input.check, question: input.question, scene, regions: regionSpecs.length });
   const cacheable = input.cache !== false && input.scene !== undefined && typeof input.scene !== 'string';
   const cacheKey = `${fed.join(',')}|${plan.cols}x${plan.rows}x${plan.tiles}`;
   const hit = cacheable ? model.sceneCache.get(scene!)?.get(cacheKey) : undefined;
+  // A streaming scene keeps each frame's world points with the frame (a window change recomputes only new frames').
+  const world = hit?.world ?? (streaming && cacheable && (needBox3d || check) ? await cachedWorldPoints(model.frameCache, scene!) : undefined);
   const geo = scene
-    ? await sceneGeometry({ scene, fed, canonical: usePe && !hit, worldNeeded: needBox3d, world: hit?.world })
+    ? await sceneGeometry({ scene, fed, canonical: usePe && !hit, worldNeeded: needBox3d || check, world })
     : { world: undefined, canonical: null, notes: [] };
   if (hit && geo.world && !hit.world) hit.world = geo.world;
   const geometryNotes = hit ? hit.notes : geo.notes;
@@ -84,22 +95,34 @@ export async function preparePipeline(model: PipelineModel, input: AskInput): Pr
 
   let feats: NdArray<Float32Array>;
   let projected: NdArray<Float32Array>;
+  let encodedFrames: number | undefined;
   if (hit) {
     ({ feats, projected } = hit);
     say('vision', `vision: ${nTiles} ${mode === 'tiles' ? 'tiles' : 'frames'} (cached from an earlier request on this scene)`);
   } else {
     // ---- tiling → vision → 3D PE → projector (§A8, §3, §A4-A5, §4) ------------------------
-    t0 = now();
-    say('tiling', mode === 'tiles'
-      ? `tiling: ${plan.cols}x${plan.rows} tiles${plan.thumbnail ? ' + thumbnail' : ''}`
-      : `tiling: ${fed.length} frames, one ${tileSize}² tile each`);
-    const tiles = await tileFrames(images, fed, plan, tileSize);
-    t.tiling = now() - t0;
+    if (streaming && mode === 'frames' && cacheable) {
+      // One tile per frame: only frames not seen before go through the vision tower.
+      say('tiling', `tiling: ${fed.length} frames, one ${tileSize}² tile each`);
+      say('vision', `vision: ${fed.length} frames (of a streaming scene; frames seen before are reused)`);
+      const v = await cachedFrameVision(engine, model.frameCache, { scene: scene!, images, fed, plan, tileSize });
+      ({ feats, encoded: encodedFrames } = v);
+      t.tiling = v.tiling;
+      t.vision = v.vision;
+    } else {
+      t0 = now();
+      say('tiling', mode === 'tiles'
+        ? `tiling: ${plan.cols}x${plan.rows} tiles${plan.thumbnail ? ' + thumbnail' : ''}`
+        : `tiling: ${fed.length} frames, one ${tileSize}² tile each`);
+      const tiles = await tileFrames(images, fed, plan, tileSize);
+      t.tiling = now() - t0;
 
-    t0 = now();
-    say('vision', `vision: ${nTiles} ${mode === 'tiles' ? 'tiles' : 'frames'}`);
-    feats = await encodeVision(engine, tiles);
-    t.vision = now() - t0;
+      t0 = now();
+      say('vision', `vision: ${nTiles} ${mode === 'tiles' ? 'tiles' : 'frames'}`);
+      feats = await encodeVision(engine, tiles);
+      t.vision = now() - t0;
+      if (streaming) encodedFrames = fed.length;
+    }
 
     t0 = now();
     say('projector', `projector${peOn ? ' + 3D PE' : ''}`);
@@ -128,6 +151,7 @@ export async function preparePipeline(model: PipelineModel, input: AskInput): Pr
       feats, regions, fed, mode, plan, tileSize, patch: vc.patchSize, pooling: ckpt.regionExtractor!.config.pooling,
     });
   }
+  const measured = check && geo.world ? measureRequestRegions(scene!, geo.world, regions) : null;
   t.regions = now() - t0;
 
   // ---- splice (§5.3) ----------------------------------------------------------------------
@@ -136,6 +160,7 @@ export async function preparePipeline(model: PipelineModel, input: AskInput): Pr
   t.prompt += now() - t0;
   const details: PreparedDetails = {
     mode, frames: fed, images: nTiles, plan, spatialPe: peOn, promptLength: spliced.length, notes, cached: hit !== undefined,
+    ...(streaming ? { stream: { version: streaming.version, frames: fed.map((f) => streaming.indices[f]), encodedFrames: encodedFrames ?? 0 } } : {}),
   };
-  return { prompt, spliced, regionEmbeddings, regions, scene, details, timings: t };
+  return { prompt, spliced, regionEmbeddings, regions, scene, details, timings: t, ...(measured ? { measured } : {}) };
 }

@@ -42,7 +42,8 @@ export function checkAskInput(ckpt: Checkpoint, input: AskInput): { regionSpecs:
   const progress = input.onProgress;
   if (progress !== undefined && typeof progress !== 'function') throw invalidArgument('a function (stage, message) => void', 'onProgress', progress);
   const say = (stage: AskStage, message: string) => progress?.(stage, message);
-  const regionSpecs = input.regions ?? [];
+  // Streaming frame references are mapped to window positions before this (./stream.ts).
+  const regionSpecs = (input.regions ?? []) as readonly RegionSpec[];
   if (!Array.isArray(regionSpecs)) throw invalidArgument('an array of region specs', 'regions', regionSpecs);
   if (regionSpecs.length > 0 && !ckpt.regionExtractor) {
     throw new ModelError(
@@ -68,7 +69,7 @@ export async function readRequestInput(ckpt: Checkpoint, input: AskInput): Promi
     if (typeof input.scene !== 'string' && (input.scene === null || typeof input.scene !== 'object' || !Array.isArray(input.scene.frames))) {
       throw invalidArgument('a Scene (loadScene, sceneFromFrames) or a scene.json path', 'scene', input.scene);
     }
-    scene = typeof input.scene === 'string' ? await loadScene(input.scene) : input.scene;
+    scene = typeof input.scene === 'string' ? await loadScene(input.scene) : input.scene as Scene;
     images = scene.frames.map((f) => f.image);
   } else if (input.frames !== undefined) {
     scene = sceneFromFrames(input.frames);
