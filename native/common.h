@@ -1,6 +1,6 @@
 // Shared plumbing of the N-API bindings (one file per op family includes it): the
 // options "baton" reader with the one error-message shape, the Promise-returning
-// AsyncWorker that pins every buffer in flight, and error conversion. Nothing here aborts.
+// AsyncWorker that owns a copy of every buffer in flight, and error conversion. Nothing here aborts.
 #pragma once
 #include <napi.h>
 
@@ -66,7 +66,27 @@ inline std::string describe(const Napi::Value& v) {
   return "an object";
 }
 
-// Reads and validates the baton; keeps references to every buffer it hands out.
+// How an op uses a buffer. Decides what crosses between the user's memory and the op's own.
+enum class Access { kIn, kOut, kInOut };
+
+// The native-owned stand-in of one user buffer for the time the op is in flight. A user may
+// detach (transfer) an ArrayBuffer while the worker runs, and V8 then frees its memory: the
+// kernels never see user memory, only `data` here, which the op owns. Inputs are copied in on
+// the JS thread before queueing; outputs are copied back on the JS thread after the work
+// (OnOK), where a buffer detached meanwhile is reported instead of written. SharedArrayBuffer
+// memory cannot be freed by a detach, so it is used in place (`shadow` empty).
+struct Staged {
+  std::string name;
+  Access access = Access::kIn;
+  Napi::ObjectReference ref;      // the typed array (keeps a SharedArrayBuffer alive too)
+  std::vector<uint8_t> shadow;    // the op's copy; empty when shared or zero-length
+  uint8_t* user = nullptr;        // the user's bytes at queue time (for the overlap check only)
+  size_t bytes = 0;
+  size_t count = 0;
+  void* data() { return shadow.empty() ? static_cast<void*>(user) : static_cast<void*>(shadow.data()); }
+};
+
+// Reads and validates the baton; stages every buffer it hands out (see Staged).
 class Baton {
  public:
   Baton(const Napi::CallbackInfo& info) : env_(info.Env()) {
@@ -102,24 +122,19 @@ class Baton {
     bad("one of " + list, key, describe(v));
   }
 
-  // A typed array of `type` with exactly `count` elements (or null when optional).
+  // An input typed array of `type` with exactly `count` elements (or null when optional).
   void* array(const char* key, napi_typedarray_type type, int64_t count, bool optional = false) {
-    Napi::Value v = opts_.Get(key);
-    if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
-    static const char* names[] = {"Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array",
-                                  "Uint16Array", "Int32Array", "Uint32Array", "Float32Array",
-                                  "Float64Array"};
-    std::string what = std::string("a ") + names[type] + " of " + std::to_string(count) + " elements";
-    if (!v.IsTypedArray()) bad(what, key, describe(v));
-    Napi::TypedArray t = v.As<Napi::TypedArray>();
-    if (t.TypedArrayType() != type || static_cast<int64_t>(t.ElementLength()) != count)
-      bad(what, key, describe(v));
-    if (t.ArrayBuffer().IsDetached())
-      bad("an attached buffer (it was transferred or detached)", key, "a detached buffer");
-    refs_.push_back(Napi::Persistent(v.As<Napi::Object>()));
-    void* data = static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
-    // Length 0 may come with a null pointer; kernels never touch it then.
-    return count == 0 ? nullptr : data;
+    return stage(key, type, count, optional, Access::kIn);
+  }
+  // An output the op writes (every element it means to set; the rest keep the user's values).
+  // `in_place_of`: the input this op may write over when given the very same elements.
+  void* output(const char* key, napi_typedarray_type type, int64_t count, bool optional = false,
+               const char* in_place_of = nullptr) {
+    return stage(key, type, count, optional, Access::kOut, in_place_of);
+  }
+  // A buffer the op updates in place (read, then written back).
+  void* in_out(const char* key, napi_typedarray_type type, int64_t count) {
+    return stage(key, type, count, false, Access::kInOut);
   }
 
   sr3d::Impl impl() {
@@ -131,14 +146,106 @@ class Baton {
   }
   int device() const { return device_; }
 
-  std::vector<Napi::ObjectReference>& refs() { return refs_; }
+  std::vector<std::unique_ptr<Staged>>& staged() { return staged_; }
 
  private:
+  void* stage(const char* key, napi_typedarray_type type, int64_t count, bool optional, Access access,
+              const char* in_place_of = nullptr) {
+    Napi::Value v = opts_.Get(key);
+    if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
+    static const char* names[] = {"Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array",
+                                  "Uint16Array", "Int32Array", "Uint32Array", "Float32Array",
+                                  "Float64Array"};
+    std::string what = std::string("a ") + names[type] + " of " + std::to_string(count) + " elements";
+    if (!v.IsTypedArray()) bad(what, key, describe(v));
+    // napi_get_typedarray_info, unlike Napi::ArrayBuffer, also answers for a SharedArrayBuffer.
+    napi_typedarray_type got;
+    size_t length = 0, offset = 0;
+    void* data = nullptr;
+    napi_value ab;
+    if (napi_get_typedarray_info(env_, v, &got, &length, &data, &ab, &offset) != napi_ok)
+      bad(what, key, describe(v));
+    if (got != type || static_cast<int64_t>(length) != count) bad(what, key, describe(v));
+    bool plain = false;
+    napi_is_arraybuffer(env_, ab, &plain);  // false: a SharedArrayBuffer (nothing else backs a typed array)
+    bool detached = false;
+    if (plain && napi_is_detached_arraybuffer(env_, ab, &detached) == napi_ok && detached)
+      bad("an attached buffer (it was transferred or detached)", key, "a detached buffer");
+    auto s = std::unique_ptr<Staged>(new Staged());
+    s->name = key;
+    s->access = access;
+    s->ref = Napi::Persistent(v.As<Napi::Object>());
+    s->count = static_cast<size_t>(count);
+    s->bytes = s->count * element_size(type);
+    s->user = count == 0 ? nullptr : static_cast<uint8_t*>(data);
+    if (in_place_of && s->bytes > 0) {
+      for (auto& o : staged_) {
+        if (o->name == in_place_of && o->user == s->user && o->bytes == s->bytes) {
+          o->access = Access::kInOut;  // one copy, read then written back
+          return o->data();
+        }
+      }
+    }
+    check_overlap(*s);
+    if (plain && s->bytes > 0) {
+      // Outputs are copied in too: a kernel may leave elements unwritten (they keep the
+      // user's values, as before staging).
+      s->shadow.assign(s->user, s->user + s->bytes);
+    }
+    void* p = s->data();
+    staged_.push_back(std::move(s));
+    // Length 0 may come with a null pointer; kernels never touch it then.
+    return count == 0 ? nullptr : p;
+  }
+
+  // An output that shares bytes with another argument would be read while written (and, with
+  // the copy-back, the last copy would win): refused, naming both. In-place ops take one
+  // in_out buffer instead.
+  void check_overlap(const Staged& s) const {
+    if (s.bytes == 0) return;
+    for (const auto& o : staged_) {
+      if (o->bytes == 0 || (s.access == Access::kIn && o->access == Access::kIn)) continue;
+      if (s.user < o->user + o->bytes && o->user < s.user + s.bytes)
+        bad("a buffer that does not overlap '" + o->name + "' (this op is not in-place safe)", s.name,
+            "a view sharing memory with '" + o->name + "'");
+    }
+  }
+
+  static size_t element_size(napi_typedarray_type t) {
+    switch (t) {
+      case napi_int8_array: case napi_uint8_array: case napi_uint8_clamped_array: return 1;
+      case napi_int16_array: case napi_uint16_array: return 2;
+      case napi_int32_array: case napi_uint32_array: case napi_float32_array: return 4;
+      default: return 8;
+    }
+  }
+
   Napi::Env env_;
   Napi::Object opts_;
-  std::vector<Napi::ObjectReference> refs_;
+  std::vector<std::unique_ptr<Staged>> staged_;
   int device_ = -1;
 };
+
+// Copies the op's outputs back into the user's buffers (JS thread, after the work). A buffer
+// detached meanwhile cannot take them: an error naming it, so the caller never reads a result
+// that was not written.
+inline void copy_back(Napi::Env env, std::vector<std::unique_ptr<Staged>>& staged) {
+  for (auto& s : staged) {
+    if (s->access == Access::kIn || s->shadow.empty()) continue;
+    Napi::Value v = s->ref.Value();
+    napi_typedarray_type type;
+    size_t length = 0, offset = 0;
+    void* data = nullptr;
+    napi_value ab;
+    bool detached = false;
+    if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok ||
+        (napi_is_detached_arraybuffer(env, ab, &detached) == napi_ok && detached) || data == nullptr ||
+        length != s->count)
+      bad("an output buffer that stays attached until the op resolves", s->name,
+          "a buffer detached (transferred) while the op ran; its result was dropped");
+    std::memcpy(data, s->shadow.data(), s->bytes);
+  }
+}
 
 inline int64_t checked_mul(std::initializer_list<int64_t> xs, const char* name) {
   const int64_t cap = int64_t(1) << 40;
@@ -173,11 +280,11 @@ inline std::unique_ptr<Error> capture_errors(const std::function<void()>& fn,
 // Runs `work` off the JS thread; resolves with `result(env)`.
 class OpWorker : public Napi::AsyncWorker {
  public:
-  OpWorker(Napi::Env env, std::vector<Napi::ObjectReference>&& refs, int device,
+  OpWorker(Napi::Env env, std::vector<std::unique_ptr<Staged>>&& staged, int device,
            std::function<void()> work, std::function<Napi::Value(Napi::Env)> result)
       : Napi::AsyncWorker(env, "sr3d"),
         deferred_(Napi::Promise::Deferred::New(env)),
-        refs_(std::move(refs)),
+        staged_(std::move(staged)),
         device_(device),
         work_(std::move(work)),
         result_(std::move(result)) {}
@@ -194,7 +301,10 @@ class OpWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::HandleScope scope(Env());
     try {
+      copy_back(Env(), staged_);
       deferred_.Resolve(result_(Env()));
+    } catch (const Error& e) {
+      deferred_.Reject(make_error(Env(), e).Value());
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
     }
@@ -206,7 +316,7 @@ class OpWorker : public Napi::AsyncWorker {
 
  private:
   Napi::Promise::Deferred deferred_;
-  std::vector<Napi::ObjectReference> refs_;  // pins every buffer in flight
+  std::vector<std::unique_ptr<Staged>> staged_;  // the op's own copies of every buffer in flight
   int device_;
   std::function<void()> work_;
   std::function<Napi::Value(Napi::Env)> result_;
@@ -236,7 +346,7 @@ Napi::Value run_op(const Napi::CallbackInfo& info, F build) {
 
 inline Napi::Value queue(Napi::Env env, Baton& b, std::function<void()> work,
                   std::function<Napi::Value(Napi::Env)> result) {
-  auto* w = new OpWorker(env, std::move(b.refs()), b.device(), std::move(work), std::move(result));
+  auto* w = new OpWorker(env, std::move(b.staged()), b.device(), std::move(work), std::move(result));
   Napi::Promise p = w->promise();
   w->Queue();
   return p;

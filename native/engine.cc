@@ -58,7 +58,7 @@ Napi::Value Linear(const Napi::CallbackInfo& info) {
     const float* x = static_cast<const float*>(b.array("x", napi_float32_array, checked_mul({n, in}, "x")));
     sr3d::WeightRef w = read_weight(b, "weight", "weightDtype", out, in);
     const float* bias = static_cast<const float*>(b.array("bias", napi_float32_array, out, true));
-    float* y = static_cast<float*>(b.array("out", napi_float32_array, checked_mul({n, out}, "out")));
+    float* y = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({n, out}, "out")));
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [=] { sr3d::linear(x, n, w, bias, y, impl); }, undefined_result);
   });
@@ -73,7 +73,7 @@ Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
     const float* gamma = static_cast<const float*>(b.array("gamma", napi_float32_array, d));
     const float* beta = static_cast<const float*>(b.array("beta", napi_float32_array, d));
     const float eps = read_eps(b, "eps");
-    float* y = static_cast<float*>(b.array("out", napi_float32_array, count));
+    float* y = static_cast<float*>(b.output("out", napi_float32_array, count));
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [=] { sr3d::layer_norm(x, n, d, gamma, beta, eps, y, impl); },
                  undefined_result);
@@ -88,7 +88,7 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
     const float* x = static_cast<const float*>(b.array("x", napi_float32_array, count));
     const float* gamma = static_cast<const float*>(b.array("gamma", napi_float32_array, d));
     const float eps = read_eps(b, "eps");
-    float* y = static_cast<float*>(b.array("out", napi_float32_array, count));
+    float* y = static_cast<float*>(b.output("out", napi_float32_array, count));
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [=] { sr3d::rms_norm(x, n, d, gamma, eps, y, impl); },
                  undefined_result);
@@ -107,7 +107,7 @@ Napi::Value Activation(const Napi::CallbackInfo& info) {
   return run_op(info, [](const Napi::CallbackInfo& info) {
     Baton b(info);
     const int64_t count = b.integer("count", 0, int64_t(1) << 40);
-    float* x = static_cast<float*>(b.array("x", napi_float32_array, count));
+    float* x = static_cast<float*>(b.in_out("x", napi_float32_array, count));
     const sr3d::Act act = read_act(b);
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [=] { sr3d::activation(x, count, act, impl); }, undefined_result);
@@ -120,7 +120,7 @@ Napi::Value SiluMul(const Napi::CallbackInfo& info) {
     const int64_t count = b.integer("count", 0, int64_t(1) << 40);
     const float* gate = static_cast<const float*>(b.array("gate", napi_float32_array, count));
     const float* up = static_cast<const float*>(b.array("up", napi_float32_array, count));
-    float* out = static_cast<float*>(b.array("out", napi_float32_array, count));
+    float* out = static_cast<float*>(b.output("out", napi_float32_array, count));
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [=] { sr3d::silu_mul(gate, up, count, out, impl); }, undefined_result);
   });
@@ -133,7 +133,7 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
     const int64_t tokens = b.integer("tokens", 0, kMaxDim), heads = b.integer("heads", 1, 1 << 16);
     const int64_t hd = b.integer("headDim", 2, 1 << 16);
     if (hd % 2) bad("an even head dimension (rotate_half pairs i and i + d/2)", "headDim", std::to_string(hd));
-    float* x = static_cast<float*>(b.array("x", napi_float32_array, checked_mul({tokens, heads, hd}, "x")));
+    float* x = static_cast<float*>(b.in_out("x", napi_float32_array, checked_mul({tokens, heads, hd}, "x")));
     const int32_t* pos = static_cast<const int32_t*>(b.array("positions", napi_int32_array, tokens));
     for (int64_t i = 0; i < tokens; ++i)
       if (pos[i] < 0) bad("non-negative positions", "positions", "position " + std::to_string(pos[i]) + " at index " + std::to_string(i));
@@ -158,7 +158,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
     if (!std::isfinite(scale) || !(scale > 0)) bad("a finite positive scale", "scale", sr3d::format_number(scale));
     const bool causal = b.boolean("causal");
     const int64_t q_offset = b.integer("qOffset", 0, kMaxDim);
-    float* out = static_cast<float*>(b.array("out", napi_float32_array, checked_mul({nq, hq, d}, "out")));
+    float* out = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({nq, hq, d}, "out")));
     sr3d::Impl impl = b.impl();
     const float s = static_cast<float>(scale);
     return queue(info.Env(), b,
@@ -174,7 +174,7 @@ Napi::Value SpaceToChannel3(const Napi::CallbackInfo& info) {
     const int64_t c = b.integer("c", 1, kMaxDim);
     const int64_t G = (g + 2) / 3;
     const float* x = static_cast<const float*>(b.array("x", napi_float32_array, checked_mul({n, g, g, c}, "x")));
-    float* y = static_cast<float*>(b.array("out", napi_float32_array, checked_mul({n, G, G, 9, c}, "out")));
+    float* y = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({n, G, G, 9, c}, "out")));
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [=] { sr3d::space_to_channel3(x, n, g, c, y, impl); }, undefined_result);
   });
@@ -190,7 +190,7 @@ Napi::Value PatchEmbed(const Napi::CallbackInfo& info) {
     const float* img = static_cast<const float*>(b.array("img", napi_float32_array, checked_mul({n, 3, size, size}, "img")));
     sr3d::WeightRef w = read_weight(b, "weight", "weightDtype", hidden, 3 * patch * patch);
     const float* bias = static_cast<const float*>(b.array("bias", napi_float32_array, hidden, true));
-    float* out = static_cast<float*>(b.array("out", napi_float32_array, checked_mul({n, tokens, hidden}, "out")));
+    float* out = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({n, tokens, hidden}, "out")));
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [=] { sr3d::patch_embed(img, n, size, patch, w, bias, out, impl); },
                  undefined_result);
@@ -318,7 +318,9 @@ struct EngineState {
   std::unique_ptr<sr3d::Engine> engine;
   sr3d::ModelSpec spec;
   sr3d::WeightMap weights;  // CUDA: kept for the shapes only (data pointers cleared)
-  std::vector<Napi::ObjectReference> weight_refs;
+  std::vector<Napi::ObjectReference> weight_refs;            // SharedArrayBuffer weights, used in place
+  std::vector<std::unique_ptr<uint8_t[]>> owned_weights;   // every other weight: the engine's own copy
+  int64_t owned_bytes = 0;
   int device = -1;          // CUDA device index, -1 for the CPU engine
   bool busy = false, disposed = false, dispose_requested = false;
   std::vector<Napi::Promise::Deferred> dispose_waiters;
@@ -336,8 +338,8 @@ struct EngineState {
     } catch (...) {
       return;
     }
-    // V8 already counts the weight ArrayBuffers; report what the engine allocated itself.
-    const int64_t host = device < 0 ? info.kv_cache_bytes + info.scratch_bytes : 0;
+    // What the engine allocated itself (its weight copies included: V8 freed its own).
+    const int64_t host = device < 0 ? info.kv_cache_bytes + info.scratch_bytes + owned_bytes : 0;
     if (host != reported_external) {
       Napi::MemoryManagement::AdjustExternalMemory(env, host - reported_external);
       reported_external = host;
@@ -360,6 +362,8 @@ struct EngineState {
     }
     weights.clear();
     weight_refs.clear();
+    owned_weights.clear();
+    owned_bytes = 0;
     if (reported_external) Napi::MemoryManagement::AdjustExternalMemory(env, -reported_external);
     reported_external = 0;
     disposed = true;
@@ -370,12 +374,14 @@ struct EngineState {
 // the info snapshot and completes a pending dispose() before settling the promise.
 class EngineWorker : public Napi::AsyncWorker {
  public:
-  EngineWorker(Napi::Env env, std::shared_ptr<EngineState> st, std::vector<Napi::ObjectReference>&& refs,
-               std::function<void()> work, std::function<Napi::Value(Napi::Env)> result)
+  EngineWorker(Napi::Env env, std::shared_ptr<EngineState> st, Napi::Object self,
+               std::vector<std::unique_ptr<Staged>>&& staged, std::function<void()> work,
+               std::function<Napi::Value(Napi::Env)> result)
       : Napi::AsyncWorker(env, "sr3d-engine"),
         deferred_(Napi::Promise::Deferred::New(env)),
         st_(std::move(st)),
-        refs_(std::move(refs)),
+        self_(Napi::Persistent(self)),
+        staged_(std::move(staged)),
         work_(std::move(work)),
         result_(std::move(result)) {}
 
@@ -393,7 +399,11 @@ class EngineWorker : public Napi::AsyncWorker {
     Napi::Value v;
     bool ok = true;
     try {
+      copy_back(Env(), staged_);
       v = result_(Env());
+    } catch (const Error& e) {
+      ok = false;
+      v = make_error(Env(), e).Value();
     } catch (const Napi::Error& e) {
       ok = false;
       v = e.Value();
@@ -420,7 +430,8 @@ class EngineWorker : public Napi::AsyncWorker {
   }
   Napi::Promise::Deferred deferred_;
   std::shared_ptr<EngineState> st_;
-  std::vector<Napi::ObjectReference> refs_;  // the engine object and every buffer in flight
+  Napi::ObjectReference self_;                    // the engine object
+  std::vector<std::unique_ptr<Staged>> staged_;  // the call's own copies of its buffers
   std::function<void()> work_;
   std::function<Napi::Value(Napi::Env)> result_;
   std::unique_ptr<Error> error_;
@@ -472,16 +483,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       std::function<void()> work;
       std::function<Napi::Value(Napi::Env)> result = undefined_result;
       build(st, b, work, result);
-      return start(info, st, std::move(b.refs()), std::move(work), std::move(result));
+      return start(info, st, std::move(b.staged()), std::move(work), std::move(result));
     });
   }
 
-  // Queues `work` on a worker holding the buffers in `refs` and this engine; the engine is busy
+  // Queues `work` on a worker holding the staged buffers and this engine; the engine is busy
   // until it settles.
-  Napi::Promise start(const Napi::CallbackInfo& info, EngineState& st, std::vector<Napi::ObjectReference> refs,
+  Napi::Promise start(const Napi::CallbackInfo& info, EngineState& st, std::vector<std::unique_ptr<Staged>> staged,
                       std::function<void()> work, std::function<Napi::Value(Napi::Env)> result) {
-    refs.push_back(Napi::Persistent(info.This().As<Napi::Object>()));
-    auto* w = new EngineWorker(info.Env(), st_, std::move(refs), std::move(work), std::move(result));
+    auto* w = new EngineWorker(info.Env(), st_, info.This().As<Napi::Object>(), std::move(staged), std::move(work),
+                               std::move(result));
     st.busy = true;
     Napi::Promise p = w->promise();
     w->Queue();
@@ -494,7 +505,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       const sr3d::VisionSpec& v = st.spec.vision;
       const int64_t n = b.integer("n", 0, 1 << 20), S = v.image_size, g = S / v.patch_size;
       const float* tiles = static_cast<const float*>(b.array("tiles", napi_float32_array, checked_mul({n, 3, S, S}, "tiles")));
-      float* out = static_cast<float*>(b.array("out", napi_float32_array, checked_mul({n, g * g, v.hidden}, "out")));
+      float* out = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({n, g * g, v.hidden}, "out")));
       sr3d::Engine* e = st.engine.get();
       work = [=] { e->encode_tiles(tiles, n, out); };
     });
@@ -511,7 +522,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       const int64_t g = v.image_size / v.patch_size, G = (g + 2) / 3, outDim = it->second.shape[0];
       const int64_t n = b.integer("n", 0, 1 << 20);
       const float* f = static_cast<const float*>(b.array("features", napi_float32_array, checked_mul({n, g * g, v.hidden}, "features")));
-      float* out = static_cast<float*>(b.array("out", napi_float32_array, checked_mul({n, G * G, outDim}, "out")));
+      float* out = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({n, G * G, outDim}, "out")));
       sr3d::Engine* e = st.engine.get();
       work = [=] { e->project(f, n, out); };
     });
@@ -527,7 +538,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       sr3d::Engine* e = st.engine.get();
       const int64_t in = e->mlp_in_dim(module), outDim = e->mlp_out_dim(module);
       const float* x = static_cast<const float*>(b.array("x", napi_float32_array, checked_mul({rows, in}, "x")));
-      float* out = static_cast<float*>(b.array("out", napi_float32_array, checked_mul({rows, outDim}, "out")));
+      float* out = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({rows, outDim}, "out")));
       work = [=] { e->run_mlp(module, x, rows, out); };
     });
   }
@@ -540,7 +551,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       for (int64_t i = 0; i < n; ++i)
         if (ids[i] < 0 || ids[i] >= V)
           bad("token ids in [0, " + std::to_string(V) + ")", "ids", "id " + std::to_string(ids[i]) + " at index " + std::to_string(i));
-      float* out = static_cast<float*>(b.array("out", napi_float32_array, checked_mul({n, st.spec.llm.hidden}, "out")));
+      float* out = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({n, st.spec.llm.hidden}, "out")));
       sr3d::Engine* e = st.engine.get();
       work = [=] { e->embed_tokens(ids, n, out); };
     });
@@ -570,7 +581,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                 ", " + std::to_string(start) + " cached)",
             "n", std::to_string(n));
       const float* emb = static_cast<const float*>(b.array("embeddings", napi_float32_array, checked_mul({n, l.hidden}, "embeddings")));
-      float* out = static_cast<float*>(b.array("out", napi_float32_array, l.vocab, true));
+      float* out = static_cast<float*>(b.output("out", napi_float32_array, l.vocab, true));
       sr3d::Engine* e = st.engine.get();
       const int64_t V = l.vocab;
       work = [=] {
@@ -586,7 +597,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return call(info, [](EngineState& st, Baton& b, std::function<void()>& work, auto&) {
       if (!st.spec.has_llm) bad("an engine with a language model", "logits", "an engine without one");
       if (st.cached == 0) bad("a prefilled engine (call prefill first)", "logits", "an empty KV cache");
-      float* out = static_cast<float*>(b.array("out", napi_float32_array, st.spec.llm.vocab));
+      float* out = static_cast<float*>(b.output("out", napi_float32_array, st.spec.llm.vocab));
       sr3d::Engine* e = st.engine.get();
       const int64_t V = st.spec.llm.vocab;
       work = [=] { std::memcpy(out, e->last_logits(), static_cast<size_t>(V) * sizeof(float)); };
@@ -697,6 +708,8 @@ class CreateWorker : public Napi::AsyncWorker {
     if (st_->device >= 0) {
       // The device holds its own copy: drop the host buffers (and their pointers).
       st_->weight_refs.clear();
+      st_->owned_weights.clear();
+      st_->owned_bytes = 0;
       for (auto& kv : st_->weights) kv.second.data = nullptr;
     }
     st_->busy = false;
@@ -723,6 +736,39 @@ class CreateWorker : public Napi::AsyncWorker {
   Napi::FunctionReference* ctor_;
   std::unique_ptr<Error> error_;
 };
+
+// The engine reads its weights for its whole life, so they must outlive any detach (transfer)
+// of the caller's buffer: a SharedArrayBuffer (never freed by a detach) is used in place;
+// anything else is copied into memory the engine owns, and the caller's buffer is detached
+// when the weight spans all of it (what WeightSet.read gives), so V8 frees it at once and the
+// weights are resident once, not twice. A view into a larger buffer is copied and left as is.
+const uint8_t* own_weight(Napi::Env env, EngineState& st, Napi::Value v, const std::string& name) {
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void* data = nullptr;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok)
+    bad("a typed array", name, describe(v));
+  const size_t bytes = length * (type == napi_float32_array ? 4 : 2);
+  bool plain = false, detached = false;
+  napi_is_arraybuffer(env, ab, &plain);
+  if (!plain) {
+    st.weight_refs.push_back(Napi::Persistent(v.As<Napi::Object>()));
+    return static_cast<const uint8_t*>(data);
+  }
+  if (napi_is_detached_arraybuffer(env, ab, &detached) == napi_ok && detached)
+    bad("an attached buffer (it was transferred or detached)", name, "a detached buffer");
+  std::unique_ptr<uint8_t[]> copy(new uint8_t[bytes > 0 ? bytes : 1]);
+  if (bytes > 0) std::memcpy(copy.get(), data, bytes);
+  void* ab_data = nullptr;
+  size_t ab_bytes = 0;
+  // A non-detachable buffer (e.g. wasm memory) is refused with a status, no exception: kept.
+  if (napi_get_arraybuffer_info(env, ab, &ab_data, &ab_bytes) == napi_ok && offset == 0 && ab_bytes == bytes)
+    napi_detach_arraybuffer(env, ab);
+  st.owned_bytes += static_cast<int64_t>(bytes);
+  st.owned_weights.push_back(std::move(copy));
+  return st.owned_weights.back().get();
+}
 
 // createEngine({ vision?, projector?, llm?, mlps?, maxContext, weights: [{name, dtype, shape,
 // data}], device: 'cpu' | 'cuda', deviceIndex }) -> Promise<NativeEngine>.
@@ -794,9 +840,7 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
       Napi::TypedArray ta = dv.As<Napi::TypedArray>();
       if (ta.TypedArrayType() != want || static_cast<int64_t>(ta.ElementLength()) != count)
         bad(what, name + ".data", describe(dv));
-      if (ta.ArrayBuffer().IsDetached()) bad("an attached buffer (it was transferred or detached)", name + ".data", "a detached buffer");
-      t.data = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-      st->weight_refs.push_back(Napi::Persistent(dv.As<Napi::Object>()));
+      t.data = own_weight(env, *st, dv, name + ".data");
       st->weights.emplace(name, std::move(t));
     }
     if (!spec.has_vision && !spec.has_projector && !spec.has_llm && spec.mlps.empty())

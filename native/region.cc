@@ -35,7 +35,7 @@ Napi::Value StitchTiles(const Napi::CallbackInfo& info) {
     a.grid = read_grid(b);
     a.features = read_features(b, a.grid);
     a.out = static_cast<float*>(
-        b.array("out", napi_float32_array, checked_mul({a.grid.tokens(), a.grid.channels}, "out")));
+        b.output("out", napi_float32_array, checked_mul({a.grid.tokens(), a.grid.channels}, "out")));
     sr3d::stitch_tiles_check(a);
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [a, impl] { sr3d::stitch_tiles(a, impl); }, undefined_result);
@@ -56,7 +56,7 @@ Napi::Value MaskPool(const Napi::CallbackInfo& info) {
         "masks", napi_uint8_array,
         checked_mul({a.regions, a.grid.frames, a.grid.height, a.patch, a.grid.width, a.patch}, "masks")));
     a.out = static_cast<float*>(
-        b.array("out", napi_float32_array, checked_mul({a.regions, a.grid.channels}, "out")));
+        b.output("out", napi_float32_array, checked_mul({a.regions, a.grid.channels}, "out")));
     sr3d::mask_pool_check(a);
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [a, impl] { sr3d::mask_pool(a, impl); }, undefined_result);
@@ -86,7 +86,7 @@ Napi::Value Box3dMasks(const Napi::CallbackInfo& info) {
       a.poses = static_cast<const float*>(b.array("poses", napi_float32_array, 16 * a.frames, true));
       a.near_z = b.number("near");
     }
-    a.masks = static_cast<uint8_t*>(b.array("masks", napi_uint8_array, n));
+    a.masks = static_cast<uint8_t*>(b.output("masks", napi_uint8_array, n));
     // Counts come back as numbers: int64 scratch owned by the op.
     auto counts = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(2 * a.frames));
     a.inside = counts->data();
