@@ -111,3 +111,15 @@ describe('shared and aliased buffers', () => {
     expect(Array.from(r.points.data)).toEqual(Array.from(want.points.data));
   });
 });
+
+describe('sizes past what can be allocated', () => {
+  const img = { data: new Uint8Array(2 * 2 * 3), shape: [2, 2, 3] };
+  it('resizeBicubic to 2^24 x 2^24 is a typed error naming out, before allocating', async () => {
+    await expect(sr3d.resizeBicubic(img, 2 ** 24, 2 ** 24)).rejects.toThrow(sr3d.InvalidArgumentError);
+    await expect(sr3d.resizeBicubic(img, 2 ** 24, 2 ** 24)).rejects.toThrow(/^Expected sizes whose Uint8Array fits one ArrayBuffer \(at most \d+ bytes\) for out but received 844424930131968 elements/);
+  });
+  it('boxToMask of a 2^24 x 2^24 frame is a typed error, not a RangeError', () => {
+    expect(() => sr3d.boxToMask({ x0: 0, y0: 0, x1: 1, y1: 1 }, 2 ** 24, 2 ** 24)).toThrow(sr3d.InvalidArgumentError);
+    expect(() => sr3d.boxToMask({ x0: 0, y0: 0, x1: 1, y1: 1 }, 2 ** 24, 2 ** 24)).toThrow(/for width x height but received 281474976710656 elements/);
+  });
+});
