@@ -37,6 +37,17 @@ function rand(n, seed, lo, hi, Ctor = Float32Array, invalid = 0) {
   return out;
 }
 
+/** n seeded LCG token ids in [0, vocab) (the engine and peer benchmarks' prompts). */
+function randIds(n, vocab, seed) {
+  let a = seed >>> 0;
+  const ids = new Array(n);
+  for (let i = 0; i < n; i++) {
+    a = (a * 1664525 + 1013904223) >>> 0;
+    ids[i] = a % vocab;
+  }
+  return ids;
+}
+
 /** The STREAM-like triad a = b + 3c over 3 x 64 MiB on the kernels' thread pool, GB/s (median of `reps`). */
 function triadPeak(addon, reps) {
   const n = 16 * 2 ** 20; // far beyond the caches
@@ -60,4 +71,4 @@ const LLC = (() => {
   return 32 * 2 ** 20;
 })();
 
-module.exports = { median, timeIt, rand, triadPeak, LLC };
+module.exports = { median, timeIt, rand, randIds, triadPeak, LLC };

@@ -6,6 +6,11 @@
 //     { op, model, device, threads, runs, medianMs, rate, unit, bytesPerToken, gbps, peakGbps, pctBound, inCache }
 //   --quick       fewer runs (a smoke check, noisier numbers)
 //   --skip-0.5b   only the tiny model (no ~1.2 GB checkpoint written or loaded)
+//   --peer        llama.cpp rows next to sr3d's: the same checkpoints written as GGUF (bf16, f16,
+//                 q8_0, q4_0; bench/gguf.js), timed through node-llama-cpp (bench/peer.js, installed
+//                 on demand into bench/.peer/) with the same prompts and thread count
+//   --peer-threads N  llama.cpp's thread count (default: sr3d's); ggml's workers spin at their
+//                 barriers, so on oversubscribed cores it can lose far more than sr3d's pool
 //   --gpu-gbps N  the GPU's DRAM bandwidth in GB/s, for the CUDA rows' % of bound (the addon has
 //                 no device-side triad; without it those rows leave % of bound empty)
 //
@@ -31,11 +36,23 @@ const root = path.resolve(__dirname, '..');
 const sr3d = require(root);
 const { native } = require(path.join(root, 'dist', 'native.js'));
 const common = require('./common');
+const { peerRows, PEER_VERSION } = require('./peer');
 
 const argv = process.argv.slice(2);
 const json = argv.includes('--json');
 const quick = argv.includes('--quick');
 const skip05 = argv.includes('--skip-0.5b');
+const peer = argv.includes('--peer');
+const peerThreadsArg = (() => {
+  const i = argv.indexOf('--peer-threads');
+  if (i < 0) return null;
+  const v = Number(argv[i + 1]);
+  if (!(Number.isInteger(v) && v > 0)) {
+    console.error(`Expected a positive integer for --peer-threads but received ${argv[i + 1]}: pass e.g. --peer-threads 1`);
+    process.exit(2);
+  }
+  return v;
+})();
 const gpuGbps = (() => {
   const i = argv.indexOf('--gpu-gbps');
   if (i < 0) return null;
@@ -48,22 +65,14 @@ const gpuGbps = (() => {
 })();
 const addon = native();
 const threads = addon.buildInfo().cpuThreads;
+const peerThreads = peerThreadsArg ?? threads;
 // A decode whose weights fit the last-level cache (LLC) measures the cache, not DRAM (labelled).
-const { LLC, median, rand } = common;
+const { LLC, median, rand, randIds } = common;
 const timeIt = (fn, runs, warm = 1) => common.timeIt(fn, runs, warm);
 const triadPeak = () => common.triadPeak(addon, quick ? 5 : 15);
 const log = (msg) => { if (!json) process.stderr.write(msg + '\n'); };
 
 
-function randIds(n, vocab, seed) {
-  let a = seed >>> 0;
-  const ids = new Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a * 1664525 + 1013904223) >>> 0;
-    ids[i] = a % vocab;
-  }
-  return ids;
-}
 
 
 
@@ -115,15 +124,18 @@ async function qwen05Dir() {
   const rows = [];
   const cuda = addon.variant === 'cuda' && sr3d.devices().length > 0;
   const deviceList = cuda ? ['cpu', 'cuda'] : ['cpu'];
-  const row = (op, model, device, runs, ms, rate, unit, bytesPerToken = null) => {
-    const bw = device === 'cpu' ? peak : gpuGbps;
+  // model names the precision of the weights timed ('qwen2-0.5b bf16'); device 'llama.cpp-cpu'
+  // marks the peer's rows (same CPU, same triad bound).
+  const row = (op, model, device, runs, ms, rate, unit, bytesPerToken = null, rowThreads = null) => {
+    const onCpu = device !== 'cuda';
+    const bw = onCpu ? peak : gpuGbps;
     const gbps = bytesPerToken ? (bytesPerToken * rate) / 1e9 : null;
     rows.push({
-      op, model, device, threads: device === 'cpu' ? threads : 0, runs,
+      op, model, device, threads: onCpu ? rowThreads ?? threads : 0, runs,
       medianMs: +ms.toFixed(3), rate: +rate.toFixed(2), unit,
       bytesPerToken, gbps: gbps === null ? null : +gbps.toFixed(2), peakGbps: bw === null ? null : +bw.toFixed(2),
       pctBound: gbps === null || bw === null ? null : +((100 * gbps) / bw).toFixed(1),
-      inCache: bytesPerToken === null ? null : device === 'cpu' && bytesPerToken < LLC,
+      inCache: bytesPerToken === null ? null : onCpu && bytesPerToken < LLC,
     });
     const r = rows[rows.length - 1];
     log(`  ${op} ${model} ${device}: ${r.medianMs} ms, ${r.rate} ${unit}${r.pctBound !== null ? `, ${r.pctBound}% of bound` : ''}`);
@@ -135,7 +147,7 @@ async function qwen05Dir() {
     for (const [L, runs] of cfg.prefill) {
       const emb = await engine.embedTokens(randIds(L, vocab, 7 + L));
       const ms = await timeIt(() => engine.logits(emb), runs);
-      row(`prefill ${L}`, model, device, runs, ms, L / (ms / 1e3), 'tokens/s');
+      row(`prefill ${L}`, `${model} ${ckpt.llm.weights.info('model.norm.weight').dtype}`, device, runs, ms, L / (ms / 1e3), 'tokens/s');
     }
     // Decode: a short prompt, then `tokens` greedy steps; a run's rate is (n-1) tokens over the
     // time from its first to its last token.
@@ -149,10 +161,11 @@ async function qwen05Dir() {
       if (r > 0) perToken.push((stamps[stamps.length - 1] - stamps[0]) / (stamps.length - 1)); // run 0 is the warm-up
     }
     const ms = median(perToken);
-    row(`decode ${cfg.decodeTokens}`, model, device, cfg.decodeRuns, ms, 1e3 / ms, 'tokens/s', bytesPerToken);
+    row(`decode ${cfg.decodeTokens}`, `${model} ${ckpt.llm.weights.info('model.norm.weight').dtype}`, device, cfg.decodeRuns, ms, 1e3 / ms, 'tokens/s', bytesPerToken);
   }
 
   // ---- tiny model ----
+  const tinyCfg = { prefill: [[128, quick ? 3 : 11], [1024, quick ? 2 : 5]], decodeTokens: 64, decodeRuns: quick ? 2 : 5 };
   const tinyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sr3d-bench-tiny-'));
   try {
     await sr3d.writeTinyModel(tinyDir);
@@ -170,12 +183,13 @@ async function qwen05Dir() {
         const feats = await engine.encodeTiles(input);
         const pms = await timeIt(() => engine.project(feats), tileRuns);
         row('projector 4 tiles', 'tiny', device, tileRuns, pms, 4 / (pms / 1e3), 'tiles/s');
-        await llmRows(engine, ckpt, 'tiny', device, {
-          prefill: [[128, quick ? 3 : 11], [1024, quick ? 2 : 5]], decodeTokens: 64, decodeRuns: quick ? 2 : 5,
-        });
+        await llmRows(engine, ckpt, 'tiny', device, tinyCfg);
       } finally {
         await engine.dispose();
       }
+    }
+    if (peer && skip05) {
+      await peerRows({ ckptDir: tinyDir, key: null, model: 'tiny', vocab: ckpt.llm.config.vocabSize, threads: peerThreads, cfg: tinyCfg, row, log, types: ['bf16'] });
     }
   } finally {
     fs.rmSync(tinyDir, { recursive: true, force: true });
@@ -183,17 +197,23 @@ async function qwen05Dir() {
 
   // ---- 0.5B-class Qwen2 ----
   if (!skip05) {
-    const ckpt = await sr3d.loadCheckpoint(await qwen05Dir());
+    const dir = await qwen05Dir();
+    const ckpt = await sr3d.loadCheckpoint(dir);
+    const cfg = { prefill: [[128, quick ? 1 : 5], [512, quick ? 1 : 3]], decodeTokens: 32, decodeRuns: quick ? 1 : 3 };
     for (const device of deviceList) {
       log(`qwen2-0.5b, ${device}`);
       const engine = await sr3d.createEngine(ckpt, { device, maxContext: 512 });
       try {
-        await llmRows(engine, ckpt, 'qwen2-0.5b', device, {
-          prefill: [[128, quick ? 1 : 5], [512, quick ? 1 : 3]], decodeTokens: 32, decodeRuns: quick ? 1 : 3,
-        });
+        await llmRows(engine, ckpt, 'qwen2-0.5b', device, cfg);
       } finally {
         await engine.dispose();
       }
+    }
+    if (peer) {
+      // The GGUFs are cached beside the checkpoint under its marker's identity.
+      const m = JSON.parse(fs.readFileSync(path.join(dir, 'sr3d-bench.json'), 'utf8'));
+      const key = `${m.preset}-s${m.seed}-${m.dtype}-sr3d${m.sr3d}`;
+      await peerRows({ ckptDir: dir, key, model: 'qwen2-0.5b', vocab: ckpt.llm.config.vocabSize, threads: peerThreads, cfg, row, log });
     }
   }
 
@@ -203,7 +223,8 @@ async function qwen05Dir() {
   }
   console.log(`sr3d ${sr3d.version} engine — CPU triad ${peak.toFixed(1)} GB/s with ${threads} threads (${addon.buildInfo().simd}), ` +
     `${os.cpus().length} cores, load average ${load.toFixed(2)} at start` +
-    (cuda ? `; GPU bandwidth ${gpuGbps === null ? 'not given (--gpu-gbps)' : `${gpuGbps} GB/s`}` : ''));
+    (cuda ? `; GPU bandwidth ${gpuGbps === null ? 'not given (--gpu-gbps)' : `${gpuGbps} GB/s`}` : '') +
+    (peer ? `; llama.cpp-cpu rows: node-llama-cpp ${PEER_VERSION}'s prebuilt CPU binary, ${peerThreads} threads, the same weights as GGUF` : ''));
   const cols = [['op', 'op'], ['model', 'model'], ['device', 'device'], ['threads', 'threads'], ['median ms', 'medianMs'],
     ['rate', (r) => `${r.rate} ${r.unit}`], ['bytes/token', 'bytesPerToken'], ['GB/s', 'gbps'], ['% of bound', 'pctBound'], ['in cache', 'inCache']];
   const cell = (r, k) => {

@@ -13,7 +13,9 @@ const sr3d = require('..');
 
 const dir = process.argv[2] || path.join(__dirname, 'data', 'tum_fr3_cabinet');
 
-function quatToPose([tx, ty, tz, x, y, z, w]) {
+/** @param {number[]} tq TUM's tx ty tz qx qy qz qw @returns {number[]} row-major 4x4 camera-to-world */
+function quatToPose(tq) {
+  const [tx, ty, tz, x, y, z, w] = tq;
   return [
     1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w), tx,
     2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w), ty,
@@ -22,6 +24,7 @@ function quatToPose([tx, ty, tz, x, y, z, w]) {
   ];
 }
 
+/** @param {bigint} t0 */
 const ms = (t0) => `${(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(1)} ms`;
 
 (async () => {

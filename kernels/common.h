@@ -8,6 +8,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 // Marks small inline helpers that CUDA kernels call too (shared per-element math).
 #if defined(__CUDACC__)
@@ -45,6 +46,28 @@ std::string format_number(double v);
 // fast paths are tested against; kFast is the multithreaded, vectorizable CPU path;
 // kCuda runs on the current CUDA device (only in builds with SR3D_WITH_CUDA).
 enum class Impl { kReference, kFast, kCuda };
+
+// The one Impl switch of every op's dispatcher:
+//   return run_impl(impl, [&] { return cpu::op_reference(...); },
+//                   [&] { return cpu::op_fast(...); }, SR3D_CUDA_PATH(cuda::op_host(...)));
+// SR3D_CUDA_PATH drops its call in builds without CUDA (the cuda:: entry points are not
+// declared there), and run_impl then answers Impl::kCuda with throw_cpu_only_build().
+#ifdef SR3D_WITH_CUDA
+#define SR3D_CUDA_PATH(...) [&] { return __VA_ARGS__; }
+#else
+#define SR3D_CUDA_PATH(...) nullptr
+#endif
+template <class Reference, class Fast, class Cuda>
+auto run_impl(Impl impl, Reference&& reference, Fast&& fast, Cuda&& cuda)
+    -> decltype(reference()) {
+  if (impl == Impl::kReference) return reference();
+  if (impl == Impl::kFast) return fast();
+  if constexpr (std::is_same_v<std::decay_t<Cuda>, std::nullptr_t>) {
+    throw_cpu_only_build();
+  } else {
+    return cuda();
+  }
+}
 
 // ---- CPU parallelism -------------------------------------------------------------
 // A small persistent pool. parallel_for splits [0, n) into `chunks` contiguous ranges

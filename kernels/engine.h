@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "common.h"
-#include "nn.h"
+#include "activation.h"
+#include "spatial_pe.h"
+#include "weights.h"
 
 namespace sr3d {
 
@@ -79,12 +81,6 @@ struct EngineInfo {
   int64_t max_context = 0;
 };
 
-struct Sampling {
-  float temperature = 0.f;  // <= 0: greedy (argmax, lowest index wins ties)
-  float top_p = 1.f;        // nucleus mass, (0, 1]
-  int32_t top_k = 0;        // 0 = off
-};
-
 class Engine {
  public:
   virtual ~Engine() = default;
@@ -99,6 +95,9 @@ class Engine {
   virtual void run_mlp(const std::string& module, const float* x, int64_t rows, float* out) = 0;
   virtual int64_t mlp_in_dim(const std::string& module) const = 0;
   virtual int64_t mlp_out_dim(const std::string& module) const = 0;
+  // The 3D PE added into encode_tiles' features in place (kernels/spatial_pe.h). The default
+  // runs the chain with the CPU fast kernels; the CUDA engine runs it with the CUDA kernels.
+  virtual void add_spatial_pe(const SpatialPeArgs& a);
   // Token embedding rows: ids in [0, vocab) -> [n][llm hidden].
   virtual void embed_tokens(const int32_t* ids, int64_t n, float* out) = 0;
 
@@ -131,10 +130,5 @@ void need_llm(const ModelSpec& spec, const char* what);
 // A token id in [0, vocab).
 void check_token(const ModelSpec& spec, int64_t id, const std::string& name);
 }  // namespace engine_detail
-
-// Token choice from logits (host): greedy, or temperature -> top-k -> top-p (HF order) with
-// a splitmix64/xoshiro state the caller seeds; deterministic for a seed.
-int32_t sample_token(const float* logits, int64_t vocab, const Sampling& s, uint64_t rng[4]);
-void seed_rng(uint64_t seed, uint64_t rng[4]);
 
 }  // namespace sr3d

@@ -24,6 +24,7 @@ import type {
   WeightDType, WeightSet,
 } from './checkpoint_types';
 import { CheckpointError, openWeights, readJson } from './safetensors';
+import { LLM_WEIGHTS, PROJECTOR_WEIGHTS, REGION_WEIGHTS, SPATIAL_PE_WEIGHTS, VISION_WEIGHTS, biasOf, weightOf } from './weights';
 
 export type {
   Checkpoint, LlmConfig, ProjectorConfig, RegionExtractorConfig, SpatialPeConfig, VilaConfig, VisionConfig,
@@ -109,17 +110,37 @@ function configOf(dir: string, name: string): { file: string; cfg: Record<string
   return { file, cfg: readJson(file, `the ${name} config`) };
 }
 
+const TORCH_DTYPES: Record<string, WeightDType> = { bfloat16: 'bf16', float16: 'f16', float32: 'f32' };
+
 /**
- * Checks keys of a weight set against expected shapes (and that each has a supported dtype).
- * `optional` keys are checked only when present.
+ * The config's `torch_dtype` as a weight dtype (undefined when absent or not one of ours). A
+ * module's 16-bit weights must then be that 16-bit type: bf16 bits stored under an F16 label
+ * (or the reverse) decode to wrong numbers of the same size and would otherwise load silently.
  */
-function checkWeights(ws: WeightSet, dir: string, required: Map<string, number[]>, optional = new Map<string, number[]>()): void {
+function torchDtypeOf(cfg: Record<string, unknown>, file: string): { dtype: WeightDType; file: string } | undefined {
+  const v = cfg.torch_dtype;
+  return typeof v === 'string' && v in TORCH_DTYPES ? { dtype: TORCH_DTYPES[v], file } : undefined;
+}
+
+/**
+ * Checks keys of a weight set against expected shapes (and that each has a supported dtype,
+ * agreeing with the config's `torch_dtype` when it names a 16-bit type). `optional` keys are
+ * checked only when present.
+ */
+function checkWeights(ws: WeightSet, dir: string, required: Map<string, number[]>, optional = new Map<string, number[]>(),
+  torchDtype?: { dtype: WeightDType; file: string }): void {
   const folderName = path.basename(dir);
   const check = (key: string, want: number[]): void => {
     const info = ws.info(key); // throws for an unsupported dtype, naming the key and dtype
     if (info.shape.length !== want.length || info.shape.some((d, i) => d !== want[i])) {
       throw err(info.file, `shape ${fmt(want)}`, `${folderName}/${key}`, fmt(info.shape),
         'The weights do not match the folder\'s config.json: fix the config or use the matching weights.', key);
+    }
+    const t = torchDtype?.dtype;
+    if (t && t !== 'f32' && info.dtype !== 'f32' && info.dtype !== t) {
+      const name = (d: WeightDType) => (d === 'bf16' ? 'BF16 (torch bfloat16)' : 'F16 (torch float16)');
+      throw err(info.file, `dtype ${name(t)}, as torch_dtype in ${torchDtype!.file} says`, `${folderName}/${key}`, name(info.dtype),
+        'A 16-bit tensor under the other 16-bit label decodes to wrong values: convert the weights again (or, if they really are that type, fix torch_dtype).', key);
     }
   };
   for (const [key, want] of required) {
@@ -130,6 +151,29 @@ function checkWeights(ws: WeightSet, dir: string, required: Map<string, number[]
     check(key, want);
   }
   for (const [key, want] of optional) if (ws.has(key)) check(key, want);
+}
+
+/**
+ * Number of layers the weights hold (one more than the largest index under `prefix`), read
+ * before any per-layer work: a config's layer count is trusted only up to what is on disk (a
+ * `num_hidden_layers` of 1e8 would otherwise build maps of a billion keys before failing).
+ */
+function layersPresent(ws: WeightSet, prefix: string): number {
+  let n = 0;
+  for (const k of ws.keys()) {
+    if (!k.startsWith(prefix)) continue;
+    const m = /^(\d+)\./.exec(k.slice(prefix.length));
+    if (m) n = Math.max(n, Number(m[1]) + 1);
+  }
+  return n;
+}
+
+function checkLayerCount(ws: WeightSet, prefix: string, need: number, file: string, dir: string, key: string): void {
+  const have = layersPresent(ws, prefix);
+  if (need > have) {
+    throw err(file, `at most ${have} layers (the weights in ${dir} hold ${have ? `${prefix}0..${have - 1}` : `no ${prefix}* tensors`})`, `"${key}"`, String(need),
+      'The config does not match the weights: fix the layer count or use the matching weights.');
+  }
 }
 
 /** Shape of one stored tensor, as a typed error when it is missing. */
@@ -219,34 +263,38 @@ function readVision(dir: string, top: Record<string, unknown>, topFile: string, 
     throw err(topFile, `mm_vision_select_layer in [${-(numLayers + 1)}, ${numLayers}]`, '"mm_vision_select_layer"', String(selectLayer), 'Fix the config value (NVILA uses -2).');
   }
   const weights = openWeights(vdir);
+  // Layers past the selected one may be left out of the files; those that run may not.
+  checkLayerCount(weights, 'vision_model.encoder.layers.', layersToRun, file, vdir, layersToRun === numLayers ? 'num_hidden_layers' : 'num_hidden_layers" and "mm_vision_select_layer');
+  const layersStored = Math.min(numLayers, layersPresent(weights, 'vision_model.encoder.layers.'));
   const H = hiddenSize, I = intermediateSize, P = patchSize, grid = imageSize / patchSize;
+  const VW = VISION_WEIGHTS;
   const req = new Map<string, number[]>([
-    ['vision_model.embeddings.patch_embedding.weight', [H, 3, P, P]],
-    ['vision_model.embeddings.patch_embedding.bias', [H]],
-    ['vision_model.embeddings.position_embedding.weight', [grid * grid, H]],
+    [weightOf(VW.patchEmbedding), [H, 3, P, P]],
+    [biasOf(VW.patchEmbedding), [H]],
+    [weightOf(VW.positionEmbedding), [grid * grid, H]],
   ]);
   const opt = new Map<string, number[]>([
-    ['vision_model.post_layernorm.weight', [H]],
-    ['vision_model.post_layernorm.bias', [H]],
+    [weightOf(VW.postLayerNorm), [H]],
+    [biasOf(VW.postLayerNorm), [H]],
   ]);
-  for (let l = 0; l < numLayers; l++) {
-    const p = `vision_model.encoder.layers.${l}.`;
+  for (let l = 0; l < layersStored; l++) {
+    const p = `${VW.layer(l)}.`;
     // Layers past the selected one never run: checked only when present.
     const m = l < layersToRun ? req : opt;
-    for (const ln of ['layer_norm1', 'layer_norm2']) {
-      m.set(`${p}${ln}.weight`, [H]);
-      m.set(`${p}${ln}.bias`, [H]);
+    for (const ln of [VW.layerNorm1, VW.layerNorm2]) {
+      m.set(weightOf(p + ln), [H]);
+      m.set(biasOf(p + ln), [H]);
     }
-    for (const pr of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) {
-      m.set(`${p}self_attn.${pr}.weight`, [H, H]);
-      m.set(`${p}self_attn.${pr}.bias`, [H]);
+    for (const pr of [VW.q, VW.k, VW.v, VW.out]) {
+      m.set(weightOf(p + pr), [H, H]);
+      m.set(biasOf(p + pr), [H]);
     }
-    m.set(`${p}mlp.fc1.weight`, [I, H]);
-    m.set(`${p}mlp.fc1.bias`, [I]);
-    m.set(`${p}mlp.fc2.weight`, [H, I]);
-    m.set(`${p}mlp.fc2.bias`, [H]);
+    m.set(weightOf(p + VW.fc1), [I, H]);
+    m.set(biasOf(p + VW.fc1), [I]);
+    m.set(weightOf(p + VW.fc2), [H, I]);
+    m.set(biasOf(p + VW.fc2), [H]);
   }
-  checkWeights(weights, vdir, req, opt);
+  checkWeights(weights, vdir, req, opt, torchDtypeOf(outer, file));
   return {
     config: { hiddenSize, numLayers, numHeads, intermediateSize, imageSize, patchSize, layerNormEps, hiddenAct: act as VisionConfig['hiddenAct'], selectLayer, layersToRun, selectFeature },
     weights,
@@ -262,28 +310,30 @@ function readProjector(dir: string, vision: VisionConfig, llmHidden: number): { 
       'Only NVILA-Lite checkpoints are supported; other VILA projector types are not implemented.');
   }
   const weights = openWeights(pdir);
-  const ln1 = shapeOf(weights, 'mm_projector', 'layers.1.weight', pdir);
-  const l7 = shapeOf(weights, 'mm_projector', 'layers.7.weight', pdir);
-  const l2 = shapeOf(weights, 'mm_projector', 'layers.2.weight', pdir);
+  const PW = PROJECTOR_WEIGHTS;
+  const ln1Key = weightOf(PW.layerNorm1), lastKey = weightOf(PW.fc3);
+  const ln1 = shapeOf(weights, 'mm_projector', ln1Key, pdir);
+  const l7 = shapeOf(weights, 'mm_projector', lastKey, pdir);
+  const l2 = shapeOf(weights, 'mm_projector', weightOf(PW.fc1), pdir);
   const inDim = ln1.length === 1 && ln1[0] % 9 === 0 ? ln1[0] / 9 : NaN;
   if (inDim !== vision.hiddenSize) {
-    throw err(weights.info('layers.1.weight').file, `shape [${9 * vision.hiddenSize}] (9 × vision hidden ${vision.hiddenSize})`, 'mm_projector/layers.1.weight', fmt(ln1),
-      'The projector does not belong to this vision tower.', 'layers.1.weight');
+    throw err(weights.info(ln1Key).file, `shape [${9 * vision.hiddenSize}] (9 × vision hidden ${vision.hiddenSize})`, `mm_projector/${ln1Key}`, fmt(ln1),
+      'The projector does not belong to this vision tower.', ln1Key);
   }
   const outDim = l7[0];
   if (l7.length !== 2 || outDim !== llmHidden) {
-    throw err(weights.info('layers.7.weight').file, `shape [${llmHidden}, ${llmHidden}] (LLM hidden)`, 'mm_projector/layers.7.weight', fmt(l7),
-      'The projector does not belong to this LLM.', 'layers.7.weight');
+    throw err(weights.info(lastKey).file, `shape [${llmHidden}, ${llmHidden}] (LLM hidden)`, `mm_projector/${lastKey}`, fmt(l7),
+      'The projector does not belong to this LLM.', lastKey);
   }
   const mid = l2[0];
   const D9 = 9 * inDim;
   checkWeights(weights, pdir, new Map([
-    ['layers.1.weight', [D9]], ['layers.1.bias', [D9]],
-    ['layers.2.weight', [mid, D9]], ['layers.2.bias', [mid]],
-    ['layers.4.weight', [mid]], ['layers.4.bias', [mid]],
-    ['layers.5.weight', [outDim, mid]], ['layers.5.bias', [outDim]],
-    ['layers.7.weight', [outDim, outDim]], ['layers.7.bias', [outDim]],
-  ]));
+    [weightOf(PW.layerNorm1), [D9]], [biasOf(PW.layerNorm1), [D9]],
+    [weightOf(PW.fc1), [mid, D9]], [biasOf(PW.fc1), [mid]],
+    [weightOf(PW.layerNorm2), [mid]], [biasOf(PW.layerNorm2), [mid]],
+    [weightOf(PW.fc2), [outDim, mid]], [biasOf(PW.fc2), [outDim]],
+    [weightOf(PW.fc3), [outDim, outDim]], [biasOf(PW.fc3), [outDim]],
+  ]), undefined, torchDtypeOf(cfg, file));
   const g = Math.ceil(vision.imageSize / vision.patchSize / 3);
   return { config: { type: 'mlp_downsample_3x3_fix', inDim, outDim, tokensPerTile: g * g, midDim: mid }, weights };
 }
@@ -351,29 +401,31 @@ function readLlm(dir: string): { config: LlmConfig; weights: WeightSet } {
   }
 
   const weights = openWeights(ldir);
+  checkLayerCount(weights, 'model.layers.', numLayers, file, ldir, 'num_hidden_layers');
   const H = hiddenSize, Q = numHeads * headDim, KV = numKvHeads * headDim, I = intermediateSize, V = vocabSize;
+  const LW = LLM_WEIGHTS;
   const req = new Map<string, number[]>([
-    ['model.embed_tokens.weight', [V, H]],
-    ['model.norm.weight', [H]],
+    [weightOf(LW.embedTokens), [V, H]],
+    [weightOf(LW.norm), [H]],
   ]);
   const opt = new Map<string, number[]>();
-  (tieWordEmbeddings ? opt : req).set('lm_head.weight', [V, H]);
+  (tieWordEmbeddings ? opt : req).set(weightOf(LW.lmHead), [V, H]);
   for (let l = 0; l < numLayers; l++) {
-    const p = `model.layers.${l}.`;
-    req.set(`${p}input_layernorm.weight`, [H]);
-    req.set(`${p}post_attention_layernorm.weight`, [H]);
-    req.set(`${p}self_attn.q_proj.weight`, [Q, H]);
-    req.set(`${p}self_attn.q_proj.bias`, [Q]);
-    req.set(`${p}self_attn.k_proj.weight`, [KV, H]);
-    req.set(`${p}self_attn.k_proj.bias`, [KV]);
-    req.set(`${p}self_attn.v_proj.weight`, [KV, H]);
-    req.set(`${p}self_attn.v_proj.bias`, [KV]);
-    req.set(`${p}self_attn.o_proj.weight`, [H, Q]);
-    req.set(`${p}mlp.gate_proj.weight`, [I, H]);
-    req.set(`${p}mlp.up_proj.weight`, [I, H]);
-    req.set(`${p}mlp.down_proj.weight`, [H, I]);
+    const p = `${LW.layer(l)}.`;
+    req.set(weightOf(p + LW.inputNorm), [H]);
+    req.set(weightOf(p + LW.postAttentionNorm), [H]);
+    req.set(weightOf(p + LW.q), [Q, H]);
+    req.set(biasOf(p + LW.q), [Q]);
+    req.set(weightOf(p + LW.k), [KV, H]);
+    req.set(biasOf(p + LW.k), [KV]);
+    req.set(weightOf(p + LW.v), [KV, H]);
+    req.set(biasOf(p + LW.v), [KV]);
+    req.set(weightOf(p + LW.o), [H, Q]);
+    req.set(weightOf(p + LW.gate), [I, H]);
+    req.set(weightOf(p + LW.up), [I, H]);
+    req.set(weightOf(p + LW.down), [H, I]);
   }
-  checkWeights(weights, ldir, req, opt);
+  checkWeights(weights, ldir, req, opt, torchDtypeOf(cfg, file));
   return {
     config: {
       hiddenSize, numLayers, numHeads, numKvHeads, headDim, intermediateSize, vocabSize, rmsNormEps, ropeTheta,
@@ -402,10 +454,11 @@ function readSpatialPe(dir: string, vision: VisionConfig): { config: SpatialPeCo
   const inDim = spatialPeInputDim(numFreqs, includeInput);
   if (inDim === 0) throw err(file, 'num_freqs > 0 or include_input true', 'the spatial PE', 'no input features', 'Fix the config.');
   const weights = openWeights(sdir);
+  const SW = SPATIAL_PE_WEIGHTS;
   checkWeights(weights, sdir, new Map([
-    ['mlp.0.weight', [hidden, inDim]], ['mlp.0.bias', [hidden]],
-    ['mlp.2.weight', [outDim, hidden]], ['mlp.2.bias', [outDim]],
-  ]));
+    [weightOf(SW.fc1), [hidden, inDim]], [biasOf(SW.fc1), [hidden]],
+    [weightOf(SW.fc2), [outDim, hidden]], [biasOf(SW.fc2), [outDim]],
+  ]), undefined, torchDtypeOf(cfg, file));
   return { config: { numFreqs, includeInput, hidden, outDim, inject: 'vision_tower' }, weights };
 }
 
@@ -422,7 +475,8 @@ function readRegionExtractor(dir: string, vision: VisionConfig, llmHidden: numbe
   const regionToken = str(cfg, 'region_token', file, '<mask>');
   if (regionToken === '') throw err(file, 'a non-empty string', '"region_token"', "''", 'Fix the config.');
   const weights = openWeights(rdir);
-  const first = projector === 'linear' ? 'projector.weight' : 'projector.0.weight';
+  const RW = REGION_WEIGHTS;
+  const first = weightOf(projector === 'linear' ? RW.linear : RW.fc1);
   const s = shapeOf(weights, 'region_extractor', first, rdir);
   const want = [llmHidden, vision.hiddenSize];
   if (s.length !== 2 || s[0] !== want[0] || s[1] !== want[1]) {
@@ -430,9 +484,9 @@ function readRegionExtractor(dir: string, vision: VisionConfig, llmHidden: numbe
   }
   const [outDim, inDim] = s;
   const req = projector === 'linear'
-    ? new Map([['projector.weight', [outDim, inDim]], ['projector.bias', [outDim]]])
-    : new Map([['projector.0.weight', [outDim, inDim]], ['projector.0.bias', [outDim]], ['projector.2.weight', [outDim, outDim]], ['projector.2.bias', [outDim]]]);
-  checkWeights(weights, rdir, req);
+    ? new Map([[weightOf(RW.linear), [outDim, inDim]], [biasOf(RW.linear), [outDim]]])
+    : new Map([[weightOf(RW.fc1), [outDim, inDim]], [biasOf(RW.fc1), [outDim]], [weightOf(RW.fc2), [outDim, outDim]], [biasOf(RW.fc2), [outDim]]]);
+  checkWeights(weights, rdir, req, undefined, torchDtypeOf(cfg, file));
   return { config: { projector, pooling, inDim, outDim, regionToken }, weights };
 }
 

@@ -14,6 +14,7 @@ import { importCommand } from './commands/import';
 import { askCommand, chatCommand } from './commands/ask';
 import { tinyModelCommand } from './commands/tiny_model';
 import { measureCommand } from './commands/measure';
+import { evalCommand } from './commands/eval';
 
 // Commands defined in lib/commands/*.ts: name -> { summary, usage, run(args) }.
 const COMMANDS: Record<string, Command> = {
@@ -22,13 +23,15 @@ const COMMANDS: Record<string, Command> = {
   measure: measureCommand,
   ask: askCommand,
   chat: chatCommand,
+  eval: evalCommand,
 };
 
 const USAGE_TEXT = `Usage: sr3d <command> [options]
 
 Commands:
   info [--json]   show the build (CUDA version and archs, CPU threads and SIMD) and usable GPUs
-  build           build the native addon from source (needs cmake and a C++17 compiler; nvcc for CUDA)
+  build [--tests] build the native addon from source (needs cmake and a C++17 compiler; nvcc for CUDA,
+                  e.g. JetPack's on a Jetson); --tests also builds the C++ kernel tests (CUDA vs CPU)
   help            show this text
 __COMMANDS__
 
@@ -42,7 +45,7 @@ const usage = (): string =>
 
 function info(json: boolean): number {
   const b = buildInfo();
-  const d = devices();
+  const d = devices({ freeMemory: true });
   if (json) {
     process.stdout.write(JSON.stringify({ ...b, devices: d }, null, 2) + '\n');
     return 0;
@@ -54,7 +57,9 @@ function info(json: boolean): number {
     `cuda:     ${b.cuda.compiled ? `compiled, CUDA ${b.cuda.version}, ${b.cuda.archs.join(' ')}` : 'not compiled into the loaded binary'}`,
     `cpu:      ${b.cpu.threads} threads, ${b.cpu.simd}`,
     `devices:  ${d.length ? '' : 'none'}`,
-    ...d.map((x) => `  [${x.index}] ${x.name}, ${(x.totalMemory / 2 ** 30).toFixed(1)} GiB, compute ${x.computeCapability}, ${x.multiprocessors} SMs`),
+    ...d.map((x) => `  [${x.index}] ${x.name}, ${(x.totalMemory / 2 ** 30).toFixed(1)} GiB` +
+      `${x.freeMemory !== undefined ? ` (${(x.freeMemory / 2 ** 30).toFixed(1)} GiB free${x.integrated ? ', shared with the CPU' : ''})` : ''}, ` +
+      `compute ${x.computeCapability}, ${x.multiprocessors} SMs${x.integrated ? ', integrated (Jetson: zero-copy host memory)' : ''}`),
   ];
   process.stdout.write(lines.join('\n') + '\n');
   return 0;
@@ -66,7 +71,8 @@ export function main(argv: string[]): number | Promise<number> {
     case 'info':
       return info(rest.includes('--json'));
     case 'build': {
-      const r = spawnSync(process.execPath, [path.join(packageRoot, 'scripts', 'build-native.js')], { stdio: 'inherit', cwd: packageRoot });
+      // --tests also builds the standalone C++ kernel tests (then: ctest --test-dir <sr3d>/build).
+      const r = spawnSync(process.execPath, [path.join(packageRoot, 'scripts', 'build-native.js'), ...rest.filter((a) => a === '--tests')], { stdio: 'inherit', cwd: packageRoot });
       return r.status ?? 1;
     }
     case undefined:

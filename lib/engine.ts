@@ -19,6 +19,8 @@ import { Sr3dError, fromNative, invalidArgument } from './errors';
 import { native } from './native';
 import type { NativeEngine, NativeEngineSpec, NativeMlpStep, NativeWeight } from './native';
 import { toContiguous, toNdArray } from './tensor';
+import { checkMaxNewTokens, checkTemperature } from './validate';
+import { LLM_WEIGHTS, NATIVE_PREFIX, PROJECTOR_WEIGHTS, REGION_WEIGHTS, SPATIAL_PE_WEIGHTS, biasOf, weightOf } from './weights';
 import type { NdArray, TensorLike } from './tensor';
 import { EngineBusyError, EngineDisposedError } from './errors';
 export { EngineBusyError, EngineDisposedError };
@@ -35,11 +37,21 @@ export interface EngineOptions {
   /** CUDA device index for `'cuda'` / `'auto'`. Defaults to `0`. */
   deviceIndex?: number;
   /**
-   * KV-cache capacity in positions (prompt + generated tokens). Defaults to the checkpoint's
-   * `model_max_length` (NVILA-Lite: 4096), capped at the LLM's `max_position_embeddings`.
+   * KV-cache capacity in positions (prompt + generated tokens); the cache is allocated whole at
+   * load (2 · layers · kvHeads · headDim · 4 bytes per position). A request that needs more is a
+   * typed error naming this option. Defaults to the smallest of {@link DEFAULT_MAX_CONTEXT}
+   * (4096), the checkpoint's `model_max_length` (NVILA-Lite: 4096) and the LLM's
+   * `max_position_embeddings`: a config's maximum alone never sizes the cache.
    */
   maxContext?: number;
 }
+
+/**
+ * The KV-cache capacity when {@link EngineOptions.maxContext} is not given, in positions: NVILA-Lite's
+ * `model_max_length`. A config claiming 2^24 positions would otherwise zero-fill an 8.6 GB cache
+ * for a 37 MB model; pass `maxContext` to raise it.
+ */
+export const DEFAULT_MAX_CONTEXT = 4096;
 
 /** Modules {@link Engine.runMlp} runs: the 3D-PE MLP (§A5) and the region projector (§A6). */
 export type MlpModule = 'spatial_pe' | 'region';
@@ -81,6 +93,18 @@ export interface GenerateOptions {
    * it belongs to the text. Defaults to `false`.
    */
   append?: boolean;
+}
+
+/**
+ * Why a generation ended: `'stop'` at a stop token, `'length'` at `maxNewTokens` or a full KV
+ * cache, `'aborted'` when its signal aborted.
+ */
+export type StopReason = 'stop' | 'length' | 'aborted';
+
+/** What {@link Engine.generate} returns: the token stream, and afterwards why it ended. */
+export interface GenerationStream extends AsyncIterable<number> {
+  /** Set when the iteration ends on its own; null before, and when the consumer broke out. */
+  readonly stopReason: StopReason | null;
 }
 
 /** What {@link Engine.info} reports. */
@@ -139,6 +163,8 @@ interface Dims {
   projector?: { tokens: number; outDim: number };
   llm?: { hidden: number; vocab: number };
   mlps: Map<string, { inDim: number; outDim: number }>;
+  /** The checkpoint's spatial_pe config (sinusoid features), when it has spatial_pe/. */
+  spatialPe?: { numFreqs: number; includeInput: boolean };
 }
 
 /**
@@ -149,17 +175,8 @@ interface Dims {
  * {@link Engine.dispose}; GPU memory is never left to the garbage collector.
  */
 export class Engine {
-  /**
-   * The last token the previous {@link generate} sampled but did not add to the KV cache (its
-   * stop token, or the last token yielded when `maxNewTokens` or an abort ended it); null when
-   * none. A conversation's next turn (`append: true`) starts with it when it belongs to the text.
-   */
-  pendingToken: number | null = null;
-  /**
-   * Counts the times the KV cache was started over ({@link logits}, {@link generate} without
-   * `append`): a caller continuing a conversation checks that it has not changed since its turn.
-   */
-  cacheEpoch = 0;
+  private pending: number | null = null;
+  private epoch = 0;
   private readonly handle: NativeEngine;
   private readonly dims: Dims;
   private readonly eos: number[];
@@ -176,6 +193,29 @@ export class Engine {
     this.eos = eos;
     this.defaultMaxNew = defaultMaxNew;
     this.maxContext = maxContext;
+  }
+
+  /**
+   * The last token the previous {@link generate} sampled but did not add to the KV cache (its
+   * stop token, or the last token yielded when `maxNewTokens` or an abort ended it); null when
+   * none. A conversation's next turn (`append: true`) starts with it when it belongs to the text.
+   */
+  get pendingToken(): number | null {
+    return this.pending;
+  }
+
+  /**
+   * Counts the times the KV cache was started over ({@link logits}, {@link generate} without
+   * `append`): a caller continuing a conversation checks that it has not changed since its turn.
+   */
+  get cacheEpoch(): number {
+    return this.epoch;
+  }
+
+  /** Positions the KV cache holds now (a conversation checks its next turn fits). */
+  get cachedPositions(): number {
+    if (this.disposePromise) throw new EngineDisposedError();
+    return this.handle.info().cached;
   }
 
   private check(): void {
@@ -274,6 +314,49 @@ export class Engine {
   }
 
   /**
+   * Adds the 3D positional encoding (§A4-§A5) to vision features in one native call: pools
+   * each tile's canonical points to its patches, sinusoid-encodes the patches with a valid
+   * point (the checkpoint's spatial_pe numFreqs / includeInput), runs the `spatial_pe` MLP on
+   * those rows and adds the result; a patch without a valid point keeps its features. Equals
+   * add per image, bit for bit. Several images' tiles go in one call.
+   * @param features (N, tokens, visionHidden) float32, {@link encodeTiles} output (not modified).
+   * @param points (N, S, S, 3) float32 canonical point maps of the same N tiles (S = the
+   *   tile size, what tilePointMap gives); NaN (any non-finite coordinate) = no valid depth.
+   * @param opts.tilesPerImage tiles of one image (a plan's `tiles`): the MLP runs per image on
+   *   its valid rows, as the per-image chain does (on CUDA the MLP's bits depend on the row
+   *   count). Defaults to N (one image).
+   * @returns (N, tokens, visionHidden) float32: features + PE.
+   */
+  async addSpatialPe(features: TensorLike, points: TensorLike, opts?: { tilesPerImage?: number }): Promise<NdArray<Float32Array>> {
+    const v = this.dims.vision;
+    if (!v) throw invalidArgument('an engine with a vision tower', 'addSpatialPe', 'an engine without one', true);
+    const pe = this.dims.spatialPe;
+    if (!pe || !this.dims.mlps.has('spatial_pe')) {
+      throw invalidArgument('an engine whose checkpoint has spatial_pe/ (the 3D-PE MLP)', 'addSpatialPe', 'an engine without it');
+    }
+    const f = toContiguous(features, 'features', { dtypes: ['float32'], ranks: [3], what: `features (N, ${v.tokens}, ${v.hidden}) float32` });
+    if (f.shape[1] !== v.tokens || f.shape[2] !== v.hidden) {
+      throw invalidArgument(`features (N, ${v.tokens}, ${v.hidden}) float32`, 'features.shape', shapeText(f.shape), true);
+    }
+    const S = v.imageSize, n = f.shape[0];
+    const p = toContiguous(points, 'points', { dtypes: ['float32'], ranks: [4], lastDim: 3, what: `point tiles (${n}, ${S}, ${S}, 3) float32` });
+    if (p.shape[0] !== n || p.shape[1] !== S || p.shape[2] !== S) {
+      throw invalidArgument(`point tiles (${n}, ${S}, ${S}, 3) float32 (one ${S}x${S} point map per feature tile)`, 'points.shape', shapeText(p.shape), true);
+    }
+    const per = opts?.tilesPerImage ?? Math.max(n, 1);
+    if (!Number.isInteger(per) || per < 1 || (n > 0 && n % per !== 0)) {
+      throw invalidArgument(`a positive divisor of the ${n} tiles`, 'tilesPerImage', opts?.tilesPerImage);
+    }
+    const out = Float32Array.from(f.data as Float32Array);
+    if (n > 0) {
+      await this.enqueue(() => this.handle.addSpatialPe({
+        features: out, points: p.data as Float32Array, n, tile: S, numFreqs: pe.numFreqs, includeInput: pe.includeInput, tilesPerImage: per,
+      }));
+    } else this.check();
+    return toNdArray(out, [n, v.tokens, v.hidden]);
+  }
+
+  /**
    * Token embeddings (rows of `embed_tokens`), to splice with image and region embeddings.
    * @param ids token ids in [0, vocab).
    * @returns (n, llmHidden) float32.
@@ -297,8 +380,8 @@ export class Engine {
     const e = this.embeddings(embeddings);
     const out = new Float32Array(this.dims.llm!.vocab);
     await this.enqueue(() => {
-      this.cacheEpoch++;
-      this.pendingToken = null;
+      this.epoch++;
+      this.pending = null;
       return this.handle.prefill({ embeddings: e.data, n: e.n, reset: true, out });
     });
     return out;
@@ -314,11 +397,15 @@ export class Engine {
    * {@link EngineBusyError}.
    * @param embeddings (L, llmHidden) float32, 1 <= L <= maxContext.
    */
-  generate(embeddings: TensorLike, opts: GenerateOptions = {}): AsyncIterable<number> {
+  generate(embeddings: TensorLike, opts: GenerateOptions = {}): GenerationStream {
     checkOptions(opts);
     const e = this.embeddings(embeddings);
     const o = this.generateOptions(opts);
-    return { [Symbol.asyncIterator]: () => this.generation(e.data, e.n, o) };
+    const stream = {
+      stopReason: null as StopReason | null,
+      [Symbol.asyncIterator]: () => this.generation(e.data, e.n, o, (r) => { stream.stopReason = r; }),
+    };
+    return stream;
   }
 
   /** Device, memory and capacity. Throws {@link EngineDisposedError} after {@link dispose}. */
@@ -336,6 +423,11 @@ export class Engine {
   dispose(): Promise<void> {
     if (!this.disposePromise) this.disposePromise = this.handle.dispose().catch((e) => { throw engineError(e); });
     return this.disposePromise;
+  }
+
+  /** `await using engine = await createEngine(…)` disposes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
   }
 
   // ---- internals ----
@@ -372,10 +464,8 @@ export class Engine {
 
   private generateOptions(o: GenerateOptions) {
     const vocab = this.dims.llm!.vocab;
-    const maxNewTokens = o.maxNewTokens ?? this.defaultMaxNew;
-    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw invalidArgument('a non-negative integer', 'maxNewTokens', maxNewTokens);
-    const temperature = o.temperature ?? 0;
-    if (typeof temperature !== 'number' || !(temperature >= 0) || !Number.isFinite(temperature)) throw invalidArgument('a finite number >= 0', 'temperature', temperature);
+    const maxNewTokens = checkMaxNewTokens(o.maxNewTokens ?? this.defaultMaxNew);
+    const temperature = checkTemperature(o.temperature ?? 0);
     const topP = o.topP ?? 1;
     if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw invalidArgument('a number in (0, 1]', 'topP', topP);
     const topK = o.topK ?? 0;
@@ -401,7 +491,8 @@ export class Engine {
     return { maxNewTokens, temperature, topP, topK: Math.min(topK, vocab), seed, stop: stopSet, signal, append };
   }
 
-  private async *generation(emb: Float32Array, n: number, o: ReturnType<Engine['generateOptions']>): AsyncGenerator<number, void, undefined> {
+  private async *generation(emb: Float32Array, n: number, o: ReturnType<Engine['generateOptions']>, end: (r: StopReason) => void):
+    AsyncGenerator<number, void, undefined> {
     const site = new Error().stack;
     // Take the engine: wait for the calls queued before us, then hold it until the end.
     let release!: () => void;
@@ -417,7 +508,8 @@ export class Engine {
       throw e;
     }
     try {
-      if (o.signal?.aborted || o.maxNewTokens === 0) return;
+      if (o.signal?.aborted) return end('aborted');
+      if (o.maxNewTokens === 0) return end('length');
       const call = async <T>(f: () => Promise<T>): Promise<T> => {
         if (this.disposePromise) throw new EngineDisposedError();
         try {
@@ -427,21 +519,23 @@ export class Engine {
         }
       };
       this.handle.seed(o.seed);
-      if (!o.append) this.cacheEpoch++;
-      this.pendingToken = null;
+      if (!o.append) this.epoch++;
+      this.pending = null;
       const before = o.append ? this.handle.info().cached : 0;
       await call(() => this.handle.prefill({ embeddings: emb, n, reset: !o.append }));
       let cached = before + n, prev = -1;
       for (let i = 0; i < o.maxNewTokens; i++) {
-        if (o.signal?.aborted) return;
-        if (prev >= 0 && cached >= this.maxContext) return; // no room to append the last token
+        if (o.signal?.aborted) return end('aborted');
+        if (prev >= 0 && cached >= this.maxContext) return end('length'); // no room to append the last token
         const token = await call(() => this.handle.step({ prevToken: prev, temperature: o.temperature, topP: o.topP, topK: o.topK }));
         if (prev >= 0) cached++;
-        this.pendingToken = token;
-        if (o.signal?.aborted || o.stop.has(token)) return;
+        this.pending = token;
+        if (o.signal?.aborted) return end('aborted');
+        if (o.stop.has(token)) return end('stop');
         yield token;
         prev = token;
       }
+      end('length');
     } finally {
       this.generating = false;
       release();
@@ -449,7 +543,7 @@ export class Engine {
   }
 }
 
-/** @internal The native engine behind an {@link Engine} (tests: token-by-token prefill). */
+/** @internal The native engine behind an {@link Engine}: tests only (token-by-token prefill); the library uses the Engine's own API. */
 export function nativeEngineOf(engine: Engine): NativeEngine {
   return (engine as unknown as { handle: NativeEngine }).handle;
 }
@@ -465,7 +559,7 @@ function addWeights(out: NativeWeight[], set: WeightSet, prefix: string, keep: (
 }
 
 function linearStep(set: WeightSet, name: string): NativeMlpStep {
-  return set.has(`${name}.bias`) ? { kind: 'linear', weight: `${name}.weight`, bias: `${name}.bias` } : { kind: 'linear', weight: `${name}.weight` };
+  return set.has(biasOf(name)) ? { kind: 'linear', weight: weightOf(name), bias: biasOf(name) } : { kind: 'linear', weight: weightOf(name) };
 }
 
 function checkpointShape(ckpt: unknown): Checkpoint {
@@ -492,7 +586,7 @@ export async function createEngine(ckpt: Checkpoint, opts: EngineOptions = {}): 
   const addon = native();
   const impl = pickImpl({ device: opts.device, deviceIndex: opts.deviceIndex }, addon);
   const lc = c.llm.config, vc = c.vision.config;
-  const defaultMax = Math.min(c.config.modelMaxLength || lc.maxPositionEmbeddings, lc.maxPositionEmbeddings || Infinity);
+  const defaultMax = Math.min(DEFAULT_MAX_CONTEXT, c.config.modelMaxLength || Infinity, lc.maxPositionEmbeddings || Infinity);
   const maxContext = opts.maxContext ?? defaultMax;
   if (!Number.isInteger(maxContext) || maxContext < 1 || maxContext > (1 << 24)) {
     throw invalidArgument('a positive integer number of positions (at most 2^24)', 'maxContext', maxContext);
@@ -520,36 +614,37 @@ export async function createEngine(ckpt: Checkpoint, opts: EngineOptions = {}): 
   const weights: NativeWeight[] = [];
   // Encoder layers past the selected hidden state never run: do not read them.
   const layerRe = /(?:^|\.)encoder\.layers\.(\d+)\./;
-  addWeights(weights, c.vision.weights, 'vision.', (k) => {
+  addWeights(weights, c.vision.weights, NATIVE_PREFIX.vision, (k) => {
     const m = layerRe.exec(k);
     return !m || Number(m[1]) < vc.layersToRun;
   });
-  addWeights(weights, c.projector.weights, 'projector.');
-  addWeights(weights, c.llm.weights, 'llm.', (k) => !(lc.tieWordEmbeddings && k === 'lm_head.weight'));
+  addWeights(weights, c.projector.weights, NATIVE_PREFIX.projector);
+  addWeights(weights, c.llm.weights, NATIVE_PREFIX.llm, (k) => !(lc.tieWordEmbeddings && k === weightOf(LLM_WEIGHTS.lmHead)));
   if (c.spatialPe) {
-    const w = c.spatialPe.weights;
-    spec.mlps!.spatial_pe = [linearStep(w, 'mlp.0'), { kind: 'gelu_erf' }, linearStep(w, 'mlp.2')];
-    mlpDims.set('spatial_pe', { inDim: w.info('mlp.0.weight').shape[1], outDim: w.info('mlp.2.weight').shape[0] });
-    addWeights(weights, w, 'spatial_pe.');
+    const w = c.spatialPe.weights, SW = SPATIAL_PE_WEIGHTS;
+    spec.mlps!.spatial_pe = [linearStep(w, SW.fc1), { kind: 'gelu_erf' }, linearStep(w, SW.fc2)];
+    mlpDims.set('spatial_pe', { inDim: w.info(weightOf(SW.fc1)).shape[1], outDim: w.info(weightOf(SW.fc2)).shape[0] });
+    addWeights(weights, w, NATIVE_PREFIX.spatialPe);
   }
   if (c.regionExtractor) {
-    const w = c.regionExtractor.weights;
+    const w = c.regionExtractor.weights, RW = REGION_WEIGHTS;
     if (c.regionExtractor.config.projector === 'linear') {
-      spec.mlps!.region = [linearStep(w, 'projector')];
-      mlpDims.set('region', { inDim: w.info('projector.weight').shape[1], outDim: w.info('projector.weight').shape[0] });
+      spec.mlps!.region = [linearStep(w, RW.linear)];
+      mlpDims.set('region', { inDim: w.info(weightOf(RW.linear)).shape[1], outDim: w.info(weightOf(RW.linear)).shape[0] });
     } else {
-      spec.mlps!.region = [linearStep(w, 'projector.0'), { kind: 'gelu_erf' }, linearStep(w, 'projector.2')];
-      mlpDims.set('region', { inDim: w.info('projector.0.weight').shape[1], outDim: w.info('projector.2.weight').shape[0] });
+      spec.mlps!.region = [linearStep(w, RW.fc1), { kind: 'gelu_erf' }, linearStep(w, RW.fc2)];
+      mlpDims.set('region', { inDim: w.info(weightOf(RW.fc1)).shape[1], outDim: w.info(weightOf(RW.fc2)).shape[0] });
     }
-    addWeights(weights, w, 'region.');
+    addWeights(weights, w, NATIVE_PREFIX.region);
   }
 
   const g = vc.imageSize / vc.patchSize, G = Math.ceil(g / 3);
   const dims: Dims = {
     vision: { tokens: g * g, hidden: vc.hiddenSize, imageSize: vc.imageSize },
-    projector: { tokens: G * G, outDim: c.projector.weights.info('layers.7.weight').shape[0] },
+    projector: { tokens: G * G, outDim: c.projector.weights.info(weightOf(PROJECTOR_WEIGHTS.fc3)).shape[0] },
     llm: { hidden: lc.hiddenSize, vocab: lc.vocabSize },
     mlps: mlpDims,
+    spatialPe: c.spatialPe ? { numFreqs: c.spatialPe.config.numFreqs, includeInput: c.spatialPe.config.includeInput } : undefined,
   };
   const site = new Error().stack;
   let handle: NativeEngine;

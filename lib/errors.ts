@@ -120,6 +120,24 @@ export class EngineDisposedError extends Sr3dError {
   }
 }
 
+/** A request on a model whose queue already holds `maxQueuedRequests` waiting requests ({@link SR3D.load}). */
+export class RequestQueueFullError extends Sr3dError {
+  constructor(message: string) {
+    super(message, 'SR3D_QUEUE_FULL');
+  }
+}
+
+/**
+ * A queued request whose `signal` aborted before it started: it never ran. `name` is
+ * `'AbortError'`, like the DOM's, so `e.name === 'AbortError'` checks catch it too.
+ */
+export class RequestAbortedError extends Sr3dError {
+  constructor(message = 'This request was aborted (its signal) while it waited in the model\'s queue; it did not run') {
+    super(message, 'SR3D_ABORTED');
+    this.name = 'AbortError';
+  }
+}
+
 /** A tokenizer file is missing, unreadable or not a usable byte-level BPE tokenizer. */
 export class TokenizerFileError extends Sr3dError {
   /** The file at fault. */

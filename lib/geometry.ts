@@ -15,6 +15,7 @@ import type { NativeMode, NativeTransform } from './native';
 export type { DeviceOptions, Intrinsics, Pose };
 import { toContiguous, toNdArray } from './tensor';
 import type { NdArray, TensorLike } from './tensor';
+import { DEPTH_SCALE_NEEDED, DEPTH_SCALE_RULE, isDepthScale } from './validate';
 
 
 
@@ -117,11 +118,11 @@ function depthBaton(depth: TensorLike, intrinsics: Intrinsics | readonly Intrins
   let depthScale = opts?.depthScale;
   if (depthScale === undefined) {
     if (d.dtype === 'uint16') {
-      throw invalidArgument('metres per depth unit for uint16 depth (TUM: 1/5000, ScanNet: 1/1000)', 'depthScale', undefined);
+      throw invalidArgument(DEPTH_SCALE_NEEDED, 'depthScale', undefined);
     }
     depthScale = 1;
   }
-  if (!finite(depthScale) || !(depthScale > 0)) throw invalidArgument('a finite positive number (metres per depth unit)', 'depthScale', depthScale);
+  if (!isDepthScale(depthScale)) throw invalidArgument(DEPTH_SCALE_RULE, 'depthScale', depthScale);
   const n = frames * height * width;
   return {
     outShape: d.shape,

@@ -51,12 +51,27 @@ export interface Device {
   /** e.g. `"9.0"`. */
   computeCapability: string;
   multiprocessors: number;
+  /** True on Jetson (Orin, Thor): the GPU shares DRAM with the CPU. */
+  integrated: boolean;
+  /** Host memory can be mapped into the GPU's address space (zero-copy). */
+  canMapHostMemory: boolean;
+  /** Free device memory in bytes (on Jetson: the pool shared with the CPU); only with `{ freeMemory: true }`. */
+  freeMemory?: number;
+}
+
+/** Options of {@link devices}. */
+export interface DevicesOptions {
+  /**
+   * Also report each GPU's free memory. This creates each GPU's CUDA context (hundreds of MB on
+   * a discrete GPU until the process exits), so it is off unless asked for. Defaults to `false`.
+   */
+  freeMemory?: boolean;
 }
 
 /** The CUDA GPUs this process can use (empty with the CPU build or without a GPU). */
-export function devices(): Device[] {
+export function devices(opts: DevicesOptions = {}): Device[] {
   const n = native();
-  return n.variant === 'cuda' ? n.devices().devices : [];
+  return n.variant === 'cuda' ? n.devices(opts.freeMemory === true).devices : [];
 }
 
 /** Sets the CPU worker thread count (0 = default: `SR3D_NUM_THREADS` or all cores). Returns the new count. */

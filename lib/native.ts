@@ -71,6 +71,9 @@ export interface NativeDevice {
   totalMemory: number;
   computeCapability: string;
   multiprocessors: number;
+  integrated: boolean;
+  canMapHostMemory: boolean;
+  freeMemory?: number;
 }
 
 // ---- neural-network ops and the engine (native/engine.cc) ----
@@ -127,6 +130,8 @@ export interface NativeEngine {
   encodeTiles(b: { tiles: Float32Array; n: number; out: Float32Array }): Promise<void>;
   project(b: { features: Float32Array; n: number; out: Float32Array }): Promise<void>;
   runMlp(b: { module: string; x: Float32Array; rows: number; out: Float32Array }): Promise<void>;
+  /** The 3D PE added into `features` in place (kernels/spatial_pe.h); `tile` in pixels. */
+  addSpatialPe(b: { features: Float32Array; points: Float32Array; n: number; tile: number; numFreqs: number; includeInput: boolean; tilesPerImage: number }): Promise<void>;
   embedTokens(b: { ids: Int32Array; n: number; out: Float32Array }): Promise<void>;
   /** Empties the KV cache. */
   reset(): Promise<void>;
@@ -145,7 +150,7 @@ export interface NativeEngine {
 export interface NativeAddon {
   variant: 'cpu' | 'cuda';
   buildInfo(): NativeBuildInfo;
-  devices(): { devices: NativeDevice[]; reason: string; driverVersion: number };
+  devices(withFreeMemory?: boolean): { devices: NativeDevice[]; reason: string; driverVersion: number };
   setThreads(n: number): number;
   /** Benchmark helper: a = b + 3c on the kernel thread pool (synchronous). */
   triad(a: Float32Array, b: Float32Array, c: Float32Array): void;
@@ -169,6 +174,8 @@ export interface NativeAddon {
   maskPool(b: ImplBaton & {
     features: Float32Array; channels: number; masks: Uint8Array; regions: number; patch: number;
     mode: 'area' | 'spatialrgpt'; out: Float32Array;
+    /** Given: masks are per tile, (regions, maskTiles, patch·g, patch·g) (tiles layout only). */
+    maskTiles?: number;
   } & (
     { layout: 'frames'; frames: number; height: number; width: number } |
     { layout: 'tiles'; tiles: number; tile: number; cols: number; rows: number })): Promise<void>;

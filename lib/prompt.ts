@@ -11,7 +11,8 @@
  */
 import { invalidArgument } from './errors';
 import { IMAGE_TOKEN, SENTINEL_TOKEN, VIDEO_TOKEN } from './tokenizer';
-import type { Sr3dTokenizer } from './tokenizer';
+import type { PromptPiece, Sr3dTokenizer } from './tokenizer';
+export type { PromptPiece };
 
 /** One chat turn. */
 export interface ChatMessage {
@@ -56,16 +57,71 @@ export function renderChat(messages: readonly ChatMessage[], opts: RenderChatOpt
   if (opts === null || typeof opts !== 'object') throw invalidArgument('an options object', 'options', opts);
   const addGenerationPrompt = opts.addGenerationPrompt ?? true;
   if (typeof addGenerationPrompt !== 'boolean') throw invalidArgument('a boolean', 'options.addGenerationPrompt', addGenerationPrompt);
-  let out = '';
   messages.forEach((m, i) => {
     if (m === null || typeof m !== 'object') throw invalidArgument('a { role, content } message', `messages[${i}]`, m);
     if (!ROLES.includes(m.role)) throw invalidArgument(`one of ${ROLES.map((r) => `'${r}'`).join(', ')}`, `messages[${i}].role`, m.role);
     if (typeof m.content !== 'string') throw invalidArgument('a string', `messages[${i}].content`, m.content);
   });
-  if (messages[0].role !== 'system') out += `<|im_start|>system\n${DEFAULT_SYSTEM_PROMPT}<|im_end|>\n`;
-  for (const m of messages) out += `<|im_start|>${m.role}\n${pythonStrip(m.content)}<|im_end|>\n`;
-  if (addGenerationPrompt) out += '<|im_start|>assistant\n';
+  return piecesText(chatPieces(messages.map((m) => ({ role: m.role, content: [m.content] })), addGenerationPrompt));
+}
+
+/** The text of prompt pieces (control tokens written out). */
+export function piecesText(pieces: readonly PromptPiece[]): string {
+  return pieces.map((p) => (typeof p === 'string' ? p : p.token)).join('');
+}
+
+// Python str.strip() over pieces: adjacent strings joined, then the outer ends stripped (a
+// token piece is never whitespace, so this equals stripping the joined text).
+function stripPieces(content: readonly PromptPiece[]): PromptPiece[] {
+  const out: PromptPiece[] = [];
+  for (const p of content) {
+    if (typeof p === 'string' && typeof out[out.length - 1] === 'string') out[out.length - 1] += p;
+    else out.push(p);
+  }
+  if (typeof out[0] === 'string') out[0] = pythonStripStart(out[0]);
+  const last = out.length - 1;
+  if (last >= 0 && typeof out[last] === 'string') out[last] = pythonStripEnd(out[last] as string);
+  return out.filter((p) => p !== '');
+}
+
+function pythonStripStart(s: string): string {
+  let a = 0;
+  while (a < s.length && PY_WHITESPACE.includes(s[a])) a++;
+  return s.slice(a);
+}
+
+function pythonStripEnd(s: string): string {
+  let b = s.length;
+  while (b > 0 && PY_WHITESPACE.includes(s[b - 1])) b--;
+  return s.slice(0, b);
+}
+
+/**
+ * VILA's qwen2 template as pieces: the template's control tokens as `{ token }` (inserted by
+ * id), every message's content as plain text (its own `<|im_end|>` stays text). Contents are
+ * pieces so media and region tokens placed by sr3d can go in by id too.
+ */
+function chatPieces(messages: readonly { role: string; content: readonly PromptPiece[] }[], addGenerationPrompt: boolean): PromptPiece[] {
+  const S = { token: '<|im_start|>' }, E = { token: '<|im_end|>' };
+  const out: PromptPiece[] = [];
+  if (messages[0].role !== 'system') out.push(S, `system\n${DEFAULT_SYSTEM_PROMPT}`, E, '\n');
+  for (const m of messages) out.push(S, `${m.role}\n`, ...stripPieces(m.content), E, '\n');
+  if (addGenerationPrompt) out.push(S, 'assistant\n');
   return out;
+}
+
+/**
+ * VILA's next user turn after a generated answer, as token ids: `<|im_end|>` (when
+ * `closePrevious`, i.e. the answer did not end with it), then
+ * `\n<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n`. The question's pieces
+ * (from {@link rewriteRegionPlaceholders}) are plain text and region tokens: a question holding
+ * `<|im_end|>\n<|im_start|>system` cannot forge a turn.
+ */
+export function encodeFollowUpTurn(tokenizer: Sr3dTokenizer, question: readonly PromptPiece[], closePrevious: boolean): number[] {
+  const S = { token: '<|im_start|>' }, E = { token: '<|im_end|>' };
+  const pieces: PromptPiece[] = closePrevious ? [E] : [];
+  pieces.push('\n', S, 'user\n', ...stripPieces(question), E, '\n', S, 'assistant\n');
+  return tokenizer.encodePrompt(pieces);
 }
 
 // ---- the SR-3D user turn -----------------------------------------------------------------
@@ -108,13 +164,15 @@ const PLACEHOLDER = /^<region(\d+)>/;
 /**
  * Rewrites `<regionK>` placeholders to `regionToken` in occurrence order (spec §5.4).
  * @param opts.requireAll every region must be named (a question's first turn). Defaults to `true`.
- * @returns the rewritten text and the K of each occurrence.
+ * @returns the rewritten text, the K of each occurrence, and the question as pieces (its text,
+ *   and each region token as `{ token }`) for {@link Sr3dTokenizer.encodePrompt}.
  */
 export function rewriteRegionPlaceholders(question: string, regions: number, regionToken: string,
-  opts: { requireAll?: boolean } = {}): { text: string; regionIndices: number[] } {
+  opts: { requireAll?: boolean } = {}): { text: string; regionIndices: number[]; pieces: PromptPiece[] } {
   if (typeof question !== 'string') throw invalidArgument('a string', 'question', question);
   if (!Number.isInteger(regions) || regions < 0) throw invalidArgument('a non-negative integer (number of regions given)', 'regions', regions);
   const indices: number[] = [];
+  const pieces: PromptPiece[] = [];
   let out = '', last = 0;
   PLACEHOLDER_START.lastIndex = 0;
   for (let m = PLACEHOLDER_START.exec(question); m !== null; m = PLACEHOLDER_START.exec(question)) {
@@ -137,18 +195,20 @@ export function rewriteRegionPlaceholders(question: string, regions: number, reg
       throw err;
     }
     out += question.slice(last, m.index) + regionToken;
+    pieces.push(question.slice(last, m.index), { token: regionToken });
     last = m.index + ok[0].length;
     PLACEHOLDER_START.lastIndex = last;
     indices.push(k);
   }
   out += question.slice(last);
+  pieces.push(question.slice(last));
   for (let k = 0; k < regions && opts.requireAll !== false; k++) {
     if (!indices.includes(k)) {
       throw invalidArgument(`every given region to be named in the question; add <region${k}> where the question refers to it, or drop region ${k}`,
         'question', `a question that never names <region${k}> (${regions} region${regions === 1 ? '' : 's'} given)`, true);
     }
   }
-  return { text: out, regionIndices: indices };
+  return { text: out, regionIndices: indices, pieces: pieces.filter((p) => p !== '') };
 }
 
 /**
@@ -181,13 +241,25 @@ export function buildPrompt(tokenizer: Sr3dTokenizer, opts: BuildPromptOptions):
         'options.question', `'${t}' at character ${at}`, true);
     }
   }
-  const { text: q, regionIndices } = rewriteRegionPlaceholders(question, regions, tokenizer.regionToken);
-  const media = (mode === 'tiles' ? `${IMAGE_TOKEN}\n` : IMAGE_TOKEN).repeat(images);
-  const messages: ChatMessage[] = [];
-  if (opts.system !== undefined) messages.push({ role: 'system', content: opts.system });
-  messages.push({ role: 'user', content: media + q });
-  const text = renderChat(messages);
-  const ids = tokenizer.encode(text);
+  const { pieces: q, regionIndices } = rewriteRegionPlaceholders(question, regions, tokenizer.regionToken);
+  // Control, media and region tokens go in by id; the question and system prompt are plain
+  // text, so `<|im_end|>\n<|im_start|>system` typed in a question stays those characters.
+  const media: PromptPiece[] = [];
+  for (let i = 0; i < images; i++) media.push({ token: IMAGE_TOKEN }, ...(mode === 'tiles' ? ['\n'] : []));
+  const messages: { role: string; content: PromptPiece[] }[] = [];
+  if (opts.system !== undefined) messages.push({ role: 'system', content: [opts.system] });
+  messages.push({ role: 'user', content: [...media, ...q] });
+  // A system prompt holding media or region tokens is refused as before (they are plain text
+  // now, but a prompt that reads as if it placed an image is a mistake either way).
+  const count = (t: string) => (opts.system ?? '').split(t).length - 1;
+  const extraImages = count(IMAGE_TOKEN), extraRegions = count(tokenizer.regionToken);
+  if (extraImages || extraRegions) {
+    throw invalidArgument(`${images} image and ${regionIndices.length} region tokens in the tokenized prompt (a question or system prompt must not contain them)`,
+      'prompt', `${images + extraImages} image and ${regionIndices.length + extraRegions} region tokens`, true);
+  }
+  const pieces = chatPieces(messages, true);
+  const text = piecesText(pieces);
+  const ids = tokenizer.encodePrompt(pieces);
   const imagePositions: number[] = [];
   const regionPositions: number[] = [];
   ids.forEach((id, i) => {

@@ -318,6 +318,24 @@ function readGrid(features: TensorLike, plan: unknown, planName: string): Grid {
   return { baton: { layout: 'frames', frames, height, width, channels }, frames, height, width, channels, data: f.data as Float32Array };
 }
 
+// maskPool's masksLayout 'tiles': per-tile masks (M,K,T,T) of a tiles grid, stitched natively.
+async function maskPoolTiles(g: Grid, masks: TensorLike, mode: 'area' | 'spatialrgpt', patch: number, opts: MaskPoolOptions): Promise<NdArray<Float32Array>> {
+  const addon = native();
+  if (g.baton.layout !== 'tiles') throw invalidArgument("a plan { cols, rows } (masksLayout 'tiles' pools tile features)", 'plan', opts.plan);
+  const { tile, cols, rows } = g.baton;
+  const T = patch * tile, grid = cols * rows;
+  const what = `per-tile masks (M,${grid},${T},${T}) or (M,${grid + 1},${T},${T}) with the thumbnail (${patch} px per token of the ${tile}x${tile} tiles)`;
+  const m = toContiguous(masks, 'masks', { dtypes: ['uint8'], ranks: [4], what });
+  const [regions, K, th, tw] = m.shape;
+  if (regions < 1) throw invalidArgument('at least one region', 'masks.shape', shapeText(m.shape), true);
+  if (regions > 65535) throw invalidArgument('at most 65535 regions', 'masks.shape', shapeText(m.shape), true);
+  if ((K !== grid && K !== grid + 1) || th !== T || tw !== T) throw invalidArgument(what, 'masks.shape', shapeText(m.shape), true);
+  const out = outArray(opts.out, Float32Array, regions * g.channels, 'out');
+  const sel = pickImpl(opts, addon);
+  await callNative(() => addon.maskPool({ ...g.baton, features: g.data, masks: m.data as Uint8Array, maskTiles: K, regions, patch, mode, out, ...sel }));
+  return toNdArray(out, [regions, g.channels]);
+}
+
 export interface StitchOptions extends DeviceOptions {
   /** Write the grid into this Float32Array (rows·g·cols·g·C elements). Defaults to a new array. */
   out?: Float32Array;
@@ -365,6 +383,13 @@ export interface MaskPoolOptions extends DeviceOptions {
   patch?: number;
   /** Write the result into this Float32Array (M·C elements). Defaults to a new array. */
   out?: Float32Array;
+  /**
+   * `'tiles'` (with `plan`): `masks` are per tile as {@link tileMask} gives them, (M,K,T,T)
+   * with K = cols·rows grid tiles, or cols·rows + 1 with the thumbnail last (not used), and
+   * T = patch·g; they pool exactly as the stitched (M, rows·T, cols·T) mask would (the
+   * stitch happens natively). Defaults to `'stitched'`.
+   */
+  masksLayout?: 'stitched' | 'tiles';
 }
 
 /**
@@ -396,6 +421,9 @@ export async function maskPool(features: TensorLike, masks: TensorLike, opts?: M
   const patch = opts?.patch ?? 14;
   if (!Number.isInteger(patch) || patch < 1 || patch > 1024) throw invalidArgument('an integer in [1, 1024] (pixels)', 'patch', patch);
   const g = readGrid(features, opts?.plan, 'plan');
+  const layout = opts?.masksLayout ?? 'stitched';
+  if (layout !== 'stitched' && layout !== 'tiles') throw invalidArgument("'stitched' or 'tiles'", 'masksLayout', layout);
+  if (layout === 'tiles') return maskPoolTiles(g, masks, mode, patch, opts!);
   const m = toContiguous(masks, 'masks', { dtypes: ['uint8'], ranks: [3, 4], what: 'region masks (M,H,W) or (M,F,H,W)' });
   const [regions, mframes, H, W] = m.shape.length === 3 ? [m.shape[0], 1, m.shape[1], m.shape[2]] : m.shape;
   if (regions < 1) throw invalidArgument('at least one region', 'masks.shape', shapeText(m.shape), true);

@@ -12,7 +12,7 @@
 import { finite } from './camera';
 import type { DeviceOptions } from './dispatch';
 import { describeValue, InvalidArgumentError } from './errors';
-import { readImage } from './image';
+import { ImageSizeError, readImage } from './image';
 import { box3dToMasks, boxToMask } from './region';
 import type { Box3d } from './region';
 import { sceneWorldPoints } from './scene';
@@ -182,8 +182,14 @@ async function readMask(mask: unknown, at: string, width: number, height: number
   if (typeof mask === 'string') {
     let img: NdArray<Uint8Array>;
     try {
-      img = await readImage(mask);
+      // Read only as an image of the frame's size: the header is checked before decoding, so a
+      // mask path can neither bomb memory nor show a non-image file's contents.
+      img = await readImage(mask, { expectSize: { width, height }, maxPixels: Math.max(1, width * height) });
     } catch (e) {
+      if (e instanceof ImageSizeError) {
+        throw regionError(`a mask of frame ${frame}'s size (${width}x${height})`, at, `a ${e.width}x${e.height} mask (region ${r})`,
+          'draw the mask on the frame\'s image at its full resolution', r);
+      }
       throw new RegionError(`${at} (region ${r}): ${(e as Error).message}. Fix: give a PNG mask, nonzero pixels inside the region`, r);
     }
     [h, w] = img.shape;

@@ -26,11 +26,12 @@ import type { Intrinsics } from './camera';
 import { backproject } from './geometry';
 import type { DeviceOptions } from './dispatch';
 import { describeValue, InvalidArgumentError } from './errors';
-import { readDepth, readImage } from './image';
+import { defaultMaxImagePixels, readDepth, readImage } from './image';
 import { encodeNpy, readNpy } from './npy';
 import { toContiguous, toNdArray } from './tensor';
 import type { NdArray, TensorLike } from './tensor';
 import { SceneError } from './errors';
+import { DEPTH_SCALE_NEEDED } from './validate';
 export { SceneError };
 
 // ---- types ---------------------------------------------------------------------------
@@ -87,6 +88,12 @@ export interface SceneFrameInput {
 export interface SceneOptions {
   /** The most frames a scene may hold (the model takes up to 32, spec Part A §A8). Defaults to `32`. */
   maxFrames?: number;
+  /**
+   * The most pixels (width × height) each image, depth map or point map may have; image
+   * headers are checked before decoding. Defaults to `defaultMaxImagePixels()` (2^26, or
+   * `SR3D_MAX_IMAGE_PIXELS`).
+   */
+  maxPixels?: number;
   /** The world's up direction (3 numbers, not all 0). Defaults to none (unknown). */
   up?: ArrayLike<number>;
 }
@@ -113,6 +120,22 @@ export interface SceneManifest {
 
 const MANIFEST_NAME = 'scene.json';
 const ORTHO_TOL = 1e-3;
+
+/**
+ * Bounds on a frame's camera numbers. Back-projection runs in float32 (max 3.4e38): with these,
+ * |x| <= (2·1e8 px) · (65535 · 1e6 m) / 1e-3 px ≈ 1.3e22 m, so no point overflows, while every
+ * real camera (focal lengths of 1e1-1e5 px, depth units of 1e-4-1e-3 m) is far inside.
+ */
+export const SCENE_LIMITS = {
+  /** Smallest focal length fx, fy, pixels. */
+  minFocal: 1e-3,
+  /** Largest |fx|, |fy|, |cx|, |cy|, pixels. */
+  maxIntrinsic: 1e8,
+  /** Smallest depthScale, metres per unit. */
+  minDepthScale: 1e-12,
+  /** Largest depthScale, metres per unit. */
+  maxDepthScale: 1e6,
+} as const;
 
 function sceneError(what: string, name: string, received: string, fix: string, frame: number | null): SceneError {
   return new SceneError(`Expected ${what} for ${name} but received ${received}. Fix: ${fix}`, frame);
@@ -145,13 +168,32 @@ function readUp(up: unknown, name: string): [number, number, number] | undefined
 }
 
 function readIntrinsicsOf(k: unknown, at: string, frame: number): Intrinsics {
+  let out: Intrinsics;
   try {
     readIntrinsics(k, 1, at); // validates; it stores float32, the numbers are kept as given
     const { fx, fy, cx, cy } = k as Intrinsics;
-    return { fx, fy, cx, cy };
+    out = { fx, fy, cx, cy };
   } catch (e) {
     throw wrap(e, `frame ${frame}`, 'give "intrinsics": { "fx", "fy", "cx", "cy" } in pixels with fx, fy > 0', frame);
   }
+  const L = SCENE_LIMITS;
+  for (const key of ['fx', 'fy', 'cx', 'cy'] as const) {
+    const v = out[key];
+    const focal = key === 'fx' || key === 'fy';
+    if (Math.abs(v) > L.maxIntrinsic || (focal && v < L.minFocal)) {
+      throw sceneError(focal ? `a focal length in [${L.minFocal}, ${L.maxIntrinsic}] pixels` : `a principal point within ±${L.maxIntrinsic} pixels`,
+        `${at}.${key}`, `${v} (frame ${frame})`, 'give the intrinsics in pixels of this image (SCENE_LIMITS bounds them so float32 back-projection cannot overflow)', frame);
+    }
+  }
+  return out;
+}
+
+function checkDepthScale(scale: unknown, at: string, fix: string, frame: number): number {
+  const L = SCENE_LIMITS;
+  if (!finite(scale) || !(scale >= L.minDepthScale && scale <= L.maxDepthScale)) {
+    throw sceneError(`a finite number in [${L.minDepthScale}, ${L.maxDepthScale}] (metres per depth unit)`, `${at}.depthScale`, describeValue(scale), fix, frame);
+  }
+  return scale;
 }
 
 /** 16 finite numbers, last row 0 0 0 1, rotation orthonormal (to 1e-3) with det +1. */
@@ -225,14 +267,12 @@ function frameFromInput(f: SceneFrameInput, i: number): SceneFrame {
     let scale = f.depthScale;
     if (scale === undefined) {
       if (d.dtype === 'uint16') {
-        throw sceneError('metres per depth unit for uint16 depth (TUM: 1/5000 = 0.0002, ScanNet: 1/1000)', `${at}.depthScale`, 'undefined',
+        throw sceneError(DEPTH_SCALE_NEEDED, `${at}.depthScale`, 'undefined',
           'give "depthScale" with the depth map', i);
       }
       scale = 1;
     }
-    if (!finite(scale) || !(scale > 0)) {
-      throw sceneError('a finite positive number (metres per depth unit)', `${at}.depthScale`, describeValue(scale), 'give depthScale > 0, e.g. 0.0002 for TUM', i);
-    }
+    checkDepthScale(scale, at, 'give depthScale > 0, e.g. 0.0002 for TUM', i);
     out.depth = d.dtype === 'uint16' ? toNdArray(d.data as Uint16Array, d.shape) : toNdArray(d.data as Float32Array, d.shape);
     out.depthScale = scale;
   } else {
@@ -357,12 +397,7 @@ export function checkManifest(json: unknown, dir: string, opts?: SceneOptions): 
     if (f.depth !== undefined) {
       mf.depth = f.depth as string;
       file.depth = resolveInside(absDir, realDir, f.depth, `${at}.depth`, i);
-      if (f.depthScale !== undefined) {
-        if (!finite(f.depthScale) || !(f.depthScale > 0)) {
-          throw sceneError('a finite positive number (metres per depth unit)', `${at}.depthScale`, describeValue(f.depthScale), 'e.g. 0.0002 for TUM (1/5000)', i);
-        }
-        mf.depthScale = f.depthScale;
-      }
+      if (f.depthScale !== undefined) mf.depthScale = checkDepthScale(f.depthScale, at, 'e.g. 0.0002 for TUM (1/5000)', i);
     } else {
       mf.points = f.points as string;
       file.points = resolveInside(absDir, realDir, f.points, `${at}.points`, i);
@@ -384,11 +419,13 @@ export function checkManifest(json: unknown, dir: string, opts?: SceneOptions): 
   return { manifest, files };
 }
 
-async function readFrameFiles(mf: ManifestFrame, file: { image: string; depth?: string; points?: string }, i: number): Promise<SceneFrameInput> {
+async function readFrameFiles(mf: ManifestFrame, file: { image: string; depth?: string; points?: string }, i: number, maxPixels: number): Promise<SceneFrameInput> {
   const at = `frames[${i}]`;
   const input: SceneFrameInput = { image: undefined as unknown as TensorLike, intrinsics: mf.intrinsics, name: mf.name ?? path.parse(mf.image).name };
+  let image: NdArray<Uint8Array>;
   try {
-    input.image = await readImage(file.image);
+    image = await readImage(file.image, { maxPixels });
+    input.image = image;
   } catch (e) {
     throw wrap(e, `${at}.image '${mf.image}' (frame ${i})`, 'give a PNG or JPEG colour image', i);
   }
@@ -401,7 +438,9 @@ async function readFrameFiles(mf: ManifestFrame, file: { image: string; depth?: 
         }
         input.depth = toNdArray(a.data as Float32Array | Uint16Array, a.shape);
       } else {
-        input.depth = await readDepth(file.depth);
+        // The depth header must give the image's size: a bigger one is refused before it is inflated.
+        const [height, width] = image.shape;
+        input.depth = await readDepth(file.depth, { maxPixels, expectSize: { width, height, what: "a depth map of the image's size" } });
       }
     } catch (e) {
       throw wrap(e, `${at}.depth '${mf.depth}' (frame ${i})`, 'give a 16-bit greyscale PNG with "depthScale", or an (H,W) float32 .npy in metres', i);
@@ -428,9 +467,10 @@ async function readFrameFiles(mf: ManifestFrame, file: { image: string; depth?: 
  */
 export async function sceneFromManifest(json: unknown, dir: string, opts?: SceneOptions): Promise<Scene> {
   const { manifest, files } = checkManifest(json, dir, opts);
+  const maxPixels = opts?.maxPixels ?? defaultMaxImagePixels();
   const inputs: SceneFrameInput[] = [];
   // Sequential reads: a 32-frame scene decoded all at once would hold every file's bytes at the same time.
-  for (let i = 0; i < files.length; i++) inputs.push(await readFrameFiles(manifest.frames[i], files[i], i));
+  for (let i = 0; i < files.length; i++) inputs.push(await readFrameFiles(manifest.frames[i], files[i], i, maxPixels));
   const scene = sceneFromFrames(inputs, { maxFrames: opts?.maxFrames, up: manifest.up });
   scene.dir = path.resolve(dir);
   return scene;

@@ -19,6 +19,7 @@ import { dtypeBytes, floatToBf16, floatToF16, writeSafetensorsStreaming } from '
 import type { TensorSpec } from './safetensors';
 import { spatialPeInputDim } from './checkpoint';
 import { qwen2TokenizerFiles } from './tokenizer';
+import { LLM_WEIGHTS as LW, PROJECTOR_WEIGHTS, REGION_WEIGHTS, SPATIAL_PE_WEIGHTS, VISION_WEIGHTS as VW, biasOf, weightOf } from './weights';
 
 /** Options of {@link writeTinyModel}. */
 export interface TinyModelOptions {
@@ -104,14 +105,14 @@ function generate(t: GenTensor, seed: number): Float32Array | Uint16Array {
 
 /** A Linear's weight [out, in] ~ std 1/√in (activations stay O(1)) and a small bias. */
 function linear(name: string, out: number, inp: number, dtype: WeightDType, bias = true): GenTensor[] {
-  const w: GenTensor = { name: `${name}.weight`, dtype, shape: [out, inp], init: { kind: 'uniform', std: 1 / Math.sqrt(inp) } };
-  return bias ? [w, { name: `${name}.bias`, dtype, shape: [out], init: { kind: 'uniform', std: 0.02 } }] : [w];
+  const w: GenTensor = { name: weightOf(name), dtype, shape: [out, inp], init: { kind: 'uniform', std: 1 / Math.sqrt(inp) } };
+  return bias ? [w, { name: biasOf(name), dtype, shape: [out], init: { kind: 'uniform', std: 0.02 } }] : [w];
 }
 
 function layerNorm(name: string, dim: number, dtype: WeightDType): GenTensor[] {
   return [
-    { name: `${name}.weight`, dtype, shape: [dim], init: { kind: 'ones', spread: 0.1 } },
-    { name: `${name}.bias`, dtype, shape: [dim], init: { kind: 'uniform', std: 0.02 } },
+    { name: weightOf(name), dtype, shape: [dim], init: { kind: 'ones', spread: 0.1 } },
+    { name: biasOf(name), dtype, shape: [dim], init: { kind: 'uniform', std: 0.02 } },
   ];
 }
 
@@ -119,35 +120,36 @@ function visionTensors(dtype: WeightDType): GenTensor[] {
   const { hidden: H, layers, intermediate: I, imageSize, patchSize: P } = TINY_VISION;
   const grid = imageSize / P;
   const t: GenTensor[] = [
-    { name: 'vision_model.embeddings.patch_embedding.weight', dtype, shape: [H, 3, P, P], init: { kind: 'uniform', std: 1 / Math.sqrt(3 * P * P) } },
-    { name: 'vision_model.embeddings.patch_embedding.bias', dtype, shape: [H], init: { kind: 'uniform', std: 0.02 } },
-    { name: 'vision_model.embeddings.position_embedding.weight', dtype, shape: [grid * grid, H], init: { kind: 'uniform', std: 0.5 } },
+    { name: weightOf(VW.patchEmbedding), dtype, shape: [H, 3, P, P], init: { kind: 'uniform', std: 1 / Math.sqrt(3 * P * P) } },
+    { name: biasOf(VW.patchEmbedding), dtype, shape: [H], init: { kind: 'uniform', std: 0.02 } },
+    { name: weightOf(VW.positionEmbedding), dtype, shape: [grid * grid, H], init: { kind: 'uniform', std: 0.5 } },
   ];
   for (let l = 0; l < layers; l++) {
-    const p = `vision_model.encoder.layers.${l}`;
-    t.push(...layerNorm(`${p}.layer_norm1`, H, dtype));
-    for (const pr of ['k_proj', 'v_proj', 'q_proj', 'out_proj']) t.push(...linear(`${p}.self_attn.${pr}`, H, H, dtype));
-    t.push(...layerNorm(`${p}.layer_norm2`, H, dtype));
-    t.push(...linear(`${p}.mlp.fc1`, I, H, dtype), ...linear(`${p}.mlp.fc2`, H, I, dtype));
+    const p = `${VW.layer(l)}.`;
+    t.push(...layerNorm(p + VW.layerNorm1, H, dtype));
+    // k, v, q, out: the order the tensors draw from the seeded generator.
+    for (const pr of [VW.k, VW.v, VW.q, VW.out]) t.push(...linear(p + pr, H, H, dtype));
+    t.push(...layerNorm(p + VW.layerNorm2, H, dtype));
+    t.push(...linear(p + VW.fc1, I, H, dtype), ...linear(p + VW.fc2, H, I, dtype));
   }
-  t.push(...layerNorm('vision_model.post_layernorm', H, dtype));
+  t.push(...layerNorm(VW.postLayerNorm, H, dtype));
   return t;
 }
 
 function llmTensors(dtype: WeightDType, c: (typeof LLM_PRESETS)[keyof typeof LLM_PRESETS]): GenTensor[] {
   const H = c.hidden, hd = c.hidden / c.heads, Q = c.heads * hd, KV = c.kvHeads * hd;
-  const t: GenTensor[] = [{ name: 'model.embed_tokens.weight', dtype, shape: [c.vocab, H], init: { kind: 'uniform', std: 1 } }];
+  const t: GenTensor[] = [{ name: weightOf(LW.embedTokens), dtype, shape: [c.vocab, H], init: { kind: 'uniform', std: 1 } }];
   for (let l = 0; l < c.layers; l++) {
-    const p = `model.layers.${l}`;
-    t.push({ name: `${p}.input_layernorm.weight`, dtype, shape: [H], init: { kind: 'ones', spread: 0.1 } });
-    t.push(...linear(`${p}.self_attn.q_proj`, Q, H, dtype), ...linear(`${p}.self_attn.k_proj`, KV, H, dtype), ...linear(`${p}.self_attn.v_proj`, KV, H, dtype));
-    t.push(...linear(`${p}.self_attn.o_proj`, H, Q, dtype, false));
-    t.push({ name: `${p}.post_attention_layernorm.weight`, dtype, shape: [H], init: { kind: 'ones', spread: 0.1 } });
-    t.push(...linear(`${p}.mlp.gate_proj`, c.intermediate, H, dtype, false), ...linear(`${p}.mlp.up_proj`, c.intermediate, H, dtype, false));
-    t.push(...linear(`${p}.mlp.down_proj`, H, c.intermediate, dtype, false));
+    const p = `${LW.layer(l)}.`;
+    t.push({ name: weightOf(p + LW.inputNorm), dtype, shape: [H], init: { kind: 'ones', spread: 0.1 } });
+    t.push(...linear(p + LW.q, Q, H, dtype), ...linear(p + LW.k, KV, H, dtype), ...linear(p + LW.v, KV, H, dtype));
+    t.push(...linear(p + LW.o, H, Q, dtype, false));
+    t.push({ name: weightOf(p + LW.postAttentionNorm), dtype, shape: [H], init: { kind: 'ones', spread: 0.1 } });
+    t.push(...linear(p + LW.gate, c.intermediate, H, dtype, false), ...linear(p + LW.up, c.intermediate, H, dtype, false));
+    t.push(...linear(p + LW.down, H, c.intermediate, dtype, false));
   }
-  t.push({ name: 'model.norm.weight', dtype, shape: [H], init: { kind: 'ones', spread: 0.1 } });
-  t.push(...linear('lm_head', c.vocab, H, dtype, false));
+  t.push({ name: weightOf(LW.norm), dtype, shape: [H], init: { kind: 'ones', spread: 0.1 } });
+  t.push(...linear(LW.lmHead, c.vocab, H, dtype, false));
   return t;
 }
 
@@ -367,8 +369,9 @@ export async function writeTinyModel(dir: string, opts: TinyModelOptions = {}): 
   const projectorConfig = { architectures: ['MultimodalProjector'], mm_projector_type: 'mlp_downsample_3x3_fix', model_type: 'v2l_projector', torch_dtype: torchDtype, transformers_version: transformers };
   writeJson(path.join(pDir, 'config.json'), projectorConfig);
   const D9 = 9 * V.hidden, mid = 3 * V.hidden;
-  const projT = [...layerNorm('layers.1', D9, dtype), ...linear('layers.2', mid, D9, dtype), ...layerNorm('layers.4', mid, dtype),
-    ...linear('layers.5', L.hidden, mid, dtype), ...linear('layers.7', L.hidden, L.hidden, dtype)];
+  const PW = PROJECTOR_WEIGHTS;
+  const projT = [...layerNorm(PW.layerNorm1, D9, dtype), ...linear(PW.fc1, mid, D9, dtype), ...layerNorm(PW.layerNorm2, mid, dtype),
+    ...linear(PW.fc2, L.hidden, mid, dtype), ...linear(PW.fc3, L.hidden, L.hidden, dtype)];
   writeSingle(pDir, projT, seed);
   let bytes = llmBytes + [...visT, ...projT].reduce((s, t) => s + specBytes(t), 0);
 
@@ -381,7 +384,7 @@ export async function writeTinyModel(dir: string, opts: TinyModelOptions = {}): 
     fs.mkdirSync(peDir);
     const pe = { num_freqs: 16, include_input: true, hidden: V.hidden, out_dim: V.hidden, inject: 'vision_tower' };
     writeJson(path.join(peDir, 'config.json'), pe);
-    const t = [...linear('mlp.0', pe.hidden, spatialPeInputDim(pe.num_freqs, pe.include_input), dtype), ...linear('mlp.2', pe.out_dim, pe.hidden, dtype)];
+    const t = [...linear(SPATIAL_PE_WEIGHTS.fc1, pe.hidden, spatialPeInputDim(pe.num_freqs, pe.include_input), dtype), ...linear(SPATIAL_PE_WEIGHTS.fc2, pe.out_dim, pe.hidden, dtype)];
     writeSingle(peDir, t, seed);
     bytes += t.reduce((s, x) => s + specBytes(x), 0);
   }
@@ -389,8 +392,8 @@ export async function writeTinyModel(dir: string, opts: TinyModelOptions = {}): 
     fs.mkdirSync(reDir);
     writeJson(path.join(reDir, 'config.json'), { projector: regionProjector, pooling: 'area', region_token: '<mask>' });
     const t = regionProjector === 'linear'
-      ? linear('projector', L.hidden, V.hidden, dtype)
-      : [...linear('projector.0', L.hidden, V.hidden, dtype), ...linear('projector.2', L.hidden, L.hidden, dtype)];
+      ? linear(REGION_WEIGHTS.linear, L.hidden, V.hidden, dtype)
+      : [...linear(REGION_WEIGHTS.fc1, L.hidden, V.hidden, dtype), ...linear(REGION_WEIGHTS.fc2, L.hidden, L.hidden, dtype)];
     writeSingle(reDir, t, seed);
     bytes += t.reduce((s, x) => s + specBytes(x), 0);
   }

@@ -12,7 +12,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { Sr3dError, invalidArgument } from './errors';
+import { describeValue, Sr3dError, invalidArgument } from './errors';
 import { TokenizerFileError } from './errors';
 export { TokenizerFileError };
 
@@ -34,6 +34,12 @@ const QWEN2_NVILA_ADDED: readonly [number, string][] = [
   [151646, '[BOS]'],
   [151647, '[PAD]'],
 ];
+
+/**
+ * One piece of a prompt for {@link Sr3dTokenizer.encodePrompt}: text (always encoded as plain
+ * text, never as special tokens) or `{ token }`, a control or media token inserted by its id.
+ */
+export type PromptPiece = string | { token: string };
 
 /** One entry of tokenizer.json's `added_tokens`. */
 export interface AddedTokenJson {
@@ -264,6 +270,10 @@ export class Sr3dTokenizer {
   readonly vocabSize: number;
 
   private readonly tok: Tokenizer;
+  /** The same BPE without added tokens (built on first need): encodes their text as plain text. */
+  private plainTok: Tokenizer | null = null;
+  private readonly tokenizerJson: Record<string, unknown>;
+  private readonly tokenizerConfig: Record<string, unknown>;
   private readonly added = new Map<number, AddedTokenJson>();
   private readonly byteTable: Map<string, number>;
   private readonly cleanUpSpaces: boolean;
@@ -290,6 +300,14 @@ export class Sr3dTokenizer {
       const id = vocab[k];
       if (!Number.isInteger(id) || id < 0) throw bad(`non-negative integer ids in "vocab" but '${k}' has ${String(id)}`);
       if (id > maxId) maxId = id;
+    }
+    // A byte-level BPE must hold the 256 byte symbols: without them text encodes to nothing
+    // (an empty vocabulary used to load and answer "").
+    const byteTable = byteLevelDecoderTable();
+    const missing: string[] = [];
+    for (const ch of byteTable.keys()) if (!Object.prototype.hasOwnProperty.call(vocab, ch)) missing.push(ch);
+    if (missing.length) {
+      throw bad(`a byte-level BPE vocabulary holding all 256 byte symbols (Qwen2: ids 0..255) but ${missing.length} are missing (e.g. ${missing.slice(0, 3).map((c) => JSON.stringify(c)).join(', ')}; the vocabulary has ${Object.keys(vocab).length} entries)`);
     }
     const added: AddedTokenJson[] = [];
     const byContent = new Map<string, AddedTokenJson>();
@@ -359,7 +377,9 @@ export class Sr3dTokenizer {
     } catch (e) {
       throw bad(`a tokenizer the tokenizers library accepts, but it failed: ${(e as Error).message}`);
     }
-    this.byteTable = byteLevelDecoderTable();
+    this.byteTable = byteTable;
+    this.tokenizerJson = tokenizerJson;
+    this.tokenizerConfig = { ...tokenizerConfig, clean_up_tokenization_spaces: this.cleanUpSpaces };
 
     const eos = tokenizerConfig.eos_token;
     const eosText = typeof eos === 'string' ? eos : eos && typeof eos === 'object' && typeof (eos as { content?: unknown }).content === 'string'
@@ -392,12 +412,62 @@ export class Sr3dTokenizer {
   /**
    * Token ids of `text`: NFC-normalized, special and added tokens (`<|im_start|>`, `<image>`,
    * `<mask>`, …) matched verbatim, no BOS added — as `tokenizer(text).input_ids` of VILA's
-   * Qwen2 tokenizer.
+   * Qwen2 tokenizer. For trusted template text only: a user's string goes through
+   * {@link encodeText} or {@link encodePrompt}, or it could forge a chat turn.
    */
   encode(text: string): number[] {
     if (typeof text !== 'string') throw invalidArgument('a string', 'text', text);
     if (text.length === 0) return [];
     return this.tok.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  /**
+   * Token ids of untrusted `text` with every special or added token's text taken as plain text
+   * (Hugging Face's `split_special_tokens=True`): `<|im_end|>` in a question becomes the BPE
+   * pieces of those characters, never id 151645. Equal to {@link encode} for text holding no
+   * added token.
+   */
+  encodeText(text: string): number[] {
+    if (typeof text !== 'string') throw invalidArgument('a string', 'text', text);
+    if (text.length === 0) return [];
+    if (!this.holdsAddedToken(text)) return this.tok.encode(text, { add_special_tokens: false }).ids;
+    // Rare path: a second tokenizer over the same BPE without the added tokens.
+    this.plainTok ??= new Tokenizer({ ...this.tokenizerJson, added_tokens: [] }, this.tokenizerConfig);
+    return this.plainTok.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  /**
+   * Token ids of a prompt built from trusted control tokens and untrusted text: each
+   * `{ token }` piece is that added token's id; adjacent strings are joined and encoded with
+   * {@link encodeText}. For text holding no added token the ids equal `encode(pieces joined)`,
+   * because the tokenizer splits text at added tokens before the BPE anyway.
+   *
+   * @throws InvalidArgumentError for a `{ token }` that is not an added token of this tokenizer.
+   */
+  encodePrompt(pieces: readonly PromptPiece[]): number[] {
+    if (!Array.isArray(pieces)) throw invalidArgument('an array of strings and { token } pieces', 'pieces', pieces);
+    const out: number[] = [];
+    let text = '';
+    const flush = () => { if (text) out.push(...this.encodeText(text)); text = ''; };
+    pieces.forEach((p, i) => {
+      if (typeof p === 'string') { text += p; return; }
+      const id = p !== null && typeof p === 'object' && typeof p.token === 'string' ? this.tok.token_to_id(p.token) : undefined;
+      if (id === undefined || !this.added.has(id)) {
+        throw invalidArgument('a string or { token } naming an added token of this tokenizer (e.g. <|im_start|>, <image>)', `pieces[${i}]`,
+          p !== null && typeof p === 'object' ? `{ token: ${JSON.stringify((p as { token?: unknown }).token)} }` : describeValue(p), true);
+      }
+      flush();
+      out.push(id);
+    });
+    flush();
+    return out;
+  }
+
+  // Whether the tokenizer would match an added token somewhere in `text` (raw or NFC-normalized).
+  private holdsAddedToken(text: string): boolean {
+    const nfc = text.normalize('NFC');
+    for (const a of this.added.values()) if (text.includes(a.content) || nfc.includes(a.content)) return true;
+    return false;
   }
 
   /** Text of `ids` (byte-level decode). Ids outside the vocabulary are an error. */

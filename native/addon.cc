@@ -26,7 +26,8 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
 Napi::Value Devices(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string why;
-  std::vector<sr3d::CudaDeviceInfo> ds = sr3d::cuda_devices(&why);
+  const bool with_free = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+  std::vector<sr3d::CudaDeviceInfo> ds = sr3d::cuda_devices(&why, with_free);
   Napi::Object o = Napi::Object::New(env);
   Napi::Array arr = Napi::Array::New(env, ds.size());
   for (size_t i = 0; i < ds.size(); ++i) {
@@ -36,6 +37,9 @@ Napi::Value Devices(const Napi::CallbackInfo& info) {
     d.Set("totalMemory", Napi::Number::New(env, static_cast<double>(ds[i].total_memory)));
     d.Set("computeCapability", std::to_string(ds[i].major) + "." + std::to_string(ds[i].minor));
     d.Set("multiprocessors", Napi::Number::New(env, ds[i].multiprocessors));
+    d.Set("integrated", Napi::Boolean::New(env, ds[i].integrated));
+    d.Set("canMapHostMemory", Napi::Boolean::New(env, ds[i].can_map_host_memory));
+    if (ds[i].free_memory >= 0) d.Set("freeMemory", Napi::Number::New(env, static_cast<double>(ds[i].free_memory)));
     arr.Set(static_cast<uint32_t>(i), d);
   }
   o.Set("devices", arr);
@@ -96,6 +100,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_geometry(env, exports);
   register_tiling(env, exports);
   register_region(env, exports);
+  register_nn(env, exports);
   register_engine(env, exports);
 #ifdef SR3D_WITH_CUDA
   exports.Set("variant", "cuda");

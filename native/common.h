@@ -135,31 +135,67 @@ struct Staged {
   void* data() { return shadow.p ? static_cast<void*>(shadow.p.get()) : static_cast<void*>(user); }
 };
 
-// Reads and validates the baton; stages every buffer it hands out (see Staged).
+// Reads and validates the baton; stages every buffer it hands out (see Staged). A nested
+// options object (createEngine's `vision`, `llm`, ...) is read through a child Baton whose
+// errors name the full path ("vision.hidden", "mlps.a[0].kind") and whose buffers join the
+// parent's staged list (the one worker holds them all).
 class Baton {
  public:
-  Baton(const Napi::CallbackInfo& info) : env_(info.Env()) {
+  Baton(const Napi::CallbackInfo& info)
+      : env_(info.Env()), staged_(std::make_shared<std::vector<std::unique_ptr<Staged>>>()) {
     if (info.Length() < 1 || !info[0].IsObject() || info[0].IsArray())
       bad("an options object", "options", info.Length() ? describe(info[0]) : "nothing");
     opts_ = info[0].As<Napi::Object>();
   }
 
+  // The nested object at `key` (not an array or typed array).
+  Baton object(const char* key) {
+    Napi::Value v = opts_.Get(key);
+    if (!v.IsObject() || v.IsArray() || v.IsTypedArray()) bad("an object", name(key), describe(v));
+    return nested(v.As<Napi::Object>(), name(key) + ".");
+  }
+  // A child over an already validated object (an array element, say); `path` prefixes every
+  // key in its error messages. Its buffers are staged into this Baton's list.
+  Baton nested(Napi::Object opts, std::string path) const {
+    return Baton(env_, opts, std::move(path), staged_);
+  }
+  // Whether `key` holds something other than undefined / null.
+  bool has(const char* key) {
+    Napi::Value v = opts_.Get(key);
+    return !(v.IsUndefined() || v.IsNull());
+  }
+  Napi::Value value(const char* key) { return opts_.Get(key); }
+  Napi::Object options() const { return opts_; }
+
   int64_t integer(const char* key, int64_t lo, int64_t hi) {
     Napi::Value v = opts_.Get(key);
     double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : std::nan("");
     if (!(d == std::floor(d)) || d < static_cast<double>(lo) || d > static_cast<double>(hi))
-      bad("an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", key, describe(v));
+      bad("an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", name(key), describe(v));
     return static_cast<int64_t>(d);
   }
   double number(const char* key) {
     Napi::Value v = opts_.Get(key);
-    if (!v.IsNumber()) bad("a number", key, describe(v));
+    if (!v.IsNumber()) bad("a number", name(key), describe(v));
+    return v.As<Napi::Number>().DoubleValue();
+  }
+  double finite_number(const char* key) {
+    Napi::Value v = opts_.Get(key);
+    if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue()))
+      bad("a finite number", name(key), describe(v));
     return v.As<Napi::Number>().DoubleValue();
   }
   bool boolean(const char* key) {
     Napi::Value v = opts_.Get(key);
-    if (!v.IsBoolean()) bad("a boolean", key, describe(v));
+    if (!v.IsBoolean()) bad("a boolean", name(key), describe(v));
     return v.As<Napi::Boolean>().Value();
+  }
+  // Any string; "" for undefined / null when optional.
+  std::string string(const char* key, bool optional = false) {
+    Napi::Value v = opts_.Get(key);
+    if (optional && (v.IsUndefined() || v.IsNull())) return std::string();
+    if (!v.IsString()) bad("a string", name(key), describe(v));
+    return v.As<Napi::String>().Utf8Value();
   }
   std::string str(const char* key, const std::vector<std::string>& allowed) {
     Napi::Value v = opts_.Get(key);
@@ -168,7 +204,7 @@ class Baton {
       if (s == a) return s;
     std::string list;
     for (const auto& a : allowed) list += (list.empty() ? "'" : ", '") + a + "'";
-    bad("one of " + list, key, describe(v));
+    bad("one of " + list, name(key), describe(v));
   }
 
   // An input typed array of `type` with exactly `count` elements (or null when optional).
@@ -195,9 +231,17 @@ class Baton {
   }
   int device() const { return device_; }
 
-  std::vector<std::unique_ptr<Staged>>& staged() { return staged_; }
+  // Every buffer staged by this Baton and its children (queue() moves them to the worker).
+  std::vector<std::unique_ptr<Staged>>& staged() { return *staged_; }
+
+  // `key` as error messages name it (with the path of a nested Baton).
+  std::string name(const char* key) const { return path_ + key; }
 
  private:
+  Baton(Napi::Env env, Napi::Object opts, std::string path,
+        std::shared_ptr<std::vector<std::unique_ptr<Staged>>> staged)
+      : env_(env), opts_(opts), path_(std::move(path)), staged_(std::move(staged)) {}
+
   void* stage(const char* key, napi_typedarray_type type, int64_t count, bool optional, Access access,
               const char* in_place_of = nullptr) {
     Napi::Value v = opts_.Get(key);
@@ -206,30 +250,30 @@ class Baton {
                                   "Uint16Array", "Int32Array", "Uint32Array", "Float32Array",
                                   "Float64Array"};
     std::string what = std::string("a ") + names[type] + " of " + std::to_string(count) + " elements";
-    if (!v.IsTypedArray()) bad(what, key, describe(v));
+    if (!v.IsTypedArray()) bad(what, name(key), describe(v));
     // napi_get_typedarray_info, unlike Napi::ArrayBuffer, also answers for a SharedArrayBuffer.
     napi_typedarray_type got;
     size_t length = 0, offset = 0;
     void* data = nullptr;
     napi_value ab;
     if (napi_get_typedarray_info(env_, v, &got, &length, &data, &ab, &offset) != napi_ok)
-      bad(what, key, describe(v));
-    if (got != type || static_cast<int64_t>(length) != count) bad(what, key, describe(v));
+      bad(what, name(key), describe(v));
+    if (got != type || static_cast<int64_t>(length) != count) bad(what, name(key), describe(v));
     bool plain = false;
     napi_is_arraybuffer(env_, ab, &plain);  // false: a SharedArrayBuffer (nothing else backs a typed array)
     bool detached = false;
     if (plain && napi_is_detached_arraybuffer(env_, ab, &detached) == napi_ok && detached)
-      bad("an attached buffer (it was transferred or detached)", key, "a detached buffer");
+      bad("an attached buffer (it was transferred or detached)", name(key), "a detached buffer");
     auto s = std::unique_ptr<Staged>(new Staged());
-    s->name = key;
+    s->name = name(key);
     s->access = access;
     s->ref = Napi::Persistent(v.As<Napi::Object>());
     s->count = static_cast<size_t>(count);
     s->bytes = s->count * element_size(type);
     s->user = count == 0 ? nullptr : static_cast<uint8_t*>(data);
     if (in_place_of && s->bytes > 0) {
-      for (auto& o : staged_) {
-        if (o->name == in_place_of && o->user == s->user && o->bytes == s->bytes) {
+      for (auto& o : *staged_) {
+        if (o->name == name(in_place_of) && o->user == s->user && o->bytes == s->bytes) {
           o->access = Access::kInOut;  // one copy, read then written back
           return o->data();
         }
@@ -243,7 +287,7 @@ class Baton {
       std::memcpy(s->shadow.p.get(), s->user, s->bytes);
     }
     void* p = s->data();
-    staged_.push_back(std::move(s));
+    staged_->push_back(std::move(s));
     // Length 0 may come with a null pointer; kernels never touch it then.
     return count == 0 ? nullptr : p;
   }
@@ -253,7 +297,7 @@ class Baton {
   // in_out buffer instead.
   void check_overlap(const Staged& s) const {
     if (s.bytes == 0) return;
-    for (const auto& o : staged_) {
+    for (const auto& o : *staged_) {
       if (o->bytes == 0 || (s.access == Access::kIn && o->access == Access::kIn)) continue;
       if (s.user < o->user + o->bytes && o->user < s.user + s.bytes)
         bad("a buffer that does not overlap '" + o->name + "' (this op is not in-place safe)", s.name,
@@ -272,9 +316,14 @@ class Baton {
 
   Napi::Env env_;
   Napi::Object opts_;
-  std::vector<std::unique_ptr<Staged>> staged_;
+  std::string path_;
+  // Shared with every child Baton (object(), nested()): one list for the worker to hold.
+  std::shared_ptr<std::vector<std::unique_ptr<Staged>>> staged_;
   int device_ = -1;
 };
+
+// Upper bound of a row / token count or feature size read from JS (2^31).
+constexpr int64_t kMaxDim = int64_t(1) << 31;
 
 // Copies the op's outputs back into the user's buffers (JS thread, after the work). A buffer
 // detached meanwhile cannot take them: an error naming it, so the caller never reads a result
@@ -327,17 +376,21 @@ inline std::unique_ptr<Error> capture_errors(const std::function<void()>& fn,
   return nullptr;
 }
 
-// Runs `work` off the JS thread; resolves with `result(env)`.
+// Runs `work` off the JS thread (on CUDA device `device` when >= 0); resolves with
+// `result(env)`. `settle`, when given, runs on the JS thread after `result` and before the
+// promise settles, on success and on error alike (the engine clears its busy flag there).
 class OpWorker : public Napi::AsyncWorker {
  public:
   OpWorker(Napi::Env env, std::vector<std::unique_ptr<Staged>>&& staged, int device,
-           std::function<void()> work, std::function<Napi::Value(Napi::Env)> result)
-      : Napi::AsyncWorker(env, "sr3d"),
+           std::function<void()> work, std::function<Napi::Value(Napi::Env)> result,
+           std::function<void(Napi::Env)> settle = nullptr, const char* name = "sr3d")
+      : Napi::AsyncWorker(env, name),
         deferred_(Napi::Promise::Deferred::New(env)),
         staged_(std::move(staged)),
         device_(device),
         work_(std::move(work)),
-        result_(std::move(result)) {}
+        result_(std::move(result)),
+        settle_(std::move(settle)) {}
 
   Napi::Promise promise() { return deferred_.Promise(); }
 
@@ -350,17 +403,25 @@ class OpWorker : public Napi::AsyncWorker {
   }
   void OnOK() override {
     Napi::HandleScope scope(Env());
+    Napi::Value v;
+    bool ok = true;
     try {
       copy_back(Env(), staged_);
-      deferred_.Resolve(result_(Env()));
+      v = result_(Env());
     } catch (const Error& e) {
-      deferred_.Reject(make_error(Env(), e).Value());
+      ok = false;
+      v = make_error(Env(), e).Value();
     } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
+      ok = false;
+      v = e.Value();
     }
+    if (settle_) settle_(Env());
+    if (ok) deferred_.Resolve(v);
+    else deferred_.Reject(v);
   }
   void OnError(const Napi::Error&) override {
     Napi::HandleScope scope(Env());
+    if (settle_) settle_(Env());
     deferred_.Reject(make_error(Env(), *error_).Value());
   }
 
@@ -370,6 +431,7 @@ class OpWorker : public Napi::AsyncWorker {
   int device_;
   std::function<void()> work_;
   std::function<Napi::Value(Napi::Env)> result_;
+  std::function<void(Napi::Env)> settle_;
   std::unique_ptr<Error> error_;
 };
 
@@ -408,6 +470,7 @@ inline Napi::Value undefined_result(Napi::Env env) { return env.Undefined(); }
 void register_geometry(Napi::Env env, Napi::Object exports);
 void register_tiling(Napi::Env env, Napi::Object exports);
 void register_region(Napi::Env env, Napi::Object exports);
+void register_nn(Napi::Env env, Napi::Object exports);
 void register_engine(Napi::Env env, Napi::Object exports);
 
 }  // namespace sr3d_napi

@@ -1,5 +1,5 @@
-// N-API bindings of the neural-network ops (kernels/nn.h) and of the inference engine
-// (kernels/engine.h). See native/common.h for the conventions.
+// N-API binding of the inference engine (kernels/engine.h); the nn ops' bindings are in
+// native/nn.cc. See native/common.h for the conventions.
 //
 // The engine is an ObjectWrap ("NativeEngine", never constructed from JS: createEngine
 // resolves with one). Its rules:
@@ -18,262 +18,56 @@
 #include <map>
 
 #include "../kernels/engine.h"
-#include "../kernels/nn.h"
+#include "../kernels/sampling.h"
 
 namespace sr3d_napi {
 namespace {
 
-constexpr int64_t kMaxDim = int64_t(1) << 31;
+// ---- createEngine's nested options ---------------------------------------------------------
 
-sr3d::WType read_wtype(Baton& b, const char* key) {
-  std::string s = b.str(key, {"f32", "f16", "bf16"});
-  return s == "f32" ? sr3d::WType::kF32 : s == "f16" ? sr3d::WType::kF16 : sr3d::WType::kBF16;
-}
-
-// A weight of `rows` x `cols` in `dtype`: a Float32Array for f32, a Uint16Array (raw bits) else.
-sr3d::WeightRef read_weight(Baton& b, const char* key, const char* dtype_key, int64_t rows,
-                            int64_t cols) {
-  sr3d::WeightRef w;
-  w.type = read_wtype(b, dtype_key);
-  w.rows = rows;
-  w.cols = cols;
-  w.data = b.array(key, w.type == sr3d::WType::kF32 ? napi_float32_array : napi_uint16_array,
-                   checked_mul({rows, cols}, key));
-  return w;
-}
-
-float read_eps(Baton& b, const char* key) {
-  double e = b.number(key);
-  if (!(e > 0) || !(e < 1)) bad("a number in (0, 1)", key, sr3d::format_number(e));
+float read_eps(Baton& o, const char* key) {
+  double e = o.finite_number(key);
+  if (!(e > 0) || !(e < 1)) bad("a number in (0, 1)", o.name(key), sr3d::format_number(e));
   return static_cast<float>(e);
 }
 
-// ---- op level --------------------------------------------------------------------------
-
-Napi::Value Linear(const Napi::CallbackInfo& info) {
-  return run_op(info, [](const Napi::CallbackInfo& info) {
-    Baton b(info);
-    const int64_t n = b.integer("n", 0, kMaxDim);
-    const int64_t in = b.integer("inDim", 1, kMaxDim), out = b.integer("outDim", 1, kMaxDim);
-    const float* x = static_cast<const float*>(b.array("x", napi_float32_array, checked_mul({n, in}, "x")));
-    sr3d::WeightRef w = read_weight(b, "weight", "weightDtype", out, in);
-    const float* bias = static_cast<const float*>(b.array("bias", napi_float32_array, out, true));
-    float* y = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({n, out}, "out")));
-    sr3d::Impl impl = b.impl();
-    return queue(info.Env(), b, [=] { sr3d::linear(x, n, w, bias, y, impl); }, undefined_result);
-  });
-}
-
-Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
-  return run_op(info, [](const Napi::CallbackInfo& info) {
-    Baton b(info);
-    const int64_t n = b.integer("n", 0, kMaxDim), d = b.integer("d", 1, kMaxDim);
-    const int64_t count = checked_mul({n, d}, "x");
-    const float* x = static_cast<const float*>(b.array("x", napi_float32_array, count));
-    const float* gamma = static_cast<const float*>(b.array("gamma", napi_float32_array, d));
-    const float* beta = static_cast<const float*>(b.array("beta", napi_float32_array, d));
-    const float eps = read_eps(b, "eps");
-    float* y = static_cast<float*>(b.output("out", napi_float32_array, count));
-    sr3d::Impl impl = b.impl();
-    return queue(info.Env(), b, [=] { sr3d::layer_norm(x, n, d, gamma, beta, eps, y, impl); },
-                 undefined_result);
-  });
-}
-
-Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
-  return run_op(info, [](const Napi::CallbackInfo& info) {
-    Baton b(info);
-    const int64_t n = b.integer("n", 0, kMaxDim), d = b.integer("d", 1, kMaxDim);
-    const int64_t count = checked_mul({n, d}, "x");
-    const float* x = static_cast<const float*>(b.array("x", napi_float32_array, count));
-    const float* gamma = static_cast<const float*>(b.array("gamma", napi_float32_array, d));
-    const float eps = read_eps(b, "eps");
-    float* y = static_cast<float*>(b.output("out", napi_float32_array, count));
-    sr3d::Impl impl = b.impl();
-    return queue(info.Env(), b, [=] { sr3d::rms_norm(x, n, d, gamma, eps, y, impl); },
-                 undefined_result);
-  });
-}
-
-sr3d::Act read_act(Baton& b) {
-  std::string a = b.str("act", {"gelu_tanh", "gelu_erf", "silu"});
-  return a == "gelu_tanh" ? sr3d::Act::kGeluTanh
-         : a == "gelu_erf" ? sr3d::Act::kGeluErf
-                           : sr3d::Act::kSilu;
-}
-
-// In place on x.
-Napi::Value Activation(const Napi::CallbackInfo& info) {
-  return run_op(info, [](const Napi::CallbackInfo& info) {
-    Baton b(info);
-    const int64_t count = b.integer("count", 0, int64_t(1) << 40);
-    float* x = static_cast<float*>(b.in_out("x", napi_float32_array, count));
-    const sr3d::Act act = read_act(b);
-    sr3d::Impl impl = b.impl();
-    return queue(info.Env(), b, [=] { sr3d::activation(x, count, act, impl); }, undefined_result);
-  });
-}
-
-Napi::Value SiluMul(const Napi::CallbackInfo& info) {
-  return run_op(info, [](const Napi::CallbackInfo& info) {
-    Baton b(info);
-    const int64_t count = b.integer("count", 0, int64_t(1) << 40);
-    const float* gate = static_cast<const float*>(b.array("gate", napi_float32_array, count));
-    const float* up = static_cast<const float*>(b.array("up", napi_float32_array, count));
-    float* out = static_cast<float*>(b.output("out", napi_float32_array, count));
-    sr3d::Impl impl = b.impl();
-    return queue(info.Env(), b, [=] { sr3d::silu_mul(gate, up, count, out, impl); }, undefined_result);
-  });
-}
-
-// In place on x [tokens][heads][headDim].
-Napi::Value Rope(const Napi::CallbackInfo& info) {
-  return run_op(info, [](const Napi::CallbackInfo& info) {
-    Baton b(info);
-    const int64_t tokens = b.integer("tokens", 0, kMaxDim), heads = b.integer("heads", 1, 1 << 16);
-    const int64_t hd = b.integer("headDim", 2, 1 << 16);
-    if (hd % 2) bad("an even head dimension (rotate_half pairs i and i + d/2)", "headDim", std::to_string(hd));
-    float* x = static_cast<float*>(b.in_out("x", napi_float32_array, checked_mul({tokens, heads, hd}, "x")));
-    const int32_t* pos = static_cast<const int32_t*>(b.array("positions", napi_int32_array, tokens));
-    for (int64_t i = 0; i < tokens; ++i)
-      if (pos[i] < 0) bad("non-negative positions", "positions", "position " + std::to_string(pos[i]) + " at index " + std::to_string(i));
-    const double theta = b.number("theta");
-    if (!(theta > 1) || !std::isfinite(theta)) bad("a finite RoPE base > 1", "theta", sr3d::format_number(theta));
-    sr3d::Impl impl = b.impl();
-    return queue(info.Env(), b, [=] { sr3d::rope(x, tokens, heads, hd, pos, theta, impl); }, undefined_result);
-  });
-}
-
-Napi::Value Attention(const Napi::CallbackInfo& info) {
-  return run_op(info, [](const Napi::CallbackInfo& info) {
-    Baton b(info);
-    const int64_t nq = b.integer("nq", 0, kMaxDim), nk = b.integer("nk", 1, kMaxDim);
-    const int64_t hq = b.integer("hq", 1, 1 << 16), hkv = b.integer("hkv", 1, 1 << 16);
-    const int64_t d = b.integer("d", 1, 1 << 16);
-    if (hq % hkv) bad("a query head count divisible by the KV head count (" + std::to_string(hkv) + ")", "hq", std::to_string(hq));
-    const float* q = static_cast<const float*>(b.array("q", napi_float32_array, checked_mul({nq, hq, d}, "q")));
-    const float* k = static_cast<const float*>(b.array("k", napi_float32_array, checked_mul({nk, hkv, d}, "k")));
-    const float* v = static_cast<const float*>(b.array("v", napi_float32_array, checked_mul({nk, hkv, d}, "v")));
-    const double scale = b.number("scale");
-    if (!std::isfinite(scale) || !(scale > 0)) bad("a finite positive scale", "scale", sr3d::format_number(scale));
-    const bool causal = b.boolean("causal");
-    const int64_t q_offset = b.integer("qOffset", 0, kMaxDim);
-    float* out = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({nq, hq, d}, "out")));
-    sr3d::Impl impl = b.impl();
-    const float s = static_cast<float>(scale);
-    return queue(info.Env(), b,
-                 [=] { sr3d::attention(q, k, v, nq, nk, hq, hkv, d, s, causal, q_offset, out, impl); },
-                 undefined_result);
-  });
-}
-
-Napi::Value SpaceToChannel3(const Napi::CallbackInfo& info) {
-  return run_op(info, [](const Napi::CallbackInfo& info) {
-    Baton b(info);
-    const int64_t n = b.integer("n", 0, kMaxDim), g = b.integer("g", 1, 1 << 16);
-    const int64_t c = b.integer("c", 1, kMaxDim);
-    const int64_t G = (g + 2) / 3;
-    const float* x = static_cast<const float*>(b.array("x", napi_float32_array, checked_mul({n, g, g, c}, "x")));
-    float* y = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({n, G, G, 9, c}, "out")));
-    sr3d::Impl impl = b.impl();
-    return queue(info.Env(), b, [=] { sr3d::space_to_channel3(x, n, g, c, y, impl); }, undefined_result);
-  });
-}
-
-Napi::Value PatchEmbed(const Napi::CallbackInfo& info) {
-  return run_op(info, [](const Napi::CallbackInfo& info) {
-    Baton b(info);
-    const int64_t n = b.integer("n", 0, 1 << 20), size = b.integer("size", 1, 1 << 16);
-    const int64_t patch = b.integer("patch", 1, 1 << 12), hidden = b.integer("hidden", 1, 1 << 20);
-    if (size % patch) bad("an image size divisible by the patch size (" + std::to_string(patch) + ")", "size", std::to_string(size));
-    const int64_t tokens = (size / patch) * (size / patch);
-    const float* img = static_cast<const float*>(b.array("img", napi_float32_array, checked_mul({n, 3, size, size}, "img")));
-    sr3d::WeightRef w = read_weight(b, "weight", "weightDtype", hidden, 3 * patch * patch);
-    const float* bias = static_cast<const float*>(b.array("bias", napi_float32_array, hidden, true));
-    float* out = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({n, tokens, hidden}, "out")));
-    sr3d::Impl impl = b.impl();
-    return queue(info.Env(), b, [=] { sr3d::patch_embed(img, n, size, patch, w, bias, out, impl); },
-                 undefined_result);
-  });
-}
-
-// ---- nested option readers (createEngine) ------------------------------------------------
-
-Napi::Object get_object(Napi::Object o, const char* key, const std::string& name) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsObject() || v.IsArray() || v.IsTypedArray()) bad("an object", name, describe(v));
-  return v.As<Napi::Object>();
-}
-int64_t get_int(Napi::Object o, const char* key, const std::string& name, int64_t lo, int64_t hi) {
-  Napi::Value v = o.Get(key);
-  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : std::nan("");
-  if (!(d == std::floor(d)) || d < static_cast<double>(lo) || d > static_cast<double>(hi))
-    bad("an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", name, describe(v));
-  return static_cast<int64_t>(d);
-}
-double get_number(Napi::Object o, const char* key, const std::string& name) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue())) bad("a finite number", name, describe(v));
-  return v.As<Napi::Number>().DoubleValue();
-}
-float get_eps(Napi::Object o, const char* key, const std::string& name) {
-  double e = get_number(o, key, name);
-  if (!(e > 0) || !(e < 1)) bad("a number in (0, 1)", name, sr3d::format_number(e));
-  return static_cast<float>(e);
-}
-std::string get_string(Napi::Object o, const char* key, const std::string& name, bool optional = false) {
-  Napi::Value v = o.Get(key);
-  if (optional && (v.IsUndefined() || v.IsNull())) return std::string();
-  if (!v.IsString()) bad("a string", name, describe(v));
-  return v.As<Napi::String>().Utf8Value();
-}
-bool get_bool(Napi::Object o, const char* key, const std::string& name) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsBoolean()) bad("a boolean", name, describe(v));
-  return v.As<Napi::Boolean>().Value();
-}
-bool present(Napi::Object o, const char* key) {
-  Napi::Value v = o.Get(key);
-  return !(v.IsUndefined() || v.IsNull());
-}
-
-sr3d::VisionSpec read_vision(Napi::Object o) {
+sr3d::VisionSpec read_vision(Baton o) {
   sr3d::VisionSpec s;
-  s.hidden = get_int(o, "hidden", "vision.hidden", 1, 1 << 20);
-  s.heads = get_int(o, "heads", "vision.heads", 1, 1 << 12);
+  s.hidden = o.integer("hidden", 1, 1 << 20);
+  s.heads = o.integer("heads", 1, 1 << 12);
   if (s.hidden % s.heads) bad("a head count dividing vision.hidden (" + std::to_string(s.hidden) + ")", "vision.heads", std::to_string(s.heads));
-  s.intermediate = get_int(o, "intermediate", "vision.intermediate", 1, 1 << 22);
-  s.layers_run = get_int(o, "layersRun", "vision.layersRun", 0, 4096);
-  s.image_size = get_int(o, "imageSize", "vision.imageSize", 1, 1 << 14);
-  s.patch_size = get_int(o, "patchSize", "vision.patchSize", 1, 1 << 10);
+  s.intermediate = o.integer("intermediate", 1, 1 << 22);
+  s.layers_run = o.integer("layersRun", 0, 4096);
+  s.image_size = o.integer("imageSize", 1, 1 << 14);
+  s.patch_size = o.integer("patchSize", 1, 1 << 10);
   if (s.image_size % s.patch_size) bad("an image size divisible by vision.patchSize (" + std::to_string(s.patch_size) + ")", "vision.imageSize", std::to_string(s.image_size));
-  s.eps = get_eps(o, "eps", "vision.eps");
-  std::string act = get_string(o, "act", "vision.act");
+  s.eps = read_eps(o, "eps");
+  std::string act = o.string("act");
   if (act == "gelu_tanh") s.act = sr3d::Act::kGeluTanh;
   else if (act == "gelu_erf") s.act = sr3d::Act::kGeluErf;
   else bad("'gelu_tanh' or 'gelu_erf'", "vision.act", "'" + act + "'");
   return s;
 }
 
-sr3d::LlmSpec read_llm(Napi::Object o) {
+sr3d::LlmSpec read_llm(Baton o) {
   sr3d::LlmSpec s;
-  s.hidden = get_int(o, "hidden", "llm.hidden", 1, 1 << 20);
-  s.layers = get_int(o, "layers", "llm.layers", 1, 4096);
-  s.heads = get_int(o, "heads", "llm.heads", 1, 1 << 12);
-  s.kv_heads = get_int(o, "kvHeads", "llm.kvHeads", 1, 1 << 12);
+  s.hidden = o.integer("hidden", 1, 1 << 20);
+  s.layers = o.integer("layers", 1, 4096);
+  s.heads = o.integer("heads", 1, 1 << 12);
+  s.kv_heads = o.integer("kvHeads", 1, 1 << 12);
   if (s.heads % s.kv_heads) bad("a KV head count dividing llm.heads (" + std::to_string(s.heads) + ")", "llm.kvHeads", std::to_string(s.kv_heads));
-  s.head_dim = get_int(o, "headDim", "llm.headDim", 2, 1 << 12);
+  s.head_dim = o.integer("headDim", 2, 1 << 12);
   if (s.head_dim % 2) bad("an even head dimension", "llm.headDim", std::to_string(s.head_dim));
-  s.intermediate = get_int(o, "intermediate", "llm.intermediate", 1, 1 << 22);
-  s.vocab = get_int(o, "vocab", "llm.vocab", 1, int64_t(1) << 24);
-  s.eps = get_eps(o, "eps", "llm.eps");
-  s.rope_theta = get_number(o, "ropeTheta", "llm.ropeTheta");
+  s.intermediate = o.integer("intermediate", 1, 1 << 22);
+  s.vocab = o.integer("vocab", 1, int64_t(1) << 24);
+  s.eps = read_eps(o, "eps");
+  s.rope_theta = o.finite_number("ropeTheta");
   if (!(s.rope_theta > 1)) bad("a RoPE base > 1", "llm.ropeTheta", sr3d::format_number(s.rope_theta));
-  s.tie_word_embeddings = get_bool(o, "tieWordEmbeddings", "llm.tieWordEmbeddings");
+  s.tie_word_embeddings = o.boolean("tieWordEmbeddings");
   return s;
 }
 
-std::vector<sr3d::MlpStep> read_mlp(Napi::Value v, const std::string& name) {
+std::vector<sr3d::MlpStep> read_mlp(const Baton& parent, Napi::Value v, const std::string& name) {
   if (!v.IsArray()) bad("an array of steps", name, describe(v));
   Napi::Array a = v.As<Napi::Array>();
   if (a.Length() == 0) bad("at least one step", name, "an empty array");
@@ -282,18 +76,18 @@ std::vector<sr3d::MlpStep> read_mlp(Napi::Value v, const std::string& name) {
     const std::string sn = name + "[" + std::to_string(i) + "]";
     Napi::Value sv = a.Get(i);
     if (!sv.IsObject() || sv.IsArray()) bad("a step object", sn, describe(sv));
-    Napi::Object so = sv.As<Napi::Object>();
-    std::string kind = get_string(so, "kind", sn + ".kind");
+    Baton so = parent.nested(sv.As<Napi::Object>(), sn + ".");
+    std::string kind = so.string("kind");
     sr3d::MlpStep st{};
     if (kind == "linear") {
       st.kind = sr3d::MlpStep::kLinear;
-      st.weight = get_string(so, "weight", sn + ".weight");
-      st.bias = get_string(so, "bias", sn + ".bias", true);
+      st.weight = so.string("weight");
+      st.bias = so.string("bias", true);
     } else if (kind == "layer_norm") {
       st.kind = sr3d::MlpStep::kLayerNorm;
-      st.weight = get_string(so, "weight", sn + ".weight");
-      st.bias = get_string(so, "bias", sn + ".bias");
-      st.eps = get_eps(so, "eps", sn + ".eps");
+      st.weight = so.string("weight");
+      st.bias = so.string("bias");
+      st.eps = read_eps(so, "eps");
     } else if (kind == "gelu_erf") {
       st.kind = sr3d::MlpStep::kGeluErf;
     } else if (kind == "gelu_tanh") {
@@ -368,73 +162,18 @@ struct EngineState {
     reported_external = 0;
     disposed = true;
   }
-};
 
-// Runs an engine call off the JS thread; on completion (JS thread) clears `busy`, refreshes
-// the info snapshot and completes a pending dispose() before settling the promise.
-class EngineWorker : public Napi::AsyncWorker {
- public:
-  EngineWorker(Napi::Env env, std::shared_ptr<EngineState> st, Napi::Object self,
-               std::vector<std::unique_ptr<Staged>>&& staged, std::function<void()> work,
-               std::function<Napi::Value(Napi::Env)> result)
-      : Napi::AsyncWorker(env, "sr3d-engine"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        st_(std::move(st)),
-        self_(Napi::Persistent(self)),
-        staged_(std::move(staged)),
-        work_(std::move(work)),
-        result_(std::move(result)) {}
-
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    error_ = capture_errors([&] {
-      if (st_->device >= 0) sr3d::cuda_set_device(st_->device);
-      work_();
-    });
-    if (error_) SetError(error_->what());
-  }
-  void OnOK() override {
-    Napi::HandleScope scope(Env());
-    Napi::Value v;
-    bool ok = true;
-    try {
-      copy_back(Env(), staged_);
-      v = result_(Env());
-    } catch (const Error& e) {
-      ok = false;
-      v = make_error(Env(), e).Value();
-    } catch (const Napi::Error& e) {
-      ok = false;
-      v = e.Value();
-    }
-    finish();
-    if (ok) deferred_.Resolve(v);
-    else deferred_.Reject(v);
-  }
-  void OnError(const Napi::Error&) override {
-    Napi::HandleScope scope(Env());
-    finish();
-    deferred_.Reject(make_error(Env(), *error_).Value());
-  }
-
- private:
-  void finish() {
-    st_->busy = false;
-    st_->refresh(Env());
-    if (st_->dispose_requested && !st_->disposed) {
-      st_->release(Env());
-      for (auto& d : st_->dispose_waiters) d.Resolve(Env().Undefined());
-      st_->dispose_waiters.clear();
+  // JS thread, when a call settles: clears `busy`, refreshes the info snapshot and completes
+  // a dispose() requested meanwhile.
+  void settle(Napi::Env env) {
+    busy = false;
+    refresh(env);
+    if (dispose_requested && !disposed) {
+      release(env);
+      for (auto& d : dispose_waiters) d.Resolve(env.Undefined());
+      dispose_waiters.clear();
     }
   }
-  Napi::Promise::Deferred deferred_;
-  std::shared_ptr<EngineState> st_;
-  Napi::ObjectReference self_;                    // the engine object
-  std::vector<std::unique_ptr<Staged>> staged_;  // the call's own copies of its buffers
-  std::function<void()> work_;
-  std::function<Napi::Value(Napi::Env)> result_;
-  std::unique_ptr<Error> error_;
 };
 
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
@@ -444,6 +183,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                        {InstanceMethod("encodeTiles", &EngineWrap::EncodeTiles),
                         InstanceMethod("project", &EngineWrap::Project),
                         InstanceMethod("runMlp", &EngineWrap::RunMlp),
+                        InstanceMethod("addSpatialPe", &EngineWrap::AddSpatialPe),
                         InstanceMethod("embedTokens", &EngineWrap::EmbedTokens),
                         InstanceMethod("reset", &EngineWrap::Reset),
                         InstanceMethod("prefill", &EngineWrap::Prefill),
@@ -491,8 +231,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   // until it settles.
   Napi::Promise start(const Napi::CallbackInfo& info, EngineState& st, std::vector<std::unique_ptr<Staged>> staged,
                       std::function<void()> work, std::function<Napi::Value(Napi::Env)> result) {
-    auto* w = new EngineWorker(info.Env(), st_, info.This().As<Napi::Object>(), std::move(staged), std::move(work),
-                               std::move(result));
+    std::shared_ptr<EngineState> keep = st_;
+    // The engine object too: its finalizer would free the engine under the running call.
+    auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info.This().As<Napi::Object>()));
+    auto* w = new OpWorker(info.Env(), std::move(staged), st.device, std::move(work), std::move(result),
+                           [keep, self](Napi::Env env) { keep->settle(env); }, "sr3d-engine");
     st.busy = true;
     Napi::Promise p = w->promise();
     w->Queue();
@@ -540,6 +283,31 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       const float* x = static_cast<const float*>(b.array("x", napi_float32_array, checked_mul({rows, in}, "x")));
       float* out = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({rows, outDim}, "out")));
       work = [=] { e->run_mlp(module, x, rows, out); };
+    });
+  }
+
+  // { features: Float32Array(n*tokens*hidden) (updated in place), points:
+  // Float32Array(n*tile*tile*3), n, tile, numFreqs, includeInput, tilesPerImage }:
+  // kernels/spatial_pe.h.
+  Napi::Value AddSpatialPe(const Napi::CallbackInfo& info) {
+    return call(info, [](EngineState& st, Baton& b, std::function<void()>& work, auto&) {
+      if (!st.spec.has_vision) bad("an engine with a vision tower", "addSpatialPe", "an engine without one");
+      sr3d::SpatialPeArgs a;
+      const sr3d::VisionSpec& v = st.spec.vision;
+      a.n = b.integer("n", 0, 1 << 20);
+      a.tile = b.integer("tile", 1, 1 << 16);
+      a.patch = v.patch_size;
+      const int64_t g = (a.tile + a.patch - 1) / a.patch;
+      a.tokens = g * g;
+      a.hidden = v.hidden;
+      a.num_freqs = static_cast<int>(b.integer("numFreqs", 0, 30));
+      a.include_input = b.boolean("includeInput");
+      a.tiles_per_image = b.integer("tilesPerImage", 0, 1 << 20);
+      a.points = static_cast<const float*>(b.array("points", napi_float32_array, checked_mul({a.n, a.tile, a.tile, 3}, "points")));
+      a.features = static_cast<float*>(b.in_out("features", napi_float32_array, checked_mul({a.n, a.tokens, a.hidden}, "features")));
+      sr3d::Engine* e = st.engine.get();
+      sr3d::spatial_pe_check(*e, a);  // argument errors at the call, not from the worker
+      work = [=] { e->add_spatial_pe(a); };
     });
   }
 
@@ -777,50 +545,50 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   return run_op(info, [ctor](const Napi::CallbackInfo& info) -> Napi::Value {
     Napi::Env env = info.Env();
     Baton b(info);
-    Napi::Object opts = info[0].As<Napi::Object>();
     auto st = std::make_shared<EngineState>();
     sr3d::ModelSpec& spec = st->spec;
-    if (present(opts, "vision")) {
+    if (b.has("vision")) {
       spec.has_vision = true;
-      spec.vision = read_vision(get_object(opts, "vision", "vision"));
+      spec.vision = read_vision(b.object("vision"));
     }
-    if (present(opts, "projector")) {
+    if (b.has("projector")) {
       spec.has_projector = true;
-      spec.projector.eps = get_eps(get_object(opts, "projector", "projector"), "eps", "projector.eps");
+      Baton p = b.object("projector");
+      spec.projector.eps = read_eps(p, "eps");
     }
-    if (present(opts, "llm")) {
+    if (b.has("llm")) {
       spec.has_llm = true;
-      spec.llm = read_llm(get_object(opts, "llm", "llm"));
+      spec.llm = read_llm(b.object("llm"));
     }
-    if (present(opts, "mlps")) {
-      Napi::Object m = get_object(opts, "mlps", "mlps");
+    if (b.has("mlps")) {
+      Napi::Object m = b.object("mlps").options();
       Napi::Array keys = m.GetPropertyNames();
       for (uint32_t i = 0; i < keys.Length(); ++i) {
         std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
-        spec.mlps[k] = read_mlp(m.Get(k), "mlps." + k);
+        spec.mlps[k] = read_mlp(b, m.Get(k), "mlps." + k);
       }
     }
     spec.max_context = b.integer("maxContext", 1, int64_t(1) << 24);
     const std::string dev = b.str("device", {"cpu", "cuda"});
     st->device = dev == "cuda" ? static_cast<int>(b.integer("deviceIndex", 0, 1023)) : -1;
 
-    Napi::Value wv = opts.Get("weights");
+    Napi::Value wv = b.value("weights");
     if (!wv.IsArray()) bad("an array of weights { name, dtype, shape, data }", "weights", describe(wv));
     Napi::Array wa = wv.As<Napi::Array>();
     for (uint32_t i = 0; i < wa.Length(); ++i) {
       const std::string wn = "weights[" + std::to_string(i) + "]";
       Napi::Value ev = wa.Get(i);
       if (!ev.IsObject() || ev.IsArray()) bad("a weight { name, dtype, shape, data }", wn, describe(ev));
-      Napi::Object eo = ev.As<Napi::Object>();
-      const std::string name = get_string(eo, "name", wn + ".name");
+      Baton we = b.nested(ev.As<Napi::Object>(), wn + ".");
+      const std::string name = we.string("name");
       if (st->weights.count(name)) bad("unique weight names", wn + ".name", "a second '" + name + "'");
       sr3d::WeightTensor t;
-      const std::string dt = get_string(eo, "dtype", wn + ".dtype");
+      const std::string dt = we.string("dtype");
       if (dt == "f32") t.type = sr3d::WType::kF32;
       else if (dt == "f16") t.type = sr3d::WType::kF16;
       else if (dt == "bf16") t.type = sr3d::WType::kBF16;
       else bad("'f32', 'f16' or 'bf16'", wn + ".dtype", "'" + dt + "'");
-      Napi::Value sv = eo.Get("shape");
+      Napi::Value sv = we.value("shape");
       if (!sv.IsArray()) bad("an array of dimensions", name + ".shape", describe(sv));
       Napi::Array sa = sv.As<Napi::Array>();
       if (sa.Length() > 8) bad("at most 8 dimensions", name + ".shape", std::to_string(sa.Length()));
@@ -832,7 +600,7 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
       }
       int64_t count = 1;
       for (int64_t d : t.shape) count = checked_mul({count, d}, name.c_str());
-      Napi::Value dv = eo.Get("data");
+      Napi::Value dv = we.value("data");
       const napi_typedarray_type want = t.type == sr3d::WType::kF32 ? napi_float32_array : napi_uint16_array;
       const std::string what = std::string(t.type == sr3d::WType::kF32 ? "a Float32Array" : "a Uint16Array (raw ") +
                                (t.type == sr3d::WType::kF32 ? "" : dt + " bits)") + " of " + std::to_string(count) + " elements";
@@ -856,15 +624,6 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void register_engine(Napi::Env env, Napi::Object exports) {
-  exports.Set("nnLinear", Napi::Function::New(env, Linear));
-  exports.Set("nnLayerNorm", Napi::Function::New(env, LayerNorm));
-  exports.Set("nnRmsNorm", Napi::Function::New(env, RmsNorm));
-  exports.Set("nnActivation", Napi::Function::New(env, Activation));
-  exports.Set("nnSiluMul", Napi::Function::New(env, SiluMul));
-  exports.Set("nnRope", Napi::Function::New(env, Rope));
-  exports.Set("nnAttention", Napi::Function::New(env, Attention));
-  exports.Set("nnSpaceToChannel3", Napi::Function::New(env, SpaceToChannel3));
-  exports.Set("nnPatchEmbed", Napi::Function::New(env, PatchEmbed));
   // The class stays private (only createEngine makes instances); one constructor per env.
   auto* ctor = new Napi::FunctionReference(Napi::Persistent(EngineWrap::Define(env)));
   env.AddCleanupHook([ctor] { delete ctor; });

@@ -104,7 +104,7 @@ Napi::Value PoolPoints(const Napi::CallbackInfo& info) {
     int64_t n = checked_mul({a.batch, a.height, a.width}, "points");
     int64_t m = checked_mul({a.batch, sr3d::pool_out_size(a.height, a.patch),
                              sr3d::pool_out_size(a.width, a.patch)}, "pooled");
-    a.points = static_cast<const float*>(b.output("points", napi_float32_array, 3 * n));
+    a.points = static_cast<const float*>(b.array("points", napi_float32_array, 3 * n));
     a.pooled = static_cast<float*>(b.output("pooled", napi_float32_array, 3 * m));
     a.valid = static_cast<uint8_t*>(b.output("valid", napi_uint8_array, m));
     sr3d::pool_points_check(a);

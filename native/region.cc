@@ -4,6 +4,7 @@
 
 #include "../kernels/box3d_masks.h"
 #include "../kernels/mask_pool.h"
+#include "../kernels/mask_pool_tiles.h"
 #include "../kernels/stitch_tiles.h"
 
 namespace sr3d_napi {
@@ -52,11 +53,24 @@ Napi::Value MaskPool(const Napi::CallbackInfo& info) {
     a.patch = b.integer("patch", 1, 1 << 10);
     a.mode = b.str("mode", {"area", "spatialrgpt"}) == "area" ? sr3d::MaskPoolMode::kArea
                                                               : sr3d::MaskPoolMode::kSpatialRgpt;
-    a.masks = static_cast<const uint8_t*>(b.array(
-        "masks", napi_uint8_array,
-        checked_mul({a.regions, a.grid.frames, a.grid.height, a.patch, a.grid.width, a.patch}, "masks")));
+    // maskTiles > 0: masks are per tile, (M, maskTiles, P*g, P*g) (kernels/mask_pool_tiles.h).
+    const int64_t mask_tiles = b.has("maskTiles") ? b.integer("maskTiles", 1, 1 << 20) : 0;
+    const int64_t mask_bytes =
+        mask_tiles > 0 ? checked_mul({a.regions, mask_tiles, a.grid.tile_h, a.patch, a.grid.tile_w, a.patch}, "masks")
+                       : checked_mul({a.regions, a.grid.frames, a.grid.height, a.patch, a.grid.width, a.patch}, "masks");
+    const uint8_t* masks = static_cast<const uint8_t*>(b.array("masks", napi_uint8_array, mask_bytes));
     a.out = static_cast<float*>(
         b.output("out", napi_float32_array, checked_mul({a.regions, a.grid.channels}, "out")));
+    if (mask_tiles > 0) {
+      sr3d::MaskPoolTilesArgs t;
+      t.pool = a;
+      t.tile_masks = masks;
+      t.mask_tiles = mask_tiles;
+      sr3d::mask_pool_tiles_check(t);
+      sr3d::Impl impl = b.impl();
+      return queue(info.Env(), b, [t, impl] { sr3d::mask_pool_tiles(t, impl); }, undefined_result);
+    }
+    a.masks = masks;
     sr3d::mask_pool_check(a);
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [a, impl] { sr3d::mask_pool(a, impl); }, undefined_result);

@@ -16,7 +16,8 @@ from PIL import Image, ImageCms
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, '..', 'test', 'fixtures', 'image')
-DATA = os.path.join(HERE, '..', '..', 'shared', 'data')
+# The real data inside the repository: the bundled cabinet and test/data/tum_fr1_rpy.
+CABINET = os.path.join(HERE, '..', 'examples', 'data', 'tum_fr3_cabinet')
 os.makedirs(OUT, exist_ok=True)
 rng = random.Random(7)
 
@@ -70,7 +71,7 @@ noise('RGB', w, h).save(path, interlace=1)
 emit('png_interlaced', path, 'RGB interlaced')
 
 # JPEGs: plain, greyscale, progressive, with EXIF orientation 6, with a non-sRGB ICC profile.
-photo = Image.open(os.path.join(DATA, 'tum_fr3_cabinet', 'raw_imgs', '0003_rgb_raw.jpg')).convert('RGB')
+photo = Image.open(os.path.join(CABINET, 'raw_imgs', '0003_rgb_raw.jpg')).convert('RGB')
 crop = photo.crop((100, 80, 164, 128))
 crop.save(os.path.join(OUT, 'jpg_rgb.jpg'), quality=90)
 emit('jpg_rgb', os.path.join(OUT, 'jpg_rgb.jpg'), 'RGB')
@@ -87,12 +88,12 @@ crop.save(os.path.join(OUT, 'jpg_icc.jpg'), quality=90, icc_profile=lab.tobytes(
 emit('jpg_icc', os.path.join(OUT, 'jpg_icc.jpg'), 'RGB + LAB ICC profile (ignored by the reference)')
 
 # The real photos: SHA-256 of PIL's pixels for all 16 TUM cabinet JPEGs (the test reads the
-# JPEGs from ../shared/data).
+# JPEGs of the bundled cabinet).
 import glob
 import hashlib
 index['_tum_cabinet_sha256'] = {
     os.path.basename(f): hashlib.sha256(Image.open(f).convert('RGB').tobytes()).hexdigest()
-    for f in sorted(glob.glob(os.path.join(DATA, 'tum_fr3_cabinet', 'raw_imgs', '*.jpg')))}
+    for f in sorted(glob.glob(os.path.join(CABINET, 'raw_imgs', '*.jpg')))}
 
 import PIL
 index['_pillow'] = {'version': PIL.__version__}

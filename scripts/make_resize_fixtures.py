@@ -27,7 +27,9 @@ from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, '..', 'test', 'fixtures', 'resize')
-DATA = os.path.join(HERE, '..', '..', 'shared', 'data')
+# The real data inside the repository: the bundled cabinet and test/data/tum_fr1_rpy.
+CABINET = os.path.join(HERE, '..', 'examples', 'data', 'tum_fr3_cabinet')
+RPY = os.path.join(HERE, '..', 'test', 'data', 'tum_fr1_rpy')
 os.makedirs(OUT, exist_ok=True)
 BICUBIC = Image.BICUBIC
 NEAREST = Image.NEAREST
@@ -60,8 +62,8 @@ def sha(im):
 
 # ---- sources -------------------------------------------------------------------------------
 sources = {
-    'cabinet': Image.open(os.path.join(DATA, 'tum_fr3_cabinet', 'raw_imgs', '0003_rgb_raw.jpg')).convert('RGB'),
-    'rpy': Image.open(os.path.join(DATA, 'tum_fr1_rpy', 'rgb', sorted(os.listdir(os.path.join(DATA, 'tum_fr1_rpy', 'rgb')))[0])).convert('RGB'),
+    'cabinet': Image.open(os.path.join(CABINET, 'raw_imgs', '0003_rgb_raw.jpg')).convert('RGB'),
+    'rpy': Image.open(os.path.join(RPY, 'rgb', sorted(os.listdir(os.path.join(RPY, 'rgb')))[0])).convert('RGB'),
 }
 for name, im in sources.items():
     im.save(os.path.join(OUT, f'src_{name}.png'), optimize=True)

@@ -112,6 +112,15 @@ describe('sr3d ask', () => {
     const unnamed = sr3d(['ask', CABINET, '--model', MODEL, '--region', CUBOID, '--max-frames', '2', 'How tall is it?']);
     expect(unnamed.status).toBe(1);
     expect(unnamed.stderr).toMatch(/never names <region0>/);
+    // --max-new-tokens and --temperature go through the API's validators: 0 tokens is allowed.
+    const neg = sr3d(['ask', CABINET, '--model', MODEL, '--max-new-tokens', '-1', 'Hi']);
+    expect(neg.status).toBe(2);
+    expect(neg.stderr).toMatch(/^sr3d ask: Expected a non-negative integer for --max-new-tokens but received -1\. Fix: e\.g\. --max-new-tokens 64/);
+    const temp = sr3d(['ask', CABINET, '--model', MODEL, '--temperature', '-0.5', 'Hi']);
+    expect(temp.stderr).toMatch(/^sr3d ask: Expected a finite number >= 0 \(0 = greedy\) for --temperature but received -0\.5/);
+    const zero = sr3d(['ask', CABINET, '--model', MODEL, '--max-frames', '2', '--max-new-tokens', '0', '--json', 'Hi']);
+    expect([zero.status, zero.stderr]).toEqual([0, '']);
+    expect(JSON.parse(zero.stdout).tokens).toEqual([]);
   });
 });
 

@@ -10,6 +10,7 @@ import { CheckpointError, SafetensorsFile, ShardedWeights, toFloat32, writeSafet
 import { writeTinyModel } from '../lib/tinymodel';
 import type { TinyModelInfo } from '../lib/tinymodel';
 import { tinyModelCommand } from '../lib/commands/tiny_model';
+import { LLM_WEIGHTS, PROJECTOR_WEIGHTS, SPATIAL_PE_WEIGHTS, VISION_WEIGHTS, weightOf } from '../lib/weights';
 
 let tmp: string;
 let base: string;
@@ -107,7 +108,7 @@ describe('tiny model layout', () => {
     expect(Math.abs(mean)).toBeLessThan(0.02);
     expect(std).toBeGreaterThan(0.85 / Math.sqrt(32));
     expect(std).toBeLessThan(1.15 / Math.sqrt(32));
-    const g = toFloat32(st.read('vision_model.encoder.layers.0.layer_norm1.weight'));
+    const g = toFloat32(st.read(weightOf(`${VISION_WEIGHTS.layer(0)}.${VISION_WEIGHTS.layerNorm1}`)));
     expect(Math.min(...g)).toBeGreaterThanOrEqual(0.9);
     expect(Math.max(...g)).toBeLessThanOrEqual(1.1);
     expect(Math.max(...g) - Math.min(...g)).toBeGreaterThan(0.05);
@@ -158,14 +159,14 @@ describe('loadCheckpoint(writeTinyModel(...))', () => {
     });
     expect(ck.spatialPe!.config).toEqual({ numFreqs: pe.num_freqs, includeInput: true, hidden: pe.hidden, outDim: pe.out_dim, inject: 'vision_tower' });
     expect(spatialPeInputDim(16, true)).toBe(99);
-    expect(ck.spatialPe!.weights.info('mlp.0.weight').shape).toEqual([32, 99]);
+    expect(ck.spatialPe!.weights.info(weightOf(SPATIAL_PE_WEIGHTS.fc1)).shape).toEqual([32, 99]);
     expect(ck.regionExtractor!.config).toEqual({ projector: re.projector, pooling: 'area', inDim: 32, outDim: 64, regionToken: '<mask>' });
     expect(ck.llm.weights).toBeInstanceOf(ShardedWeights);
     expect(ck.bytes).toBe(baseInfo.bytes);
     expect(ck.bytes).toBe(ck.vision.weights.bytes + ck.projector.weights.bytes + ck.llm.weights.bytes + ck.spatialPe!.weights.bytes + ck.regionExtractor!.weights.bytes);
     // Two layers x 12 tensors + embed, norm, lm_head.
     expect(ck.llm.weights.keys().length).toBe(2 * 12 + 3);
-    const q = ck.llm.weights.read('model.layers.1.self_attn.k_proj.weight');
+    const q = ck.llm.weights.read(weightOf(`${LLM_WEIGHTS.layer(1)}.${LLM_WEIGHTS.k}`));
     expect(q.shape).toEqual([2 * 16, 64]);
   });
 
@@ -176,16 +177,16 @@ describe('loadCheckpoint(writeTinyModel(...))', () => {
     expect(c32.spatialPe).toBeUndefined();
     expect(c32.regionExtractor!.config.projector).toBe('linear');
     expect(c32.regionExtractor!.weights.keys().sort()).toEqual(['projector.bias', 'projector.weight']);
-    expect(c32.vision.weights.info('vision_model.embeddings.patch_embedding.weight')).toMatchObject({ dtype: 'f32', shape: [32, 3, 14, 14] });
+    expect(c32.vision.weights.info(weightOf(VISION_WEIGHTS.patchEmbedding))).toMatchObject({ dtype: 'f32', shape: [32, 3, 14, 14] });
     const c16dir = path.join(tmp, 'f16');
     await writeTinyModel(c16dir, { dtype: 'f16', withRegionExtractor: false, seed: 1 });
     const c16 = await loadCheckpoint(c16dir);
     expect(c16.regionExtractor).toBeUndefined();
-    expect(c16.llm.weights.info('lm_head.weight').dtype).toBe('f16');
+    expect(c16.llm.weights.info(weightOf(LLM_WEIGHTS.lmHead)).dtype).toBe('f16');
     // Same seed, other dtype: the same values up to the dtype's rounding.
-    const b = toFloat32((await loadCheckpoint(base)).projector.weights.read('layers.5.weight'));
-    const h = toFloat32(c16.projector.weights.read('layers.5.weight'));
-    const f = toFloat32(c32.projector.weights.read('layers.5.weight'));
+    const b = toFloat32((await loadCheckpoint(base)).projector.weights.read(weightOf(PROJECTOR_WEIGHTS.fc2)));
+    const h = toFloat32(c16.projector.weights.read(weightOf(PROJECTOR_WEIGHTS.fc2)));
+    const f = toFloat32(c32.projector.weights.read(weightOf(PROJECTOR_WEIGHTS.fc2)));
     // Round-to-nearest: half an ulp, at most 2^-8 (bf16) / 2^-11 (f16) relative, f16 subnormals 2^-25 absolute.
     let worstB = 0, worstH = 0;
     for (let i = 0; i < f.length; i++) {
@@ -361,6 +362,42 @@ describe('broken checkpoints are typed errors naming the file, key and fix', () 
     expect((await loadCheckpoint(d)).vision.config.layersToRun).toBe(2);
     editWeights(f, (ts) => ts.filter((t) => t.name !== 'vision_model.encoder.layers.1.self_attn.q_proj.bias'));
     await expectBroken(d, /'vision_model\.encoder\.layers\.1\.self_attn\.q_proj\.bias'/);
+  });
+});
+
+describe('configs are checked against the weights before any per-layer work (issue 10)', () => {
+  test.each([1e8, 1e6, 3])('LLM num_hidden_layers %d with 2 layers on disk: a typed error at once', async (layers) => {
+    const d = variant(['llm']);
+    editJson(path.join(d, 'llm/config.json'), (c) => { c.num_hidden_layers = layers; });
+    const t0 = Date.now();
+    await expectBroken(d, new RegExp(`at most 2 layers \\(the weights in .*llm hold model\\.layers\\.0\\.\\.1\\) for "num_hidden_layers" but received ${layers}.*fix the layer count`));
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
+  test('vision num_hidden_layers 1e8: refused from the weights present, not a 1e8-layer loop', async () => {
+    const d = variant(['vision_tower']);
+    editJson(path.join(d, 'vision_tower/config.json'), (c) => { c.num_hidden_layers = 1e8; });
+    const t0 = Date.now();
+    await expectBroken(d, /at most 3 layers \(the weights in .*vision_tower hold vision_model\.encoder\.layers\.0\.\.2\)/);
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
+  test('a bf16 tensor relabelled F16 is refused when torch_dtype says bfloat16 (and accepted when it says float16)', async () => {
+    const d = variant(['spatial_pe']);
+    const f = path.join(d, 'spatial_pe/model.safetensors');
+    const buf = fs.readFileSync(f);
+    const hlen = Number(buf.readBigUInt64LE(0));
+    const hdr = buf.subarray(8, 8 + hlen).toString('utf8');
+    const patched = hdr.replace('{"dtype":"BF16","shape":[32],"data_offsets"', '{"dtype":"F16" ,"shape":[32],"data_offsets"');
+    expect(patched.length).toBe(hdr.length);
+    fs.writeFileSync(f, Buffer.concat([buf.subarray(0, 8), Buffer.from(patched), buf.subarray(8 + hlen)]));
+    editJson(path.join(d, 'spatial_pe/config.json'), (c) => { c.torch_dtype = 'bfloat16'; });
+    const e = await expectBroken(d, /Expected dtype BF16 \(torch bfloat16\), as torch_dtype in .*spatial_pe.config\.json says for spatial_pe\/mlp\.0\.bias but received F16 \(torch float16\)/);
+    expect(e.key).toBe('mlp.0.bias');
+    editJson(path.join(d, 'spatial_pe/config.json'), (c) => { c.torch_dtype = 'float16'; });
+    await expectBroken(d, /dtype F16 \(torch float16\).* for spatial_pe\/mlp\.0\.weight but received BF16/);
+    editJson(path.join(d, 'spatial_pe/config.json'), (c) => { delete c.torch_dtype; });
+    expect((await loadCheckpoint(d)).spatialPe!.weights.info('mlp.0.bias').dtype).toBe('f16');
   });
 });
 

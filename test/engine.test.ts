@@ -18,12 +18,13 @@ import * as path from 'path';
 
 import { loadCheckpoint } from '../lib/checkpoint';
 import type { Checkpoint } from '../lib/checkpoint_types';
-import { createEngine, Engine, EngineBusyError, EngineDisposedError, nativeEngineOf } from '../lib/engine';
+import { createEngine, DEFAULT_MAX_CONTEXT, Engine, EngineBusyError, EngineDisposedError, nativeEngineOf } from '../lib/engine';
 import { InvalidArgumentError } from '../lib/errors';
 import { native } from '../lib/native';
 import { writeTinyModel } from '../lib/tinymodel';
 import { rng } from './helpers';
 import { ModelRef, argmaxWithMargin, relMaxErr } from './reference64';
+import { LLM_WEIGHTS, SPATIAL_PE_WEIGHTS, weightOf } from '../lib/weights';
 
 let dir: string;
 let ckpt: Checkpoint;
@@ -73,7 +74,7 @@ afterAll(async () => {
 
 describe('stages vs the float64 model', () => {
   it('the tiny checkpoint is what the bounds were measured on (bf16, SigLIP layers to run 2, LLM hidden 64)', () => {
-    expect(ckpt.llm.weights.info('lm_head.weight').dtype).toBe('bf16');
+    expect(ckpt.llm.weights.info(weightOf(LLM_WEIGHTS.lmHead)).dtype).toBe('bf16');
     expect(ckpt.vision.config.layersToRun).toBe(2);
     expect(ckpt.llm.config.hiddenSize).toBe(64);
   });
@@ -102,7 +103,7 @@ describe('stages vs the float64 model', () => {
 
   it("runMlp 'spatial_pe' and 'region': rel max err <= 2e-6; 1-D input gives 1-D output", async () => {
     const pe = ckpt.spatialPe!.config, V = ckpt.vision.config.hiddenSize;
-    const inDim = ckpt.spatialPe!.weights.info('mlp.0.weight').shape[1];
+    const inDim = ckpt.spatialPe!.weights.info(weightOf(SPATIAL_PE_WEIGHTS.fc1)).shape[1];
     const x = rand(7 * inDim, 21);
     const y = await engine.runMlp('spatial_pe', { data: x, shape: [7, inDim] });
     expect(y.shape).toEqual([7, pe.outDim]);
@@ -150,7 +151,7 @@ describe('f16 and f32 checkpoints', () => {
       try {
         await writeTinyModel(d, { seed: 4, dtype, regionProjector: 'linear' });
         const c = await loadCheckpoint(d);
-        expect(c.llm.weights.info('lm_head.weight').dtype).toBe(dtype);
+        expect(c.llm.weights.info(weightOf(LLM_WEIGHTS.lmHead)).dtype).toBe(dtype);
         const r = new ModelRef(c);
         const e = await createEngine(c, { device: 'cpu', maxContext: 200 });
         try {
@@ -326,11 +327,35 @@ describe('inputs and lifetime', () => {
     await expect(engine.logits({ data: new Float32Array(63), shape: [1, 63] })).rejects.toThrow(/last dimension 64/);
     await expect(engine.logits({ data: new Float32Array(0), shape: [0, 64] })).rejects.toThrow('Expected between 1 and 256 positions (maxContext) for embeddings.shape but received [0, 64]');
     await expect(engine.runMlp('depth' as never, { data: new Float32Array(1), shape: [1, 1] })).rejects.toThrow(/for module but received 'depth'/);
-    expect(() => engine.generate({ data: prompt, shape: [promptLen, 64] }, { temperature: -1 })).toThrow('Expected a finite number >= 0 for temperature but received -1');
+    expect(() => engine.generate({ data: prompt, shape: [promptLen, 64] }, { temperature: -1 })).toThrow('Expected a finite number >= 0 (0 = greedy) for temperature but received -1');
     expect(() => engine.generate({ data: prompt, shape: [promptLen, 64] }, { topP: 0 })).toThrow('Expected a number in (0, 1] for topP but received 0');
     expect(() => engine.generate({ data: prompt, shape: [promptLen, 64] }, { stopTokenIds: [-1] })).toThrow(/stopTokenIds\[0\]/);
     await expect(createEngine(ckpt, { device: 'tpu' as never })).rejects.toThrow(/for device but received 'tpu'/);
     await expect(createEngine(ckpt, { maxContext: 0 })).rejects.toThrow(/for maxContext but received 0/);
+  });
+
+  it('the KV cache is not sized by a config maximum alone (issue 10): default min(4096, model_max_length, max_position_embeddings), maxContext raises it', async () => {
+    const huge = {
+      ...ckpt, config: { ...ckpt.config, modelMaxLength: 1 << 16 },
+      llm: { ...ckpt.llm, config: { ...ckpt.llm.config, maxPositionEmbeddings: 1 << 16 } },
+    } as Checkpoint;
+    const lc = ckpt.llm.config;
+    const perPosition = 2 * lc.numLayers * lc.numKvHeads * lc.headDim * 4;
+    const e = await createEngine(huge, { device: 'cpu' });
+    expect(DEFAULT_MAX_CONTEXT).toBe(4096);
+    expect(e.info().maxContext).toBe(DEFAULT_MAX_CONTEXT);
+    expect(e.info().kvCacheBytes).toBeLessThanOrEqual(perPosition * DEFAULT_MAX_CONTEXT);
+    const H = lc.hiddenSize;
+    await expect(e.logits({ data: new Float32Array(4097 * H), shape: [4097, H] })).rejects.toThrow(
+      `Expected between 1 and 4096 positions (maxContext) for embeddings.shape but received [4097, ${H}]`);
+    await e.dispose();
+    const small = { ...ckpt, config: { ...ckpt.config, modelMaxLength: 300 } } as Checkpoint;
+    const e2 = await createEngine(small, { device: 'cpu' });
+    expect(e2.info().maxContext).toBe(300);
+    await e2.dispose();
+    const e3 = await createEngine(huge, { device: 'cpu', maxContext: 5000 });
+    expect(e3.info().maxContext).toBe(5000);
+    await e3.dispose();
   });
 
   it('NaN or Inf inputs are typed errors naming the element (they would only come out as NaN)', async () => {

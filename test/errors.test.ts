@@ -1,5 +1,6 @@
 // The typed errors and how native rejections map onto them.
-import { CudaError, describeValue, fromNative, InternalError, InvalidArgumentError, invalidArgument, NativeLoadError, Sr3dError } from '../lib';
+import { CudaError, InternalError, InvalidArgumentError, invalidArgument, NativeLoadError, Sr3dError } from '../lib';
+import { describeValue, fromNative } from '../lib/errors';
 
 describe('errors', () => {
   it('invalidArgument has the one message shape', () => {

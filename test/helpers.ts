@@ -6,7 +6,10 @@ import { PNG } from 'pngjs';
 
 import { CheckpointError, InvalidArgumentError } from '../lib/errors';
 
-export const DATA = path.resolve(__dirname, '..', '..', 'shared', 'data');
+/** Real RGB-D data inside the repository (a clone alone passes the tests): test/data/ holds
+ * tum_fr1_rpy; the cabinet is the bundled example scene. */
+export const RPY_DIR = path.resolve(__dirname, 'data', 'tum_fr1_rpy');
+export const CABINET_DIR = path.resolve(__dirname, '..', 'examples', 'data', 'tum_fr3_cabinet');
 
 /** Deterministic PRNG (mulberry32). */
 export function rng(seed: number): () => number {
@@ -191,7 +194,7 @@ export const CABINET_FRAMES = ['0003', '0007', '0010', '0014', '0017', '0021', '
 export const CABINET_K = { fx: 535.4, fy: 539.2, cx: 320.1, cy: 247.6 };
 
 export function loadCabinet(frames = CABINET_FRAMES) {
-  const dir = path.join(DATA, 'tum_fr3_cabinet');
+  const dir = CABINET_DIR;
   const poseLines = fs.readFileSync(path.join(dir, 'truth_cam_poses.txt'), 'utf8').trim().split('\n');
   const depths = frames.map((f) => readDepthPng(path.join(dir, 'depth_imgs', `${f}_depth_raw.png`)));
   const { width: W, height: H } = depths[0];

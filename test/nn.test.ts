@@ -1,6 +1,7 @@
-// The engine's neural-network ops (lib/nn.ts -> kernels/nn.h) against float64 references
-// (test/reference64.ts), for f32 / f16 / bf16 weights, both CPU paths (reference and fast),
-// awkward sizes, and bad inputs.
+// The engine's neural-network ops (lib/nn.ts -> native/nn.cc -> kernels/linear.h, attention.h,
+// norms.h, activation.h, rope.h, projector.h) against float64 references (test/reference64.ts),
+// for f32 / f16 / bf16 weights, both CPU paths (reference and fast), awkward sizes, and bad
+// inputs.
 //
 // Two bounds per Linear-type op:
 //  - vs float64 of the STORED weights (bf16/f16 decoded exactly): only the kernels' float32

@@ -35,6 +35,43 @@ describe('package', () => {
     expect(ops.filter((k) => typeof api[k] !== 'function')).toEqual([]);
   });
 
+  it('the index exports exactly the intended runtime names (internals stay in their modules)', () => {
+    const intended = [
+      // the model
+      'SR3D', 'ChatSession', 'createEngine', 'Engine', 'nn', 'DEFAULT_MAX_CONTEXT',
+      // errors
+      'Sr3dError', 'InvalidArgumentError', 'CudaError', 'NativeLoadError', 'InternalError', 'CheckpointError', 'SceneError',
+      'RegionError', 'ModelError', 'TokenizerFileError', 'EngineBusyError', 'EngineDisposedError', 'RequestQueueFullError',
+      'RequestAbortedError', 'invalidArgument',
+      // checkpoints, tokenizer, prompt
+      'loadCheckpoint', 'writeTinyModel', 'SafetensorsFile', 'openWeights', 'writeSafetensors', 'loadTokenizer', 'renderChat',
+      'buildPrompt', 'spliceEmbeddings',
+      // scenes, regions, measurement, overlays
+      'loadScene', 'sceneFromFrames', 'saveScene', 'sceneWorldPoints', 'importTum', 'TUM_INTRINSICS', 'parseRegionArg',
+      'resolveRegions', 'measure', 'measurePoints', 'gatherRegionPoints', 'writeOverlay', 'renderOverlay', 'REGION_COLORS',
+      'SCENE_LIMITS', 'createStreamingScene', 'StreamingScene',
+      // evaluation and answer checks
+      'evaluate', 'scoreAll', 'scoreLine', 'readBenchmark', 'readPredictions', 'formatReport', 'reportJson', 'parseLength',
+      'parseNumber', 'meanRelativeAccuracy', 'crossCheck', 'metricQuestion',
+      // kernels
+      'backproject', 'scenePoints', 'canonicalize', 'toCanonical', 'toMetric', 'poolPointsToPatches', 'sinusoidalEncode',
+      'candidateGrids', 'planTiles', 'framePlan', 'sampleFrames', 'resizeBicubic', 'tileImage', 'tilePointMap', 'tileMask',
+      'boxToMask', 'box3dToMasks', 'stitchTiles', 'maskPool',
+      // images, arrays, files, the binary
+      'readImage', 'readDepth', 'readImageHeader', 'ImageSizeError', 'DEFAULT_MAX_IMAGE_PIXELS', 'defaultMaxImagePixels',
+      'tensor', 'parseNpy', 'readNpy', 'encodeNpy', 'writeNpy', 'buildInfo', 'devices', 'setThreads',
+      'version', 'loadInfo',
+    ];
+    expect(Object.keys(sr3d).sort()).toEqual([...intended].sort());
+    // Engine state a conversation relies on is read-only from outside.
+    for (const k of ['pendingToken', 'cacheEpoch', 'cachedPositions']) {
+      const d = Object.getOwnPropertyDescriptor(sr3d.Engine.prototype, k);
+      expect([k, typeof d?.get, d?.set]).toEqual([k, 'function', undefined]);
+    }
+    expect(typeof sr3d.SR3D.prototype[Symbol.asyncDispose]).toBe('function');
+    expect(typeof sr3d.Engine.prototype[Symbol.asyncDispose]).toBe('function');
+  });
+
   it('devices() lists usable GPUs (none on a machine without one)', () => {
     const d = sr3d.devices();
     expect(Array.isArray(d)).toBe(true);

@@ -1,10 +1,10 @@
-// Real RGB-D data (../shared/data): TUM fr3 cabinet (16 frames, mocap poses, one cuboid)
+// Real RGB-D data (test/data and examples/data): TUM fr3 cabinet (16 frames, mocap poses, one cuboid)
 // and TUM fr1 rpy (12 frames, poses). Checks the geometry against the physical scene.
 import * as fs from 'fs';
 import * as path from 'path';
 
 import { backproject, canonicalize, scenePoints, toMetric } from '../lib';
-import { CABINET_K, DATA, expectBitEqual, loadCabinet, poseFromTQ, readDepthPng } from './helpers';
+import { CABINET_K, RPY_DIR, expectBitEqual, loadCabinet, poseFromTQ, readDepthPng } from './helpers';
 
 function median(a: number[]): number {
   const s = [...a].sort((x, y) => x - y);
@@ -82,7 +82,7 @@ describe('TUM fr3 cabinet (16 frames, uint16 depth / 5000, camera-to-world poses
 });
 
 describe('TUM fr1 rpy (two views of the same desk)', () => {
-  const dir = path.join(DATA, 'tum_fr1_rpy');
+  const dir = RPY_DIR;
   const assoc = fs.readFileSync(path.join(dir, 'associations.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/\s+/));
   const gt = new Map(fs.readFileSync(path.join(dir, 'groundtruth_at_rgb_frames.txt'), 'utf8').split('\n')
     .filter((l) => l && !l.startsWith('#')).map((l) => l.split(/\s+/)).map((v) => [v[0], v.slice(1).map(Number)] as const));

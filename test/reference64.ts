@@ -8,6 +8,7 @@
 // float32 tensors in HF's Qwen2RotaryEmbedding) — that rounding is part of the model.
 import type { Checkpoint, WeightSet, WeightTensor } from '../lib/checkpoint_types';
 import { bf16ToFloat, f16ToFloat } from '../lib/safetensors';
+import { LLM_WEIGHTS as LW, PROJECTOR_WEIGHTS as PW, REGION_WEIGHTS, SPATIAL_PE_WEIGHTS, VISION_WEIGHTS as VW, biasOf, weightOf } from '../lib/weights';
 
 const f32 = Math.fround;
 
@@ -228,14 +229,14 @@ const add = (a: Float64Array, b: Float64Array) => { for (let i = 0; i < a.length
 /** One SigLIP encoder layer (pre-LN, biased attention, GELU-tanh MLP) on h[T][H], in place. */
 export function siglipLayer64(h: Float64Array, T: number, H: number, heads: number, I: number, eps: number, w: Map<string, Float64Array>, p: string, act: Act = 'gelu_tanh'): Float64Array {
   const hd = H / heads;
-  const a = layerNorm64(h, T, H, get(w, `${p}.layer_norm1.weight`), get(w, `${p}.layer_norm1.bias`), eps);
-  const lin = (x: Float64Array, name: string, o: number, i: number) => linear64(x, T, get(w, `${p}.${name}.weight`), o, i, get(w, `${p}.${name}.bias`));
-  const q = lin(a, 'self_attn.q_proj', H, H), k = lin(a, 'self_attn.k_proj', H, H), v = lin(a, 'self_attn.v_proj', H, H);
+  const a = layerNorm64(h, T, H, get(w, weightOf(`${p}.${VW.layerNorm1}`)), get(w, biasOf(`${p}.${VW.layerNorm1}`)), eps);
+  const lin = (x: Float64Array, name: string, o: number, i: number) => linear64(x, T, get(w, weightOf(`${p}.${name}`)), o, i, get(w, biasOf(`${p}.${name}`)));
+  const q = lin(a, VW.q, H, H), k = lin(a, VW.k, H, H), v = lin(a, VW.v, H, H);
   const att = attention64(q, k, v, T, T, heads, heads, hd, 1 / Math.sqrt(hd), false, 0);
-  add(h, lin(att, 'self_attn.out_proj', H, H));
-  const b = layerNorm64(h, T, H, get(w, `${p}.layer_norm2.weight`), get(w, `${p}.layer_norm2.bias`), eps);
-  const m = activation64(lin(b, 'mlp.fc1', I, H), act);
-  add(h, lin(m, 'mlp.fc2', H, I));
+  add(h, lin(att, VW.out, H, H));
+  const b = layerNorm64(h, T, H, get(w, weightOf(`${p}.${VW.layerNorm2}`)), get(w, biasOf(`${p}.${VW.layerNorm2}`)), eps);
+  const m = activation64(lin(b, VW.fc1, I, H), act);
+  add(h, lin(m, VW.fc2, H, I));
   return h;
 }
 
@@ -245,10 +246,9 @@ export interface VisionRef { hidden: number; heads: number; intermediate: number
 export function siglip64(tile: ArrayLike<number>, cfg: VisionRef, w: Map<string, Float64Array>): Float64Array {
   const { hidden: H, patchSize: p, imageSize: S } = cfg;
   const T = (S / p) ** 2;
-  const pre = 'vision_model.';
-  const h = patchEmbed64(tile, 1, S, p, get(w, `${pre}embeddings.patch_embedding.weight`), H, get(w, `${pre}embeddings.patch_embedding.bias`));
-  add(h, get(w, `${pre}embeddings.position_embedding.weight`));
-  for (let l = 0; l < cfg.layersRun; l++) siglipLayer64(h, T, H, cfg.heads, cfg.intermediate, cfg.eps, w, `${pre}encoder.layers.${l}`, cfg.act);
+  const h = patchEmbed64(tile, 1, S, p, get(w, weightOf(VW.patchEmbedding)), H, get(w, biasOf(VW.patchEmbedding)));
+  add(h, get(w, weightOf(VW.positionEmbedding)));
+  for (let l = 0; l < cfg.layersRun; l++) siglipLayer64(h, T, H, cfg.heads, cfg.intermediate, cfg.eps, w, VW.layer(l), cfg.act);
   return h;
 }
 
@@ -256,24 +256,24 @@ export function siglip64(tile: ArrayLike<number>, cfg: VisionRef, w: Map<string,
 export function projector64(x: ArrayLike<number>, g: number, c: number, w: Map<string, Float64Array>, eps = 1e-5): Float64Array {
   const G = Math.ceil(g / 3), n = G * G;
   let a = spaceToChannel3_64(x, 1, g, c);
-  a = layerNorm64(a, n, 9 * c, get(w, 'layers.1.weight'), get(w, 'layers.1.bias'), eps);
+  a = layerNorm64(a, n, 9 * c, get(w, weightOf(PW.layerNorm1)), get(w, biasOf(PW.layerNorm1)), eps);
   const lin = (x: Float64Array, name: string) => {
-    const W = get(w, `${name}.weight`), b = get(w, `${name}.bias`);
+    const W = get(w, weightOf(name)), b = get(w, biasOf(name));
     const out = b.length, inp = W.length / out;
     return linear64(x, n, W, out, inp, b);
   };
-  a = activation64(lin(a, 'layers.2'), 'gelu_erf');
+  a = activation64(lin(a, PW.fc1), 'gelu_erf');
   const mid = a.length / n;
-  a = layerNorm64(a, n, mid, get(w, 'layers.4.weight'), get(w, 'layers.4.bias'), eps);
-  a = activation64(lin(a, 'layers.5'), 'gelu_erf');
-  return lin(a, 'layers.7');
+  a = layerNorm64(a, n, mid, get(w, weightOf(PW.layerNorm2)), get(w, biasOf(PW.layerNorm2)), eps);
+  a = activation64(lin(a, PW.fc2), 'gelu_erf');
+  return lin(a, PW.fc3);
 }
 
 /** A sequential MLP of Linear / GELU(erf) steps over rows: `names` are the Linear prefixes. */
 export function mlp64(x: ArrayLike<number>, rows: number, w: Map<string, Float64Array>, names: string[]): Float64Array {
   let a: Float64Array = Float64Array.from(x);
   names.forEach((name, i) => {
-    const W = get(w, `${name}.weight`), b = w.get(`${name}.bias`) ?? null;
+    const W = get(w, weightOf(name)), b = w.get(biasOf(name)) ?? null;
     const out = W.length / (a.length / rows), inp = a.length / rows;
     a = linear64(a, rows, W, out, inp, b);
     if (i < names.length - 1) a = activation64(a, 'gelu_erf');
@@ -286,17 +286,17 @@ export interface LlmRef { hidden: number; layers: number; heads: number; kvHeads
 /** One Qwen2 decoder layer over the whole sequence h[L][H] (positions 0..L-1), in place. */
 export function qwen2Layer64(h: Float64Array, L: number, cfg: LlmRef, w: Map<string, Float64Array>, p: string): Float64Array {
   const { hidden: H, heads, kvHeads, headDim: hd, intermediate: I, eps } = cfg;
-  const a = rmsNorm64(h, L, H, get(w, `${p}.input_layernorm.weight`), eps);
-  const lin = (x: Float64Array, name: string, o: number, i: number) => linear64(x, L, get(w, `${p}.${name}.weight`), o, i, w.get(`${p}.${name}.bias`) ?? null);
+  const a = rmsNorm64(h, L, H, get(w, weightOf(`${p}.${LW.inputNorm}`)), eps);
+  const lin = (x: Float64Array, name: string, o: number, i: number) => linear64(x, L, get(w, weightOf(`${p}.${name}`)), o, i, w.get(biasOf(`${p}.${name}`)) ?? null);
   const pos = Array.from({ length: L }, (_, i) => i);
-  const q = rope64(lin(a, 'self_attn.q_proj', heads * hd, H), L, heads, hd, pos, cfg.ropeTheta);
-  const k = rope64(lin(a, 'self_attn.k_proj', kvHeads * hd, H), L, kvHeads, hd, pos, cfg.ropeTheta);
-  const v = lin(a, 'self_attn.v_proj', kvHeads * hd, H);
+  const q = rope64(lin(a, LW.q, heads * hd, H), L, heads, hd, pos, cfg.ropeTheta);
+  const k = rope64(lin(a, LW.k, kvHeads * hd, H), L, kvHeads, hd, pos, cfg.ropeTheta);
+  const v = lin(a, LW.v, kvHeads * hd, H);
   const att = attention64(q, k, v, L, L, heads, kvHeads, hd, 1 / Math.sqrt(hd), true, 0);
-  add(h, lin(att, 'self_attn.o_proj', H, heads * hd));
-  const b = rmsNorm64(h, L, H, get(w, `${p}.post_attention_layernorm.weight`), eps);
-  const m = siluMul64(lin(b, 'mlp.gate_proj', I, H), lin(b, 'mlp.up_proj', I, H));
-  add(h, lin(m, 'mlp.down_proj', H, I));
+  add(h, lin(att, LW.o, H, heads * hd));
+  const b = rmsNorm64(h, L, H, get(w, weightOf(`${p}.${LW.postAttentionNorm}`)), eps);
+  const m = siluMul64(lin(b, LW.gate, I, H), lin(b, LW.up, I, H));
+  add(h, lin(m, LW.down, H, I));
   return h;
 }
 
@@ -304,14 +304,14 @@ export function qwen2Layer64(h: Float64Array, L: number, cfg: LlmRef, w: Map<str
 export function qwen2Logits64(emb: ArrayLike<number>, L: number, cfg: LlmRef, w: Map<string, Float64Array>, tied = false): Float64Array {
   const H = cfg.hidden;
   const h = Float64Array.from(emb);
-  for (let l = 0; l < cfg.layers; l++) qwen2Layer64(h, L, cfg, w, `model.layers.${l}`);
-  const last = rmsNorm64(h.subarray((L - 1) * H, L * H), 1, H, get(w, 'model.norm.weight'), cfg.eps);
-  return linear64(last, 1, get(w, tied ? 'model.embed_tokens.weight' : 'lm_head.weight'), cfg.vocab, H);
+  for (let l = 0; l < cfg.layers; l++) qwen2Layer64(h, L, cfg, w, LW.layer(l));
+  const last = rmsNorm64(h.subarray((L - 1) * H, L * H), 1, H, get(w, weightOf(LW.norm)), cfg.eps);
+  return linear64(last, 1, get(w, weightOf(tied ? LW.embedTokens : LW.lmHead)), cfg.vocab, H);
 }
 
 /** Rows of embed_tokens. */
 export function embed64(ids: readonly number[], H: number, w: Map<string, Float64Array>): Float64Array {
-  const E = get(w, 'model.embed_tokens.weight');
+  const E = get(w, weightOf(LW.embedTokens));
   const out = new Float64Array(ids.length * H);
   ids.forEach((id, i) => out.set(E.subarray(id * H, (id + 1) * H), i * H));
   return out;
@@ -345,7 +345,7 @@ export class ModelRef {
     this.lw = weights64(ckpt.llm.weights);
     if (ckpt.spatialPe) this.sw = weights64(ckpt.spatialPe.weights);
     if (ckpt.regionExtractor) this.rw = weights64(ckpt.regionExtractor.weights);
-    this.regionLinears = ckpt.regionExtractor?.config.projector === 'linear' ? ['projector'] : ['projector.0', 'projector.2'];
+    this.regionLinears = ckpt.regionExtractor?.config.projector === 'linear' ? [REGION_WEIGHTS.linear] : [REGION_WEIGHTS.fc1, REGION_WEIGHTS.fc2];
   }
 
   /** [n][3][S][S] -> [n][T][H]. */
@@ -372,7 +372,7 @@ export class ModelRef {
 
   spatialPe(x: ArrayLike<number>, rows: number): Float64Array {
     if (!this.sw) throw new Error('reference: no spatial_pe');
-    return mlp64(x, rows, this.sw, ['mlp.0', 'mlp.2']);
+    return mlp64(x, rows, this.sw, [SPATIAL_PE_WEIGHTS.fc1, SPATIAL_PE_WEIGHTS.fc2]);
   }
 
   region(x: ArrayLike<number>, rows: number): Float64Array {

@@ -10,6 +10,7 @@ import { checkRegionPlaceholders, parseRegionArg, RegionError, resolveRegions } 
 import type { RegionSpec } from '../lib/regions';
 import { loadScene, sceneFromFrames, sceneWorldPoints } from '../lib/scene';
 import type { Scene } from '../lib/scene';
+import { craftedPng } from './crafted';
 
 const CABINET = path.resolve(__dirname, '..', 'examples', 'data', 'tum_fr3_cabinet');
 const CUBOID = { center: [-1.52988, 0.456476, 0.281575], size: [2 * 0.396318, 2 * 0.222742, 2 * 0.272709], yaw: 3.10232 };
@@ -165,6 +166,22 @@ describe('resolveRegions', () => {
     await expectRegionErrorAsync(resolveRegions(scene, [{ masks: [{ frame: 0, mask: m }, { frame: 0, mask: m }] }]), 0, /each frame at most once/);
     await expectRegionErrorAsync(resolveRegions(scene, [{ frame: 0, box: [0, 0, 1] }]), 0, /\[x0, y0, x1, y1\]/);
     await expectRegionErrorAsync(resolveRegions(scene, [{ frame: 0 } as unknown as RegionSpec]), 0, /"box", "mask", "masks" or "box3d"/);
+  });
+});
+
+describe('mask paths are read only as images of the frame\'s size (issue 10)', () => {
+  test('a text file is refused without echoing its bytes; a PNG bomb from its header; a FIFO-like path is not read', async () => {
+    const scene = pointScene();
+    const secret = path.join(tmp, 'passwd');
+    fs.writeFileSync(secret, 'root:x:0:0:root:/root:/bin/bash\n');
+    const e = await resolveRegions(scene, [parseRegionArg(`frame=0,mask=${secret}`)]).then(() => null, (x: unknown) => x);
+    expect(e).toBeInstanceOf(RegionError);
+    expect((e as Error).message).toMatch(/regions\[0\]\.mask \(region 0\): Expected a PNG or JPEG image for '.*passwd' but received a 32-byte file that is neither PNG nor JPEG\. Fix: give a PNG mask/);
+    expect((e as Error).message).not.toMatch(/root|72 6f 6f 74/);
+    const bomb = path.join(tmp, 'bomb.png');
+    fs.writeFileSync(bomb, craftedPng(30000, 30000, 8, 0));
+    await expectRegionErrorAsync(resolveRegions(scene, [{ frame: 1, mask: bomb }]), 0, new RegExp(`frame 1's size \\(${W}x${H}\\)`), /a 30000x30000 mask/);
+    await expectRegionErrorAsync(resolveRegions(scene, [{ frame: 0, mask: tmp }]), 0, /a regular image file/, /a folder/);
   });
 });
 

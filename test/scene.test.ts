@@ -6,13 +6,15 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { encodeNpy, parseNpy } from '../lib/npy';
-import { associate, importCommand, importTum, interpolatePose, tumPoseToMatrix } from '../lib/commands/import';
-import { checkManifest, loadScene, saveScene, sceneFromFrames, SceneError, sceneWorldPoints } from '../lib/scene';
+import { importCommand } from '../lib/commands/import';
+import { associate, importTum, interpolatePose, tumPoseToMatrix } from '../lib/tum';
+import { checkManifest, loadScene, saveScene, SCENE_LIMITS, sceneFromFrames, SceneError, sceneWorldPoints } from '../lib/scene';
 import type { SceneFrameInput } from '../lib/scene';
-import { DATA } from './helpers';
+import { RPY_DIR } from './helpers';
+import { craftedPng } from './crafted';
 
 const CABINET = path.resolve(__dirname, '..', 'examples', 'data', 'tum_fr3_cabinet');
-const RPY = path.join(DATA, 'tum_fr1_rpy');
+const RPY = RPY_DIR;
 const K = { fx: 50, fy: 60, cx: 3.5, cy: 2.5 };
 
 let tmp: string;
@@ -223,6 +225,31 @@ describe('manifests on disk', () => {
     // a point-map manifest loads
     const pm = await loadScene(c('pointsok', { frames: [{ image: 'rgb/a.png', points: 'points/p.npy', intrinsics: K }] }));
     expect(pm.frames[0].points!.shape).toEqual([5, 7, 3]);
+  });
+
+  test('hostile manifests (issue 10): camera numbers that overflow float32, a depth PNG bomb, a pixel limit', async () => {
+    const files = await goodFiles();
+    const c = (name: string, m: unknown, extra: Record<string, Buffer> = {}) => writeCase(name, m, { ...files, ...extra });
+    await expectSceneError(loadScene(c('fx', { frames: [{ ...okFrame, intrinsics: { ...K, fx: 1e300 } }] })), 0,
+      /frames\[0\]\.intrinsics\.fx/, /focal length in \[0\.001, 100000000\] pixels/, /1e\+300/);
+    await expectSceneError(loadScene(c('fy', { frames: [{ ...okFrame, intrinsics: { ...K, fy: 1e-50 } }] })), 0, /intrinsics\.fy/);
+    await expectSceneError(loadScene(c('cx', { frames: [{ ...okFrame, intrinsics: { ...K, cx: -1e30 } }] })), 0, /principal point within ±100000000 pixels/);
+    await expectSceneError(loadScene(c('ds', { frames: [{ ...okFrame, depthScale: 1e300 }] })), 0,
+      /frames\[0\]\.depthScale/, /finite number in \[1e-12, 1000000\] \(metres per depth unit\)/);
+    await expectSceneError(() => sceneFromFrames([{ ...frame(0), depthScale: 1e300 }]), 0, /depthScale/);
+    await expectSceneError(() => sceneFromFrames([{ ...frame(0), intrinsics: { ...K, fx: 1e300 } }]), 0, /intrinsics\.fx/);
+    // The limits themselves load: bounds are inclusive.
+    const edge = await loadScene(c('edge', { frames: [{ ...okFrame, depthScale: SCENE_LIMITS.maxDepthScale, intrinsics: { fx: SCENE_LIMITS.minFocal, fy: SCENE_LIMITS.maxIntrinsic, cx: -SCENE_LIMITS.maxIntrinsic, cy: 0 } }] }));
+    expect(edge.frames[0].depthScale).toBe(SCENE_LIMITS.maxDepthScale);
+    // A 68-byte depth PNG claiming 30000x30000 (7.2 GB decoded) is refused from its header.
+    const t0 = Date.now();
+    await expectSceneError(loadScene(c('bomb', { frames: [{ ...okFrame, depth: 'depth/bomb.png' }] }, { 'depth/bomb.png': craftedPng(30000, 30000, 16, 0) })), 0,
+      /frames\[0\]\.depth/, /a depth map of the image's size \(7x5\)/, /30000x30000 PNG \(checked before decoding\)/);
+    await expectSceneError(loadScene(c('bombrgb', { frames: [{ ...okFrame, image: 'rgb/bomb.png' }] }, { 'rgb/bomb.png': craftedPng(30000, 30000, 8, 2) })), 0,
+      /frames\[0\]\.image/, /at most 67108864 pixels/);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    await expectSceneError(loadScene(c('maxpx', { frames: [okFrame] }), { maxPixels: 34 }), 0, /at most 34 pixels/, /7x5 PNG header/);
+    expect((await loadScene(c('maxpx35', { frames: [okFrame] }), { maxPixels: 35 })).frames[0].width).toBe(7);
   });
 
   test('checkManifest resolves paths without reading images', () => {

@@ -203,6 +203,16 @@ test('a byte-only BPE (256 byte symbols, no merges) with the Qwen2 special ids l
   expect(t.decode(ids)).toBe('<|im_start|>user\n距离<image>');
 });
 
+test('a vocabulary without the 256 byte symbols is refused (an empty one used to load and answer "") (issue 10)', async () => {
+  const model = files.tokenizerJson.model as object;
+  expect(() => createTokenizer({ ...files.tokenizerJson, model: { ...model, vocab: {}, merges: [] } }, files.tokenizerConfig))
+    .toThrow(/Expected a byte-level BPE vocabulary holding all 256 byte symbols \(Qwen2: ids 0\.\.255\) but 256 are missing .*the vocabulary has 0 entries\) in tokenizer\.json\. Fix:/);
+  const noSpace = Object.fromEntries(Object.entries(vocab).filter(([k]) => k !== 'Ġ'));
+  expect(() => createTokenizer({ ...files.tokenizerJson, model: { ...model, vocab: noSpace } }, files.tokenizerConfig)).toThrow(/but 1 are missing \(e\.g\. "Ġ"/);
+  const d = writeDir('emptyvocab', { ...files.tokenizerJson, model: { ...model, vocab: {}, merges: [] } }, files.tokenizerConfig);
+  await expect(loadTokenizer(d)).rejects.toThrow(TokenizerFileError);
+});
+
 describe('loadTokenizer', () => {
   test('loads llm/ files written to disk', async () => {
     const d = writeDir('ok', files.tokenizerJson, files.tokenizerConfig);

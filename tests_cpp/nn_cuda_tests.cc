@@ -1,7 +1,7 @@
 // The CUDA half of the native inference engine, checked and timed on one GPU run
 // (bench/gpu.sh runs every sr3d_*_tests executable):
 //
-//   sr3d_nn_cuda_tests [--filter SUBSTR]   every nn.h op's Impl::kCuda against Impl::kReference
+//   sr3d_nn_cuda_tests [--filter SUBSTR]   every nn op's Impl::kCuda against Impl::kReference
 //                                          at awkward sizes, then the CUDA engine against the
 //                                          CPU engine on a tiny random model (vision, projector,
 //                                          MLP module, Qwen2 prefill past one 512-position
@@ -25,9 +25,14 @@
 #include <string>
 #include <vector>
 
-#include "harness.h"
+#include "activation.h"
+#include "attention.h"
 #include "engine.h"
-#include "nn.h"
+#include "harness.h"
+#include "linear.h"
+#include "norms.h"
+#include "projector.h"
+#include "rope.h"
 #ifdef SR3D_WITH_CUDA
 #include "cuda/nn.cuh"
 #endif

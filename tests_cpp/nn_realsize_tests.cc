@@ -1,5 +1,5 @@
-// The NN ops (nn.h) at the real NVILA-Lite-8B shapes, one layer of each, random bf16
-// weights (no checkpoint needed):
+// The NN ops (linear.h, attention.h, norms.h, activation.h, rope.h, projector.h) at the
+// real NVILA-Lite-8B shapes, one layer of each, random bf16 weights (no checkpoint needed):
 //
 //   sr3d_nn_realsize_tests [--filter SUBSTR]
 //
@@ -34,9 +34,13 @@
 #include <string>
 #include <vector>
 
-#include "cpu/nn_cpu.h"
+#include "activation.h"
+#include "attention.h"
 #include "harness.h"
-#include "nn.h"
+#include "linear.h"
+#include "norms.h"
+#include "projector.h"
+#include "rope.h"
 #ifdef SR3D_WITH_CUDA
 #include "cuda/nn.cuh"
 #endif
@@ -600,7 +604,7 @@ std::vector<T> from_device(const cuda::DeviceBuffer<T>& d, cudaStream_t s) {
   return h;
 }
 
-// The device ops as the CUDA engine chains them (engine_cuda.cu), which the nn.h host entry
+// The device ops as the CUDA engine chains them (engine_cuda.cu), which the host entry
 // points do not reach: batch > 1 with strided q|k|v rows, the fused RoPE + cache write, the
 // caller's split workspace. Compared with the CPU ops on the same inputs.
 void test_engine_layout() {

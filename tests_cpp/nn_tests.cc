@@ -1,5 +1,6 @@
-// Standalone tests and benchmarks of the NN ops (nn.h), token sampling and the engines
-// (engine.h); no Node. Same command line as every tests_cpp executable (harness.h):
+// Standalone tests and benchmarks of the NN ops (linear.h, attention.h, norms.h,
+// activation.h, rope.h, projector.h), token sampling and the engines (engine.h); no Node.
+// Same command line as every tests_cpp executable (harness.h):
 //
 //   sr3d_nn_tests [--filter SUBSTR]      reference vs float64 loops written here, Impl::kFast
 //                                        (and Impl::kCuda with a usable device) vs reference,
@@ -13,7 +14,7 @@
 // attention: |diff| <= 2e-6 + 1e-5 |want| (outputs are O(1)). Elementwise ops: fast is
 // bit-exact to the reference (same scalar expression), the reference within 1e-6 + 1e-6 |want|
 // of float64. rope: bit-exact fast vs reference; float64 reference takes the documented
-// float32 angle (nn_cpu.h) and is within 2e-6. The engine is compared with the same model
+// float32 angle (rope.h) and is within 2e-6. The engine is compared with the same model
 // composed here from Impl::kReference ops (rtol 1e-4 of the largest value).
 #include <algorithm>
 #include <cinttypes>
@@ -25,10 +26,15 @@
 #include <string>
 #include <vector>
 
-#include "cpu/nn_cpu.h"
+#include "activation.h"
+#include "attention.h"
 #include "engine.h"
 #include "harness.h"
-#include "nn.h"
+#include "linear.h"
+#include "norms.h"
+#include "projector.h"
+#include "rope.h"
+#include "sampling.h"
 
 using namespace sr3d;
 using namespace sr3d_test;

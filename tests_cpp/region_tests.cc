@@ -21,6 +21,7 @@
 #include "box3d_masks.h"
 #include "harness.h"
 #include "mask_pool.h"
+#include "mask_pool_tiles.h"
 #include "stitch_tiles.h"
 
 using namespace sr3d;
@@ -444,6 +445,76 @@ void test_errors() {
     }
 }
 
+// ---- mask_pool_tiles -----------------------------------------------------------------------
+
+// Per-tile masks (M, K, T, T) pooled with the stitch inside equal mask_pool over masks stitched
+// here, bit for bit on every path (the thumbnail's masks, K = grid + 1, are never read).
+void test_mask_pool_tiles(int64_t cols, int64_t rows, bool thumbnail, int64_t g, int64_t P, MaskPoolMode mode) {
+  const int64_t grid = cols * rows, K = grid + (thumbnail ? 1 : 0), T = g * P, M = 3, C = 7;
+  const std::string name = fmt("mask_pool_tiles/%" PRId64 "x%" PRId64 "%s g=%" PRId64 " P=%" PRId64 " %s", cols, rows,
+                               thumbnail ? "+thumb" : "", g, P, mode == MaskPoolMode::kArea ? "area" : "spatialrgpt");
+  if (!begin_case(name)) return;
+  Rng rng(static_cast<uint64_t>(cols * 131 + rows * 17 + g));
+  std::vector<uint8_t> tiles(static_cast<size_t>(M * K * T * T));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t i = 0; i < T * T; ++i)
+        tiles[(m * K + k) * T * T + i] = k == grid ? 1 : static_cast<uint8_t>(rng.chance(m == 0 ? 0.3 : 0.02) ? 1 : 0);
+  for (int64_t m = 0; m < M; ++m) tiles[(m * K + grid - 1) * T * T + T * T / 2] = 1;  // never empty
+  const int64_t H = rows * T, W = cols * T;
+  std::vector<uint8_t> stitched(static_cast<size_t>(M * H * W));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < W; ++x)
+        stitched[(m * H + y) * W + x] = tiles[((m * K + (y / T) * cols + x / T) * T + y % T) * T + x % T];
+  const TokenGrid tg = tiles_grid(K, g, cols, rows, C);
+  std::vector<float> feats = random_features(tg.feature_elements(), 7 + K);
+  MaskPoolArgs base;
+  base.features = feats.data();
+  base.grid = tg;
+  base.regions = M;
+  base.patch = P;
+  base.mode = mode;
+  std::vector<Impl> impls = impls_under_test();
+  impls.insert(impls.begin(), Impl::kReference);
+  for (Impl impl : impls) {
+    std::vector<float> want(static_cast<size_t>(M * C)), got(want.size(), 12345.0f);
+    MaskPoolArgs a = base;
+    a.masks = stitched.data();
+    a.out = want.data();
+    Outcome wo = run_op([&] { mask_pool(a, impl); });
+    MaskPoolTilesArgs t;
+    t.pool = base;
+    t.pool.out = got.data();
+    t.tile_masks = tiles.data();
+    t.mask_tiles = K;
+    Outcome go = run_op([&] { mask_pool_tiles(t, impl); });
+    const std::string ctx = name + " [" + impl_name(impl) + " vs stitched]";
+    if (same_outcome(ctx, go, wo)) continue;
+    check_floats(ctx, got, want, {M, C}, 0);
+  }
+}
+
+void test_mask_pool_tiles_errors() {
+  const TokenGrid tg = tiles_grid(3, 2, 2, 1, 4);
+  std::vector<float> feats(static_cast<size_t>(tg.feature_elements()), 1.0f), out(8);
+  std::vector<uint8_t> tiles(static_cast<size_t>(2 * 4 * 4 * 4), 1);
+  MaskPoolTilesArgs t;
+  t.pool.features = feats.data();
+  t.pool.grid = tg;
+  t.pool.regions = 2;
+  t.pool.patch = 2;
+  t.pool.out = out.data();
+  t.tile_masks = tiles.data();
+  t.mask_tiles = 4;  // grid 2: 2 or 3
+  expect_error("mask_pool_tiles/bad mask_tiles", ErrorKind::kInvalidArgument, [&] { mask_pool_tiles(t, Impl::kFast); });
+  t.mask_tiles = 2;
+  std::fill(tiles.begin(), tiles.begin() + 2 * 16, 0);  // region 0 empty on both grid tiles
+  expect_error("mask_pool_tiles/empty region", ErrorKind::kInvalidArgument, [&] { mask_pool_tiles(t, Impl::kFast); });
+  t.pool.grid = frames_grid(2, 2, 2, 4);
+  expect_error("mask_pool_tiles/frames grid", ErrorKind::kInvalidArgument, [&] { mask_pool_tiles(t, Impl::kFast); });
+}
+
 void run_tests() {
   for (const TokenGrid& g : {frames_grid(1, 1, 1, 1), frames_grid(3, 5, 7, 3), tiles_grid(13, 32, 4, 3, 5),
                              tiles_grid(6, 3, 3, 2, 1152), tiles_grid(1, 4, 1, 1, 2), frames_grid(2, 2, 2, 1)})
@@ -470,6 +541,14 @@ void run_tests() {
   test_box3d_project(61, 80, 60);
   test_box3d_project(1, 1, 30);
   test_box3d_project(480, 640, 525);
+  for (MaskPoolMode mode : {MaskPoolMode::kArea, MaskPoolMode::kSpatialRgpt}) {
+    test_mask_pool_tiles(1, 1, false, 4, 14, mode);
+    test_mask_pool_tiles(1, 3, true, 3, 14, mode);
+    test_mask_pool_tiles(4, 3, true, 5, 14, mode);
+    test_mask_pool_tiles(4, 3, false, 2, 3, mode);
+    test_mask_pool_tiles(2, 1, true, 32, 14, mode);
+  }
+  test_mask_pool_tiles_errors();
   test_errors();
 }
 

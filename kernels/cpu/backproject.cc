@@ -37,17 +37,9 @@ void backproject_check(const BackprojectArgs& a) {
 
 void backproject(const BackprojectArgs& a, Impl impl) {
   backproject_check(a);
-  switch (impl) {
-    case Impl::kReference: return cpu::backproject_reference(a);
-    case Impl::kFast: return cpu::backproject_fast(a);
-    case Impl::kCuda:
-#ifdef SR3D_WITH_CUDA
-      return cuda::backproject_host(a);
-#else
-      break;
-#endif
-  }
-  throw_cpu_only_build();
+  return run_impl(
+      impl, [&] { return cpu::backproject_reference(a); }, [&] { return cpu::backproject_fast(a); },
+      SR3D_CUDA_PATH(cuda::backproject_host(a)));
 }
 
 namespace cpu {

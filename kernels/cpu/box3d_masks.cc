@@ -98,13 +98,9 @@ void box3d_masks_check(const Box3dMasksArgs& a) {
 
 void box3d_masks(const Box3dMasksArgs& a, Impl impl) {
   box3d_masks_check(a);
-  if (impl == Impl::kReference) return cpu::box3d_masks_reference(a);
-  if (impl == Impl::kFast) return cpu::box3d_masks_fast(a);
-#ifdef SR3D_WITH_CUDA
-  return cuda::box3d_masks_host(a);
-#else
-  throw_cpu_only_build();
-#endif
+  return run_impl(
+      impl, [&] { return cpu::box3d_masks_reference(a); }, [&] { return cpu::box3d_masks_fast(a); },
+      SR3D_CUDA_PATH(cuda::box3d_masks_host(a)));
 }
 
 Box3dF box3d_float(const Box3d& b) {

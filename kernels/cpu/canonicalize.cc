@@ -575,17 +575,10 @@ int64_t canonical_apply(const float* points, int64_t n, const CanonicalTransform
 
 CanonicalTransform canonicalize(const CanonicalizeArgs& a, Impl impl) {
   canonicalize_check(a);
-  switch (impl) {
-    case Impl::kReference: return cpu::canonicalize_reference(a);
-    case Impl::kFast: return cpu::canonicalize_fast(a);
-    case Impl::kCuda:
-#ifdef SR3D_WITH_CUDA
-      return cuda::canonicalize_host(a);
-#else
-      break;
-#endif
-  }
-  throw_cpu_only_build();
+  return run_impl(
+      impl, [&] { return cpu::canonicalize_reference(a); },
+      [&] { return cpu::canonicalize_fast(a); },
+      SR3D_CUDA_PATH(cuda::canonicalize_host(a)));
 }
 
 }  // namespace sr3d

@@ -5,7 +5,7 @@
 
 namespace sr3d {
 BuildInfo build_info() { return BuildInfo{}; }
-std::vector<CudaDeviceInfo> cuda_devices(std::string* error) {
+std::vector<CudaDeviceInfo> cuda_devices(std::string* error, bool) {
   if (error) *error = "this binary was built without CUDA";
   return {};
 }

@@ -1,6 +1,6 @@
 // The CPU engine (engine.h): SigLIP, the 3x3 projector, MLP modules and the Qwen2 decoder on
-// the fast CPU ops of nn.h, weights used in place, biases / norm weights / the position
-// embedding converted to float32 once at creation. Also check_weights, shared by both engines.
+// the fast CPU nn ops (linear.h, attention.h, norms.h, ...), weights used in place, biases /
+// norm weights / the position embedding converted to float32 once at creation.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -10,168 +10,24 @@
 #include <string>
 #include <vector>
 
+#include "../activation.h"
+#include "../attention.h"
 #include "../engine.h"
-#include "../engine_mlp.h"
-#include "nn_cpu.h"
+#include "../engine_detail.h"
+#include "../linear.h"
+#include "../norms.h"
+#include "../projector.h"
+#include "../rope.h"
 
 namespace sr3d {
 
 namespace {
 
-std::string shape_text(const std::vector<int64_t>& s) {
-  std::string t = "[";
-  for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
-  return t + "]";
-}
-
-std::string weight_name(const std::string& key) { return "weight '" + key + "'"; }
-
-// The tensor `key` of any rank; throws when missing or malformed.
-const WeightTensor& find_tensor(const WeightMap& w, const std::string& key,
-                                const std::string& expect) {
-  auto it = w.find(key);
-  if (it == w.end())
-    throw_invalid_argument("a tensor of shape " + expect + " (float32, float16 or bfloat16)",
-                           weight_name(key), "no such key in the weights");
-  const WeightTensor& t = it->second;
-  if (t.type != WType::kF32 && t.type != WType::kF16 && t.type != WType::kBF16)
-    throw_invalid_argument("dtype float32, float16 or bfloat16", weight_name(key),
-                           "dtype code " + std::to_string(static_cast<int>(t.type)));
-  if (!t.data) throw_invalid_argument("a non-null data pointer", weight_name(key), "nullptr");
-  return t;
-}
-
-const WeightTensor& expect_shape(const WeightMap& w, const std::string& key,
-                                 const std::vector<int64_t>& shape) {
-  const WeightTensor& t = find_tensor(w, key, shape_text(shape));
-  if (t.shape != shape)
-    throw_invalid_argument("shape " + shape_text(shape), weight_name(key),
-                           shape_text(t.shape) + " (" + wtype_name(t.type) + ")");
-  return t;
-}
-
-// 2-D tensor with the given column count; rows free (< 0 = free columns too).
-const WeightTensor& expect_matrix(const WeightMap& w, const std::string& key, int64_t rows,
-                                  int64_t cols) {
-  auto dim = [](int64_t v) { return v < 0 ? std::string("?") : std::to_string(v); };
-  const std::string want = "[" + dim(rows) + ", " + dim(cols) + "]";
-  const WeightTensor& t = find_tensor(w, key, want);
-  if (t.shape.size() != 2 || t.shape[0] < 1 || t.shape[1] < 1 ||
-      (rows >= 0 && t.shape[0] != rows) || (cols >= 0 && t.shape[1] != cols))
-    throw_invalid_argument("shape " + want, weight_name(key),
-                           shape_text(t.shape) + " (" + wtype_name(t.type) + ")");
-  return t;
-}
-
-void need_positive(int64_t v, const std::string& name) {
-  if (v < 1) throw_invalid_argument("a positive integer", name, std::to_string(v));
-}
-void need_eps(float v, const std::string& name) {
-  if (!(v >= 0) || !std::isfinite(v))
-    throw_invalid_argument("a finite eps >= 0", name, format_number(v));
-}
-
-const std::string kV = "vision.vision_model.";
-const std::string kL = "llm.";
-
-std::string vlayer(int64_t i) { return kV + "encoder.layers." + std::to_string(i) + "."; }
-std::string llayer(int64_t i) { return kL + "model.layers." + std::to_string(i) + "."; }
-
-int64_t llm_head_dim(const LlmSpec& s) {
-  return s.head_dim > 0 ? s.head_dim : (s.heads > 0 ? s.hidden / s.heads : 0);
-}
-
-// Width of an MLP module's input and output, checking every step's shapes along the way.
-void check_mlp(const std::string& module, const std::vector<MlpStep>& steps, const WeightMap& w,
-               int64_t* in_dim, int64_t* out_dim) {
-  if (steps.empty())
-    throw_invalid_argument("at least one step", "mlp module '" + module + "'", "0 steps");
-  int64_t cur = -1, first = -1;
-  for (size_t s = 0; s < steps.size(); ++s) {
-    const MlpStep& st = steps[s];
-    const std::string base = module + ".";
-    switch (st.kind) {
-      case MlpStep::kLinear: {
-        const WeightTensor& t = expect_matrix(w, base + st.weight, -1, cur);
-        if (cur < 0) first = t.shape[1];
-        cur = t.shape[0];
-        if (!st.bias.empty()) expect_shape(w, base + st.bias, {cur});
-        break;
-      }
-      case MlpStep::kLayerNorm: {
-        if (cur < 0) {
-          const WeightTensor& g = find_tensor(w, base + st.weight, "[width]");
-          if (g.shape.size() != 1 || g.shape[0] < 1)
-            throw_invalid_argument("shape [width]", weight_name(base + st.weight),
-                                   shape_text(g.shape));
-          first = cur = g.shape[0];
-        }
-        expect_shape(w, base + st.weight, {cur});
-        expect_shape(w, base + st.bias, {cur});
-        need_eps(st.eps, "eps of mlp module '" + module + "' step " + std::to_string(s));
-        break;
-      }
-      case MlpStep::kGeluErf:
-      case MlpStep::kGeluTanh: break;
-      default:
-        throw_invalid_argument("a step kind (linear, layer_norm, gelu_erf, gelu_tanh)",
-                               "mlp module '" + module + "' step " + std::to_string(s),
-                               "kind " + std::to_string(static_cast<int>(st.kind)));
-    }
-  }
-  if (cur < 0)
-    throw_invalid_argument("at least one linear or layer_norm step", "mlp module '" + module + "'",
-                           "only activations");
-  *in_dim = first;
-  *out_dim = cur;
-}
-
-void check_spec_numbers(const ModelSpec& spec) {
-  if (spec.has_vision || spec.has_projector) {
-    const VisionSpec& v = spec.vision;
-    need_positive(v.image_size, "vision.image_size");
-    need_positive(v.patch_size, "vision.patch_size");
-    if (v.image_size % v.patch_size != 0)
-      throw_invalid_argument("an image size divisible by the patch size " +
-                                 std::to_string(v.patch_size),
-                             "vision.image_size", std::to_string(v.image_size));
-  }
-  if (spec.has_vision) {
-    const VisionSpec& v = spec.vision;
-    need_positive(v.hidden, "vision.hidden");
-    need_positive(v.heads, "vision.heads");
-    need_positive(v.intermediate, "vision.intermediate");
-    if (v.hidden % v.heads != 0)
-      throw_invalid_argument("a hidden size divisible by the head count " + std::to_string(v.heads),
-                             "vision.hidden", std::to_string(v.hidden));
-    if (v.layers_run < 0)
-      throw_invalid_argument("a layer count >= 0", "vision.layers_run", std::to_string(v.layers_run));
-    need_eps(v.eps, "vision.eps");
-    if (v.act != Act::kGeluTanh && v.act != Act::kGeluErf && v.act != Act::kSilu)
-      throw_invalid_argument("an activation", "vision.act", std::to_string(static_cast<int>(v.act)));
-  }
-  if (spec.has_projector) need_eps(spec.projector.eps, "projector.eps");
-  if (spec.has_llm) {
-    const LlmSpec& l = spec.llm;
-    need_positive(l.hidden, "llm.hidden");
-    need_positive(l.layers, "llm.layers");
-    need_positive(l.heads, "llm.heads");
-    need_positive(l.kv_heads, "llm.kv_heads");
-    need_positive(l.intermediate, "llm.intermediate");
-    need_positive(l.vocab, "llm.vocab");
-    if (l.heads % l.kv_heads != 0)
-      throw_invalid_argument("a head count divisible by kv_heads " + std::to_string(l.kv_heads),
-                             "llm.heads", std::to_string(l.heads));
-    const int64_t hd = llm_head_dim(l);
-    if (hd < 2 || hd % 2 != 0 || (l.head_dim <= 0 && l.hidden % l.heads != 0))
-      throw_invalid_argument("an even head_dim >= 2 (or hidden divisible by heads)",
-                             "llm.head_dim", std::to_string(l.head_dim));
-    if (!(l.rope_theta > 0) || !std::isfinite(l.rope_theta))
-      throw_invalid_argument("a finite rope_theta > 0", "llm.rope_theta", format_number(l.rope_theta));
-    need_eps(l.eps, "llm.eps");
-    need_positive(spec.max_context, "max_context");
-  }
-}
+using engine_detail::kL;
+using engine_detail::kV;
+using engine_detail::llayer;
+using engine_detail::llm_head_dim;
+using engine_detail::vlayer;
 
 // ---- engine helpers ------------------------------------------------------------------------
 
@@ -567,101 +423,9 @@ class CpuEngine final : public Engine {
 
 }  // namespace
 
-void check_weights(const ModelSpec& spec, const WeightMap& w) {
-  check_spec_numbers(spec);
-  if (spec.has_vision) {
-    const VisionSpec& v = spec.vision;
-    const int64_t H = v.hidden, p = v.patch_size, P = v.image_size / p, I = v.intermediate;
-    expect_shape(w, kV + "embeddings.patch_embedding.weight", {H, 3, p, p});
-    expect_shape(w, kV + "embeddings.patch_embedding.bias", {H});
-    expect_shape(w, kV + "embeddings.position_embedding.weight", {P * P, H});
-    for (int64_t i = 0; i < v.layers_run; ++i) {
-      const std::string l = vlayer(i);
-      for (const char* n : {"layer_norm1", "layer_norm2"}) {
-        expect_shape(w, l + n + ".weight", {H});
-        expect_shape(w, l + n + ".bias", {H});
-      }
-      for (const char* n : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
-        expect_shape(w, l + "self_attn." + n + ".weight", {H, H});
-        expect_shape(w, l + "self_attn." + n + ".bias", {H});
-      }
-      expect_shape(w, l + "mlp.fc1.weight", {I, H});
-      expect_shape(w, l + "mlp.fc1.bias", {I});
-      expect_shape(w, l + "mlp.fc2.weight", {H, I});
-      expect_shape(w, l + "mlp.fc2.bias", {H});
-    }
-  }
-  if (spec.has_projector) {
-    const std::string p = "projector.layers.";
-    const int64_t c9 = spec.has_vision ? 9 * spec.vision.hidden : -1;
-    const WeightTensor& g1 = find_tensor(w, p + "1.weight", c9 > 0 ? shape_text({c9}) : "[9*c]");
-    if (g1.shape.size() != 1 || g1.shape[0] < 9 || g1.shape[0] % 9 != 0 ||
-        (c9 > 0 && g1.shape[0] != c9))
-      throw_invalid_argument(c9 > 0 ? "shape " + shape_text({c9}) : "shape [9*c]",
-                             weight_name(p + "1.weight"), shape_text(g1.shape));
-    const int64_t in = g1.shape[0];
-    expect_shape(w, p + "1.bias", {in});
-    const int64_t w2 = expect_matrix(w, p + "2.weight", -1, in).shape[0];
-    expect_shape(w, p + "2.bias", {w2});
-    expect_shape(w, p + "4.weight", {w2});
-    expect_shape(w, p + "4.bias", {w2});
-    const int64_t w5 = expect_matrix(w, p + "5.weight", -1, w2).shape[0];
-    expect_shape(w, p + "5.bias", {w5});
-    const int64_t w7 =
-        expect_matrix(w, p + "7.weight", spec.has_llm ? spec.llm.hidden : -1, w5).shape[0];
-    expect_shape(w, p + "7.bias", {w7});
-  }
-  if (spec.has_llm) {
-    const LlmSpec& l = spec.llm;
-    const int64_t H = l.hidden, hd = llm_head_dim(l), qd = l.heads * hd, kvd = l.kv_heads * hd;
-    expect_shape(w, kL + "model.embed_tokens.weight", {l.vocab, H});
-    for (int64_t i = 0; i < l.layers; ++i) {
-      const std::string p = llayer(i);
-      expect_shape(w, p + "input_layernorm.weight", {H});
-      expect_shape(w, p + "self_attn.q_proj.weight", {qd, H});
-      expect_shape(w, p + "self_attn.q_proj.bias", {qd});
-      expect_shape(w, p + "self_attn.k_proj.weight", {kvd, H});
-      expect_shape(w, p + "self_attn.k_proj.bias", {kvd});
-      expect_shape(w, p + "self_attn.v_proj.weight", {kvd, H});
-      expect_shape(w, p + "self_attn.v_proj.bias", {kvd});
-      expect_shape(w, p + "self_attn.o_proj.weight", {H, qd});
-      expect_shape(w, p + "post_attention_layernorm.weight", {H});
-      expect_shape(w, p + "mlp.gate_proj.weight", {l.intermediate, H});
-      expect_shape(w, p + "mlp.up_proj.weight", {l.intermediate, H});
-      expect_shape(w, p + "mlp.down_proj.weight", {H, l.intermediate});
-    }
-    expect_shape(w, kL + "model.norm.weight", {H});
-    if (!l.tie_word_embeddings) expect_shape(w, kL + "lm_head.weight", {l.vocab, H});
-  }
-  for (const auto& m : spec.mlps) {
-    int64_t in = 0, out = 0;
-    check_mlp(m.first, m.second, w, &in, &out);
-  }
-}
-
-namespace engine_detail {
-void check_call(const float* in, const float* out, int64_t n, const char* name) {
-  if (n < 1) throw_invalid_argument("a positive count", "n", std::to_string(n));
-  if (!in) throw_invalid_argument("a non-null buffer", name, "nullptr");
-  if (!out) throw_invalid_argument("a non-null buffer", "out", "nullptr");
-}
-void need_llm(const ModelSpec& spec, const char* what) {
-  if (!spec.has_llm) throw_invalid_argument("a model with a language model", what, "has_llm = false");
-}
-void check_token(const ModelSpec& spec, int64_t id, const std::string& name) {
-  if (id < 0 || id >= spec.llm.vocab)
-    throw_invalid_argument("a token id in [0, " + std::to_string(spec.llm.vocab) + ")", name, std::to_string(id));
-}
-}  // namespace engine_detail
-
 std::unique_ptr<Engine> make_cpu_engine(const ModelSpec& spec, const WeightMap& weights) {
   return std::unique_ptr<Engine>(new CpuEngine(spec, weights));
 }
 
-#ifndef SR3D_WITH_CUDA
-std::unique_ptr<Engine> make_cuda_engine(const ModelSpec&, const WeightMap&, int) {
-  throw_cpu_only_build();
-}
-#endif
 
 }  // namespace sr3d

@@ -25,13 +25,9 @@ void mask_pool_check(const MaskPoolArgs& a) {
 
 void mask_pool(const MaskPoolArgs& a, Impl impl) {
   mask_pool_check(a);
-  if (impl == Impl::kReference) return cpu::mask_pool_reference(a);
-  if (impl == Impl::kFast) return cpu::mask_pool_fast(a);
-#ifdef SR3D_WITH_CUDA
-  return cuda::mask_pool_host(a);
-#else
-  throw_cpu_only_build();
-#endif
+  return run_impl(
+      impl, [&] { return cpu::mask_pool_reference(a); }, [&] { return cpu::mask_pool_fast(a); },
+      SR3D_CUDA_PATH(cuda::mask_pool_host(a)));
 }
 
 std::vector<BilinearTap> spatialrgpt_taps(int64_t tokens, int64_t patch) {

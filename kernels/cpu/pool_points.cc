@@ -17,13 +17,9 @@ void pool_points_check(const PoolPointsArgs& a) {
 
 void pool_points(const PoolPointsArgs& a, Impl impl) {
   pool_points_check(a);
-  if (impl == Impl::kReference) return cpu::pool_points_reference(a);
-  if (impl == Impl::kFast) return cpu::pool_points_fast(a);
-#ifdef SR3D_WITH_CUDA
-  return cuda::pool_points_host(a);
-#else
-  throw_cpu_only_build();
-#endif
+  return run_impl(
+      impl, [&] { return cpu::pool_points_reference(a); }, [&] { return cpu::pool_points_fast(a); },
+      SR3D_CUDA_PATH(cuda::pool_points_host(a)));
 }
 
 namespace cpu {

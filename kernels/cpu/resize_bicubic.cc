@@ -84,13 +84,10 @@ void resize_bicubic_check(const ResizeBicubicArgs& a) {
 
 void resize_bicubic(const ResizeBicubicArgs& a, Impl impl) {
   resize_bicubic_check(a);
-  if (impl == Impl::kReference) return cpu::resize_bicubic_reference(a);
-  if (impl == Impl::kFast) return cpu::resize_bicubic_fast(a);
-#ifdef SR3D_WITH_CUDA
-  return cuda::resize_bicubic_host(a);
-#else
-  throw_cpu_only_build();
-#endif
+  return run_impl(
+      impl, [&] { return cpu::resize_bicubic_reference(a); },
+      [&] { return cpu::resize_bicubic_fast(a); },
+      SR3D_CUDA_PATH(cuda::resize_bicubic_host(a)));
 }
 
 namespace cpu {

@@ -1,12 +1,14 @@
-// Token choice from logits (engine.h): greedy, or HF's warper order temperature -> top-k ->
+// Token choice from logits (sampling.h): greedy, or HF's warper order temperature -> top-k ->
 // top-p, then a draw from the renormalized distribution with xoshiro256**.
+#include "../sampling.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <string>
 #include <vector>
 
-#include "../engine.h"
+#include "../common.h"
 
 namespace sr3d {
 

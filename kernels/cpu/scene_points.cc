@@ -96,17 +96,10 @@ CanonicalTransform scene_points(const ScenePointsArgs& a, Impl impl) {
   c.mode = a.mode;
   c.quantile = a.quantile;
   canonicalize_check(c);
-  switch (impl) {
-    case Impl::kReference: return cpu::scene_points_reference(a);
-    case Impl::kFast: return cpu::scene_points_fast(a);
-    case Impl::kCuda:
-#ifdef SR3D_WITH_CUDA
-      return cuda::scene_points_host(a);
-#else
-      break;
-#endif
-  }
-  throw_cpu_only_build();
+  return run_impl(
+      impl, [&] { return cpu::scene_points_reference(a); },
+      [&] { return cpu::scene_points_fast(a); },
+      SR3D_CUDA_PATH(cuda::scene_points_host(a)));
 }
 
 }  // namespace sr3d

@@ -17,13 +17,10 @@ void sinusoidal_encode_check(const SinusoidalEncodeArgs& a) {
 
 void sinusoidal_encode(const SinusoidalEncodeArgs& a, Impl impl) {
   sinusoidal_encode_check(a);
-  if (impl == Impl::kReference) return cpu::sinusoidal_encode_reference(a);
-  if (impl == Impl::kFast) return cpu::sinusoidal_encode_fast(a);
-#ifdef SR3D_WITH_CUDA
-  return cuda::sinusoidal_encode_host(a);
-#else
-  throw_cpu_only_build();
-#endif
+  return run_impl(
+      impl, [&] { return cpu::sinusoidal_encode_reference(a); },
+      [&] { return cpu::sinusoidal_encode_fast(a); },
+      SR3D_CUDA_PATH(cuda::sinusoidal_encode_host(a)));
 }
 
 namespace cpu {

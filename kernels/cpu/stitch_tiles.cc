@@ -13,13 +13,10 @@ void stitch_tiles_check(const StitchTilesArgs& a) {
 
 void stitch_tiles(const StitchTilesArgs& a, Impl impl) {
   stitch_tiles_check(a);
-  if (impl == Impl::kReference) return cpu::stitch_tiles_reference(a);
-  if (impl == Impl::kFast) return cpu::stitch_tiles_fast(a);
-#ifdef SR3D_WITH_CUDA
-  return cuda::stitch_tiles_host(a);
-#else
-  throw_cpu_only_build();
-#endif
+  return run_impl(
+      impl, [&] { return cpu::stitch_tiles_reference(a); },
+      [&] { return cpu::stitch_tiles_fast(a); },
+      SR3D_CUDA_PATH(cuda::stitch_tiles_host(a)));
 }
 
 namespace cpu {

@@ -29,13 +29,9 @@ void tile_image_check(const TileImageArgs& a) {
 
 void tile_image(const TileImageArgs& a, Impl impl) {
   tile_image_check(a);
-  if (impl == Impl::kReference) return cpu::tile_image_reference(a);
-  if (impl == Impl::kFast) return cpu::tile_image_fast(a);
-#ifdef SR3D_WITH_CUDA
-  return cuda::tile_image_host(a);
-#else
-  throw_cpu_only_build();
-#endif
+  return run_impl(
+      impl, [&] { return cpu::tile_image_reference(a); }, [&] { return cpu::tile_image_fast(a); },
+      SR3D_CUDA_PATH(cuda::tile_image_host(a)));
 }
 
 namespace cpu {

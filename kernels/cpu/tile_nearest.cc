@@ -34,13 +34,10 @@ void tile_nearest_check(const TileNearestArgs& a) {
 
 void tile_nearest(const TileNearestArgs& a, Impl impl) {
   tile_nearest_check(a);
-  if (impl == Impl::kReference) return cpu::tile_nearest_reference(a);
-  if (impl == Impl::kFast) return cpu::tile_nearest_fast(a);
-#ifdef SR3D_WITH_CUDA
-  return cuda::tile_nearest_host(a);
-#else
-  throw_cpu_only_build();
-#endif
+  return run_impl(
+      impl, [&] { return cpu::tile_nearest_reference(a); },
+      [&] { return cpu::tile_nearest_fast(a); },
+      SR3D_CUDA_PATH(cuda::tile_nearest_host(a)));
 }
 
 namespace cpu {

@@ -134,6 +134,45 @@ class Stream {
 
 inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
 
+// The host round trip of a _host entry point (tests, microbenchmarks): the selected device
+// made current, a fresh stream, inputs uploaded, the op launched on stream(), outputs
+// downloaded. download() synchronizes; the Stream destructor waits for anything still in
+// flight when the op throws.
+class RoundTrip {
+ public:
+  RoundTrip() : device_selected_((use_selected_device(), true)) {}
+  cudaStream_t stream() const { return stream_.get(); }
+
+  // A device copy of count elements at h (a null buffer for count 0).
+  template <typename T>
+  DeviceBuffer<T> upload(const T* h, int64_t count) {
+    DeviceBuffer<T> d(static_cast<size_t>(count), stream());
+    if (count > 0)
+      check(cudaMemcpyAsync(d.get(), h, d.bytes(), cudaMemcpyHostToDevice, stream()),
+            "cudaMemcpyAsync(d.get(), h, d.bytes(), cudaMemcpyHostToDevice, stream())", __FILE__,
+            __LINE__);
+    return d;
+  }
+  // Uninitialized device output / scratch of count elements.
+  template <typename T>
+  DeviceBuffer<T> scratch(int64_t count) {
+    return DeviceBuffer<T>(static_cast<size_t>(count), stream());
+  }
+  // Copies d to h and waits for the stream.
+  template <typename T>
+  void download(T* h, const DeviceBuffer<T>& d) {
+    if (d.size() > 0)
+      check(cudaMemcpyAsync(h, d.get(), d.bytes(), cudaMemcpyDeviceToHost, stream()),
+            "cudaMemcpyAsync(h, d.get(), d.bytes(), cudaMemcpyDeviceToHost, stream())", __FILE__,
+            __LINE__);
+    check(cudaStreamSynchronize(stream()), "cudaStreamSynchronize(stream())", __FILE__, __LINE__);
+  }
+
+ private:
+  bool device_selected_;  // use_selected_device() runs before the stream is created
+  Stream stream_;
+};
+
 // Threads per block for the elementwise kernels; blocks for grid-stride reductions.
 constexpr int kBlock = 256;
 inline unsigned grid_for(int64_t n, int block = kBlock) {

@@ -73,7 +73,7 @@ BuildInfo build_info() {
   return b;
 }
 
-std::vector<CudaDeviceInfo> cuda_devices(std::string* error) {
+std::vector<CudaDeviceInfo> cuda_devices(std::string* error, bool with_free_memory) {
   std::vector<CudaDeviceInfo> out;
   std::string why;
   int count = 0;
@@ -108,6 +108,19 @@ std::vector<CudaDeviceInfo> cuda_devices(std::string* error) {
     d.major = prop.major;
     d.minor = prop.minor;
     d.multiprocessors = prop.multiProcessorCount;
+    d.integrated = prop.integrated != 0;
+    d.can_map_host_memory = prop.canMapHostMemory != 0;
+    if (with_free_memory) {
+      int previous = 0;
+      size_t free_b = 0, total_b = 0;
+      if (cudaGetDevice(&previous) == cudaSuccess && cudaSetDevice(i) == cudaSuccess &&
+          cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
+        d.free_memory = static_cast<int64_t>(free_b);
+      } else {
+        (void)cudaGetLastError();
+      }
+      (void)cudaSetDevice(previous);
+    }
     out.push_back(d);
   }
   if (out.empty() && error) *error = why;

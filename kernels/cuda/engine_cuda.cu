@@ -21,9 +21,11 @@
 #include <string>
 #include <vector>
 
-#include "../cpu/nn_cpu.h"
 #include "../engine.h"
-#include "../engine_mlp.h"
+#include "../engine_detail.h"
+#include "../pool_points.h"
+#include "../rope.h"
+#include "../sinusoidal_encode.h"
 #include "cuda_util.h"
 #include "nn.cuh"
 
@@ -37,10 +39,10 @@ constexpr int64_t kPrefillChunk = 512;  // positions per prefill pass
 constexpr int64_t kTileChunk = 8;       // tiles per vision / projector pass
 constexpr size_t kAlign = 256;
 
-const std::string kV = "vision.vision_model.";
-const std::string kL = "llm.";
-std::string vlayer(int64_t i) { return kV + "encoder.layers." + std::to_string(i) + "."; }
-std::string llayer(int64_t i) { return kL + "model.layers." + std::to_string(i) + "."; }
+using engine_detail::kL;
+using engine_detail::kV;
+using engine_detail::llayer;
+using engine_detail::vlayer;
 
 int64_t numel(const WeightTensor& t) {
   int64_t n = 1;
@@ -285,28 +287,61 @@ class CudaEngine final : public Engine {
     std::lock_guard<std::mutex> lock(mu_);
     select();
     cudaStream_t s = stream();
-    int64_t widest = m.in;
-    for (const MlpOp& op : m.ops) widest = std::max(widest, op.width);
-    float* cur = buf(kSlotA, rows * widest);
-    float* nxt = buf(kSlotBig, rows * widest);
-    SR3D_CUDA_CHECK(cudaMemcpyAsync(cur, x, sizeof(float) * rows * m.in, cudaMemcpyHostToDevice, s));
-    int64_t width = m.in;
-    for (const MlpOp& op : m.ops) {
-      switch (op.kind) {
-        case MlpStep::kLinear:
-          cuda::linear_dev(cur, rows, op.w, op.bias, nxt, s);
-          std::swap(cur, nxt);
-          break;
-        case MlpStep::kLayerNorm:
-          cuda::layer_norm_dev(cur, rows, width, op.gamma, op.beta, op.eps, cur, s);
-          break;
-        case MlpStep::kGeluErf: cuda::activation_dev(cur, rows * width, Act::kGeluErf, s); break;
-        case MlpStep::kGeluTanh: cuda::activation_dev(cur, rows * width, Act::kGeluTanh, s); break;
-      }
-      width = op.width;
-    }
-    SR3D_CUDA_CHECK(cudaMemcpyAsync(out, cur, sizeof(float) * rows * m.out, cudaMemcpyDeviceToHost, s));
+    SR3D_CUDA_CHECK(cudaMemcpyAsync(mlp_input(m, rows), x, sizeof(float) * rows * m.in, cudaMemcpyHostToDevice, s));
+    const float* y = mlp_on_device(m, rows, s);
+    SR3D_CUDA_CHECK(cudaMemcpyAsync(out, y, sizeof(float) * rows * m.out, cudaMemcpyDeviceToHost, s));
     SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+  }
+  // Pooling, the gather of valid rows, the encoding and the MLP stay on the device; only the
+  // validity bytes come back (to list the rows) and the PE rows (added on the host, where the
+  // features are). The kernels and the MLP's per-image row counts are the unfused chain's.
+  void add_spatial_pe(const SpatialPeArgs& a) override {
+    spatial_pe_check(*this, a);
+    if (a.n == 0) return;
+    const MlpModule& m = mlp("spatial_pe");
+    std::lock_guard<std::mutex> lock(mu_);
+    select();
+    cudaStream_t s = stream();
+    const int64_t rows = a.n * a.tokens, px = a.n * a.tile * a.tile;
+    float* points = buf(kSlotIn, 3 * px);
+    float* pooled = buf(kSlotH, 3 * rows);
+    uint8_t* valid = reinterpret_cast<uint8_t*>(buf(kSlotQkv, rows / 4 + 1));
+    SR3D_CUDA_CHECK(cudaMemcpyAsync(points, a.points, sizeof(float) * 3 * px, cudaMemcpyHostToDevice, s));
+    PoolPointsArgs pa;
+    pa.points = points;
+    pa.batch = a.n;
+    pa.height = a.tile;
+    pa.width = a.tile;
+    pa.patch = a.patch;
+    pa.pooled = pooled;
+    pa.valid = valid;
+    cuda::pool_points(pa, s);
+    std::vector<uint8_t> valid_host(static_cast<size_t>(rows));
+    SR3D_CUDA_CHECK(cudaMemcpyAsync(valid_host.data(), valid, static_cast<size_t>(rows), cudaMemcpyDeviceToHost, s));
+    SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+    const ValidRows v = spatial_pe_valid_rows(a, valid_host.data());
+    if (v.rows.empty()) return;
+    int32_t* at = reinterpret_cast<int32_t*>(buf(kSlotAtt, static_cast<int64_t>(v.rows.size())));
+    SR3D_CUDA_CHECK(cudaMemcpyAsync(at, v.rows.data(), sizeof(int32_t) * v.rows.size(), cudaMemcpyHostToDevice, s));
+    std::vector<float> pe;
+    for (size_t i = 0; i + 1 < v.starts.size(); ++i) {
+      const int64_t nv = v.starts[i + 1] - v.starts[i];
+      if (nv == 0) continue;
+      float* pts = buf(kSlotWs, 3 * nv);
+      cuda::gather_rows3(pooled, at + v.starts[i], nv, pts, s);
+      SinusoidalEncodeArgs sa;
+      sa.points = pts;
+      sa.n = nv;
+      sa.num_freqs = a.num_freqs;
+      sa.include_input = a.include_input;
+      sa.features = mlp_input(m, nv);
+      cuda::sinusoidal_encode(sa, s);
+      const float* y = mlp_on_device(m, nv, s);
+      pe.resize(static_cast<size_t>(nv * a.hidden));
+      SR3D_CUDA_CHECK(cudaMemcpyAsync(pe.data(), y, sizeof(float) * nv * a.hidden, cudaMemcpyDeviceToHost, s));
+      SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+      spatial_pe_add(a, v.rows.data() + v.starts[i], nv, pe.data());
+    }
   }
   int64_t mlp_in_dim(const std::string& module) const override { return mlp(module).in; }
   int64_t mlp_out_dim(const std::string& module) const override { return mlp(module).out; }
@@ -405,6 +440,35 @@ class CudaEngine final : public Engine {
   }
 
   const MlpModule& mlp(const std::string& module) const { return engine_detail::find_mlp(mlps_, module); }
+
+  // An MLP over `rows` on the device: its input goes to mlp_input(m, rows) (a scratch slot),
+  // then mlp_on_device runs the ops and returns where the output is.
+  static int64_t mlp_widest(const MlpModule& m) {
+    int64_t widest = m.in;
+    for (const MlpOp& op : m.ops) widest = std::max(widest, op.width);
+    return widest;
+  }
+  float* mlp_input(const MlpModule& m, int64_t rows) { return buf(kSlotA, rows * mlp_widest(m)); }
+  float* mlp_on_device(const MlpModule& m, int64_t rows, cudaStream_t s) {
+    float* cur = mlp_input(m, rows);
+    float* nxt = buf(kSlotBig, rows * mlp_widest(m));
+    int64_t width = m.in;
+    for (const MlpOp& op : m.ops) {
+      switch (op.kind) {
+        case MlpStep::kLinear:
+          cuda::linear_dev(cur, rows, op.w, op.bias, nxt, s);
+          std::swap(cur, nxt);
+          break;
+        case MlpStep::kLayerNorm:
+          cuda::layer_norm_dev(cur, rows, width, op.gamma, op.beta, op.eps, cur, s);
+          break;
+        case MlpStep::kGeluErf: cuda::activation_dev(cur, rows * width, Act::kGeluErf, s); break;
+        case MlpStep::kGeluTanh: cuda::activation_dev(cur, rows * width, Act::kGeluTanh, s); break;
+      }
+      width = op.width;
+    }
+    return cur;
+  }
 
   // ids (host, validated) -> rows of float32 embeddings at `out` (device).
   void embed_on_device(const int32_t* ids, int64_t n, float* out) {

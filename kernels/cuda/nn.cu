@@ -1,4 +1,5 @@
-// Neural-network ops on CUDA (kernels/nn.h, device-resident launchers in nn.cuh).
+// Neural-network ops on CUDA (kernels/linear.h, attention.h, norms.h, activation.h, rope.h,
+// projector.h; device-resident launchers in nn.cuh).
 //
 // Napkin math that shaped the kernels (H100, ~3.3 TB/s HBM, ~60 TFLOP/s fp32 FMA):
 // - decode GEMV: a 7B-class step streams ~15 GB of bf16 weights, so only the weight bytes
@@ -18,8 +19,12 @@
 #include <string>
 #include <vector>
 
-#include "../cpu/nn_cpu.h"
-#include "../nn.h"
+#include "../activation.h"
+#include "../attention.h"
+#include "../linear.h"
+#include "../norms.h"
+#include "../projector.h"
+#include "../rope.h"
 #include "cuda_util.h"
 #include "nn.cuh"
 
@@ -400,7 +405,7 @@ __global__ void silu_mul_kernel(const float* __restrict__ gate, const float* __r
   }
 }
 
-// HF rotate_half at angle float(pos) * inv_freq[i] in float32, as the CPU (nn_cpu.h
+// HF rotate_half at angle float(pos) * inv_freq[i] in float32, as the CPU (rope.h
 // rope_inv_freq: the table is computed once on the host and uploaded).
 __device__ __forceinline__ void rope_cos_sin(int64_t pos, int64_t i, const float* inv_freq,
                                              float* c, float* s) {
@@ -844,21 +849,14 @@ void embed_rows_dev(const WeightRef& table, const int32_t* ids, int64_t n, float
 
 namespace {
 
-DeviceBuffer<float> upload(const float* h, int64_t count, cudaStream_t s) {
-  DeviceBuffer<float> d(static_cast<size_t>(count), s);
-  if (count > 0)
-    SR3D_CUDA_CHECK(cudaMemcpyAsync(d.get(), h, d.bytes(), cudaMemcpyHostToDevice, s));
-  return d;
-}
-void download(float* h, const DeviceBuffer<float>& d, cudaStream_t s) {
-  if (d.size() > 0)
-    SR3D_CUDA_CHECK(cudaMemcpyAsync(h, d.get(), d.bytes(), cudaMemcpyDeviceToHost, s));
-  SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
-}
-DeviceBuffer<uint8_t> upload_weight(const WeightRef& w, cudaStream_t s) {
-  DeviceBuffer<uint8_t> d(static_cast<size_t>(w.rows * w.cols * wtype_size(w.type)), s);
-  if (d.size() > 0)
-    SR3D_CUDA_CHECK(cudaMemcpyAsync(d.get(), w.data, d.bytes(), cudaMemcpyHostToDevice, s));
+// The weight's device copy, and a WeightRef to it.
+struct DeviceWeight {
+  DeviceBuffer<uint8_t> buffer;
+  WeightRef ref;
+};
+DeviceWeight upload_weight(RoundTrip& rt, const WeightRef& w) {
+  DeviceWeight d{rt.upload(static_cast<const uint8_t*>(w.data), w.rows * w.cols * wtype_size(w.type)), w};
+  d.ref.data = d.buffer.get();
   return d;
 }
 
@@ -866,86 +864,68 @@ DeviceBuffer<uint8_t> upload_weight(const WeightRef& w, cudaStream_t s) {
 
 void linear_host(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y) {
   if (n <= 0 || w.rows <= 0) return;
-  use_selected_device();
-  Stream stream;
-  cudaStream_t s = stream.get();
-  DeviceBuffer<float> dx = upload(x, n * w.cols, s), dy(static_cast<size_t>(n * w.rows), s);
-  DeviceBuffer<float> db = bias ? upload(bias, w.rows, s) : DeviceBuffer<float>();
-  DeviceBuffer<uint8_t> dw = upload_weight(w, s);
-  WeightRef dref = w;
-  dref.data = dw.get();
-  linear_dev(dx.get(), n, dref, db.get(), dy.get(), s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(y, dy.get(), dy.bytes(), cudaMemcpyDeviceToHost, s));
-  SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+  RoundTrip rt;
+  DeviceBuffer<float> dx = rt.upload(x, n * w.cols), dy = rt.scratch<float>(n * w.rows);
+  DeviceBuffer<float> db = bias ? rt.upload(bias, w.rows) : DeviceBuffer<float>();
+  DeviceWeight dw = upload_weight(rt, w);
+  linear_dev(dx.get(), n, dw.ref, db.get(), dy.get(), rt.stream());
+  rt.download(y, dy);
 }
 
 void layer_norm_host(const float* x, int64_t n, int64_t d, const float* gamma, const float* beta,
                      float eps, float* y) {
   if (n <= 0 || d <= 0) return;
-  use_selected_device();
-  Stream stream;
-  cudaStream_t s = stream.get();
-  DeviceBuffer<float> dx = upload(x, n * d, s), dg = upload(gamma, d, s);
-  DeviceBuffer<float> db = beta ? upload(beta, d, s) : DeviceBuffer<float>();
-  layer_norm_dev(dx.get(), n, d, dg.get(), db.get(), eps, dx.get(), s);
-  download(y, dx, s);
+  RoundTrip rt;
+  DeviceBuffer<float> dx = rt.upload(x, n * d), dg = rt.upload(gamma, d);
+  DeviceBuffer<float> db = beta ? rt.upload(beta, d) : DeviceBuffer<float>();
+  layer_norm_dev(dx.get(), n, d, dg.get(), db.get(), eps, dx.get(), rt.stream());
+  rt.download(y, dx);
 }
 
 void rms_norm_host(const float* x, int64_t n, int64_t d, const float* gamma, float eps, float* y) {
   if (n <= 0 || d <= 0) return;
-  use_selected_device();
-  Stream stream;
-  cudaStream_t s = stream.get();
-  DeviceBuffer<float> dx = upload(x, n * d, s), dg = upload(gamma, d, s);
-  rms_norm_dev(dx.get(), n, d, dg.get(), eps, dx.get(), s);
-  download(y, dx, s);
+  RoundTrip rt;
+  DeviceBuffer<float> dx = rt.upload(x, n * d), dg = rt.upload(gamma, d);
+  rms_norm_dev(dx.get(), n, d, dg.get(), eps, dx.get(), rt.stream());
+  rt.download(y, dx);
 }
 
 void activation_host(float* x, int64_t n, Act act) {
   if (n <= 0) return;
-  use_selected_device();
-  Stream stream;
-  cudaStream_t s = stream.get();
-  DeviceBuffer<float> dx = upload(x, n, s);
-  activation_dev(dx.get(), n, act, s);
-  download(x, dx, s);
+  RoundTrip rt;
+  DeviceBuffer<float> dx = rt.upload(x, n);
+  activation_dev(dx.get(), n, act, rt.stream());
+  rt.download(x, dx);
 }
 
 void silu_mul_host(const float* gate, const float* up, int64_t n, float* out) {
   if (n <= 0) return;
-  use_selected_device();
-  Stream stream;
-  cudaStream_t s = stream.get();
-  DeviceBuffer<float> dg = upload(gate, n, s), du = upload(up, n, s), dout(static_cast<size_t>(n), s);
-  silu_mul_dev(dg.get(), du.get(), 1, n, n, dout.get(), s);
-  download(out, dout, s);
+  RoundTrip rt;
+  DeviceBuffer<float> dg = rt.upload(gate, n), du = rt.upload(up, n), dout = rt.scratch<float>(n);
+  silu_mul_dev(dg.get(), du.get(), 1, n, n, dout.get(), rt.stream());
+  rt.download(out, dout);
 }
 
 void rope_host(float* x, int64_t n_tok, int64_t n_heads, int64_t head_dim, const int32_t* positions,
                double theta) {
   if (n_tok <= 0 || n_heads <= 0 || head_dim <= 0) return;
-  use_selected_device();
-  Stream stream;
-  cudaStream_t s = stream.get();
-  DeviceBuffer<float> dx = upload(x, n_tok * n_heads * head_dim, s);
-  DeviceBuffer<int32_t> dp(static_cast<size_t>(n_tok), s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(dp.get(), positions, dp.bytes(), cudaMemcpyHostToDevice, s));
+  RoundTrip rt;
+  DeviceBuffer<float> dx = rt.upload(x, n_tok * n_heads * head_dim);
+  DeviceBuffer<int32_t> dp = rt.upload(positions, n_tok);
   std::vector<float> inv(static_cast<size_t>(head_dim / 2));
   rope_inv_freq(head_dim, theta, inv.data());
-  DeviceBuffer<float> dinv = upload(inv.data(), head_dim / 2, s);
-  rope_dev(dx.get(), n_tok, n_heads, head_dim, n_heads * head_dim, dp.get(), dinv.get(), s);
-  download(x, dx, s);
+  DeviceBuffer<float> dinv = rt.upload(inv.data(), head_dim / 2);
+  rope_dev(dx.get(), n_tok, n_heads, head_dim, n_heads * head_dim, dp.get(), dinv.get(), rt.stream());
+  rt.download(x, dx);
 }
 
 void attention_host(const float* q, const float* k, const float* v, int64_t nq, int64_t nk,
                     int64_t hq, int64_t hkv, int64_t d, float scale, bool causal, int64_t q_offset,
                     float* out) {
   if (nq <= 0 || hq <= 0 || d <= 0) return;
-  use_selected_device();
-  Stream stream;
-  cudaStream_t s = stream.get();
-  DeviceBuffer<float> dq = upload(q, nq * hq * d, s), dk = upload(k, nk * hkv * d, s),
-                      dv = upload(v, nk * hkv * d, s), dout(static_cast<size_t>(nq * hq * d), s);
+  RoundTrip rt;
+  DeviceBuffer<float> dq = rt.upload(q, nq * hq * d), dk = rt.upload(k, nk * hkv * d),
+                      dv = rt.upload(v, nk * hkv * d), dout = rt.scratch<float>(nq * hq * d);
   AttentionArgs a;
   a.q = dq.get();
   a.k = dk.get();
@@ -962,38 +942,32 @@ void attention_host(const float* q, const float* k, const float* v, int64_t nq, 
   a.scale = scale;
   a.causal = causal;
   a.q_offset = q_offset;
-  attention_dev(a, s);
-  download(out, dout, s);
+  attention_dev(a, rt.stream());
+  rt.download(out, dout);
 }
 
 void space_to_channel3_host(const float* x, int64_t n, int64_t g, int64_t c, float* y) {
   const int64_t G = (g + 2) / 3;
   if (n <= 0 || g <= 0 || c <= 0) return;
-  use_selected_device();
-  Stream stream;
-  cudaStream_t s = stream.get();
-  DeviceBuffer<float> dx = upload(x, n * g * g * c, s), dy(static_cast<size_t>(n * G * G * 9 * c), s);
-  space_to_channel3_dev(dx.get(), n, g, c, dy.get(), s);
-  download(y, dy, s);
+  RoundTrip rt;
+  DeviceBuffer<float> dx = rt.upload(x, n * g * g * c), dy = rt.scratch<float>(n * G * G * 9 * c);
+  space_to_channel3_dev(dx.get(), n, g, c, dy.get(), rt.stream());
+  rt.download(y, dy);
 }
 
 void patch_embed_host(const float* img, int64_t n, int64_t size, int64_t patch, const WeightRef& w,
                       const float* bias, float* out) {
   const int64_t gp = patch > 0 ? size / patch : 0, P = gp * gp;
   if (n <= 0 || P <= 0 || w.rows <= 0) return;
-  use_selected_device();
-  Stream stream;
-  cudaStream_t s = stream.get();
-  DeviceBuffer<float> dimg = upload(img, n * 3 * size * size, s);
-  DeviceBuffer<float> col(static_cast<size_t>(n * P * 3 * patch * patch), s);
-  DeviceBuffer<float> dout(static_cast<size_t>(n * P * w.rows), s);
-  DeviceBuffer<float> db = bias ? upload(bias, w.rows, s) : DeviceBuffer<float>();
-  DeviceBuffer<uint8_t> dw = upload_weight(w, s);
-  WeightRef dref = w;
-  dref.data = dw.get();
-  im2col_patches_dev(dimg.get(), n, size, patch, col.get(), s);
-  linear_dev(col.get(), n * P, dref, db.get(), dout.get(), s);
-  download(out, dout, s);
+  RoundTrip rt;
+  DeviceBuffer<float> dimg = rt.upload(img, n * 3 * size * size);
+  DeviceBuffer<float> col = rt.scratch<float>(n * P * 3 * patch * patch);
+  DeviceBuffer<float> dout = rt.scratch<float>(n * P * w.rows);
+  DeviceBuffer<float> db = bias ? rt.upload(bias, w.rows) : DeviceBuffer<float>();
+  DeviceWeight dw = upload_weight(rt, w);
+  im2col_patches_dev(dimg.get(), n, size, patch, col.get(), rt.stream());
+  linear_dev(col.get(), n * P, dw.ref, db.get(), dout.get(), rt.stream());
+  rt.download(out, dout);
 }
 
 }  // namespace cuda

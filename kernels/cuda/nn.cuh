@@ -1,6 +1,7 @@
-// Device-resident neural-network ops (kernels/nn.h's math on device pointers, one explicit
-// stream each). The CUDA engine (engine_cuda.cu) chains these on resident buffers; the
-// nn.h cuda::*_host entry points wrap them in upload / run / download for the tests.
+// Device-resident neural-network ops (the math of kernels/linear.h, attention.h, norms.h,
+// activation.h, rope.h and projector.h on device pointers, one explicit stream each). The
+// CUDA engine (engine_cuda.cu) chains these on resident buffers; the cuda::*_host entry
+// points of those headers wrap them in upload / run / download for the tests.
 //
 // Every pointer below is a device pointer; activations are float32 row-major, weights
 // keep their dtype (WeightRef.data on the device), accumulation is float32.
@@ -10,7 +11,8 @@
 
 #include <cstdint>
 
-#include "../nn.h"
+#include "../activation.h"
+#include "../weights.h"
 
 namespace sr3d {
 namespace cuda {
@@ -36,7 +38,7 @@ void activation_dev(float* x, int64_t n, Act act, cudaStream_t s);
 void silu_mul_dev(const float* gate, const float* up, int64_t rows, int64_t cols,
                   int64_t stride, float* out, cudaStream_t s);
 // RoPE in place on x[t * row_stride + h * head_dim + ...] at positions[t] (device int32);
-// inv_freq: the device copy of rope_inv_freq(head_dim, theta) (kernels/cpu/nn_cpu.h), so
+// inv_freq: the device copy of rope_inv_freq(head_dim, theta) (kernels/rope.h), so
 // angles round exactly as on the CPU.
 void rope_dev(float* x, int64_t n_tok, int64_t n_heads, int64_t head_dim, int64_t row_stride,
               const int32_t* positions, const float* inv_freq, cudaStream_t s);

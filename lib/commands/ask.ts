@@ -15,14 +15,16 @@ import { parseRegionArg } from '../regions';
 import type { RegionSpec } from '../regions';
 import { readImage } from '../image';
 import type { Scene } from '../scene';
-import { MODEL_HELP, SR3D, isCheckpointDir } from '../sr3d';
-import type { AskInput } from '../sr3d';
+import type { AskInput } from '../model_types';
+import { SR3D } from '../sr3d';
+import { checkMaxNewTokens, checkTemperature } from '../validate';
+import { MODEL_HELP, isCheckpointDir } from './model_help';
+import { parseOrUsage, UsageError } from './types';
 import type { Command } from './types';
 
 const USAGE = 'ask <scene.json | scene dir | image> --model <dir> [--region SPEC …] [--json] [--overlay out.png] [--max-new-tokens n] ' +
   '[--temperature t] [--top-p p] [--top-k k] [--seed s] [--max-frames n] [--device auto|cpu|cuda] "question"';
 
-class UsageError extends Error {}
 
 interface Args {
   input: string;
@@ -50,6 +52,15 @@ function num(v: string, flag: string, opts: { int?: boolean; min?: number; max?:
   return x;
 }
 
+/** A value through the API's own validator (one rule for the API and the CLI), as a usage error naming the flag. */
+function checked(check: (v: unknown, name: string) => number, v: number, flag: string, example: string): number {
+  try {
+    return check(v, flag);
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}. Fix: e.g. ${flag} ${example}`);
+  }
+}
+
 function parseArgs(args: string[], chat = false): Args {
   const pos: string[] = [];
   const out: Partial<Args> & { regions: RegionSpec[]; json: boolean } = { regions: [], json: false };
@@ -74,8 +85,8 @@ function parseArgs(args: string[], chat = false): Args {
         break;
       case '--json': out.json = true; break;
       case '--overlay': out.overlay = value(); break;
-      case '--max-new-tokens': out.maxNewTokens = num(value(), flag, { int: true, min: 1 }, '64'); break;
-      case '--temperature': out.temperature = num(value(), flag, { min: 0 }, '0.7'); break;
+      case '--max-new-tokens': out.maxNewTokens = checked(checkMaxNewTokens, num(value(), flag, { int: true }, '64'), flag, '64'); break;
+      case '--temperature': out.temperature = checked(checkTemperature, num(value(), flag, {}, '0.7'), flag, '0.7'); break;
       case '--top-p': out.topP = num(value(), flag, { min: Number.MIN_VALUE, max: 1 }, '0.8'); break;
       case '--top-k': out.topK = num(value(), flag, { int: true, min: 0 }, '20'); break;
       case '--seed': out.seed = num(value(), flag, { int: true, min: 0 }, '1'); break;
@@ -110,16 +121,8 @@ async function imageScene(file: string): Promise<Scene> {
 }
 
 async function run(argv: string[]): Promise<number> {
-  let args: Args;
-  try {
-    args = parseArgs(argv);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`sr3d ask: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
+  const args = parseOrUsage('ask', () => parseArgs(argv));
+  if (!args) return 2;
   const modelDir = args.model ?? process.env.SR3D_MODEL;
   if (!modelDir) {
     process.stderr.write(`sr3d ask: ${MODEL_HELP}\n`);
@@ -186,16 +189,8 @@ const CHAT_USAGE = 'chat <scene.json | scene dir | image> --model <dir> [--regio
  * `{ text, tokens, timings }` with --json). Follow-ups continue the model's KV cache.
  */
 async function runChat(argv: string[]): Promise<number> {
-  let args: Args;
-  try {
-    args = parseArgs(argv, true);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`sr3d chat: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
+  const args = parseOrUsage('chat', () => parseArgs(argv, true));
+  if (!args) return 2;
   const modelDir = args.model ?? process.env.SR3D_MODEL;
   if (!modelDir || !isCheckpointDir(modelDir)) {
     process.stderr.write(`sr3d chat: ${modelDir ? `${modelDir} is not a model folder (it has no config.json).\n` : ''}${MODEL_HELP}\n`);

@@ -12,13 +12,12 @@ import { writeOverlay } from '../overlay';
 import { parseRegionArg, resolveRegions } from '../regions';
 import type { RegionSpec } from '../regions';
 import { loadScene, sceneWorldPoints } from '../scene';
+import { parseOrUsage, UsageError } from './types';
 import type { Command } from './types';
 
 const USAGE = 'measure <scene.json | dir> --region SPEC [--region SPEC …] [--json] [--overlay out.png] [--voxel m] [--margin m] [--up x,y,z | --no-up]';
 const REGION_HELP = 'SPEC: box3d=cx,cy,cz,sx,sy,sz[,yaw] (world metres, full sizes) | frame=N,box=x0,y0,x1,y1 | frame=N,mask=path.png';
 
-/** A command-line mistake: exit code 2. */
-class UsageError extends Error {}
 
 /** Frames `sr3d measure` accepts (the model's 32-frame limit does not apply to geometry). */
 const MEASURE_MAX_FRAMES = 100000;
@@ -119,16 +118,8 @@ export function formatMeasurement(r: MeasureResult, up: readonly number[] | null
 }
 
 async function run(args: string[]): Promise<number> {
-  let a: Args;
-  try {
-    a = parseArgs(args);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`sr3d measure: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
+  const a = parseOrUsage('measure', () => parseArgs(args));
+  if (!a) return 2;
   try {
     // No model here, so no 32-frame limit: measure uses every frame of the scene.
     const scene = await loadScene(a.scene, { maxFrames: MEASURE_MAX_FRAMES });

@@ -6,10 +6,11 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { InvalidArgumentError } from '../lib/errors';
+import { EngineDisposedError, InvalidArgumentError, RequestAbortedError, RequestQueueFullError } from '../lib/errors';
+import { RequestQueue } from '../lib/request_queue';
 import { canonicalize, poolPointsToPatches, sinusoidalEncode } from '../lib/geometry';
 import { ModelError, SR3D } from '../lib/sr3d';
-import type { Prepared } from '../lib/sr3d';
+import type { Prepared } from '../lib/model_types';
 import { loadScene, SceneError, sceneFromFrames, sceneWorldPoints } from '../lib/scene';
 import type { Scene } from '../lib/scene';
 import { framePlan, planTiles, tileImage, tilePointMap } from '../lib/tiling';
@@ -456,7 +457,108 @@ describe('generation', () => {
     const stopped = await model.ask({ ...input, signal: AbortSignal.abort() });
     expect(stopped.tokens).toEqual([]);
     expect(stopped.text).toBe('');
+    expect(stopped.stopReason).toBe('aborted');
     await expect(model.ask({ ...input, temperature: -1 })).rejects.toThrow(/Expected a finite number >= 0 \(0 = greedy\) for temperature but received -1/);
+  });
+});
+
+// ---- the request queue (issue 10 item 4) ------------------------------------------------------
+
+describe('request queue: one request at a time per model, in call order', () => {
+  const ask = (i: number, extra: Record<string, unknown> = {}) =>
+    model.ask({ scene: cabinet, maxFrames: 2, regions: [{ box3d: CUBOID }], question: `How tall is <region0>? (${i})`, maxNewTokens: 3, ...extra });
+
+  it('10 concurrent asks all succeed, finish in call order, with the tokens of sequential asks', async () => {
+    const sequential: number[][] = [];
+    for (let i = 0; i < 10; i++) sequential.push((await ask(i)).tokens);
+    const finished: number[] = [];
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => ask(i).then((r) => { finished.push(i); return r; })));
+    expect(finished).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(results.map((r) => r.tokens)).toEqual(sequential);
+    for (const r of results) expect(r.stopReason).toBe(r.tokens.length === 3 ? 'length' : 'stop');
+  });
+
+  it('aborting a queued request drops it (RequestAbortedError, never runs); the others run in order', async () => {
+    const ctl = new AbortController();
+    const started: number[] = [];
+    const onProgress = (i: number) => (stage: string) => { if (stage === 'geometry') started.push(i); };
+    const first = ask(0, { onProgress: onProgress(0) });
+    const dropped = ask(1, { onProgress: onProgress(1), signal: ctl.signal }).catch((e) => e);
+    const last = ask(2, { onProgress: onProgress(2) });
+    ctl.abort();
+    const e = await dropped;
+    expect(e).toBeInstanceOf(RequestAbortedError);
+    expect(e.name).toBe('AbortError');
+    expect(e.code).toBe('SR3D_ABORTED');
+    await Promise.all([first, last]);
+    expect(started).toEqual([0, 2]);
+    // A signal that is already aborted drops a request that would wait, too.
+    const running = ask(3);
+    const pre = await ask(4, { signal: AbortSignal.abort() }).catch((x) => x);
+    expect(pre).toBeInstanceOf(RequestAbortedError);
+    await running;
+  });
+
+  it('aborting mid-decode resolves with the tokens so far and stopReason \'aborted\'', async () => {
+    const full = await ask(0, { maxNewTokens: 6 });
+    expect(full.tokens.length).toBeGreaterThanOrEqual(2); // the tiny model does not stop at once on this prompt
+    const ctl = new AbortController();
+    // onProgress('decode') comes with the first token: the abort lands before the second step.
+    const r = await ask(0, { maxNewTokens: 6, signal: ctl.signal, onProgress: (stage: string) => { if (stage === 'decode') ctl.abort(); } });
+    expect(r.stopReason).toBe('aborted');
+    expect(r.tokens).toEqual(full.tokens.slice(0, 1));
+    expect(full.stopReason).toBe(full.tokens.length === 6 ? 'length' : 'stop');
+  });
+
+  it('a full queue rejects with RequestQueueFullError; a chat question queues like an ask', async () => {
+    const small = await SR3D.load(FULL, { device: 'cpu', maxQueuedRequests: 1, onNotice: () => undefined });
+    try {
+      const q = (i: number) => small.ask({ scene: cabinet, maxFrames: 2, question: `Hi ${i}`, maxNewTokens: 2 });
+      const running = q(0), waiting = q(1);
+      const full = await q(2).catch((x) => x);
+      expect(full).toBeInstanceOf(RequestQueueFullError);
+      expect(full.message).toMatch(/at most 1 requests waiting on this model \(maxQueuedRequests\).*Fix:/);
+      await Promise.all([running, waiting]);
+      // The chat's first turn and an ask made right after it both run, in that order; the ask
+      // then owns the KV cache, so the chat's next question is a ModelError every time.
+      const chat = small.chat({ scene: cabinet, maxFrames: 2 });
+      const order: string[] = [];
+      await Promise.all([chat.ask('Hi').then(() => order.push('chat')), q(3).then(() => order.push('ask'))]);
+      expect(order).toEqual(['chat', 'ask']);
+      await expect(chat.ask('And then?')).rejects.toBeInstanceOf(ModelError);
+    } finally {
+      await small.dispose();
+    }
+    await expect(SR3D.load(FULL, { device: 'cpu', maxQueuedRequests: -1 })).rejects.toThrow(/Expected a non-negative integer for maxQueuedRequests but received -1/);
+  });
+
+  it('RequestQueue: FIFO handover, an abort drops only the waiting request', async () => {
+    const queue = new RequestQueue(2);
+    const log: string[] = [];
+    let release!: () => void;
+    const a = queue.run(() => new Promise<void>((r) => { log.push('a'); release = r; }));
+    const ctl = new AbortController();
+    const b = queue.run(async () => { log.push('b'); }, ctl.signal).catch((e) => (e as Error).name);
+    const c = queue.run(async () => { log.push('c'); });
+    await expect(queue.run(async () => undefined)).rejects.toBeInstanceOf(RequestQueueFullError);
+    ctl.abort();
+    expect(await b).toBe('AbortError');
+    release();
+    await Promise.all([a, c]);
+    expect(log).toEqual(['a', 'c']);
+    // An idle queue runs at once, and a failing request hands the slot on.
+    await expect(queue.run(async () => { throw new Error('boom'); })).rejects.toThrow('boom');
+    await expect(queue.run(async () => 7)).resolves.toBe(7);
+  });
+
+  it('await using disposes the model (and its engine) at the end of the scope', async () => {
+    let kept: SR3D;
+    {
+      await using m = await SR3D.load(FULL, { device: 'cpu', onNotice: () => undefined });
+      kept = m;
+      expect(m.engine.info().device).toBe('cpu');
+    }
+    expect(() => kept.engine.info()).toThrow(EngineDisposedError);
   });
 });
 
