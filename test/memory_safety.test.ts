@@ -48,7 +48,7 @@ function runChild(args: string[]): Tally {
 
 describe('a buffer detached while the op runs', () => {
   const ROUNDS = 4;
-  it.each(['backproject', 'rawBackproject', 'scenePoints', 'tileImage', 'maskPool', 'linear', 'rawLinear'])(
+  it.each(['backproject', 'rawBackproject', 'scenePoints', 'tileImage', 'maskPool', 'maskPoolTiles', 'linear', 'rawLinear'])(
     '%s: the input is the op\'s own copy (no crash; every call resolves or rejects typed)', (op) => {
       const t = runChild([op, String(ROUNDS)]);
       expect(t.other).toEqual([]);
@@ -57,6 +57,12 @@ describe('a buffer detached while the op runs', () => {
 
   it('backproject: an output detached meanwhile rejects with a typed error naming it', () => {
     const t = runChild(['backprojectOut', String(ROUNDS)]);
+    expect(t.other).toEqual([]);
+    expect(t.typed).toBe(ROUNDS);
+  });
+
+  it('nnActivation: an in-place buffer detached meanwhile rejects with a typed error (copy-back refused)', () => {
+    const t = runChild(['rawActivationInPlace', String(ROUNDS)]);
     expect(t.other).toEqual([]);
     expect(t.typed).toBe(ROUNDS);
   });
