@@ -2,6 +2,8 @@
  * The plumbing every op module shares: which implementation runs (device / impl options),
  * calling the native addon with the caller's stack on errors, and preallocated outputs.
  */
+import { constants as bufferConstants } from 'buffer';
+
 import { fromNative, invalidArgument } from './errors';
 import { loadInfo } from './native';
 import type { ImplName, NativeAddon } from './native';
@@ -58,11 +60,33 @@ export async function callNative<T>(f: () => Promise<T>): Promise<T> {
 
 /** `given` when it is a `Ctor` of exactly `n` elements, a new one when undefined, else an error naming `name`. */
 export function outArray<T extends Float32Array | Uint8Array>(
-  given: unknown, Ctor: { new (n: number): T; name: string }, n: number, name: string,
+  given: unknown, Ctor: { new (n: number): T; name: string; BYTES_PER_ELEMENT: number }, n: number, name: string,
 ): T {
-  if (given === undefined) return new Ctor(n);
+  if (given === undefined) return allocArray(Ctor, n, name);
   if (!(given instanceof Ctor) || given.length !== n) {
     throw invalidArgument(`a ${Ctor.name} of ${n} elements`, name, given);
   }
   return given;
 }
+
+/**
+ * A fresh zeroed typed array of `n` elements, or a typed error naming `name` when the size is
+ * past what this runtime can allocate (instead of V8's bare RangeError).
+ */
+export function allocArray<T>(Ctor: { new (n: number): T; name: string; BYTES_PER_ELEMENT: number }, n: number, name: string): T {
+  const maxBytes = MAX_BUFFER_BYTES;
+  if (!Number.isSafeInteger(n) || n < 0 || n * Ctor.BYTES_PER_ELEMENT > maxBytes) {
+    throw invalidArgument(`sizes whose ${Ctor.name} fits one ArrayBuffer (at most ${maxBytes} bytes)`, name,
+      `${n} elements (${n * Ctor.BYTES_PER_ELEMENT} bytes)`, true);
+  }
+  try {
+    return new Ctor(n);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw invalidArgument(`sizes this process can allocate (a ${Ctor.name} of ${n} elements failed: ${e.message})`, name,
+      `${n} elements`, true);
+  }
+}
+
+/** The largest ArrayBuffer this runtime makes (V8's limit; Node reports it as buffer.constants.MAX_LENGTH). */
+const MAX_BUFFER_BYTES: number = bufferConstants.MAX_LENGTH;

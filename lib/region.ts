@@ -11,7 +11,7 @@
  */
 import { finite, isSinglePose, readIntrinsics, readPoses } from './camera';
 import type { Intrinsics, Pose } from './camera';
-import { callNative, outArray, pickImpl } from './dispatch';
+import { allocArray, callNative, outArray, pickImpl } from './dispatch';
 import type { DeviceOptions } from './dispatch';
 import { invalidArgument } from './errors';
 import { native } from './native';
@@ -66,7 +66,7 @@ export function boxToMask(box: Box2d, width: number, height: number): NdArray<Ui
     throw invalidArgument(`a box covering at least one pixel of the ${width}x${height} frame`, 'box',
       `{ x0: ${box.x0}, y0: ${box.y0}, x1: ${box.x1}, y1: ${box.y1} } (columns ${x0}..${x1}, rows ${y0}..${y1} after truncation and clamping)`, true);
   }
-  const mask = new Uint8Array(width * height);
+  const mask = allocArray(Uint8Array, width * height, 'width x height');
   for (let y = y0; y < y1; y++) mask.fill(1, y * width + x0, y * width + x1);
   return toNdArray(mask, [height, width]);
 }

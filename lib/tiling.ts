@@ -352,7 +352,7 @@ export async function tileImage(image: TensorLike, plan: TilePlan, opts?: TileOp
 }
 
 async function tileNearest<A extends Float32Array | Uint8Array>(
-  src: A, height: number, width: number, channels: number, p: TilePlan, Ctor: { new (n: number): A; name: string },
+  src: A, height: number, width: number, channels: number, p: TilePlan, Ctor: { new (n: number): A; name: string; BYTES_PER_ELEMENT: number },
   opts: TileOptions | undefined,
 ): Promise<A> {
   const addon = native();

@@ -67,7 +67,7 @@ sr3d::LlmSpec read_llm(Baton o) {
   return s;
 }
 
-std::vector<sr3d::MlpStep> read_mlp(Napi::Env env, Napi::Value v, const std::string& name) {
+std::vector<sr3d::MlpStep> read_mlp(const Baton& parent, Napi::Value v, const std::string& name) {
   if (!v.IsArray()) bad("an array of steps", name, describe(v));
   Napi::Array a = v.As<Napi::Array>();
   if (a.Length() == 0) bad("at least one step", name, "an empty array");
@@ -76,7 +76,7 @@ std::vector<sr3d::MlpStep> read_mlp(Napi::Env env, Napi::Value v, const std::str
     const std::string sn = name + "[" + std::to_string(i) + "]";
     Napi::Value sv = a.Get(i);
     if (!sv.IsObject() || sv.IsArray()) bad("a step object", sn, describe(sv));
-    Baton so(env, sv.As<Napi::Object>(), sn + ".");
+    Baton so = parent.nested(sv.As<Napi::Object>(), sn + ".");
     std::string kind = so.string("kind");
     sr3d::MlpStep st{};
     if (kind == "linear") {
@@ -112,7 +112,9 @@ struct EngineState {
   std::unique_ptr<sr3d::Engine> engine;
   sr3d::ModelSpec spec;
   sr3d::WeightMap weights;  // CUDA: kept for the shapes only (data pointers cleared)
-  std::vector<Napi::ObjectReference> weight_refs;
+  std::vector<Napi::ObjectReference> weight_refs;            // SharedArrayBuffer weights, used in place
+  std::vector<std::unique_ptr<uint8_t[]>> owned_weights;   // every other weight: the engine's own copy
+  int64_t owned_bytes = 0;
   int device = -1;          // CUDA device index, -1 for the CPU engine
   bool busy = false, disposed = false, dispose_requested = false;
   std::vector<Napi::Promise::Deferred> dispose_waiters;
@@ -130,8 +132,8 @@ struct EngineState {
     } catch (...) {
       return;
     }
-    // V8 already counts the weight ArrayBuffers; report what the engine allocated itself.
-    const int64_t host = device < 0 ? info.kv_cache_bytes + info.scratch_bytes : 0;
+    // What the engine allocated itself (its weight copies included: V8 freed its own).
+    const int64_t host = device < 0 ? info.kv_cache_bytes + info.scratch_bytes + owned_bytes : 0;
     if (host != reported_external) {
       Napi::MemoryManagement::AdjustExternalMemory(env, host - reported_external);
       reported_external = host;
@@ -154,6 +156,8 @@ struct EngineState {
     }
     weights.clear();
     weight_refs.clear();
+    owned_weights.clear();
+    owned_bytes = 0;
     if (reported_external) Napi::MemoryManagement::AdjustExternalMemory(env, -reported_external);
     reported_external = 0;
     disposed = true;
@@ -219,18 +223,19 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       std::function<void()> work;
       std::function<Napi::Value(Napi::Env)> result = undefined_result;
       build(st, b, work, result);
-      return start(info, st, std::move(b.refs()), std::move(work), std::move(result));
+      return start(info, st, std::move(b.staged()), std::move(work), std::move(result));
     });
   }
 
-  // Queues `work` on a worker holding the buffers in `refs` and this engine; the engine is busy
+  // Queues `work` on a worker holding the staged buffers and this engine; the engine is busy
   // until it settles.
-  Napi::Promise start(const Napi::CallbackInfo& info, EngineState& st, std::vector<Napi::ObjectReference> refs,
+  Napi::Promise start(const Napi::CallbackInfo& info, EngineState& st, std::vector<std::unique_ptr<Staged>> staged,
                       std::function<void()> work, std::function<Napi::Value(Napi::Env)> result) {
-    refs.push_back(Napi::Persistent(info.This().As<Napi::Object>()));
     std::shared_ptr<EngineState> keep = st_;
-    auto* w = new OpWorker(info.Env(), std::move(refs), st.device, std::move(work), std::move(result),
-                           [keep](Napi::Env env) { keep->settle(env); }, "sr3d-engine");
+    // The engine object too: its finalizer would free the engine under the running call.
+    auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info.This().As<Napi::Object>()));
+    auto* w = new OpWorker(info.Env(), std::move(staged), st.device, std::move(work), std::move(result),
+                           [keep, self](Napi::Env env) { keep->settle(env); }, "sr3d-engine");
     st.busy = true;
     Napi::Promise p = w->promise();
     w->Queue();
@@ -243,7 +248,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       const sr3d::VisionSpec& v = st.spec.vision;
       const int64_t n = b.integer("n", 0, 1 << 20), S = v.image_size, g = S / v.patch_size;
       const float* tiles = static_cast<const float*>(b.array("tiles", napi_float32_array, checked_mul({n, 3, S, S}, "tiles")));
-      float* out = static_cast<float*>(b.array("out", napi_float32_array, checked_mul({n, g * g, v.hidden}, "out")));
+      float* out = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({n, g * g, v.hidden}, "out")));
       sr3d::Engine* e = st.engine.get();
       work = [=] { e->encode_tiles(tiles, n, out); };
     });
@@ -260,7 +265,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       const int64_t g = v.image_size / v.patch_size, G = (g + 2) / 3, outDim = it->second.shape[0];
       const int64_t n = b.integer("n", 0, 1 << 20);
       const float* f = static_cast<const float*>(b.array("features", napi_float32_array, checked_mul({n, g * g, v.hidden}, "features")));
-      float* out = static_cast<float*>(b.array("out", napi_float32_array, checked_mul({n, G * G, outDim}, "out")));
+      float* out = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({n, G * G, outDim}, "out")));
       sr3d::Engine* e = st.engine.get();
       work = [=] { e->project(f, n, out); };
     });
@@ -276,7 +281,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       sr3d::Engine* e = st.engine.get();
       const int64_t in = e->mlp_in_dim(module), outDim = e->mlp_out_dim(module);
       const float* x = static_cast<const float*>(b.array("x", napi_float32_array, checked_mul({rows, in}, "x")));
-      float* out = static_cast<float*>(b.array("out", napi_float32_array, checked_mul({rows, outDim}, "out")));
+      float* out = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({rows, outDim}, "out")));
       work = [=] { e->run_mlp(module, x, rows, out); };
     });
   }
@@ -299,7 +304,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       a.include_input = b.boolean("includeInput");
       a.tiles_per_image = b.integer("tilesPerImage", 0, 1 << 20);
       a.points = static_cast<const float*>(b.array("points", napi_float32_array, checked_mul({a.n, a.tile, a.tile, 3}, "points")));
-      a.features = static_cast<float*>(b.array("features", napi_float32_array, checked_mul({a.n, a.tokens, a.hidden}, "features")));
+      a.features = static_cast<float*>(b.in_out("features", napi_float32_array, checked_mul({a.n, a.tokens, a.hidden}, "features")));
       sr3d::Engine* e = st.engine.get();
       sr3d::spatial_pe_check(*e, a);  // argument errors at the call, not from the worker
       work = [=] { e->add_spatial_pe(a); };
@@ -314,7 +319,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       for (int64_t i = 0; i < n; ++i)
         if (ids[i] < 0 || ids[i] >= V)
           bad("token ids in [0, " + std::to_string(V) + ")", "ids", "id " + std::to_string(ids[i]) + " at index " + std::to_string(i));
-      float* out = static_cast<float*>(b.array("out", napi_float32_array, checked_mul({n, st.spec.llm.hidden}, "out")));
+      float* out = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({n, st.spec.llm.hidden}, "out")));
       sr3d::Engine* e = st.engine.get();
       work = [=] { e->embed_tokens(ids, n, out); };
     });
@@ -344,7 +349,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                 ", " + std::to_string(start) + " cached)",
             "n", std::to_string(n));
       const float* emb = static_cast<const float*>(b.array("embeddings", napi_float32_array, checked_mul({n, l.hidden}, "embeddings")));
-      float* out = static_cast<float*>(b.array("out", napi_float32_array, l.vocab, true));
+      float* out = static_cast<float*>(b.output("out", napi_float32_array, l.vocab, true));
       sr3d::Engine* e = st.engine.get();
       const int64_t V = l.vocab;
       work = [=] {
@@ -360,7 +365,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return call(info, [](EngineState& st, Baton& b, std::function<void()>& work, auto&) {
       if (!st.spec.has_llm) bad("an engine with a language model", "logits", "an engine without one");
       if (st.cached == 0) bad("a prefilled engine (call prefill first)", "logits", "an empty KV cache");
-      float* out = static_cast<float*>(b.array("out", napi_float32_array, st.spec.llm.vocab));
+      float* out = static_cast<float*>(b.output("out", napi_float32_array, st.spec.llm.vocab));
       sr3d::Engine* e = st.engine.get();
       const int64_t V = st.spec.llm.vocab;
       work = [=] { std::memcpy(out, e->last_logits(), static_cast<size_t>(V) * sizeof(float)); };
@@ -471,6 +476,8 @@ class CreateWorker : public Napi::AsyncWorker {
     if (st_->device >= 0) {
       // The device holds its own copy: drop the host buffers (and their pointers).
       st_->weight_refs.clear();
+      st_->owned_weights.clear();
+      st_->owned_bytes = 0;
       for (auto& kv : st_->weights) kv.second.data = nullptr;
     }
     st_->busy = false;
@@ -497,6 +504,39 @@ class CreateWorker : public Napi::AsyncWorker {
   Napi::FunctionReference* ctor_;
   std::unique_ptr<Error> error_;
 };
+
+// The engine reads its weights for its whole life, so they must outlive any detach (transfer)
+// of the caller's buffer: a SharedArrayBuffer (never freed by a detach) is used in place;
+// anything else is copied into memory the engine owns, and the caller's buffer is detached
+// when the weight spans all of it (what WeightSet.read gives), so V8 frees it at once and the
+// weights are resident once, not twice. A view into a larger buffer is copied and left as is.
+const uint8_t* own_weight(Napi::Env env, EngineState& st, Napi::Value v, const std::string& name) {
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void* data = nullptr;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok)
+    bad("a typed array", name, describe(v));
+  const size_t bytes = length * (type == napi_float32_array ? 4 : 2);
+  bool plain = false, detached = false;
+  napi_is_arraybuffer(env, ab, &plain);
+  if (!plain) {
+    st.weight_refs.push_back(Napi::Persistent(v.As<Napi::Object>()));
+    return static_cast<const uint8_t*>(data);
+  }
+  if (napi_is_detached_arraybuffer(env, ab, &detached) == napi_ok && detached)
+    bad("an attached buffer (it was transferred or detached)", name, "a detached buffer");
+  std::unique_ptr<uint8_t[]> copy(new uint8_t[bytes > 0 ? bytes : 1]);
+  if (bytes > 0) std::memcpy(copy.get(), data, bytes);
+  void* ab_data = nullptr;
+  size_t ab_bytes = 0;
+  // A non-detachable buffer (e.g. wasm memory) is refused with a status, no exception: kept.
+  if (napi_get_arraybuffer_info(env, ab, &ab_data, &ab_bytes) == napi_ok && offset == 0 && ab_bytes == bytes)
+    napi_detach_arraybuffer(env, ab);
+  st.owned_bytes += static_cast<int64_t>(bytes);
+  st.owned_weights.push_back(std::move(copy));
+  return st.owned_weights.back().get();
+}
 
 // createEngine({ vision?, projector?, llm?, mlps?, maxContext, weights: [{name, dtype, shape,
 // data}], device: 'cpu' | 'cuda', deviceIndex }) -> Promise<NativeEngine>.
@@ -525,7 +565,7 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
       Napi::Array keys = m.GetPropertyNames();
       for (uint32_t i = 0; i < keys.Length(); ++i) {
         std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
-        spec.mlps[k] = read_mlp(env, m.Get(k), "mlps." + k);
+        spec.mlps[k] = read_mlp(b, m.Get(k), "mlps." + k);
       }
     }
     spec.max_context = b.integer("maxContext", 1, int64_t(1) << 24);
@@ -539,7 +579,7 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
       const std::string wn = "weights[" + std::to_string(i) + "]";
       Napi::Value ev = wa.Get(i);
       if (!ev.IsObject() || ev.IsArray()) bad("a weight { name, dtype, shape, data }", wn, describe(ev));
-      Baton we(env, ev.As<Napi::Object>(), wn + ".");
+      Baton we = b.nested(ev.As<Napi::Object>(), wn + ".");
       const std::string name = we.string("name");
       if (st->weights.count(name)) bad("unique weight names", wn + ".name", "a second '" + name + "'");
       sr3d::WeightTensor t;
@@ -568,9 +608,7 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
       Napi::TypedArray ta = dv.As<Napi::TypedArray>();
       if (ta.TypedArrayType() != want || static_cast<int64_t>(ta.ElementLength()) != count)
         bad(what, name + ".data", describe(dv));
-      if (ta.ArrayBuffer().IsDetached()) bad("an attached buffer (it was transferred or detached)", name + ".data", "a detached buffer");
-      t.data = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-      st->weight_refs.push_back(Napi::Persistent(dv.As<Napi::Object>()));
+      t.data = own_weight(env, *st, dv, name + ".data");
       st->weights.emplace(name, std::move(t));
     }
     if (!spec.has_vision && !spec.has_projector && !spec.has_llm && spec.mlps.empty())

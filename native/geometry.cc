@@ -39,8 +39,8 @@ sr3d::BackprojectArgs read_backproject(Baton& b) {
   a.depth_scale = static_cast<float>(scale);
   a.intrinsics = static_cast<const float*>(b.array("intrinsics", napi_float32_array, 4 * a.frames));
   a.poses = static_cast<const float*>(b.array("poses", napi_float32_array, 16 * a.frames, true));
-  a.points = static_cast<float*>(b.array("points", napi_float32_array, 3 * n));
-  a.valid = static_cast<uint8_t*>(b.array("valid", napi_uint8_array, n));
+  a.points = static_cast<float*>(b.output("points", napi_float32_array, 3 * n));
+  a.valid = static_cast<uint8_t*>(b.output("valid", napi_uint8_array, n));
   sr3d::backproject_check(a);
   return a;
 }
@@ -82,7 +82,7 @@ Napi::Value Canonicalize(const Napi::CallbackInfo& info) {
     sr3d::CanonicalizeArgs a;
     a.n = b.integer("count", 0, int64_t(1) << 38);
     a.points = static_cast<const float*>(b.array("points", napi_float32_array, 3 * a.n));
-    a.points_out = static_cast<float*>(b.array("out", napi_float32_array, 3 * a.n));
+    a.points_out = static_cast<float*>(b.output("out", napi_float32_array, 3 * a.n, false, "points"));
     a.mode = read_mode(b);
     a.quantile = b.number("quantile");
     sr3d::canonicalize_check(a);
@@ -105,8 +105,8 @@ Napi::Value PoolPoints(const Napi::CallbackInfo& info) {
     int64_t m = checked_mul({a.batch, sr3d::pool_out_size(a.height, a.patch),
                              sr3d::pool_out_size(a.width, a.patch)}, "pooled");
     a.points = static_cast<const float*>(b.array("points", napi_float32_array, 3 * n));
-    a.pooled = static_cast<float*>(b.array("pooled", napi_float32_array, 3 * m));
-    a.valid = static_cast<uint8_t*>(b.array("valid", napi_uint8_array, m));
+    a.pooled = static_cast<float*>(b.output("pooled", napi_float32_array, 3 * m));
+    a.valid = static_cast<uint8_t*>(b.output("valid", napi_uint8_array, m));
     sr3d::pool_points_check(a);
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [a, impl] { sr3d::pool_points(a, impl); }, undefined_result);
@@ -123,7 +123,7 @@ Napi::Value SinusoidalEncode(const Napi::CallbackInfo& info) {
     int64_t w = sr3d::sinusoidal_width(a.num_freqs, a.include_input);
     a.points = static_cast<const float*>(b.array("points", napi_float32_array, 3 * a.n));
     a.features = static_cast<float*>(
-        b.array("features", napi_float32_array, checked_mul({a.n, w}, "features")));
+        b.output("features", napi_float32_array, checked_mul({a.n, w}, "features")));
     sr3d::sinusoidal_encode_check(a);
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [a, impl] { sr3d::sinusoidal_encode(a, impl); }, undefined_result);

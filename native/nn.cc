@@ -44,7 +44,7 @@ Napi::Value Linear(const Napi::CallbackInfo& info) {
     const float* x = static_cast<const float*>(b.array("x", napi_float32_array, checked_mul({n, in}, "x")));
     sr3d::WeightRef w = read_weight(b, "weight", "weightDtype", out, in);
     const float* bias = static_cast<const float*>(b.array("bias", napi_float32_array, out, true));
-    float* y = static_cast<float*>(b.array("out", napi_float32_array, checked_mul({n, out}, "out")));
+    float* y = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({n, out}, "out")));
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [=] { sr3d::linear(x, n, w, bias, y, impl); }, undefined_result);
   });
@@ -59,7 +59,7 @@ Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
     const float* gamma = static_cast<const float*>(b.array("gamma", napi_float32_array, d));
     const float* beta = static_cast<const float*>(b.array("beta", napi_float32_array, d));
     const float eps = read_eps(b, "eps");
-    float* y = static_cast<float*>(b.array("out", napi_float32_array, count));
+    float* y = static_cast<float*>(b.output("out", napi_float32_array, count));
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [=] { sr3d::layer_norm(x, n, d, gamma, beta, eps, y, impl); },
                  undefined_result);
@@ -74,7 +74,7 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
     const float* x = static_cast<const float*>(b.array("x", napi_float32_array, count));
     const float* gamma = static_cast<const float*>(b.array("gamma", napi_float32_array, d));
     const float eps = read_eps(b, "eps");
-    float* y = static_cast<float*>(b.array("out", napi_float32_array, count));
+    float* y = static_cast<float*>(b.output("out", napi_float32_array, count));
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [=] { sr3d::rms_norm(x, n, d, gamma, eps, y, impl); },
                  undefined_result);
@@ -93,7 +93,7 @@ Napi::Value Activation(const Napi::CallbackInfo& info) {
   return run_op(info, [](const Napi::CallbackInfo& info) {
     Baton b(info);
     const int64_t count = b.integer("count", 0, int64_t(1) << 40);
-    float* x = static_cast<float*>(b.array("x", napi_float32_array, count));
+    float* x = static_cast<float*>(b.in_out("x", napi_float32_array, count));
     const sr3d::Act act = read_act(b);
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [=] { sr3d::activation(x, count, act, impl); }, undefined_result);
@@ -106,7 +106,7 @@ Napi::Value SiluMul(const Napi::CallbackInfo& info) {
     const int64_t count = b.integer("count", 0, int64_t(1) << 40);
     const float* gate = static_cast<const float*>(b.array("gate", napi_float32_array, count));
     const float* up = static_cast<const float*>(b.array("up", napi_float32_array, count));
-    float* out = static_cast<float*>(b.array("out", napi_float32_array, count));
+    float* out = static_cast<float*>(b.output("out", napi_float32_array, count));
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [=] { sr3d::silu_mul(gate, up, count, out, impl); }, undefined_result);
   });
@@ -119,7 +119,7 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
     const int64_t tokens = b.integer("tokens", 0, kMaxDim), heads = b.integer("heads", 1, 1 << 16);
     const int64_t hd = b.integer("headDim", 2, 1 << 16);
     if (hd % 2) bad("an even head dimension (rotate_half pairs i and i + d/2)", "headDim", std::to_string(hd));
-    float* x = static_cast<float*>(b.array("x", napi_float32_array, checked_mul({tokens, heads, hd}, "x")));
+    float* x = static_cast<float*>(b.in_out("x", napi_float32_array, checked_mul({tokens, heads, hd}, "x")));
     const int32_t* pos = static_cast<const int32_t*>(b.array("positions", napi_int32_array, tokens));
     for (int64_t i = 0; i < tokens; ++i)
       if (pos[i] < 0) bad("non-negative positions", "positions", "position " + std::to_string(pos[i]) + " at index " + std::to_string(i));
@@ -144,7 +144,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
     if (!std::isfinite(scale) || !(scale > 0)) bad("a finite positive scale", "scale", sr3d::format_number(scale));
     const bool causal = b.boolean("causal");
     const int64_t q_offset = b.integer("qOffset", 0, kMaxDim);
-    float* out = static_cast<float*>(b.array("out", napi_float32_array, checked_mul({nq, hq, d}, "out")));
+    float* out = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({nq, hq, d}, "out")));
     sr3d::Impl impl = b.impl();
     const float s = static_cast<float>(scale);
     return queue(info.Env(), b,
@@ -160,7 +160,7 @@ Napi::Value SpaceToChannel3(const Napi::CallbackInfo& info) {
     const int64_t c = b.integer("c", 1, kMaxDim);
     const int64_t G = (g + 2) / 3;
     const float* x = static_cast<const float*>(b.array("x", napi_float32_array, checked_mul({n, g, g, c}, "x")));
-    float* y = static_cast<float*>(b.array("out", napi_float32_array, checked_mul({n, G, G, 9, c}, "out")));
+    float* y = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({n, G, G, 9, c}, "out")));
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [=] { sr3d::space_to_channel3(x, n, g, c, y, impl); }, undefined_result);
   });
@@ -176,7 +176,7 @@ Napi::Value PatchEmbed(const Napi::CallbackInfo& info) {
     const float* img = static_cast<const float*>(b.array("img", napi_float32_array, checked_mul({n, 3, size, size}, "img")));
     sr3d::WeightRef w = read_weight(b, "weight", "weightDtype", hidden, 3 * patch * patch);
     const float* bias = static_cast<const float*>(b.array("bias", napi_float32_array, hidden, true));
-    float* out = static_cast<float*>(b.array("out", napi_float32_array, checked_mul({n, tokens, hidden}, "out")));
+    float* out = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({n, tokens, hidden}, "out")));
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [=] { sr3d::patch_embed(img, n, size, patch, w, bias, out, impl); },
                  undefined_result);

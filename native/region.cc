@@ -36,7 +36,7 @@ Napi::Value StitchTiles(const Napi::CallbackInfo& info) {
     a.grid = read_grid(b);
     a.features = read_features(b, a.grid);
     a.out = static_cast<float*>(
-        b.array("out", napi_float32_array, checked_mul({a.grid.tokens(), a.grid.channels}, "out")));
+        b.output("out", napi_float32_array, checked_mul({a.grid.tokens(), a.grid.channels}, "out")));
     sr3d::stitch_tiles_check(a);
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [a, impl] { sr3d::stitch_tiles(a, impl); }, undefined_result);
@@ -60,7 +60,7 @@ Napi::Value MaskPool(const Napi::CallbackInfo& info) {
                        : checked_mul({a.regions, a.grid.frames, a.grid.height, a.patch, a.grid.width, a.patch}, "masks");
     const uint8_t* masks = static_cast<const uint8_t*>(b.array("masks", napi_uint8_array, mask_bytes));
     a.out = static_cast<float*>(
-        b.array("out", napi_float32_array, checked_mul({a.regions, a.grid.channels}, "out")));
+        b.output("out", napi_float32_array, checked_mul({a.regions, a.grid.channels}, "out")));
     if (mask_tiles > 0) {
       sr3d::MaskPoolTilesArgs t;
       t.pool = a;
@@ -100,7 +100,7 @@ Napi::Value Box3dMasks(const Napi::CallbackInfo& info) {
       a.poses = static_cast<const float*>(b.array("poses", napi_float32_array, 16 * a.frames, true));
       a.near_z = b.number("near");
     }
-    a.masks = static_cast<uint8_t*>(b.array("masks", napi_uint8_array, n));
+    a.masks = static_cast<uint8_t*>(b.output("masks", napi_uint8_array, n));
     // Counts come back as numbers: int64 scratch owned by the op.
     auto counts = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(2 * a.frames));
     a.inside = counts->data();

@@ -22,7 +22,7 @@ Napi::Value ResizeBicubic(const Napi::CallbackInfo& info) {
     a.src = static_cast<const uint8_t*>(
         b.array("src", napi_uint8_array, checked_mul({a.height, a.width, 3}, "image")));
     a.dst = static_cast<uint8_t*>(
-        b.array("dst", napi_uint8_array, checked_mul({a.out_height, a.out_width, 3}, "out")));
+        b.output("dst", napi_uint8_array, checked_mul({a.out_height, a.out_width, 3}, "out")));
     sr3d::resize_bicubic_check(a);
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [a, impl] { sr3d::resize_bicubic(a, impl); }, undefined_result);
@@ -56,7 +56,7 @@ Napi::Value TileImage(const Napi::CallbackInfo& info) {
     a.src = static_cast<const uint8_t*>(
         b.array("src", napi_uint8_array, checked_mul({g.height, g.width, 3}, "image")));
     a.tiles = static_cast<float*>(
-        b.array("tiles", napi_float32_array, checked_mul({g.tiles, 3, g.tile, g.tile}, "out")));
+        b.output("tiles", napi_float32_array, checked_mul({g.tiles, 3, g.tile, g.tile}, "out")));
     sr3d::tile_image_check(a);
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [a, impl] { sr3d::tile_image(a, impl); }, undefined_result);
@@ -78,7 +78,7 @@ Napi::Value TileNearest(const Napi::CallbackInfo& info) {
     a.tile = g.tile;
     a.pixel_bytes = channels * (f32 ? 4 : 1);
     a.src = static_cast<const uint8_t*>(b.array("src", type, checked_mul({g.height, g.width, channels}, "map")));
-    a.dst = static_cast<uint8_t*>(b.array("dst", type, checked_mul({g.tiles, g.tile, g.tile, channels}, "out")));
+    a.dst = static_cast<uint8_t*>(b.output("dst", type, checked_mul({g.tiles, g.tile, g.tile, channels}, "out")));
     sr3d::tile_nearest_check(a);
     sr3d::Impl impl = b.impl();
     return queue(info.Env(), b, [a, impl] { sr3d::tile_nearest(a, impl); }, undefined_result);

@@ -90,6 +90,7 @@ describe('fuzz', () => {
       'src', 'dst', 'outHeight', 'outWidth', 'cols', 'rows', 'tileSize', 'tiles', 'dtype', 'channels', 'layout', 'tile', 'masks',
       'regions', 'box', 'near'];
     let resolved = 0, rejected = 0;
+    const perOp: Record<string, number> = {};
     for (let i = 0; i < 2000; i++) {
       const b: Record<string, unknown> = {};
       for (const k of keys) if (r() < 0.8) b[k] = randomValue(r);
@@ -119,9 +120,116 @@ describe('fuzz', () => {
         continue;
       }
       resolved++;
+      perOp[op] = (perOp[op] ?? 0) + 1;
       expect(res === undefined || typeof res === 'object').toBe(true);
     }
+    // eslint-disable-next-line no-console
+    console.log(`raw fuzz, calls that resolved per op: ${JSON.stringify(perOp)}`);
+    // The consistent batons above reach these kernels (seeded: the same calls every run).
+    for (const op of ['backproject', 'canonicalize', 'resizeBicubic']) expect([op, (perOp[op] ?? 0) > 0]).toEqual([op, true]);
     expect(resolved).toBeGreaterThan(10);
     expect(rejected).toBeGreaterThan(500);
+  });
+
+  // Consistent batons per op (so the calls pass validation and run the kernels), each with at
+  // most one mutation: a buffer detached before or right after the call, a SharedArrayBuffer
+  // copy, an output aliasing an input, a size past the limits, a buffer one element short.
+  // Each call has its own seed (printed on failure: rerun it with SR3D_FUZZ_SEED=<seed>).
+  it('raw addon, past validation: nn ops, createEngine, maskPool, stitchTiles under detach / shared / aliased / overflow', async () => {
+    const addon = native() as unknown as Record<string, (b: unknown) => Promise<unknown>>;
+    const base = Number(process.env.SR3D_FUZZ_SEED ?? 4242);
+    const calls = process.env.SR3D_FUZZ_SEED ? 1 : 1200;
+    const f32 = (r: () => number, n: number) => Float32Array.from({ length: n }, () => (r() - 0.5) * 4);
+    const dims = (r: () => number, hi: number) => 1 + Math.floor(r() * hi);
+    const impl = (r: () => number) => (r() < 0.5 ? 'fast' : 'reference');
+    type Gen = (r: () => number) => { b: Record<string, unknown>; outs: string[]; sizes: string[] };
+    const gens: Record<string, Gen> = {
+      nnLinear: (r) => { const n = dims(r, 5) - 1, i = dims(r, 9), o = dims(r, 9);
+        return { b: { n, inDim: i, outDim: o, x: f32(r, n * i), weight: f32(r, o * i), weightDtype: 'f32', bias: r() < 0.5 ? null : f32(r, o), out: new Float32Array(n * o), impl: impl(r) }, outs: ['out'], sizes: ['n', 'inDim', 'outDim'] }; },
+      nnLayerNorm: (r) => { const n = dims(r, 5), d = dims(r, 17);
+        return { b: { n, d, x: f32(r, n * d), gamma: f32(r, d), beta: f32(r, d), eps: 1e-5, out: new Float32Array(n * d), impl: impl(r) }, outs: ['out'], sizes: ['n', 'd'] }; },
+      nnRmsNorm: (r) => { const n = dims(r, 5), d = dims(r, 17);
+        return { b: { n, d, x: f32(r, n * d), gamma: f32(r, d), eps: 1e-6, out: new Float32Array(n * d), impl: impl(r) }, outs: ['out'], sizes: ['n', 'd'] }; },
+      nnActivation: (r) => { const count = dims(r, 40) - 1;
+        return { b: { count, x: f32(r, count), act: pick(r, ['gelu_tanh', 'gelu_erf', 'silu']), impl: impl(r) }, outs: ['x'], sizes: ['count'] }; },
+      nnSiluMul: (r) => { const count = dims(r, 40) - 1;
+        return { b: { count, gate: f32(r, count), up: f32(r, count), out: new Float32Array(count), impl: impl(r) }, outs: ['out'], sizes: ['count'] }; },
+      nnRope: (r) => { const tokens = dims(r, 6), heads = dims(r, 3), headDim = 2 * dims(r, 4);
+        return { b: { tokens, heads, headDim, x: f32(r, tokens * heads * headDim), positions: Int32Array.from({ length: tokens }, (_, i) => i), theta: 10000, impl: impl(r) }, outs: ['x'], sizes: ['tokens', 'heads'] }; },
+      nnAttention: (r) => { const nq = dims(r, 4), nk = dims(r, 5), hkv = dims(r, 2), hq = hkv * dims(r, 2), d = dims(r, 8);
+        return { b: { nq, nk, hq, hkv, d, q: f32(r, nq * hq * d), k: f32(r, nk * hkv * d), v: f32(r, nk * hkv * d), scale: 0.3, causal: r() < 0.5, qOffset: 0, out: new Float32Array(nq * hq * d), impl: impl(r) }, outs: ['out'], sizes: ['nq', 'nk', 'd'] }; },
+      nnSpaceToChannel3: (r) => { const n = dims(r, 2), g = dims(r, 7), c = dims(r, 3), G = Math.ceil(g / 3);
+        return { b: { n, g, c, x: f32(r, n * g * g * c), out: new Float32Array(n * G * G * 9 * c), impl: impl(r) }, outs: ['out'], sizes: ['n', 'c'] }; },
+      nnPatchEmbed: (r) => { const n = dims(r, 2), patch = dims(r, 3), size = patch * dims(r, 3), hidden = dims(r, 6), t = (size / patch) ** 2;
+        return { b: { n, size, patch, hidden, img: f32(r, n * 3 * size * size), weight: f32(r, hidden * 3 * patch * patch), weightDtype: 'f32', bias: null, out: new Float32Array(n * t * hidden), impl: impl(r) }, outs: ['out'], sizes: ['n', 'hidden'] }; },
+      stitchTiles: (r) => { const C = dims(r, 4), tile = dims(r, 3), cols = dims(r, 2), rows = dims(r, 2), tiles = cols * rows + (cols * rows > 1 ? 1 : 0);
+        const tokens = cols * tile * rows * tile;
+        return { b: { channels: C, layout: 'tiles', tiles, tile, cols, rows, features: f32(r, tiles * tile * tile * C), out: new Float32Array(tokens * C), impl: impl(r) }, outs: ['out'], sizes: ['channels', 'tile'] }; },
+      maskPool: (r) => { const C = dims(r, 4), F = dims(r, 2), h = dims(r, 3), w = dims(r, 3), R = dims(r, 2), patch = dims(r, 3);
+        const masks = Uint8Array.from({ length: R * F * h * patch * w * patch }, () => (r() < 0.5 ? 1 : 0));
+        return { b: { channels: C, layout: 'frames', frames: F, height: h, width: w, features: f32(r, F * h * w * C), regions: R, patch, mode: pick(r, ['area', 'spatialrgpt']), masks, out: new Float32Array(R * C), impl: impl(r) }, outs: ['out'], sizes: ['channels', 'regions'] }; },
+      createEngine: (r) => { const i = dims(r, 6), o = dims(r, 6);
+        return { b: { mlps: { m: [{ kind: 'linear', weight: 'w', bias: 'b' }, { kind: pick(r, ['gelu_erf', 'gelu_tanh']) }] }, maxContext: 4, device: 'cpu',
+          weights: [{ name: 'm.w', dtype: 'f32', shape: [o, i], data: f32(r, o * i) }, { name: 'm.b', dtype: 'f32', shape: [o], data: f32(r, o) }] }, outs: [], sizes: ['maxContext'] }; },
+    };
+    const detach = (a: ArrayBufferView) => structuredClone(a.buffer, { transfer: [a.buffer as ArrayBuffer] });
+    // Every typed array of a baton as [holder, key] (createEngine's sit in weights[i].data).
+    const arrays = (b: Record<string, unknown>): [Record<string, unknown>, string][] => {
+      const holders = [b, ...((b.weights as Record<string, unknown>[] | undefined) ?? [])];
+      return holders.flatMap((h) => Object.keys(h).filter((k) => ArrayBuffer.isView(h[k]) && (h[k] as ArrayBufferView).byteLength > 0).map((k) => [h, k] as [Record<string, unknown>, string]));
+    };
+    const counts: Record<string, { resolved: number; rejected: number }> = {};
+    for (const op of Object.keys(gens)) counts[op] = { resolved: 0, rejected: 0 };
+    for (let i = 0; i < calls; i++) {
+      const seed = base + i;
+      const r = rng(seed);
+      const op = pick(r, Object.keys(gens));
+      const { b, outs, sizes } = gens[op](r);
+      let mutation = r() < 0.5 ? 'none' : pick(r, ['detachBefore', 'detachAfter', 'shared', 'alias', 'overflow', 'short']);
+      const targets = arrays(b);
+      let after: ArrayBufferView | undefined;
+      if (!targets.length && ['detachBefore', 'detachAfter', 'shared', 'short'].includes(mutation)) mutation = 'none';
+      if (mutation === 'detachBefore') { const [h, k] = pick(r, targets); detach(h[k] as ArrayBufferView); }
+      if (mutation === 'detachAfter') { const [h, k] = pick(r, targets); after = h[k] as ArrayBufferView; }
+      if (mutation === 'shared') {
+        const [h, k] = pick(r, targets), a = h[k] as Float32Array;
+        const c = new (a.constructor as Float32ArrayConstructor)(new SharedArrayBuffer(a.byteLength));
+        c.set(a);
+        h[k] = c;
+      }
+      if (mutation === 'alias') {
+        const srcs = targets.filter(([h, k]) => h === b && !outs.includes(k) && h[k] instanceof Float32Array);
+        const o = outs.length ? pick(r, outs) : undefined;
+        const src = srcs.length ? pick(r, srcs)[1] : undefined;
+        const out = o === undefined ? undefined : (b[o] as Float32Array);
+        if (o !== undefined && src !== undefined && out && out.length > 0 && (b[src] as Float32Array).length >= out.length) {
+          b[o] = new Float32Array((b[src] as Float32Array).buffer, 0, out.length);
+        } else {
+          mutation = 'none';
+        }
+      }
+      if (mutation === 'overflow') b[pick(r, sizes)] = pick(r, [2 ** 31, 2 ** 40, 2 ** 53]);
+      if (mutation === 'short') { const [h, k] = pick(r, targets); h[k] = (h[k] as Float32Array).subarray(1); }
+      const what = `op ${op}, mutation ${mutation} (rerun: SR3D_FUZZ_SEED=${seed})`;
+      let res: unknown;
+      try {
+        const p = addon[op](b);
+        if (after) detach(after);
+        res = await p;
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        if (!KNOWN.includes(code as string)) throw new Error(`${what}: untyped rejection ${String((e as Error).stack ?? e)}`);
+        counts[op].rejected++;
+        continue;
+      }
+      counts[op].resolved++;
+      if (op === 'createEngine') await (res as { dispose(): Promise<void> }).dispose();
+      // A size past the limits, a short, detached or aliased buffer never reaches the kernel.
+      if (['overflow', 'short', 'detachBefore', 'alias'].includes(mutation)) throw new Error(`${what}: resolved`);
+    }
+    // eslint-disable-next-line no-console
+    console.log('native fuzz, calls that resolved / rejected per op:\n' +
+      Object.entries(counts).map(([op, c]) => `  ${op.padEnd(18)} ${String(c.resolved).padStart(4)} / ${c.rejected}`).join('\n'));
+    if (!process.env.SR3D_FUZZ_SEED) for (const op of Object.keys(gens)) expect([op, counts[op].resolved > 10]).toEqual([op, true]);
   });
 });
