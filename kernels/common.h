@@ -19,13 +19,17 @@
 
 namespace sr3d {
 
-enum class ErrorKind { kInvalidArgument, kCuda, kInternal };
+// kCudaOutOfMemory: a CUDA allocation failed for lack of memory (a kCuda error that also
+// carries the bytes asked for and free, and says what to do).
+enum class ErrorKind { kInvalidArgument, kCuda, kInternal, kCudaOutOfMemory };
 
 struct Error : std::runtime_error {
   ErrorKind kind;
   // CUDA errors carry where they happened (the failing call, file:line, device).
   std::string call, file;
   int line = 0, device = -1;
+  // kCudaOutOfMemory: bytes asked for, free and total on the device (-1 = unknown).
+  int64_t requested_bytes = -1, free_bytes = -1, total_bytes = -1;
   Error(ErrorKind k, const std::string& msg) : std::runtime_error(msg), kind(k) {}
 };
 

@@ -31,12 +31,33 @@ export class CudaError extends Sr3dError {
   readonly line: number;
   /** The CUDA device index (-1 when unknown). */
   readonly device: number;
-  constructor(message: string, info: { call?: string; file?: string; line?: number; device?: number }) {
-    super(message, 'SR3D_CUDA');
+  constructor(message: string, info: { call?: string; file?: string; line?: number; device?: number }, code = 'SR3D_CUDA') {
+    super(message, code);
     this.call = info.call ?? '';
     this.file = info.file ?? '';
     this.line = info.line ?? 0;
     this.device = info.device ?? -1;
+  }
+}
+
+/**
+ * A CUDA allocation failed for lack of device memory (on a Jetson: the memory the GPU shares
+ * with the CPU). The message says how much was asked for, how much is free and what to do
+ * (a smaller `maxContext`, fewer frames, int4 weights, closing other GPU processes).
+ */
+export class CudaOutOfMemoryError extends CudaError {
+  /** Bytes the failed allocation asked for. */
+  readonly requestedBytes: number;
+  /** Bytes free on the device when it failed (`cudaMemGetInfo`; -1 when unknown). */
+  readonly freeBytes: number;
+  /** Total bytes of the device (-1 when unknown). */
+  readonly totalBytes: number;
+  constructor(message: string, info: { call?: string; file?: string; line?: number; device?: number;
+    requestedBytes?: number; freeBytes?: number; totalBytes?: number }) {
+    super(message, info, 'SR3D_CUDA_OUT_OF_MEMORY');
+    this.requestedBytes = info.requestedBytes ?? -1;
+    this.freeBytes = info.freeBytes ?? -1;
+    this.totalBytes = info.totalBytes ?? -1;
   }
 }
 
@@ -82,7 +103,8 @@ export function invalidArgument(what: string, name: string, received: unknown, r
  * JavaScript call site's stack (native errors have none of their own).
  */
 export function fromNative(e: unknown, callSiteStack?: string): Error {
-  const err = e as { message?: string; code?: string; call?: string; file?: string; line?: number; device?: number };
+  const err = e as { message?: string; code?: string; call?: string; file?: string; line?: number; device?: number;
+    requestedBytes?: number; freeBytes?: number; totalBytes?: number };
   let out: Error;
   switch (err?.code) {
     case 'SR3D_INVALID_ARGUMENT':
@@ -90,6 +112,9 @@ export function fromNative(e: unknown, callSiteStack?: string): Error {
       break;
     case 'SR3D_CUDA':
       out = new CudaError(String(err.message), err);
+      break;
+    case 'SR3D_CUDA_OUT_OF_MEMORY':
+      out = new CudaOutOfMemoryError(String(err.message), err);
       break;
     case 'SR3D_INTERNAL':
       out = new InternalError(String(err.message));

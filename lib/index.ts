@@ -20,7 +20,7 @@ export * as nn from './nn';
 
 // ---- errors -------------------------------------------------------------------------------
 export {
-  Sr3dError, InvalidArgumentError, CudaError, NativeLoadError, InternalError, CheckpointError, SceneError, RegionError,
+  Sr3dError, InvalidArgumentError, CudaError, CudaOutOfMemoryError, NativeLoadError, InternalError, CheckpointError, SceneError, RegionError,
   ModelError, TokenizerFileError, EngineBusyError, EngineDisposedError, RequestQueueFullError, RequestAbortedError,
   invalidArgument,
 } from './errors';

@@ -27,6 +27,7 @@ inline const char* code_of(ErrorKind k) {
     case ErrorKind::kInvalidArgument: return "SR3D_INVALID_ARGUMENT";
     case ErrorKind::kCuda: return "SR3D_CUDA";
     case ErrorKind::kInternal: return "SR3D_INTERNAL";
+    case ErrorKind::kCudaOutOfMemory: return "SR3D_CUDA_OUT_OF_MEMORY";
   }
   return "SR3D_INTERNAL";
 }
@@ -34,11 +35,16 @@ inline const char* code_of(ErrorKind k) {
 inline Napi::Error make_error(Napi::Env env, const Error& e) {
   Napi::Error err = Napi::Error::New(env, e.what());
   err.Set("code", code_of(e.kind));
-  if (e.kind == ErrorKind::kCuda) {
+  if (e.kind == ErrorKind::kCuda || e.kind == ErrorKind::kCudaOutOfMemory) {
     err.Set("call", e.call);
     err.Set("file", e.file);
     err.Set("line", Napi::Number::New(env, e.line));
     err.Set("device", Napi::Number::New(env, e.device));
+  }
+  if (e.kind == ErrorKind::kCudaOutOfMemory) {
+    err.Set("requestedBytes", Napi::Number::New(env, static_cast<double>(e.requested_bytes)));
+    err.Set("freeBytes", Napi::Number::New(env, static_cast<double>(e.free_bytes)));
+    err.Set("totalBytes", Napi::Number::New(env, static_cast<double>(e.total_bytes)));
   }
   return err;
 }

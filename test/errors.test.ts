@@ -1,5 +1,5 @@
 // The typed errors and how native rejections map onto them.
-import { CudaError, InternalError, InvalidArgumentError, invalidArgument, NativeLoadError, Sr3dError } from '../lib';
+import { CudaError, CudaOutOfMemoryError, InternalError, InvalidArgumentError, invalidArgument, NativeLoadError, Sr3dError } from '../lib';
 import { describeValue, fromNative } from '../lib/errors';
 
 describe('errors', () => {
@@ -30,6 +30,19 @@ describe('errors', () => {
     expect([c.call, c.file, c.line, c.device, c.code]).toEqual(['cudaMalloc(&p, n)', 'kernels/cuda/cuda_util.cu', 40, 0, 'SR3D_CUDA']);
     expect(c.stack).toContain('errors.test.ts');
     expect(c.stack!.split('\n')[0]).toBe(`CudaError: ${c.message}`);
+  });
+
+  it('native out-of-memory rejections become CudaOutOfMemoryError (a CudaError) with the bytes asked for and free', () => {
+    const e = fromNative({ code: 'SR3D_CUDA_OUT_OF_MEMORY',
+      message: 'CUDA out of memory on device 0: asked for 2.00 GiB (2147483648 bytes) in `cudaMalloc(&p, bytes)` with 0.50 GiB (536870912 bytes) free of 7.44 GiB. Fix: a smaller maxContext ...',
+      call: 'cudaMalloc(&p, bytes)', file: 'kernels/cuda/cuda_util.h', line: 90, device: 0,
+      requestedBytes: 2147483648, freeBytes: 536870912, totalBytes: 7988490240 });
+    expect(e).toBeInstanceOf(CudaOutOfMemoryError);
+    expect(e).toBeInstanceOf(CudaError);
+    const c = e as CudaOutOfMemoryError;
+    expect([c.code, c.name, c.call, c.device]).toEqual(['SR3D_CUDA_OUT_OF_MEMORY', 'CudaOutOfMemoryError', 'cudaMalloc(&p, bytes)', 0]);
+    expect([c.requestedBytes, c.freeBytes, c.totalBytes]).toEqual([2147483648, 536870912, 7988490240]);
+    expect(new CudaOutOfMemoryError('m', {}).freeBytes).toBe(-1);
   });
 
   it('other native codes map to their classes; foreign errors pass through', () => {

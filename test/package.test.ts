@@ -40,7 +40,7 @@ describe('package', () => {
       // the model
       'SR3D', 'ChatSession', 'createEngine', 'Engine', 'nn', 'DEFAULT_MAX_CONTEXT',
       // errors
-      'Sr3dError', 'InvalidArgumentError', 'CudaError', 'NativeLoadError', 'InternalError', 'CheckpointError', 'SceneError',
+      'Sr3dError', 'InvalidArgumentError', 'CudaError', 'CudaOutOfMemoryError', 'NativeLoadError', 'InternalError', 'CheckpointError', 'SceneError',
       'RegionError', 'ModelError', 'TokenizerFileError', 'EngineBusyError', 'EngineDisposedError', 'RequestQueueFullError',
       'RequestAbortedError', 'invalidArgument',
       // checkpoints, tokenizer, prompt

@@ -261,6 +261,7 @@ inline const char* kind_name(ErrorKind k) {
     case ErrorKind::kInvalidArgument: return "kInvalidArgument";
     case ErrorKind::kCuda: return "kCuda";
     case ErrorKind::kInternal: return "kInternal";
+    case ErrorKind::kCudaOutOfMemory: return "kCudaOutOfMemory";
   }
   return "?";
 }

@@ -416,7 +416,76 @@ void test_engine() {
   check_rel("engine/reset + prefill 3 logits", logits(*gpu), logits(*cpu), {V}, rel);
 }
 
+
+// Out of memory is a typed error carrying the bytes asked for and free, the error state is
+// cleared (the next op runs), and SR3D_ZERO_COPY picks mapped host memory only where asked.
+void test_memory() {
+#ifdef SR3D_WITH_CUDA
+  for (int pooled = 0; pooled < 2; ++pooled) {
+    const std::string name = std::string("memory/out of memory is typed (") +
+                             (pooled ? "cudaMallocAsync" : "cudaMalloc") + ", twice the device)";
+    if (!begin_case(name) || skip_without_cuda()) continue;
+    cuda::use_selected_device();
+    size_t free_b = 0, total_b = 0;
+    SR3D_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    const size_t huge = 2 * total_b;  // more than the device has, small enough to be a sane request
+    cuda::Stream stream;
+    std::string detail = "no error";
+    try {
+      cuda::DeviceBuffer<uint8_t> b;
+      if (pooled) b.allocate(huge, stream.get());
+      else b.allocate(huge);
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      const bool ok = e.kind == ErrorKind::kCudaOutOfMemory &&
+                      e.requested_bytes == static_cast<int64_t>(huge) && e.free_bytes >= 0 &&
+                      e.total_bytes >= e.free_bytes &&
+                      msg.find(std::to_string(huge) + " bytes") != std::string::npos &&
+                      msg.find("free") != std::string::npos && msg.find("maxContext") != std::string::npos;
+      detail = ok ? "" : std::string(kind_name(e.kind)) + ": " + msg;
+      if (ok) std::printf("  ok: %s\n", msg.c_str());
+    }
+    record(detail.empty(), name, detail, nullptr);
+    // The failure left no error behind: a small op still matches the reference.
+    Rng r(11);
+    std::vector<float> x = randn(r, 3 * 40), g = randn(r, 40), want(x.size()), got(x.size(), kNaN);
+    rms_norm(x.data(), 3, 40, g.data(), 1e-6f, want.data(), Impl::kReference);
+    rms_norm(x.data(), 3, 40, g.data(), 1e-6f, got.data(), Impl::kCuda);
+    check_rel(name + " then rms_norm", got, want, {3, 40}, 1e-4);
+  }
+  if (begin_case("memory/SR3D_ZERO_COPY switch") && !skip_without_cuda()) {
+    cuda::use_selected_device();
+    const char* old = std::getenv("SR3D_ZERO_COPY");
+    const std::string saved = old ? old : "";
+    int integrated = 0;
+    SR3D_CUDA_CHECK(cudaDeviceGetAttribute(&integrated, cudaDevAttrIntegrated, cuda::selected_device()));
+    unsetenv("SR3D_ZERO_COPY");
+    const bool off = cuda::zero_copy_enabled();
+    setenv("SR3D_ZERO_COPY", "1", 1);
+    const bool one = cuda::zero_copy_enabled();
+    setenv("SR3D_ZERO_COPY", "force", 1);
+    const bool force = cuda::zero_copy_enabled();
+    // Under force, an output maps the host array and to_host copies nothing.
+    std::vector<float> h(1000, 1.f);
+    cuda::Stream stream;
+    bool mapped = false;
+    {
+      cuda::DeviceBuffer<float> d = cuda::output_for(h.data(), 1000, stream.get());
+      mapped = d.maps(h.data());
+    }
+    if (old) setenv("SR3D_ZERO_COPY", saved.c_str(), 1);
+    else unsetenv("SR3D_ZERO_COPY");
+    record(!off && one == (integrated != 0) && force && mapped, "memory/SR3D_ZERO_COPY switch",
+           "unset " + std::to_string(off) + ", 1 " + std::to_string(one) + " (integrated " +
+               std::to_string(integrated) + "), force " + std::to_string(force) + ", mapped " +
+               std::to_string(mapped),
+           nullptr);
+  }
+#endif
+}
+
 void run_tests() {
+  test_memory();
   test_linear();
   test_norms();
   test_elementwise();

@@ -71,8 +71,9 @@ __device__ __forceinline__ bool finite3(const float p[3]) {
   return fabsf(p[0]) <= FLT_MAX && fabsf(p[1]) <= FLT_MAX && fabsf(p[2]) <= FLT_MAX;
 }
 
-// The host-pointer entry points (backproject_host, scene_points_host) share this: upload
-// depth, intrinsics and poses on `s`, allocate points/valid, and copy them back.
+// The host-pointer entry points (backproject_host, scene_points_host) share this: depth,
+// intrinsics and poses to the device on `s` (to_device: mapped under zero copy), points /
+// valid as outputs (output_for), and the copies back.
 struct DepthUpload {
   DeviceBuffer<uint8_t> depth, valid;
   DeviceBuffer<float> intrinsics, poses, points;
@@ -80,19 +81,14 @@ struct DepthUpload {
   const BackprojectArgs host;
 
   DepthUpload(const BackprojectArgs& h, cudaStream_t s)
-      : depth(h.frames * h.height * h.width * (h.depth_dtype == DType::kUint16 ? 2 : 4), s),
-        valid(h.valid ? h.frames * h.height * h.width : 0, s),
-        intrinsics(h.frames * 4, s),
-        poses(h.poses ? h.frames * 16 : 0, s),
-        points(h.frames * h.height * h.width * 3, s),
+      : depth(to_device(static_cast<const uint8_t*>(h.depth),
+                        h.frames * h.height * h.width * (h.depth_dtype == DType::kUint16 ? 2 : 4), s)),
+        valid(output_for(h.valid, h.valid ? h.frames * h.height * h.width : 0, s)),
+        intrinsics(to_device(h.intrinsics, h.frames * 4, s)),
+        poses(to_device(h.poses, h.poses ? h.frames * 16 : 0, s)),
+        points(output_for(h.points, h.frames * h.height * h.width * 3, s)),
         args(h),
         host(h) {
-    SR3D_CUDA_CHECK(cudaMemcpyAsync(depth.get(), h.depth, depth.bytes(), cudaMemcpyHostToDevice, s));
-    SR3D_CUDA_CHECK(cudaMemcpyAsync(intrinsics.get(), h.intrinsics, intrinsics.bytes(),
-                                    cudaMemcpyHostToDevice, s));
-    if (h.poses)
-      SR3D_CUDA_CHECK(
-          cudaMemcpyAsync(poses.get(), h.poses, poses.bytes(), cudaMemcpyHostToDevice, s));
     args.depth = depth.get();
     args.intrinsics = intrinsics.get();
     args.poses = h.poses ? poses.get() : nullptr;
@@ -102,11 +98,8 @@ struct DepthUpload {
 
   // Copies points (and valid) back to the host arrays and waits for the stream.
   void download(cudaStream_t s) {
-    SR3D_CUDA_CHECK(
-        cudaMemcpyAsync(host.points, points.get(), points.bytes(), cudaMemcpyDeviceToHost, s));
-    if (host.valid)
-      SR3D_CUDA_CHECK(
-          cudaMemcpyAsync(host.valid, valid.get(), valid.bytes(), cudaMemcpyDeviceToHost, s));
+    to_host(host.points, points, s);
+    if (host.valid) to_host(host.valid, valid, s);
     SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
   }
 };

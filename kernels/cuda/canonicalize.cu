@@ -34,15 +34,17 @@ CanonicalTransform canonicalize_host(const CanonicalizeArgs& a) {
   if (a.n == 0) return canonicalize(a, nullptr);  // no device work
   use_selected_device();
   Stream stream;
-  DeviceBuffer<float> points(a.n * 3, stream.get());  // transformed in place on the device
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(points.get(), a.points, points.bytes(), cudaMemcpyHostToDevice,
-                                  stream.get()));
+  // Zero copy: read the caller's points, write points_out, both mapped. Otherwise (or when
+  // points_out cannot be mapped) one device copy, transformed in place.
+  DeviceBuffer<float> out = zero_copy_enabled() ? output_for(a.points_out, a.n * 3, stream.get())
+                                                : DeviceBuffer<float>();
+  const bool mapped_out = out.maps(a.points_out);
+  DeviceBuffer<float> points = to_device(a.points, a.n * 3, stream.get(), !mapped_out);
   CanonicalizeArgs d = a;
   d.points = points.get();
-  d.points_out = points.get();
+  d.points_out = mapped_out ? out.get() : points.get();
   CanonicalTransform t = canonicalize(d, stream.get());
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(a.points_out, points.get(), points.bytes(),
-                                  cudaMemcpyDeviceToHost, stream.get()));
+  if (!mapped_out) to_host(a.points_out, points, stream.get());
   SR3D_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
   return t;
 }

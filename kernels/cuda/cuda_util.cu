@@ -2,7 +2,12 @@
 #ifdef SR3D_WITH_CUDA
 #include "cuda_util.h"
 
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
 #include <string>
+#include <vector>
 
 namespace sr3d {
 namespace cuda {
@@ -27,6 +32,127 @@ void throw_cuda_error(cudaError_t err, const char* call, const char* file, int l
   e.line = line;
   e.device = device;
   throw e;
+}
+
+namespace {
+
+std::string gib(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
+  return buf;
+}
+
+const char* alloc_call(MemoryKind kind) {
+  switch (kind) {
+    case MemoryKind::kDevice: return "cudaMalloc(&p, bytes)";
+    case MemoryKind::kStreamOrdered: return "cudaMallocAsync(&p, bytes, stream)";
+    case MemoryKind::kPinnedHost: return "cudaMallocHost(&p, bytes)";
+  }
+  return "cudaMalloc(&p, bytes)";
+}
+
+}  // namespace
+
+void throw_out_of_memory(size_t bytes, const char* call, const char* file, int line) {
+  (void)cudaGetLastError();  // the allocation failure is not sticky: clear it
+  int device = -1;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    device = -1;
+    (void)cudaGetLastError();
+  }
+  size_t free_b = 0, total_b = 0;
+  int64_t free_bytes = -1, total_bytes = -1;
+  if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
+    free_bytes = static_cast<int64_t>(free_b);
+    total_bytes = static_cast<int64_t>(total_b);
+  } else {
+    (void)cudaGetLastError();
+  }
+  const int64_t asked = static_cast<int64_t>(bytes);
+  std::string msg = "CUDA out of memory on device " + std::to_string(device) + ": asked for " +
+                    gib(asked) + " (" + std::to_string(asked) + " bytes) in `" + call + "` with ";
+  msg += free_bytes >= 0 ? gib(free_bytes) + " (" + std::to_string(free_bytes) + " bytes) free of " +
+                               gib(total_bytes)
+                         : std::string("an unknown amount free");
+  msg += ". Fix: a smaller maxContext (the KV cache grows with it), fewer frames or tiles per "
+         "request, int4 weights, or close other processes using the GPU (on a Jetson the GPU "
+         "shares system memory with the CPU: memory-hungry CPU programs count too).";
+  Error e(ErrorKind::kCudaOutOfMemory, msg);
+  e.call = call;
+  e.file = file;
+  e.line = line;
+  e.device = device;
+  e.requested_bytes = asked;
+  e.free_bytes = free_bytes;
+  e.total_bytes = total_bytes;
+  throw e;
+}
+
+void* alloc_checked(size_t bytes, MemoryKind kind, cudaStream_t stream, MemoryKind* used,
+                    const char* file, int line) {
+  void* p = nullptr;
+  cudaError_t err = cudaSuccess;
+  if (kind == MemoryKind::kStreamOrdered) {
+    err = cudaMallocAsync(&p, bytes, stream);
+    if (err == cudaErrorNotSupported) {  // no memory pools on this device/driver
+      (void)cudaGetLastError();
+      kind = MemoryKind::kDevice;
+    }
+  }
+  if (kind == MemoryKind::kDevice) err = cudaMalloc(&p, bytes);
+  if (kind == MemoryKind::kPinnedHost) err = cudaMallocHost(&p, bytes);
+  if (err == cudaErrorMemoryAllocation) throw_out_of_memory(bytes, alloc_call(kind), file, line);
+  check(err, alloc_call(kind), file, line);
+  if (used) *used = kind;
+  return p;
+}
+
+namespace {
+
+// Per device: 1 integrated and host registration supported, 0 not, -1 not asked yet.
+std::mutex g_zero_copy_mu;
+std::vector<int> g_integrated;
+
+bool device_can_map(int dev) {
+  std::lock_guard<std::mutex> lock(g_zero_copy_mu);
+  if (static_cast<int>(g_integrated.size()) <= dev) g_integrated.resize(dev + 1, -1);
+  if (g_integrated[dev] < 0) {
+    int integrated = 0, can_register = 0;
+    SR3D_CUDA_CHECK(cudaDeviceGetAttribute(&integrated, cudaDevAttrIntegrated, dev));
+    SR3D_CUDA_CHECK(cudaDeviceGetAttribute(&can_register, cudaDevAttrHostRegisterSupported, dev));
+    g_integrated[dev] = integrated && can_register ? 1 : 0;
+  }
+  return g_integrated[dev] == 1;
+}
+
+}  // namespace
+
+bool zero_copy_enabled() {
+  // Read on every call (getenv is cheap next to a round trip), so tests can switch it.
+  const char* v = std::getenv("SR3D_ZERO_COPY");
+  if (!v || (std::strcmp(v, "1") != 0 && std::strcmp(v, "force") != 0)) return false;
+  if (std::strcmp(v, "force") == 0) return true;
+  int dev = 0;
+  SR3D_CUDA_CHECK(cudaGetDevice(&dev));
+  return device_can_map(dev);
+}
+
+void* map_host(void* h, size_t bytes) {
+  if (cudaHostRegister(h, bytes, cudaHostRegisterMapped) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return nullptr;
+  }
+  void* d = nullptr;
+  if (cudaHostGetDevicePointer(&d, h, 0) != cudaSuccess) {
+    (void)cudaGetLastError();
+    unmap_host(h);
+    return nullptr;
+  }
+  return d;
+}
+
+void unmap_host(void* h) noexcept {
+  if (cudaHostUnregister(h) != cudaSuccess) (void)cudaGetLastError();
 }
 
 int selected_device() { return tl_device; }

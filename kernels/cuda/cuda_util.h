@@ -32,11 +32,46 @@ int selected_device();
 void set_selected_device(int index);
 void use_selected_device();
 
+// Where an allocation comes from (alloc_checked).
+enum class MemoryKind {
+  kDevice,         // cudaMalloc
+  kStreamOrdered,  // cudaMallocAsync on a stream (falls back to kDevice without memory pools)
+  kPinnedHost,     // cudaMallocHost (on a Jetson, the same shared DRAM as the GPU's)
+};
+
+// The one allocation helper: every device (and pinned host) allocation of the engine and
+// the ops goes through it. Out of memory (cudaErrorMemoryAllocation) clears the error and
+// throws ErrorKind::kCudaOutOfMemory with the bytes asked for, the bytes free
+// (cudaMemGetInfo: on a Jetson the pool shared with the CPU) and what to do about it; other
+// failures throw the usual CUDA error. Returns the memory; *used says which kind served a
+// kStreamOrdered request.
+void* alloc_checked(size_t bytes, MemoryKind kind, cudaStream_t stream, MemoryKind* used,
+                    const char* file, int line);
+
+// Out-of-memory error of `call` asking for `bytes` (alloc_checked's; public for the tests).
+[[noreturn]] void throw_out_of_memory(size_t bytes, const char* call, const char* file, int line);
+
+// Zero-copy host arrays. On an integrated GPU (cudaDeviceProp::integrated: Jetson) device
+// memory is the same DRAM as host memory, so uploading an input is a DRAM-to-DRAM copy.
+// With SR3D_ZERO_COPY=1 the host round trips (RoundTrip, the geometry ops' uploads) map the
+// caller's arrays into the device address space instead (cudaHostRegister, mapped) and the
+// kernels read and write them in place. Off by default until a Jetson run has verified it
+// (correctness and speed: mapped pages are uncached on some Tegra parts). Discrete GPUs keep
+// the copies; SR3D_ZERO_COPY=force maps on any GPU (over PCIe: slow, only to test the path).
+bool zero_copy_enabled();
+// The device address of [h, h + bytes) registered as mapped host memory, or null when the
+// registration fails (already registered, read-only pages, unsupported): the caller copies.
+void* map_host(void* h, size_t bytes);
+// Undoes map_host (errors dropped and cleared: nobody to report them to).
+void unmap_host(void* h) noexcept;
+
 // RAII device allocation. Never throws from the destructor (the free's error is dropped:
 // there is nobody to report it to, and throwing there would terminate).
 // With a stream, memory comes from the stream-ordered pool (cudaMallocAsync: ~1 us, and
 // the free does not synchronize the device), falling back to cudaMalloc where memory pools
 // are unsupported. The scratch of the multi-launch ops is allocated this way.
+// map() makes a buffer that is a view of host memory (zero-copy, see zero_copy_enabled):
+// releasing it waits for its stream, then unregisters the host range.
 template <typename T>
 class DeviceBuffer {
  public:
@@ -50,7 +85,8 @@ class DeviceBuffer {
       : ptr_(std::exchange(o.ptr_, nullptr)),
         count_(std::exchange(o.count_, 0)),
         stream_(o.stream_),
-        pooled_(std::exchange(o.pooled_, false)) {}
+        pooled_(std::exchange(o.pooled_, false)),
+        host_(std::exchange(o.host_, nullptr)) {}
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
     if (this != &o) {
       release();
@@ -58,6 +94,7 @@ class DeviceBuffer {
       count_ = std::exchange(o.count_, 0);
       stream_ = o.stream_;
       pooled_ = std::exchange(o.pooled_, false);
+      host_ = std::exchange(o.host_, nullptr);
     }
     return *this;
   }
@@ -66,47 +103,93 @@ class DeviceBuffer {
   void allocate(size_t count) {
     release();
     if (count == 0) return;
-    void* p = nullptr;
-    check(cudaMalloc(&p, count * sizeof(T)), "cudaMalloc(&p, count * sizeof(T))", __FILE__,
-          __LINE__);
-    ptr_ = static_cast<T*>(p);
+    ptr_ = static_cast<T*>(
+        alloc_checked(count * sizeof(T), MemoryKind::kDevice, nullptr, nullptr, __FILE__, __LINE__));
     count_ = count;
   }
   void allocate(size_t count, cudaStream_t stream) {
     release();
     if (count == 0) return;
-    void* p = nullptr;
-    cudaError_t err = cudaMallocAsync(&p, count * sizeof(T), stream);
-    if (err == cudaErrorNotSupported) {  // no memory pools on this device/driver
-      (void)cudaGetLastError();
-      allocate(count);
-      return;
-    }
-    check(err, "cudaMallocAsync(&p, count * sizeof(T), stream)", __FILE__, __LINE__);
-    ptr_ = static_cast<T*>(p);
+    MemoryKind used = MemoryKind::kDevice;
+    ptr_ = static_cast<T*>(alloc_checked(count * sizeof(T), MemoryKind::kStreamOrdered, stream,
+                                         &used, __FILE__, __LINE__));
     count_ = count;
     stream_ = stream;
-    pooled_ = true;
+    pooled_ = used == MemoryKind::kStreamOrdered;
+  }
+  // A view of count elements at host h (kernels on `stream` read and write h itself), or a
+  // null buffer when h cannot be mapped.
+  static DeviceBuffer map(T* h, size_t count, cudaStream_t stream) {
+    DeviceBuffer b;
+    if (count == 0 || !h) return b;
+    void* d = map_host(h, count * sizeof(T));
+    if (!d) return b;
+    b.ptr_ = static_cast<T*>(d);
+    b.count_ = count;
+    b.stream_ = stream;
+    b.host_ = h;
+    return b;
   }
   void release() noexcept {
-    // A failed free leaves the thread's last-error slot set; clear it so the next
-    // launch_checked does not report it as that kernel's launch error.
-    if (ptr_ && (pooled_ ? cudaFreeAsync(ptr_, stream_) : cudaFree(ptr_)) != cudaSuccess)
+    if (host_) {
+      // The kernels of the stream may still use the mapping (an op that threw midway).
+      if (cudaStreamSynchronize(stream_) != cudaSuccess) (void)cudaGetLastError();
+      unmap_host(host_);
+    } else if (ptr_ && (pooled_ ? cudaFreeAsync(ptr_, stream_) : cudaFree(ptr_)) != cudaSuccess) {
+      // A failed free leaves the thread's last-error slot set; clear it so the next
+      // launch_checked does not report it as that kernel's launch error.
       (void)cudaGetLastError();
+    }
     ptr_ = nullptr;
     count_ = 0;
     pooled_ = false;
+    host_ = nullptr;
   }
   T* get() const { return ptr_; }
   size_t size() const { return count_; }
   size_t bytes() const { return count_ * sizeof(T); }
+  // True when this buffer is the mapped view of host memory at h.
+  bool maps(const void* h) const { return host_ != nullptr && host_ == h; }
 
  private:
   T* ptr_ = nullptr;
   size_t count_ = 0;
   cudaStream_t stream_ = nullptr;
   bool pooled_ = false;
+  void* host_ = nullptr;  // mapped view: the registered host address
 };
+
+// The host side of the _host entry points, on one stream. An input becomes device memory
+// (mapped in place under zero copy, else a stream-ordered copy); an output is the mapped
+// host array or device memory; to_host copies back unless the buffer maps the destination.
+// copy = true never maps (an input the op then overwrites in place on the device).
+template <typename T>
+DeviceBuffer<T> to_device(const T* h, int64_t count, cudaStream_t s, bool copy = false) {
+  if (count > 0 && !copy && zero_copy_enabled()) {
+    DeviceBuffer<T> m = DeviceBuffer<T>::map(const_cast<T*>(h), static_cast<size_t>(count), s);
+    if (m.get()) return m;
+  }
+  DeviceBuffer<T> d(static_cast<size_t>(count), s);
+  if (count > 0)
+    check(cudaMemcpyAsync(d.get(), h, d.bytes(), cudaMemcpyHostToDevice, s),
+          "cudaMemcpyAsync(d.get(), h, d.bytes(), cudaMemcpyHostToDevice, s)", __FILE__, __LINE__);
+  return d;
+}
+template <typename T>
+DeviceBuffer<T> output_for(T* h, int64_t count, cudaStream_t s) {
+  if (count > 0 && zero_copy_enabled()) {
+    DeviceBuffer<T> m = DeviceBuffer<T>::map(h, static_cast<size_t>(count), s);
+    if (m.get()) return m;
+  }
+  return DeviceBuffer<T>(static_cast<size_t>(count), s);
+}
+// Queues the copy of d to h (no wait); nothing when d is h mapped.
+template <typename T>
+void to_host(T* h, const DeviceBuffer<T>& d, cudaStream_t s) {
+  if (d.size() > 0 && !d.maps(h))
+    check(cudaMemcpyAsync(h, d.get(), d.bytes(), cudaMemcpyDeviceToHost, s),
+          "cudaMemcpyAsync(h, d.get(), d.bytes(), cudaMemcpyDeviceToHost, s)", __FILE__, __LINE__);
+}
 
 // RAII stream for the _host ops (non-blocking: no implicit sync with the legacy stream,
 // so concurrent host calls from several threads overlap).
@@ -137,34 +220,38 @@ inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
 // The host round trip of a _host entry point (tests, microbenchmarks): the selected device
 // made current, a fresh stream, inputs uploaded, the op launched on stream(), outputs
 // downloaded. download() synchronizes; the Stream destructor waits for anything still in
-// flight when the op throws.
+// flight when the op throws. Under zero copy (zero_copy_enabled) upload / output map the
+// host arrays instead, so an op must not write into an uploaded input: it writes into
+// output(), or into upload(..., copy = true) when it works in place on a private copy.
 class RoundTrip {
  public:
   RoundTrip() : device_selected_((use_selected_device(), true)) {}
   cudaStream_t stream() const { return stream_.get(); }
 
-  // A device copy of count elements at h (a null buffer for count 0).
+  // A device view of count elements at h, read-only to the op (a null buffer for count 0).
   template <typename T>
-  DeviceBuffer<T> upload(const T* h, int64_t count) {
-    DeviceBuffer<T> d(static_cast<size_t>(count), stream());
-    if (count > 0)
-      check(cudaMemcpyAsync(d.get(), h, d.bytes(), cudaMemcpyHostToDevice, stream()),
-            "cudaMemcpyAsync(d.get(), h, d.bytes(), cudaMemcpyHostToDevice, stream())", __FILE__,
-            __LINE__);
-    return d;
+  DeviceBuffer<T> upload(const T* h, int64_t count, bool copy = false) {
+    return to_device(h, count, stream(), copy);
   }
-  // Uninitialized device output / scratch of count elements.
+  // Uninitialized device scratch of count elements.
   template <typename T>
   DeviceBuffer<T> scratch(int64_t count) {
     return DeviceBuffer<T>(static_cast<size_t>(count), stream());
   }
-  // Copies d to h and waits for the stream.
+  // An array the op updates in place: h mapped (the op writes h itself), or a device copy.
+  template <typename T>
+  DeviceBuffer<T> inout(T* h, int64_t count) {
+    return to_device(h, count, stream());
+  }
+  // Where the op writes its result for h (h mapped, or device memory download() copies).
+  template <typename T>
+  DeviceBuffer<T> output(T* h, int64_t count) {
+    return output_for(h, count, stream());
+  }
+  // Copies d to h (unless d maps h) and waits for the stream.
   template <typename T>
   void download(T* h, const DeviceBuffer<T>& d) {
-    if (d.size() > 0)
-      check(cudaMemcpyAsync(h, d.get(), d.bytes(), cudaMemcpyDeviceToHost, stream()),
-            "cudaMemcpyAsync(h, d.get(), d.bytes(), cudaMemcpyDeviceToHost, stream())", __FILE__,
-            __LINE__);
+    to_host(h, d, stream());
     check(cudaStreamSynchronize(stream()), "cudaStreamSynchronize(stream())", __FILE__, __LINE__);
   }
 

@@ -60,9 +60,8 @@ class PinnedFloats {
   PinnedFloats(const PinnedFloats&) = delete;
   PinnedFloats& operator=(const PinnedFloats&) = delete;
   void allocate(size_t n) {
-    void* p = nullptr;
-    SR3D_CUDA_CHECK(cudaMallocHost(&p, n * sizeof(float)));
-    p_ = static_cast<float*>(p);
+    p_ = static_cast<float*>(cuda::alloc_checked(n * sizeof(float), cuda::MemoryKind::kPinnedHost,
+                                                 nullptr, nullptr, __FILE__, __LINE__));
   }
   float* get() const { return p_; }
 

@@ -1,7 +1,10 @@
 // Device-resident neural-network ops (the math of kernels/linear.h, attention.h, norms.h,
-// activation.h, rope.h and projector.h on device pointers, one explicit stream each). The
-// CUDA engine (engine_cuda.cu) chains these on resident buffers; the cuda::*_host entry
-// points of those headers wrap them in upload / run / download for the tests.
+// activation.h, rope.h and projector.h on device pointers, one explicit stream each), each
+// defined in the op's own file: kernels/cuda/linear.cu (linear_dev, embed_rows_dev),
+// norms.cu, activation.cu (activation_dev, silu_mul_dev), rope.cu, attention.cu (with
+// sm_count) and projector.cu (space_to_channel3, im2col_patches, add_rows). The CUDA engine
+// (engine_cuda.cu) chains these on resident buffers; the cuda::*_host entry points of those
+// headers (in the same files) wrap them in a RoundTrip (upload / run / download) for the tests.
 //
 // Every pointer below is a device pointer; activations are float32 row-major, weights
 // keep their dtype (WeightRef.data on the device), accumulation is float32.

@@ -65,16 +65,15 @@ void pool_points_host(const PoolPointsArgs& a) {
   use_selected_device();
   Stream stream;
   cudaStream_t s = stream.get();
-  DeviceBuffer<float> points(n * 3, s), pooled(total * 3, s);
-  DeviceBuffer<uint8_t> valid(total, s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(points.get(), a.points, points.bytes(), cudaMemcpyHostToDevice, s));
+  DeviceBuffer<float> points = to_device(a.points, n * 3, s), pooled = output_for(a.pooled, total * 3, s);
+  DeviceBuffer<uint8_t> valid = output_for(a.valid, total, s);
   PoolPointsArgs d = a;
   d.points = points.get();
   d.pooled = pooled.get();
   d.valid = valid.get();
   pool_points(d, s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(a.pooled, pooled.get(), pooled.bytes(), cudaMemcpyDeviceToHost, s));
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(a.valid, valid.get(), valid.bytes(), cudaMemcpyDeviceToHost, s));
+  to_host(a.pooled, pooled, s);
+  to_host(a.valid, valid, s);
   SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
 }
 

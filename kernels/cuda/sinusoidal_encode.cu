@@ -65,14 +65,12 @@ void sinusoidal_encode_host(const SinusoidalEncodeArgs& a) {
   use_selected_device();
   Stream stream;
   cudaStream_t s = stream.get();
-  DeviceBuffer<float> points(a.n * 3, s), features(total, s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(points.get(), a.points, points.bytes(), cudaMemcpyHostToDevice, s));
+  DeviceBuffer<float> points = to_device(a.points, a.n * 3, s), features = output_for(a.features, total, s);
   SinusoidalEncodeArgs d = a;
   d.points = points.get();
   d.features = features.get();
   sinusoidal_encode(d, s);
-  SR3D_CUDA_CHECK(
-      cudaMemcpyAsync(a.features, features.get(), features.bytes(), cudaMemcpyDeviceToHost, s));
+  to_host(a.features, features, s);
   SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
 }
 

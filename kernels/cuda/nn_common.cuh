@@ -1,0 +1,94 @@
+// Device helpers shared by the nn op files (linear.cu, attention.cu, norms.cu, activation.cu,
+// rope.cu, projector.cu): the epilogue activation, warp / block reductions, weight loads of
+// each dtype, and the host-side weight upload of the _host entry points. Internal: include
+// only from kernels/cuda/*.cu (nvcc). --fmad=false holds for every includer (CMakeLists.txt),
+// and the FMAs of the kernels are explicit (__fmaf_rn).
+#pragma once
+#ifdef SR3D_WITH_CUDA
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "../activation.h"
+#include "../weights.h"
+#include "cuda_util.h"
+#include "nn.cuh"
+
+namespace sr3d {
+namespace cuda {
+
+__device__ __forceinline__ float act_apply(float x, int act) {
+  switch (act) {
+    case static_cast<int>(Act::kGeluTanh): {
+      const float inner = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+      return 0.5f * x * (1.f + tanhf(inner));
+    }
+    case static_cast<int>(Act::kGeluErf):
+      return 0.5f * x * (1.f + erff(x * 0.7071067811865476f));
+    case static_cast<int>(Act::kSilu):
+      return x / (1.f + expf(-x));
+    default:
+      return x;
+  }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, <= 1024), same order every call; every
+// thread gets the result. `red` holds 32 floats.
+__device__ inline float block_sum(float v, float* red) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // `red` may still be read from a previous call
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  v = lane < warps ? red[lane] : 0.f;
+  return warp_sum(v);
+}
+
+template <WType T>
+__device__ __forceinline__ float ldw(const void* w, int64_t i) {
+  if constexpr (T == WType::kF32) {
+    return __ldg(static_cast<const float*>(w) + i);
+  } else if constexpr (T == WType::kF16) {
+    return __half2float(__ushort_as_half(__ldg(static_cast<const unsigned short*>(w) + i)));
+  } else {
+    return __uint_as_float(static_cast<uint32_t>(__ldg(static_cast<const unsigned short*>(w) + i)) << 16);
+  }
+}
+
+// Two 16-bit values packed in a 32-bit word -> floats (exact).
+template <WType T>
+__device__ __forceinline__ void unpack2(uint32_t u, float* f) {
+  if constexpr (T == WType::kBF16) {
+    f[0] = __uint_as_float(u << 16);
+    f[1] = __uint_as_float(u & 0xffff0000u);
+  } else {
+    f[0] = __half2float(__ushort_as_half(static_cast<unsigned short>(u & 0xffffu)));
+    f[1] = __half2float(__ushort_as_half(static_cast<unsigned short>(u >> 16)));
+  }
+}
+
+// The weight's device copy, and a WeightRef to it (the _host entry points).
+struct DeviceWeight {
+  DeviceBuffer<uint8_t> buffer;
+  WeightRef ref;
+};
+inline DeviceWeight upload_weight(RoundTrip& rt, const WeightRef& w) {
+  DeviceWeight d{rt.upload(static_cast<const uint8_t*>(w.data), w.rows * w.cols * wtype_size(w.type)), w};
+  d.ref.data = d.buffer.get();
+  return d;
+}
+
+}  // namespace cuda
+}  // namespace sr3d
+#endif  // SR3D_WITH_CUDA
