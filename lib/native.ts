@@ -188,7 +188,8 @@ export interface NativeAddon {
   }): Promise<{ inside: number[]; valid: number[] }>;
 
   // ---- neural-network ops (native/engine.cc; kernels/nn.h) ----
-  nnLinear(b: ImplBaton & { x: Float32Array; n: number; inDim: number; outDim: number; weight: Float32Array | Uint16Array; weightDtype: NativeWeightDtype; bias: Float32Array | null; out: Float32Array }): Promise<void>;
+  /** weightDtype 'q4' / 'q8': weight is q (Uint8Array) with weightScales, weightZeros, weightGroup and weightPerm (kernels/weights.h). */
+  nnLinear(b: ImplBaton & { x: Float32Array; n: number; inDim: number; outDim: number; weight: Float32Array | Uint16Array | Uint8Array; weightDtype: NativeWeightDtype | 'q4' | 'q8'; weightScales?: Float32Array; weightZeros?: Uint8Array; weightGroup?: number; weightPerm?: Int32Array | null; bias: Float32Array | null; out: Float32Array }): Promise<void>;
   nnLayerNorm(b: ImplBaton & { x: Float32Array; n: number; d: number; gamma: Float32Array; beta: Float32Array; eps: number; out: Float32Array }): Promise<void>;
   nnRmsNorm(b: ImplBaton & { x: Float32Array; n: number; d: number; gamma: Float32Array; eps: number; out: Float32Array }): Promise<void>;
   /** In place on x. */
