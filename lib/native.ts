@@ -84,9 +84,14 @@ export type NativeWeightDtype = 'f32' | 'f16' | 'bf16';
 /** One weight handed to {@link NativeAddon.createEngine} (the CPU engine borrows `data`). */
 export interface NativeWeight {
   name: string;
-  dtype: NativeWeightDtype;
+  dtype: NativeWeightDtype | 'q4' | 'q8';
   shape: number[];
-  data: Float32Array | Uint16Array;
+  /** q4 / q8: the q bytes (kernels/weights.h), with scales, zeros, group and perm. */
+  data: Float32Array | Uint16Array | Uint8Array;
+  scales?: Float32Array;
+  zeros?: Uint8Array;
+  group?: number;
+  perm?: Int32Array | null;
 }
 
 /** A step of a small sequential module; weight names are looked up as `<module>.<name>`. */

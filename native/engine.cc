@@ -547,7 +547,9 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
       if (dt == "f32") t.type = sr3d::WType::kF32;
       else if (dt == "f16") t.type = sr3d::WType::kF16;
       else if (dt == "bf16") t.type = sr3d::WType::kBF16;
-      else bad("'f32', 'f16' or 'bf16'", wn + ".dtype", "'" + dt + "'");
+      else if (dt == "q4") t.type = sr3d::WType::kQ4;
+      else if (dt == "q8") t.type = sr3d::WType::kQ8;
+      else bad("'f32', 'f16', 'bf16', 'q4' or 'q8'", wn + ".dtype", "'" + dt + "'");
       Napi::Value sv = we.value("shape");
       if (!sv.IsArray()) bad("an array of dimensions", name + ".shape", describe(sv));
       Napi::Array sa = sv.As<Napi::Array>();
@@ -560,6 +562,26 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
       }
       int64_t count = 1;
       for (int64_t d : t.shape) count = checked_mul({count, d}, name.c_str());
+      if (sr3d::wtype_quantized(t.type)) {
+        // sr3d's quantized layout (kernels/weights.h): data = q bytes, scales, zeros, group,
+        // perm (optional); the engine checks which tensors may be quantized.
+        if (t.shape.size() != 2 || t.shape[0] < 1 || t.shape[1] < 1)
+          bad("a shape [out, in] of positive dimensions", name + ".shape", std::to_string(t.shape.size()) + " dimensions");
+        const int64_t rows = t.shape[0], cols = t.shape[1];
+        t.group = we.integer("group", 1, cols);
+        if (cols % t.group != 0 || (t.type == sr3d::WType::kQ4 && t.group % 2 != 0))
+          bad("a group size dividing in features " + std::to_string(cols) + (t.type == sr3d::WType::kQ4 ? " and even" : ""),
+              name + ".group", std::to_string(t.group));
+        const int64_t groups = checked_mul({rows, cols / t.group}, name.c_str());
+        t.data = we.array("data", napi_uint8_array, checked_mul({rows, t.type == sr3d::WType::kQ4 ? cols / 2 : cols}, name.c_str()));
+        t.scales = static_cast<const float*>(we.array("scales", napi_float32_array, groups));
+        t.zeros = static_cast<const uint8_t*>(we.array("zeros", napi_uint8_array, groups));
+        t.perm = static_cast<const int32_t*>(we.array("perm", napi_int32_array, cols, true));
+        for (const char* k : {"data", "scales", "zeros", "perm"})
+          if (we.has(k)) st->weight_refs.push_back(Napi::Persistent(we.value(k).As<Napi::Object>()));
+        st->weights.emplace(name, std::move(t));
+        continue;
+      }
       Napi::Value dv = we.value("data");
       const napi_typedarray_type want = t.type == sr3d::WType::kF32 ? napi_float32_array : napi_uint16_array;
       const std::string what = std::string(t.type == sr3d::WType::kF32 ? "a Float32Array" : "a Uint16Array (raw ") +

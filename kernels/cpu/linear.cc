@@ -538,10 +538,13 @@ void linear_multi_fast(const float* x, int64_t n, const WeightRef* ws, const flo
       if (wtype_quantized(w.type)) {
         const int64_t rows = w.rows;
         parallel_for(rows, linear_chunks(n, rows, k, 1), [&](int, int64_t b, int64_t e) {
+          // Decode (n == 1) uses each dequantized row once: keep the block in L1/L2 (~64 KiB)
+          // rather than 16 rows of a wide matrix. Blocking never changes an output.
+          const int64_t blk = n == 1 ? std::max<int64_t>(1, std::min<int64_t>(16, 16384 / k)) : 16;
           thread_local PackBufPlain wbuf;
-          float* wf = wbuf.get(16 * k);
-          for (int64_t r0 = b; r0 < e; r0 += 16) {
-            const int64_t cnt = std::min<int64_t>(16, e - r0);
+          float* wf = wbuf.get(blk * k);
+          for (int64_t r0 = b; r0 < e; r0 += blk) {
+            const int64_t cnt = std::min<int64_t>(blk, e - r0);
             dequantize_rows(w, r0, cnt, wf);
             if (n == 1) {
               gemv_rows(x, k, wf, false, cnt, bias ? bias + r0 : nullptr, y + r0);
