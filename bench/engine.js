@@ -14,6 +14,10 @@
 // os.tmpdir()/sr3d-bench-qwen2-0.5b and reused; both are loaded with loadCheckpoint, like a
 // real checkpoint.
 //
+// int8 / int4 rows: the 0.5B checkpoint's LLM projections quantized by `sr3d quantize` (round-to-
+// nearest; int8 GPTQ per-channel, int4 AWQ gemm group 128), CPU engine only (the CUDA engine
+// refuses quantized weights for now); their bytes/token count the quantized tensors at their
+// stored size (q + f16 scales + packed zeros), within a few % of what the engine keeps resident.
 // Decode bound: a decode step reads every LLM weight once — all decoder matrices, the norms and
 // lm_head — plus one row of the embedding table (bytes/token, from the checkpoint's WeightSet
 // infos; the KV cache read, under 0.5% here, is left out). The fastest decode the memory system
@@ -109,6 +113,30 @@ async function qwen05Dir() {
   return dir;
 }
 
+/** `sr3d quantize` of a checkpoint (round-to-nearest; int4 AWQ gemm / int8 GPTQ), written once beside it. */
+async function quantizedDir(src, bits, group) {
+  const dir = `${src}-int${bits}`;
+  const marker = path.join(dir, 'sr3d-bench.json');
+  const want = { src, bits, group: bits === 4 ? group : -1, sr3d: sr3d.version };
+  try {
+    const have = JSON.parse(fs.readFileSync(marker, 'utf8'));
+    if (Object.keys(want).every((k) => have[k] === want[k])) return dir;
+  } catch { /* absent or unreadable: write it */ }
+  log(`quantizing ${src} to int${bits} into ${dir} (once)...`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  const tmp = `${dir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  try {
+    await sr3d.quantizeCheckpoint(src, tmp, { bits, group: want.group });
+    fs.writeFileSync(path.join(tmp, 'sr3d-bench.json'), JSON.stringify(want) + '\n');
+    fs.renameSync(tmp, dir);
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return dir;
+}
+
 (async () => {
   const load = os.loadavg()[0]; // other processes on the cores skew every row: printed with the table
   const peak = triadPeak();
@@ -181,18 +209,21 @@ async function qwen05Dir() {
     fs.rmSync(tinyDir, { recursive: true, force: true });
   }
 
-  // ---- 0.5B-class Qwen2 ----
+  // ---- 0.5B-class Qwen2 (bf16, then its LLM projections quantized: int8 and int4, CPU engine only) ----
   if (!skip05) {
-    const ckpt = await sr3d.loadCheckpoint(await qwen05Dir());
-    for (const device of deviceList) {
-      log(`qwen2-0.5b, ${device}`);
-      const engine = await sr3d.createEngine(ckpt, { device, maxContext: 512 });
-      try {
-        await llmRows(engine, ckpt, 'qwen2-0.5b', device, {
-          prefill: [[128, quick ? 1 : 5], [512, quick ? 1 : 3]], decodeTokens: 32, decodeRuns: quick ? 1 : 3,
-        });
-      } finally {
-        await engine.dispose();
+    const dir05 = await qwen05Dir();
+    const cfg05 = { prefill: [[128, quick ? 1 : 5], [512, quick ? 1 : 3]], decodeTokens: 32, decodeRuns: quick ? 1 : 3 };
+    for (const bits of [0, 8, 4]) {
+      const ckpt = await sr3d.loadCheckpoint(bits ? await quantizedDir(dir05, bits, 128) : dir05);
+      const model = bits ? `qwen2-0.5b int${bits}` : 'qwen2-0.5b';
+      for (const device of bits ? ['cpu'] : deviceList) {
+        log(`${model}, ${device}`);
+        const engine = await sr3d.createEngine(ckpt, { device, maxContext: 512 });
+        try {
+          await llmRows(engine, ckpt, model, device, cfg05);
+        } finally {
+          await engine.dispose();
+        }
       }
     }
   }
