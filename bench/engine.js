@@ -19,6 +19,10 @@
 // os.tmpdir()/sr3d-bench-qwen2-0.5b and reused; both are loaded with loadCheckpoint, like a
 // real checkpoint.
 //
+// int8 / int4 rows: the 0.5B checkpoint's LLM projections quantized by `sr3d quantize` (round-to-
+// nearest; int8 GPTQ per-channel, int4 AWQ gemm group 128), CPU engine only (the CUDA engine
+// refuses quantized weights for now); their bytes/token count the quantized tensors at their
+// stored size (q + f16 scales + packed zeros), within a few % of what the engine keeps resident.
 // Decode bound: a decode step reads every LLM weight once — all decoder matrices, the norms and
 // lm_head — plus one row of the embedding table (bytes/token, from the checkpoint's WeightSet
 // infos; the KV cache read, under 0.5% here, is left out). The fastest decode the memory system
@@ -118,6 +122,30 @@ async function qwen05Dir() {
   return dir;
 }
 
+/** `sr3d quantize` of a checkpoint (round-to-nearest; int4 AWQ gemm / int8 GPTQ), written once beside it. */
+async function quantizedDir(src, bits, group) {
+  const dir = `${src}-int${bits}`;
+  const marker = path.join(dir, 'sr3d-bench.json');
+  const want = { src, bits, group: bits === 4 ? group : -1, sr3d: sr3d.version };
+  try {
+    const have = JSON.parse(fs.readFileSync(marker, 'utf8'));
+    if (Object.keys(want).every((k) => have[k] === want[k])) return dir;
+  } catch { /* absent or unreadable: write it */ }
+  log(`quantizing ${src} to int${bits} into ${dir} (once)...`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  const tmp = `${dir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  try {
+    await sr3d.quantizeCheckpoint(src, tmp, { bits, group: want.group });
+    fs.writeFileSync(path.join(tmp, 'sr3d-bench.json'), JSON.stringify(want) + '\n');
+    fs.renameSync(tmp, dir);
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return dir;
+}
+
 (async () => {
   const load = os.loadavg()[0]; // other processes on the cores skew every row: printed with the table
   const peak = triadPeak();
@@ -142,12 +170,14 @@ async function qwen05Dir() {
   };
 
   /** Prefill and decode rows of one checkpoint on one device. */
+  // 'qwen2-0.5b bf16': the precision the rows timed (int8 / int4 models name theirs).
+  const label = (model, ckpt) => (/\bint\d\b/.test(model) ? model : `${model} ${ckpt.llm.weights.info('model.norm.weight').dtype}`);
   async function llmRows(engine, ckpt, model, device, cfg) {
     const vocab = ckpt.llm.config.vocabSize;
     for (const [L, runs] of cfg.prefill) {
       const emb = await engine.embedTokens(randIds(L, vocab, 7 + L));
       const ms = await timeIt(() => engine.logits(emb), runs);
-      row(`prefill ${L}`, `${model} ${ckpt.llm.weights.info('model.norm.weight').dtype}`, device, runs, ms, L / (ms / 1e3), 'tokens/s');
+      row(`prefill ${L}`, label(model, ckpt), device, runs, ms, L / (ms / 1e3), 'tokens/s');
     }
     // Decode: a short prompt, then `tokens` greedy steps; a run's rate is (n-1) tokens over the
     // time from its first to its last token.
@@ -161,7 +191,7 @@ async function qwen05Dir() {
       if (r > 0) perToken.push((stamps[stamps.length - 1] - stamps[0]) / (stamps.length - 1)); // run 0 is the warm-up
     }
     const ms = median(perToken);
-    row(`decode ${cfg.decodeTokens}`, `${model} ${ckpt.llm.weights.info('model.norm.weight').dtype}`, device, cfg.decodeRuns, ms, 1e3 / ms, 'tokens/s', bytesPerToken);
+    row(`decode ${cfg.decodeTokens}`, label(model, ckpt), device, cfg.decodeRuns, ms, 1e3 / ms, 'tokens/s', bytesPerToken);
   }
 
   // ---- tiny model ----
@@ -195,25 +225,29 @@ async function qwen05Dir() {
     fs.rmSync(tinyDir, { recursive: true, force: true });
   }
 
-  // ---- 0.5B-class Qwen2 ----
+  // ---- 0.5B-class Qwen2 (bf16, then its LLM projections quantized: int8 and int4, CPU engine only) ----
   if (!skip05) {
-    const dir = await qwen05Dir();
-    const ckpt = await sr3d.loadCheckpoint(dir);
-    const cfg = { prefill: [[128, quick ? 1 : 5], [512, quick ? 1 : 3]], decodeTokens: 32, decodeRuns: quick ? 1 : 3 };
-    for (const device of deviceList) {
-      log(`qwen2-0.5b, ${device}`);
-      const engine = await sr3d.createEngine(ckpt, { device, maxContext: 512 });
-      try {
-        await llmRows(engine, ckpt, 'qwen2-0.5b', device, cfg);
-      } finally {
-        await engine.dispose();
+    const dir05 = await qwen05Dir();
+    const cfg05 = { prefill: [[128, quick ? 1 : 5], [512, quick ? 1 : 3]], decodeTokens: 32, decodeRuns: quick ? 1 : 3 };
+    for (const bits of [0, 8, 4]) {
+      const ckpt = await sr3d.loadCheckpoint(bits ? await quantizedDir(dir05, bits, 128) : dir05);
+      const model = bits ? `qwen2-0.5b int${bits}` : 'qwen2-0.5b';
+      for (const device of bits ? ['cpu'] : deviceList) {
+        log(`${model}, ${device}`);
+        const engine = await sr3d.createEngine(ckpt, { device, maxContext: 512 });
+        try {
+          await llmRows(engine, ckpt, model, device, cfg05);
+        } finally {
+          await engine.dispose();
+        }
       }
     }
     if (peer) {
       // The GGUFs are cached beside the checkpoint under its marker's identity.
-      const m = JSON.parse(fs.readFileSync(path.join(dir, 'sr3d-bench.json'), 'utf8'));
+      const m = JSON.parse(fs.readFileSync(path.join(dir05, 'sr3d-bench.json'), 'utf8'));
       const key = `${m.preset}-s${m.seed}-${m.dtype}-sr3d${m.sr3d}`;
-      await peerRows({ ckptDir: dir, key, model: 'qwen2-0.5b', vocab: ckpt.llm.config.vocabSize, threads: peerThreads, cfg, row, log });
+      const vocab = (await sr3d.loadCheckpoint(dir05)).llm.config.vocabSize;
+      await peerRows({ ckptDir: dir05, key, model: 'qwen2-0.5b', vocab, threads: peerThreads, cfg: cfg05, row, log });
     }
   }
 

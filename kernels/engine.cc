@@ -29,23 +29,38 @@ std::string shape_text(const std::vector<int64_t>& s) {
 std::string weight_name(const std::string& key) { return "weight '" + key + "'"; }
 
 // The tensor `key` of any rank; throws when missing or malformed.
+// `quant`: int4 / int8 allowed too (the LLM's projections), their group checked against the
+// last dimension.
 const WeightTensor& find_tensor(const WeightMap& w, const std::string& key,
-                                const std::string& expect) {
+                                const std::string& expect, bool quant = false) {
   auto it = w.find(key);
   if (it == w.end())
     throw_invalid_argument("a tensor of shape " + expect + " (float32, float16 or bfloat16)",
                            weight_name(key), "no such key in the weights");
   const WeightTensor& t = it->second;
-  if (t.type != WType::kF32 && t.type != WType::kF16 && t.type != WType::kBF16)
-    throw_invalid_argument("dtype float32, float16 or bfloat16", weight_name(key),
-                           "dtype code " + std::to_string(static_cast<int>(t.type)));
+  if (wtype_quantized(t.type) && quant) {
+    if (!t.scales || !t.zeros)
+      throw_invalid_argument("int4/int8 scales and zeros", weight_name(key), "nullptr");
+    const int64_t cols = t.shape.size() == 2 ? t.shape[1] : 0;
+    if (t.group < 1 || cols % t.group != 0 || (t.type == WType::kQ4 && t.group % 2 != 0))
+      throw_invalid_argument("a quantization group size dividing in features " +
+                                 std::to_string(cols) + (t.type == WType::kQ4 ? " (even for int4)" : ""),
+                             weight_name(key), std::to_string(t.group));
+  } else if (t.type != WType::kF32 && t.type != WType::kF16 && t.type != WType::kBF16) {
+    throw_invalid_argument(quant ? "dtype float32, float16, bfloat16, int4 or int8"
+                                 : "dtype float32, float16 or bfloat16 (int4/int8 only for the "
+                                   "LLM's attention and MLP projections)",
+                           weight_name(key),
+                           wtype_quantized(t.type) ? std::string(wtype_name(t.type))
+                                                   : "dtype code " + std::to_string(static_cast<int>(t.type)));
+  }
   if (!t.data) throw_invalid_argument("a non-null data pointer", weight_name(key), "nullptr");
   return t;
 }
 
 const WeightTensor& expect_shape(const WeightMap& w, const std::string& key,
-                                 const std::vector<int64_t>& shape) {
-  const WeightTensor& t = find_tensor(w, key, shape_text(shape));
+                                 const std::vector<int64_t>& shape, bool quant = false) {
+  const WeightTensor& t = find_tensor(w, key, shape_text(shape), quant);
   if (t.shape != shape)
     throw_invalid_argument("shape " + shape_text(shape), weight_name(key),
                            shape_text(t.shape) + " (" + wtype_name(t.type) + ")");
@@ -218,17 +233,17 @@ void check_weights(const ModelSpec& spec, const WeightMap& w) {
     for (int64_t i = 0; i < l.layers; ++i) {
       const std::string p = llayer(i);
       expect_shape(w, p + "input_layernorm.weight", {H});
-      expect_shape(w, p + "self_attn.q_proj.weight", {qd, H});
+      expect_shape(w, p + "self_attn.q_proj.weight", {qd, H}, true);
       expect_shape(w, p + "self_attn.q_proj.bias", {qd});
-      expect_shape(w, p + "self_attn.k_proj.weight", {kvd, H});
+      expect_shape(w, p + "self_attn.k_proj.weight", {kvd, H}, true);
       expect_shape(w, p + "self_attn.k_proj.bias", {kvd});
-      expect_shape(w, p + "self_attn.v_proj.weight", {kvd, H});
+      expect_shape(w, p + "self_attn.v_proj.weight", {kvd, H}, true);
       expect_shape(w, p + "self_attn.v_proj.bias", {kvd});
-      expect_shape(w, p + "self_attn.o_proj.weight", {H, qd});
+      expect_shape(w, p + "self_attn.o_proj.weight", {H, qd}, true);
       expect_shape(w, p + "post_attention_layernorm.weight", {H});
-      expect_shape(w, p + "mlp.gate_proj.weight", {l.intermediate, H});
-      expect_shape(w, p + "mlp.up_proj.weight", {l.intermediate, H});
-      expect_shape(w, p + "mlp.down_proj.weight", {H, l.intermediate});
+      expect_shape(w, p + "mlp.gate_proj.weight", {l.intermediate, H}, true);
+      expect_shape(w, p + "mlp.up_proj.weight", {l.intermediate, H}, true);
+      expect_shape(w, p + "mlp.down_proj.weight", {H, l.intermediate}, true);
     }
     expect_shape(w, kL + "model.norm.weight", {H});
     if (!l.tie_word_embeddings) expect_shape(w, kL + "lm_head.weight", {l.vocab, H});

@@ -67,6 +67,12 @@ struct WeightTensor {
   const void* data = nullptr;
   WType type = WType::kF32;
   std::vector<int64_t> shape;
+  // kQ4 / kQ8 (the LLM's q/k/v/o/gate/up/down projections only): shape is the logical
+  // [out, in], data the q bytes, and these the rest of weights.h's quantized layout.
+  const float* scales = nullptr;
+  const uint8_t* zeros = nullptr;
+  int64_t group = 0;
+  const int32_t* perm = nullptr;
 };
 // Keys: "vision.<HF key>" (vision_model.embeddings.patch_embedding.weight, ...),
 // "projector.<key>" (layers.1.weight, ...), "llm.<HF key>" (model.embed_tokens.weight,

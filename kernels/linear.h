@@ -16,11 +16,17 @@
 
 namespace sr3d {
 
-// x: (n, w.cols) f32; w: (w.rows, w.cols) f32/f16/bf16 [out][in]; bias: (w.rows) f32 or null
-// -> y: (n, w.rows) f32, y = x . W^T + bias.
+// x: (n, w.cols) f32; w: (w.rows, w.cols) f32/f16/bf16 or int4/int8 (weights.h) [out][in];
+// bias: (w.rows) f32 or null -> y: (n, w.rows) f32, y = x . W^T + bias.
+// Quantized weights: the reference dequantizes each row to float32 and runs the float32
+// reference; the fast path dequantizes 16 rows at a time into per-thread float32 scratch and
+// runs the float32 fast kernels, so its outputs are bit-identical to the float32 fast path
+// over the dequantized weight (any n, any thread count). Impl::kCuda refuses them for now.
 void linear(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y, Impl impl);
 
 namespace cpu {
+// Quantized w only: rows [r0, r0 + count) dequantized to float32 (count x w.cols) at out.
+void dequantize_rows(const WeightRef& w, int64_t r0, int64_t count, float* out);
 void linear_reference(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y);
 void linear_fast(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y);
 // `count` linears that share the input x (same cols; e.g. q/k/v or gate/up) in one parallel

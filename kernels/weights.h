@@ -1,5 +1,6 @@
 // Weight formats of the nn ops: a borrowed 2-D weight in its checkpoint dtype (f32 / f16 /
-// bf16), used in place, and the exact 16-bit -> float conversions shared by CPU and CUDA code.
+// bf16, or int4 / int8 quantized for Linear only), used in place, and the exact 16-bit -> float
+// conversions shared by CPU and CUDA code.
 //
 // Conventions of every nn op (linear, attention, norms, activation, rope, projector):
 // activations are float32, row-major, contiguous; every accumulation is float32. A Linear
@@ -12,9 +13,12 @@
 
 namespace sr3d {
 
-enum class WType : int32_t { kF32 = 0, kF16 = 1, kBF16 = 2 };
+enum class WType : int32_t { kF32 = 0, kF16 = 1, kBF16 = 2, kQ4 = 3, kQ8 = 4 };
 const char* wtype_name(WType t);
+// Bytes per element of the dense types (f32 / f16 / bf16); quantized weights are sized by
+// quant_row_bytes.
 inline int64_t wtype_size(WType t) { return t == WType::kF32 ? 4 : 2; }
+inline bool wtype_quantized(WType t) { return t == WType::kQ4 || t == WType::kQ8; }
 
 // bf16 / f16 bits -> float (exact), shared by CPU and CUDA code.
 SR3D_HOST_DEVICE inline float bf16_to_float(uint16_t b) {
@@ -59,10 +63,23 @@ SR3D_HOST_DEVICE inline float load_weight(const void* data, WType t, int64_t i) 
 }
 
 // A borrowed 2-D weight: rows x cols, row-major (for a Linear: rows = out, cols = in).
+// Quantized (kQ4 / kQ8; Linear only), sr3d's one layout that lib/quant.ts repacks AWQ and GPTQ
+// into: data = q, uint8 [rows][cols * bits / 8] (int4: input 2j in the low nibble of byte j,
+// 2j+1 in the high nibble), scales f32 [rows][cols / group], zeros u8 [rows][cols / group],
+// perm int32 [cols] or null (act-order: stored column j is input perm[j]). Dequantized,
+// exactly in float32: W[r][perm[j]] = scales[r][j / group] * (q[r][j] - zeros[r][j / group]).
 struct WeightRef {
   const void* data = nullptr;
   WType type = WType::kF32;
   int64_t rows = 0, cols = 0;
+  const float* scales = nullptr;
+  const uint8_t* zeros = nullptr;
+  int64_t group = 0;
+  const int32_t* perm = nullptr;
 };
+// Bytes of one stored row of a quantized weight (cols * bits / 8).
+inline int64_t quant_row_bytes(const WeightRef& w) {
+  return w.type == WType::kQ4 ? w.cols / 2 : w.cols;
+}
 
 }  // namespace sr3d

@@ -24,6 +24,8 @@ import type {
   WeightDType, WeightSet,
 } from './checkpoint_types';
 import { CheckpointError, openWeights, readJson } from './safetensors';
+import { parseQuantConfig } from './quant';
+import { quantizedWeightSet } from './quant_weights';
 import { LLM_WEIGHTS, PROJECTOR_WEIGHTS, REGION_WEIGHTS, SPATIAL_PE_WEIGHTS, VISION_WEIGHTS, biasOf, weightOf } from './weights';
 
 export type {
@@ -400,7 +402,10 @@ function readLlm(dir: string): { config: LlmConfig; weights: WeightSet } {
       'Copy the tokenizer files of the checkpoint into llm/.');
   }
 
-  const weights = openWeights(ldir);
+  // Quantized (AWQ gemm / GPTQ): each quantized Linear reads as `<prefix>.weight` (lib/quant_weights.ts).
+  const quant = parseQuantConfig(cfg, file);
+  const stored = openWeights(ldir);
+  const weights = quant ? quantizedWeightSet(stored, quant, file) : stored;
   checkLayerCount(weights, 'model.layers.', numLayers, file, ldir, 'num_hidden_layers');
   const H = hiddenSize, Q = numHeads * headDim, KV = numKvHeads * headDim, I = intermediateSize, V = vocabSize;
   const LW = LLM_WEIGHTS;

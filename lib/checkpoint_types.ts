@@ -4,6 +4,8 @@
  * config files, never assumed.
  */
 
+import type { QuantWeight } from './quant';
+
 /** Element types a weight can have (safetensors names: F32, F16, BF16). */
 export type WeightDType = 'f32' | 'f16' | 'bf16';
 
@@ -36,6 +38,12 @@ export interface WeightSet {
   read(key: string): WeightTensor;
   /** Total data bytes. */
   bytes: number;
+  /**
+   * Quantized LLM Linears (int4 / int8 in sr3d's layout, lib/quant.ts): the repacked weight of
+   * `<prefix>.weight` (listed by keys(), its info() the logical [out, in]), or undefined when that
+   * key is a plain tensor. Absent on unquantized sets.
+   */
+  quantized?(key: string): QuantWeight | undefined;
 }
 
 export interface VisionConfig {

@@ -15,6 +15,7 @@ import { askCommand, chatCommand } from './commands/ask';
 import { tinyModelCommand } from './commands/tiny_model';
 import { measureCommand } from './commands/measure';
 import { evalCommand } from './commands/eval';
+import { quantizeCommand } from './commands/quantize';
 
 // Commands defined in lib/commands/*.ts: name -> { summary, usage, run(args) }.
 const COMMANDS: Record<string, Command> = {
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, Command> = {
   ask: askCommand,
   chat: chatCommand,
   eval: evalCommand,
+  quantize: quantizeCommand,
 };
 
 const USAGE_TEXT = `Usage: sr3d <command> [options]

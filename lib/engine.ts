@@ -553,6 +553,14 @@ export function nativeEngineOf(engine: Engine): NativeEngine {
 function addWeights(out: NativeWeight[], set: WeightSet, prefix: string, keep: (key: string) => boolean = () => true): void {
   for (const key of set.keys()) {
     if (!keep(key)) continue;
+    const q = set.quantized?.(key);
+    if (q) {  // int4 / int8 (the LLM's projections; the native engine refuses them elsewhere)
+      out.push({
+        name: prefix + key, dtype: q.bits === 4 ? 'q4' : 'q8', shape: [q.rows, q.cols], data: q.q,
+        scales: q.scales, zeros: q.zeros, group: q.groupSize, perm: q.perm,
+      });
+      continue;
+    }
     const t = set.read(key);
     out.push({ name: prefix + key, dtype: t.dtype, shape: t.shape, data: t.data });
   }

@@ -32,6 +32,8 @@ export type {
   WeightDType, WeightInfo, WeightSet, WeightTensor,
 } from './checkpoint_types';
 export { writeTinyModel } from './tinymodel';
+export { quantizeCheckpoint } from './quantize_checkpoint';
+export type { QuantizeOptions, QuantizeResult } from './quantize_checkpoint';
 export type { TinyModelInfo, TinyModelOptions } from './tinymodel';
 export { SafetensorsFile, openWeights, writeSafetensors } from './safetensors';
 export type { TensorSpec } from './safetensors';

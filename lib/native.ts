@@ -84,9 +84,14 @@ export type NativeWeightDtype = 'f32' | 'f16' | 'bf16';
 /** One weight handed to {@link NativeAddon.createEngine} (the CPU engine borrows `data`). */
 export interface NativeWeight {
   name: string;
-  dtype: NativeWeightDtype;
+  dtype: NativeWeightDtype | 'q4' | 'q8';
   shape: number[];
-  data: Float32Array | Uint16Array;
+  /** q4 / q8: the q bytes (kernels/weights.h), with scales, zeros, group and perm. */
+  data: Float32Array | Uint16Array | Uint8Array;
+  scales?: Float32Array;
+  zeros?: Uint8Array;
+  group?: number;
+  perm?: Int32Array | null;
 }
 
 /** A step of a small sequential module; weight names are looked up as `<module>.<name>`. */
@@ -188,7 +193,8 @@ export interface NativeAddon {
   }): Promise<{ inside: number[]; valid: number[] }>;
 
   // ---- neural-network ops (native/nn.cc; kernels/{linear,attention,norms,activation,rope,projector}.h) ----
-  nnLinear(b: ImplBaton & { x: Float32Array; n: number; inDim: number; outDim: number; weight: Float32Array | Uint16Array; weightDtype: NativeWeightDtype; bias: Float32Array | null; out: Float32Array }): Promise<void>;
+  /** weightDtype 'q4' / 'q8': weight is q (Uint8Array) with weightScales, weightZeros, weightGroup and weightPerm (kernels/weights.h). */
+  nnLinear(b: ImplBaton & { x: Float32Array; n: number; inDim: number; outDim: number; weight: Float32Array | Uint16Array | Uint8Array; weightDtype: NativeWeightDtype | 'q4' | 'q8'; weightScales?: Float32Array; weightZeros?: Uint8Array; weightGroup?: number; weightPerm?: Int32Array | null; bias: Float32Array | null; out: Float32Array }): Promise<void>;
   nnLayerNorm(b: ImplBaton & { x: Float32Array; n: number; d: number; gamma: Float32Array; beta: Float32Array; eps: number; out: Float32Array }): Promise<void>;
   nnRmsNorm(b: ImplBaton & { x: Float32Array; n: number; d: number; gamma: Float32Array; eps: number; out: Float32Array }): Promise<void>;
   /** In place on x. */

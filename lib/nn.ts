@@ -1,6 +1,6 @@
 /**
  * Advanced: the neural-network ops of the native engine one at a time (kernels/linear.h, attention.h, …) —
- * Linear with f32/f16/bf16 weights, LayerNorm, RMSNorm, GELU/SiLU, SwiGLU, RoPE, grouped-query
+ * Linear with f32/f16/bf16 or int4/int8 weights, LayerNorm, RMSNorm, GELU/SiLU, SwiGLU, RoPE, grouped-query
  * attention, the 3x3 space-to-channel of NVILA's projector and SigLIP's patch embedding.
  * {@link createEngine} runs whole models; these entry points exist for tests against float64
  * references and for microbenchmarks. Each validates its inputs here, runs in a native worker
@@ -15,6 +15,7 @@ import { callNative, pickImpl } from './dispatch';
 import type { DeviceOptions } from './dispatch';
 import { invalidArgument } from './errors';
 import { native } from './native';
+import type { QuantWeight } from './quant';
 import { toContiguous, toNdArray } from './tensor';
 import type { NdArray, TensorLike } from './tensor';
 
@@ -29,6 +30,28 @@ export interface NnWeight {
   dtype: WeightDType;
   shape: readonly number[];
   data: Float32Array | Uint16Array;
+}
+
+/**
+ * A quantized Linear weight in sr3d's layout (lib/quant.ts's module comment; what
+ * `fromAwq` / `fromGptq` / `quantizeRtn` return as a `QuantWeight`): `q` Uint8Array
+ * [rows][cols · bits / 8], `scales` Float32Array and `zeros` Uint8Array [rows][cols / group],
+ * `perm` Int32Array [cols] or null (act-order). rows = out features, cols = in features.
+ */
+export interface NnQuantWeight {
+  dtype: 'q4' | 'q8';
+  rows: number;
+  cols: number;
+  group: number;
+  q: Uint8Array;
+  scales: Float32Array;
+  zeros: Uint8Array;
+  perm?: Int32Array | null;
+}
+
+/** A `QuantWeight` (lib/quant.ts) as the {@link NnQuantWeight} {@link linear} takes; no copy. */
+export function nnQuantWeight(w: QuantWeight): NnQuantWeight {
+  return { dtype: w.bits === 4 ? 'q4' : 'q8', rows: w.rows, cols: w.cols, group: w.groupSize, q: w.q, scales: w.scales, zeros: w.zeros, perm: w.perm };
 }
 
 /** The activations {@link activation} applies. */
@@ -61,7 +84,7 @@ function vector(x: unknown, n: number, name: string): Float32Array {
 function weight(w: unknown, name: string, rank: number): NnWeight {
   if (w === null || typeof w !== 'object') throw invalidArgument('a weight { dtype, shape, data }', name, w);
   const t = w as Partial<NnWeight>;
-  if (t.dtype !== 'f32' && t.dtype !== 'f16' && t.dtype !== 'bf16') throw invalidArgument("'f32', 'f16' or 'bf16'", `${name}.dtype`, t.dtype);
+  if (t.dtype !== 'f32' && t.dtype !== 'f16' && t.dtype !== 'bf16') throw invalidArgument(rank === 2 && name === 'weight' ? "'f32', 'f16', 'bf16', 'q4' or 'q8'" : "'f32', 'f16' or 'bf16'", `${name}.dtype`, t.dtype);
   if (!Array.isArray(t.shape) || t.shape.length !== rank || !t.shape.every((d) => Number.isInteger(d) && d >= 1)) {
     throw invalidArgument(`a shape of ${rank} positive integers`, `${name}.shape`, Array.isArray(t.shape) ? shapeText(t.shape) : t.shape, Array.isArray(t.shape));
   }
@@ -74,6 +97,27 @@ function weight(w: unknown, name: string, rank: number): NnWeight {
   return t as NnWeight;
 }
 
+function quantWeight(w: Partial<NnQuantWeight>, name: string): NnQuantWeight {
+  const bits = w.dtype === 'q4' ? 4 : 8;
+  for (const k of ['rows', 'cols', 'group'] as const) {
+    const v = w[k];
+    if (!Number.isInteger(v) || (v as number) < 1) throw invalidArgument('a positive integer', `${name}.${k}`, v);
+  }
+  const rows = w.rows as number, cols = w.cols as number, group = w.group as number;
+  if (cols % group !== 0 || (bits === 4 && group % 2 !== 0)) {
+    throw invalidArgument(`a group size dividing cols ${cols}${bits === 4 ? ' and even (two int4 inputs per byte)' : ''}`, `${name}.group`, group);
+  }
+  const groups = rows * (cols / group);
+  const need = (v: unknown, Ctor: typeof Uint8Array | typeof Float32Array | typeof Int32Array, n: number, key: string) => {
+    if (!(v instanceof Ctor) || v.length !== n) throw invalidArgument(`a ${Ctor.name} of ${n} elements`, `${name}.${key}`, v);
+  };
+  need(w.q, Uint8Array, (rows * cols * bits) / 8, 'q');
+  need(w.scales, Float32Array, groups, 'scales');
+  need(w.zeros, Uint8Array, groups, 'zeros');
+  if (w.perm !== undefined && w.perm !== null) need(w.perm, Int32Array, cols, 'perm');
+  return w as NnQuantWeight;
+}
+
 function out(n: number): Float32Array {
   return new Float32Array(n);
 }
@@ -81,14 +125,18 @@ function out(n: number): Float32Array {
 /**
  * Advanced. `y = x · Wᵀ + bias` over the last dimension.
  * @param x (…, in) float32.
- * @param w the weight, shape `[out, in]`, f32/f16/bf16.
+ * @param w the weight, shape `[out, in]`, f32/f16/bf16; or an int4/int8 {@link NnQuantWeight}
+ *   (the fast path dequantizes it exactly to float32 per block of rows and runs the float32
+ *   kernels; the CUDA path refuses it for now).
  * @param bias `out` float32 values, or null/undefined for none.
  * @returns (…, out) float32.
  */
-export async function linear(x: TensorLike, w: NnWeight, bias?: TensorLike | Float32Array | number[] | null, opts?: DeviceOptions): Promise<NdArray<Float32Array>> {
+export async function linear(x: TensorLike, w: NnWeight | NnQuantWeight, bias?: TensorLike | Float32Array | number[] | null, opts?: DeviceOptions): Promise<NdArray<Float32Array>> {
   checkOptions(opts);
-  const W = weight(w, 'weight', 2);
-  const [outDim, inDim] = W.shape;
+  const quant = w !== null && typeof w === 'object' && (w.dtype === 'q4' || w.dtype === 'q8');
+  const Q = quant ? quantWeight(w as NnQuantWeight, 'weight') : null;
+  const W = Q ? null : weight(w, 'weight', 2);
+  const [outDim, inDim] = Q ? [Q.rows, Q.cols] : W!.shape;
   const X = f32(x, 'x', `activations (…, ${inDim})`, undefined, inDim);
   if (X.shape.length < 1) throw invalidArgument(`activations (…, ${inDim})`, 'x.shape', shapeText(X.shape), true);
   const b = bias === undefined || bias === null ? null : vector(bias, outDim, 'bias');
@@ -98,7 +146,10 @@ export async function linear(x: TensorLike, w: NnWeight, bias?: TensorLike | Flo
   if (n === 0) return toNdArray(y, shape);
   const addon = native();
   const impl = pickImpl(opts, addon);
-  await callNative(() => addon.nnLinear({ ...impl, x: X.data, n, inDim, outDim, weight: W.data, weightDtype: W.dtype, bias: b, out: y }));
+  const wargs = Q
+    ? { weight: Q.q, weightDtype: Q.dtype, weightScales: Q.scales, weightZeros: Q.zeros, weightGroup: Q.group, weightPerm: Q.perm ?? null }
+    : { weight: W!.data, weightDtype: W!.dtype };
+  await callNative(() => addon.nnLinear({ ...impl, x: X.data, n, inDim, outDim, ...wargs, bias: b, out: y }));
   return toNdArray(y, shape);
 }
 

@@ -20,6 +20,17 @@ export { CheckpointError };
 /** Largest header we accept: real headers are a few hundred kB; anything bigger is hostile. */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
+/** A tensor's header entry whatever its dtype (the raw safetensors name). */
+export interface RawInfo { key: string; dtype: string; shape: number[]; file: string; bytes: number }
+/** A tensor read as stored: I32 → Int32Array, F16 → Uint16Array (raw bits). */
+export interface RawTensor { key: string; shape: number[]; data: Int32Array | Uint16Array }
+/** Tensors of any dtype (quantized checkpoints' I32 qweight/qzeros/g_idx and F16 scales). */
+export interface RawTensorSource {
+  rawInfo(key: string): RawInfo;
+  /** Typed error naming the tensor when its dtype is not `want`. */
+  readRaw(key: string, want: 'I32' | 'F16'): RawTensor;
+}
+
 /** Element sizes of every dtype the safetensors format defines (for validating byte sizes). */
 const DTYPE_BYTES: Record<string, number> = {
   BOOL: 1, U8: 1, I8: 1, F8_E4M3: 1, F8_E5M2: 1,
@@ -33,8 +44,8 @@ const SUPPORTED: Record<string, WeightDType> = { F32: 'f32', F16: 'f16', BF16: '
 const ST_NAME: Record<WeightDType, string> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
 
 /** Bytes per element of a weight dtype. */
-export function dtypeBytes(dtype: WeightDType): number {
-  return dtype === 'f32' ? 4 : 2;
+export function dtypeBytes(dtype: WeightDType | 'i32'): number {
+  return dtype === 'f32' || dtype === 'i32' ? 4 : 2;
 }
 
 /** One tensor's header entry, validated. `dtype` is the raw safetensors name. */
@@ -156,8 +167,31 @@ export class SafetensorsFile implements WeightSet {
   read(key: string): WeightTensor {
     const e = this.entry(key);
     const dtype = SUPPORTED[e.rawDtype];
+    const data = dtype === 'f32' ? new Float32Array((e.end - e.begin) / 4) : new Uint16Array((e.end - e.begin) / 2);
+    this.readInto(e, key, data);
+    return { name: key, dtype, shape: [...e.shape], data };
+  }
+
+  rawInfo(key: string): RawInfo {
+    const e = this.entries.get(key);
+    if (!e) throw fail(this.path, 'a tensor key present in the file', 'the key', `'${key}'`, 'Check the key name; list keys with keys().', key);
+    return { key, dtype: e.rawDtype, shape: [...e.shape], file: this.path, bytes: e.end - e.begin };
+  }
+
+  readRaw(key: string, want: 'I32' | 'F16'): RawTensor {
+    const info = this.rawInfo(key);
+    if (info.dtype !== want) {
+      throw fail(this.path, `dtype ${want}`, `tensor '${key}'`, info.dtype,
+        'The quantized tensors do not have the dtypes of their published layout (qweight/qzeros/g_idx I32, scales F16): export the checkpoint again.', key);
+    }
+    const e = this.entries.get(key)!;
+    const data = want === 'I32' ? new Int32Array((e.end - e.begin) / 4) : new Uint16Array((e.end - e.begin) / 2);
+    this.readInto(e, key, data);
+    return { key, shape: info.shape, data };
+  }
+
+  private readInto(e: Entry, key: string, data: Float32Array | Uint16Array | Int32Array): void {
     const bytes = e.end - e.begin;
-    const data = dtype === 'f32' ? new Float32Array(bytes / 4) : new Uint16Array(bytes / 2);
     const fd = fs.openSync(this.path, 'r');
     try {
       const size = fs.fstatSync(fd).size;
@@ -169,7 +203,6 @@ export class SafetensorsFile implements WeightSet {
     } finally {
       fs.closeSync(fd);
     }
-    return { name: key, dtype, shape: [...e.shape], data };
   }
 }
 
@@ -327,13 +360,21 @@ export class ShardedWeights implements WeightSet {
   read(key: string): WeightTensor {
     return this.shard(key).read(key);
   }
+
+  rawInfo(key: string): RawInfo {
+    return this.shard(key).rawInfo(key);
+  }
+
+  readRaw(key: string, want: 'I32' | 'F16'): RawTensor {
+    return this.shard(key).readRaw(key, want);
+  }
 }
 
 /**
  * Opens the weights of one module folder: `model.safetensors.index.json` (sharded) when present,
  * else `model.safetensors`.
  */
-export function openWeights(dir: string): WeightSet {
+export function openWeights(dir: string): WeightSet & RawTensorSource {
   const abs = path.resolve(dir);
   const idx = path.join(abs, INDEX_FILE);
   if (fs.existsSync(idx)) return ShardedWeights.open(idx);
@@ -364,13 +405,15 @@ export function readJson(file: string, what: string): Record<string, unknown> {
 /** A tensor to write: its data length must equal prod(shape) in elements of its dtype. */
 export interface TensorSpec {
   name: string;
-  dtype: WeightDType;
+  /** 'i32': an Int32Array (quantized checkpoints' qweight / qzeros / g_idx). */
+  dtype: WeightDType | 'i32';
   shape: readonly number[];
 }
 
 function tensorBytes(t: TensorSpec): number {
   return t.shape.reduce((a, b) => a * b, 1) * dtypeBytes(t.dtype);
 }
+const ST_NAME_W: Record<TensorSpec['dtype'], string> = { ...ST_NAME, i32: 'I32' };
 
 /**
  * Writes a safetensors file one tensor at a time: `produce(spec, i)` is called once per tensor,
@@ -382,7 +425,7 @@ function tensorBytes(t: TensorSpec): number {
 export function writeSafetensorsStreaming(
   file: string,
   specs: readonly TensorSpec[],
-  produce: (spec: TensorSpec, index: number) => Float32Array | Uint16Array,
+  produce: (spec: TensorSpec, index: number) => Float32Array | Uint16Array | Int32Array,
   metadata?: Record<string, string>,
 ): void {
   const header: Record<string, unknown> = {};
@@ -391,10 +434,10 @@ export function writeSafetensorsStreaming(
   const names = new Set<string>();
   for (const s of specs) {
     if (s.name === '__metadata__' || names.has(s.name)) throw new InvalidArgumentError(`Expected unique tensor names other than __metadata__ for writeSafetensors but received '${s.name}' twice or reserved`);
-    if (!(s.dtype in ST_NAME)) throw new InvalidArgumentError(`Expected dtype 'f32', 'f16' or 'bf16' for tensor '${s.name}' but received ${String(s.dtype)}`);
+    if (!(s.dtype in ST_NAME_W)) throw new InvalidArgumentError(`Expected dtype 'f32', 'f16', 'bf16' or 'i32' for tensor '${s.name}' but received ${String(s.dtype)}`);
     names.add(s.name);
     const n = tensorBytes(s);
-    header[s.name] = { dtype: ST_NAME[s.dtype], shape: [...s.shape], data_offsets: [off, off + n] };
+    header[s.name] = { dtype: ST_NAME_W[s.dtype], shape: [...s.shape], data_offsets: [off, off + n] };
     off += n;
   }
   let json = Buffer.from(JSON.stringify(header), 'utf8');
@@ -409,10 +452,11 @@ export function writeSafetensorsStreaming(
     specs.forEach((s, i) => {
       const data = produce(s, i);
       const want = tensorBytes(s);
-      const okType = s.dtype === 'f32' ? data instanceof Float32Array : data instanceof Uint16Array;
+      const Ctor = s.dtype === 'f32' ? Float32Array : s.dtype === 'i32' ? Int32Array : Uint16Array;
+      const okType = data instanceof Ctor;
       if (!okType || data.byteLength !== want) {
         throw new InvalidArgumentError(
-          `Expected ${s.dtype === 'f32' ? 'Float32Array' : 'Uint16Array'} of ${want} bytes (shape ${fmtShape(s.shape)}) for tensor '${s.name}' but received ${data.constructor.name} of ${data.byteLength} bytes`,
+          `Expected ${Ctor.name} of ${want} bytes (shape ${fmtShape(s.shape)}) for tensor '${s.name}' but received ${data.constructor.name} of ${data.byteLength} bytes`,
         );
       }
       const u8 = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);

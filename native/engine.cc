@@ -517,7 +517,14 @@ const uint8_t* own_weight(Napi::Env env, EngineState& st, Napi::Value v, const s
   napi_value ab;
   if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok)
     bad("a typed array", name, describe(v));
-  const size_t bytes = length * (type == napi_float32_array ? 4 : 2);
+  size_t elem = 1;
+  switch (type) {
+    case napi_float32_array: case napi_int32_array: case napi_uint32_array: elem = 4; break;
+    case napi_uint16_array: case napi_int16_array: elem = 2; break;
+    case napi_float64_array: elem = 8; break;
+    default: elem = 1;
+  }
+  const size_t bytes = length * elem;
   bool plain = false, detached = false;
   napi_is_arraybuffer(env, ab, &plain);
   if (!plain) {
@@ -587,7 +594,9 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
       if (dt == "f32") t.type = sr3d::WType::kF32;
       else if (dt == "f16") t.type = sr3d::WType::kF16;
       else if (dt == "bf16") t.type = sr3d::WType::kBF16;
-      else bad("'f32', 'f16' or 'bf16'", wn + ".dtype", "'" + dt + "'");
+      else if (dt == "q4") t.type = sr3d::WType::kQ4;
+      else if (dt == "q8") t.type = sr3d::WType::kQ8;
+      else bad("'f32', 'f16', 'bf16', 'q4' or 'q8'", wn + ".dtype", "'" + dt + "'");
       Napi::Value sv = we.value("shape");
       if (!sv.IsArray()) bad("an array of dimensions", name + ".shape", describe(sv));
       Napi::Array sa = sv.As<Napi::Array>();
@@ -600,6 +609,35 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
       }
       int64_t count = 1;
       for (int64_t d : t.shape) count = checked_mul({count, d}, name.c_str());
+      if (sr3d::wtype_quantized(t.type)) {
+        // sr3d's quantized layout (kernels/weights.h): data = q bytes, scales, zeros, group,
+        // perm (optional); the engine checks which tensors may be quantized.
+        if (t.shape.size() != 2 || t.shape[0] < 1 || t.shape[1] < 1)
+          bad("a shape [out, in] of positive dimensions", name + ".shape", std::to_string(t.shape.size()) + " dimensions");
+        const int64_t rows = t.shape[0], cols = t.shape[1];
+        t.group = we.integer("group", 1, cols);
+        if (cols % t.group != 0 || (t.type == sr3d::WType::kQ4 && t.group % 2 != 0))
+          bad("a group size dividing in features " + std::to_string(cols) + (t.type == sr3d::WType::kQ4 ? " and even" : ""),
+              name + ".group", std::to_string(t.group));
+        const int64_t groups = checked_mul({rows, cols / t.group}, name.c_str());
+        // Each array is owned by the engine like any weight (own_weight), never a staged copy:
+        // staged memory goes back to the pool when createEngine resolves.
+        auto owned = [&](const char* key, napi_typedarray_type type, const char* tname, int64_t n, bool optional) -> const void* {
+          Napi::Value v = we.value(key);
+          if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
+          const std::string what = std::string("a ") + tname + " of " + std::to_string(n) + " elements";
+          if (!v.IsTypedArray()) bad(what, name + "." + key, describe(v));
+          Napi::TypedArray ta = v.As<Napi::TypedArray>();
+          if (ta.TypedArrayType() != type || static_cast<int64_t>(ta.ElementLength()) != n) bad(what, name + "." + key, describe(v));
+          return own_weight(env, *st, v, name + "." + key);
+        };
+        t.data = owned("data", napi_uint8_array, "Uint8Array", checked_mul({rows, t.type == sr3d::WType::kQ4 ? cols / 2 : cols}, name.c_str()), false);
+        t.scales = static_cast<const float*>(owned("scales", napi_float32_array, "Float32Array", groups, false));
+        t.zeros = static_cast<const uint8_t*>(owned("zeros", napi_uint8_array, "Uint8Array", groups, false));
+        t.perm = static_cast<const int32_t*>(owned("perm", napi_int32_array, "Int32Array", cols, true));
+        st->weights.emplace(name, std::move(t));
+        continue;
+      }
       Napi::Value dv = we.value("data");
       const napi_typedarray_type want = t.type == sr3d::WType::kF32 ? napi_float32_array : napi_uint16_array;
       const std::string what = std::string(t.type == sr3d::WType::kF32 ? "a Float32Array" : "a Uint16Array (raw ") +

@@ -30,6 +30,31 @@ sr3d::WeightRef read_weight(Baton& b, const char* key, const char* dtype_key, in
   return w;
 }
 
+// A Linear weight of `rows` x `cols`: read_weight's dense dtypes, or 'q4' / 'q8' in sr3d's
+// quantized layout (kernels/weights.h): weight = q (Uint8Array of rows * cols * bits / 8),
+// weightScales (Float32Array) and weightZeros (Uint8Array) of rows * cols / weightGroup,
+// weightPerm (Int32Array of cols) or null. The kernel checks that perm is a permutation.
+sr3d::WeightRef read_linear_weight(Baton& b, int64_t rows, int64_t cols) {
+  const std::string dt = b.str("weightDtype", {"f32", "f16", "bf16", "q4", "q8"});
+  if (dt != "q4" && dt != "q8") return read_weight(b, "weight", "weightDtype", rows, cols);
+  sr3d::WeightRef w;
+  w.type = dt == "q4" ? sr3d::WType::kQ4 : sr3d::WType::kQ8;
+  w.rows = rows;
+  w.cols = cols;
+  w.group = b.integer("weightGroup", 1, cols);
+  if (cols % w.group != 0 || (dt == "q4" && w.group % 2 != 0))
+    bad(std::string("a group size dividing inDim ") + std::to_string(cols) +
+            (dt == "q4" ? " and even (two int4 inputs per byte)" : ""),
+        "weightGroup", std::to_string(w.group));
+  const int64_t groups = checked_mul({rows, cols / w.group}, "weightScales");
+  w.data = b.array("weight", napi_uint8_array,
+                   checked_mul({rows, dt == "q4" ? cols / 2 : cols}, "weight"));
+  w.scales = static_cast<const float*>(b.array("weightScales", napi_float32_array, groups));
+  w.zeros = static_cast<const uint8_t*>(b.array("weightZeros", napi_uint8_array, groups));
+  w.perm = static_cast<const int32_t*>(b.array("weightPerm", napi_int32_array, cols, true));
+  return w;
+}
+
 float read_eps(Baton& b, const char* key) {
   double e = b.number(key);
   if (!(e > 0) || !(e < 1)) bad("a number in (0, 1)", key, sr3d::format_number(e));
@@ -42,7 +67,7 @@ Napi::Value Linear(const Napi::CallbackInfo& info) {
     const int64_t n = b.integer("n", 0, kMaxDim);
     const int64_t in = b.integer("inDim", 1, kMaxDim), out = b.integer("outDim", 1, kMaxDim);
     const float* x = static_cast<const float*>(b.array("x", napi_float32_array, checked_mul({n, in}, "x")));
-    sr3d::WeightRef w = read_weight(b, "weight", "weightDtype", out, in);
+    sr3d::WeightRef w = read_linear_weight(b, out, in);
     const float* bias = static_cast<const float*>(b.array("bias", napi_float32_array, out, true));
     float* y = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({n, out}, "out")));
     sr3d::Impl impl = b.impl();

@@ -301,7 +301,7 @@ describe('bad inputs are typed errors', () => {
     await expect(addon.nnLinear({ ...base, x: new Float32Array(6), out: new Float32Array(3) })).rejects.toThrow(
       'Expected a Float32Array of 4 elements for out but received Float32Array(3)');
     await expect(addon.nnLinear({ ...base, x: new Float32Array(6), weightDtype: 'f8' as never })).rejects.toThrow(
-      "Expected one of 'f32', 'f16', 'bf16' for weightDtype but received 'f8'");
+      "Expected one of 'f32', 'f16', 'bf16', 'q4', 'q8' for weightDtype but received 'f8'");
     await expect(addon.nnAttention({ impl: 'fast', q: new Float32Array(4), k: new Float32Array(4), v: new Float32Array(4), nq: 1, nk: 1, hq: 3, hkv: 2, d: 4, scale: 1, causal: false, qOffset: 0, out: new Float32Array(4) }))
       .rejects.toThrow(/divisible by the KV head count/);
   });

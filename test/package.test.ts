@@ -44,7 +44,7 @@ describe('package', () => {
       'RegionError', 'ModelError', 'TokenizerFileError', 'EngineBusyError', 'EngineDisposedError', 'RequestQueueFullError',
       'RequestAbortedError', 'invalidArgument',
       // checkpoints, tokenizer, prompt
-      'loadCheckpoint', 'writeTinyModel', 'SafetensorsFile', 'openWeights', 'writeSafetensors', 'loadTokenizer', 'renderChat',
+      'loadCheckpoint', 'writeTinyModel', 'quantizeCheckpoint', 'SafetensorsFile', 'openWeights', 'writeSafetensors', 'loadTokenizer', 'renderChat',
       'buildPrompt', 'spliceEmbeddings',
       // scenes, regions, measurement, overlays
       'loadScene', 'sceneFromFrames', 'saveScene', 'sceneWorldPoints', 'importTum', 'TUM_INTRINSICS', 'parseRegionArg',

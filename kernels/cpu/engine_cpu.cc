@@ -38,10 +38,18 @@ WeightRef as_ref(const WeightTensor& t) {
   r.rows = t.shape[0];
   r.cols = 1;
   for (size_t i = 1; i < t.shape.size(); ++i) r.cols *= t.shape[i];
+  r.scales = t.scales;
+  r.zeros = t.zeros;
+  r.group = t.group;
+  r.perm = t.perm;
   return r;
 }
 
 int64_t tensor_bytes(const WeightTensor& t) {
+  if (wtype_quantized(t.type)) {  // q, then f32 scales + u8 zeros per group, the perm
+    const WeightRef r = as_ref(t);
+    return r.rows * quant_row_bytes(r) + r.rows * (r.cols / r.group) * 5 + (r.perm ? 4 * r.cols : 0);
+  }
   int64_t n = wtype_size(t.type);
   for (int64_t d : t.shape) n *= d;
   return n;

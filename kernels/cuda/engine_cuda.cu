@@ -152,6 +152,12 @@ class CudaEngine final : public Engine {
   CudaEngine(const ModelSpec& spec, const WeightMap& weights, int device)
       : spec_(spec), device_(device) {
     check_weights(spec, weights);
+    // No CUDA int4/int8 GEMV yet: refuse quantized weights before uploading anything.
+    for (const auto& kv : weights)
+      if (wtype_quantized(kv.second.type))
+        throw_invalid_argument("device 'cpu' (quantized weights need the CPU engine for now)",
+                               "weight '" + kv.first + "' (" + wtype_name(kv.second.type) + ")",
+                               "device 'cuda'");
     if (spec_.has_llm && spec_.llm.head_dim <= 0)
       spec_.llm.head_dim = spec_.llm.hidden / spec_.llm.heads;
     SR3D_CUDA_CHECK(cudaSetDevice(device_));

@@ -1,0 +1,105 @@
+// The CPU engine with int4 / int8 LLM projections (q/k/v/o, gate/up/down; embeddings, lm_head,
+// norms, vision and projector as they are): the tiny model's LLM linears quantized in memory
+// (quantizeRtn, some act-order) and handed to createEngine through WeightSet.quantized, against
+// the same checkpoint with those weights dequantize()d to float32: logits within 1e-5 relative
+// (the kernels dequantize exactly and run the float32 fast path, so they agree bit for bit
+// today), greedy tokens identical. The CUDA engine refuses quantized weights with a typed error.
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import type { Checkpoint, WeightSet } from '../lib/checkpoint_types';
+import { loadCheckpoint } from '../lib/checkpoint';
+import { createEngine } from '../lib/engine';
+import { dequantize, quantizeRtn } from '../lib/quant';
+import type { QuantWeight } from '../lib/quant';
+import { writeTinyModel } from '../lib/tinymodel';
+import { rng } from './helpers';
+
+const LINEAR = /\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)\.weight$/;
+let dir: string;
+let ckpt: Checkpoint;
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sr3d-engine-quant-'));
+  await writeTinyModel(dir, { seed: 7, dtype: 'f32' });
+  ckpt = await loadCheckpoint(dir);
+}, 300000);
+
+afterAll(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function shuffled(n: number, seed: number): Int32Array {
+  const r = rng(seed), p = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
+}
+
+/** The llm WeightSet with its projections quantized (`quant`) or their dequantized f32 (`dense`). */
+function variants(set: WeightSet, bits: 4 | 8, group: number): { quant: WeightSet; dense: WeightSet } {
+  const q = new Map<string, QuantWeight>();
+  set.keys().filter((k) => LINEAR.test(k)).forEach((k, i) => {
+    const t = set.read(k);
+    const [rows, cols] = t.shape;
+    const w = quantizeRtn(t.data as Float32Array, rows, cols, bits, group);
+    q.set(k, i % 3 === 1 ? { ...w, perm: shuffled(cols, i) } : w); // act-order on some
+  });
+  const base = { keys: () => set.keys(), has: (k: string) => set.has(k), info: (k: string) => set.info(k), bytes: set.bytes };
+  return {
+    quant: { ...base, read: (k) => set.read(k), quantized: (k) => q.get(k) },
+    dense: { ...base, read: (k) => (q.has(k) ? { ...set.read(k), data: dequantize(q.get(k)!) } : set.read(k)) },
+  };
+}
+
+function relMaxErr(got: Float32Array, want: Float32Array): number {
+  let d = 0, m = 0;
+  for (let i = 0; i < want.length; i++) {
+    d = Math.max(d, Math.abs(got[i] - want[i]));
+    m = Math.max(m, Math.abs(want[i]));
+  }
+  return d / m;
+}
+
+async function collect(it: AsyncIterable<number>): Promise<number[]> {
+  const out: number[] = [];
+  for await (const t of it) out.push(t);
+  return out;
+}
+
+describe.each([[4, 32], [8, -1]] as const)('int%i LLM projections (group %i)', (bits, group) => {
+  it('logits within 1e-5 relative of the dequantized f32 checkpoint, greedy tokens identical', async () => {
+    const v = variants(ckpt.llm.weights, bits, group);
+    const qc = { ...ckpt, llm: { ...ckpt.llm, weights: v.quant } } as Checkpoint;
+    const dc = { ...ckpt, llm: { ...ckpt.llm, weights: v.dense } } as Checkpoint;
+    const qe = await createEngine(qc, { device: 'cpu', maxContext: 128 });
+    const de = await createEngine(dc, { device: 'cpu', maxContext: 128 });
+    try {
+      expect(qe.info().weightBytes).toBeLessThan(de.info().weightBytes);
+      const H = ckpt.llm.config.hiddenSize, L = 9;
+      const emb = await de.embedTokens([1, 17, 300, 4096, 9, 151000, 42, 7, 88]);
+      const x = { data: emb.data, shape: [L, H] };
+      const got = await qe.logits(x), want = await de.logits(x);
+      expect(relMaxErr(got, want)).toBeLessThanOrEqual(1e-5);
+      const opts = { maxNewTokens: 8, stopTokenIds: [] };
+      expect(await collect(qe.generate(x, opts))).toEqual(await collect(de.generate(x, opts)));
+    } finally {
+      await qe.dispose();
+      await de.dispose();
+    }
+  }, 120000);
+});
+
+describe('quantized weights where the engine cannot take them', () => {
+  it('a quantized vision weight is refused with a typed error naming it', async () => {
+    const set = ckpt.vision.weights;
+    const key = set.keys().find((k) => /mlp\.fc1\.weight$/.test(k))!;
+    const t = set.read(key);
+    const w = quantizeRtn(t.data as Float32Array, t.shape[0], t.shape[1], 8, -1);
+    const vision: WeightSet = { keys: () => set.keys(), has: (k) => set.has(k), info: (k) => set.info(k), bytes: set.bytes, read: (k) => set.read(k), quantized: (k) => (k === key ? w : undefined) };
+    const c = { ...ckpt, vision: { ...ckpt.vision, weights: vision } } as Checkpoint;
+    await expect(createEngine(c, { device: 'cpu', maxContext: 64 })).rejects.toThrow(/int4\/int8 only for the LLM's attention and MLP projections/);
+  });
+});

@@ -1,0 +1,226 @@
+// Standalone tests and a benchmark of int4/int8 Linear weights (weights.h's quantized
+// WeightRef, linear.h); no Node. Command line as every tests_cpp executable (harness.h):
+//
+//   sr3d_quant_tests [--filter SUBSTR]   the quantized reference bit-exact to the float32
+//                                        reference over the weight dequantized here; the fast
+//                                        path bit-exact to the float32 fast path over it (so
+//                                        one row == a batch, any thread count) and within
+//                                        rtol 1e-5 of sum_k |x_k w_k| of the reference;
+//                                        linear_multi_fast with mixed weights; typed errors
+//   sr3d_quant_tests --bench [--json] [--json-out FILE]   decode GEMV, bf16 / int8 / int4
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+#include "linear.h"
+
+using namespace sr3d;
+using namespace sr3d_test;
+
+namespace {
+
+std::vector<float> randv(int64_t n, uint64_t seed, double lo = -1, double hi = 1) {
+  Rng r(seed);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = static_cast<float>(r.uniform(lo, hi));
+  return v;
+}
+
+// A random quantized weight in sr3d's layout and its dequantized float32 values, computed
+// here from the definition (weights.h), independently of the kernel's dequantizer.
+struct QW {
+  std::vector<uint8_t> q, zeros;
+  std::vector<float> scales, deq;
+  std::vector<int32_t> perm;
+  WeightRef ref, dense;
+};
+QW make_q(int64_t rows, int64_t cols, int bits, int64_t group, bool act_order, uint64_t seed) {
+  QW w;
+  Rng r(seed);
+  const int64_t ng = cols / group, rb = cols * bits / 8, qmax = bits == 4 ? 15 : 255;
+  w.q.resize(static_cast<size_t>(rows * rb));
+  for (auto& b : w.q) b = static_cast<uint8_t>(r.uniform(0, 256));
+  w.scales.resize(static_cast<size_t>(rows * ng));
+  w.zeros.resize(w.scales.size());
+  for (size_t i = 0; i < w.scales.size(); ++i) {
+    w.scales[i] = static_cast<float>(r.uniform(0.001, 0.05));
+    w.zeros[i] = static_cast<uint8_t>(std::min<double>(qmax, r.uniform(0, qmax + 1)));
+  }
+  if (act_order) {
+    w.perm.resize(static_cast<size_t>(cols));
+    std::iota(w.perm.begin(), w.perm.end(), 0);
+    for (int64_t i = cols - 1; i > 0; --i)
+      std::swap(w.perm[i], w.perm[static_cast<int64_t>(r.uniform(0, static_cast<double>(i + 1))) % (i + 1)]);
+  }
+  w.deq.assign(static_cast<size_t>(rows * cols), 0.f);
+  for (int64_t row = 0; row < rows; ++row)
+    for (int64_t j = 0; j < cols; ++j) {
+      const uint8_t b = w.q[row * rb + (bits == 4 ? j / 2 : j)];
+      const int qv = bits == 4 ? (j % 2 ? b >> 4 : b & 15) : b;
+      const int64_t g = row * ng + j / group;
+      const int64_t c = act_order ? w.perm[j] : j;
+      w.deq[row * cols + c] = w.scales[g] * static_cast<float>(qv - w.zeros[g]);
+    }
+  w.ref = WeightRef{w.q.data(), bits == 4 ? WType::kQ4 : WType::kQ8, rows, cols,
+                    w.scales.data(), w.zeros.data(), group, act_order ? w.perm.data() : nullptr};
+  w.dense = WeightRef{w.deq.data(), WType::kF32, rows, cols};
+  return w;
+}
+
+std::vector<float> run_linear(const std::vector<float>& x, int64_t n, const WeightRef& w,
+                              const float* bias, Impl impl) {
+  std::vector<float> y(static_cast<size_t>(n * w.rows));
+  linear(x.data(), n, w, bias, y.data(), impl);
+  return y;
+}
+
+void test_quant_linear(int64_t n, int64_t rows, int64_t cols, int bits, int64_t group,
+                       bool act_order, bool with_bias) {
+  const std::string name = fmt("linear q%d n=%" PRId64 " %" PRId64 "x%" PRId64 " group %" PRId64 "%s%s",
+                               bits, n, rows, cols, group, act_order ? " act-order" : "",
+                               with_bias ? " bias" : "");
+  if (!begin_case(name)) return;
+  const uint64_t seed = static_cast<uint64_t>(n * 1000003 + rows * 131 + cols * 7 + bits + group);
+  QW w = make_q(rows, cols, bits, group, act_order, seed);
+  const std::vector<float> x = randv(n * cols, seed + 1);
+  const std::vector<float> b = randv(rows, seed + 2);
+  const float* bias = with_bias ? b.data() : nullptr;
+  const std::vector<int64_t> shape{n, rows};
+
+  const auto ref = run_linear(x, n, w.ref, bias, Impl::kReference);
+  check_floats(name + " reference == f32 reference of the dequantized weight", ref,
+               run_linear(x, n, w.dense, bias, Impl::kReference), shape, 0);
+  const auto fast = run_linear(x, n, w.ref, bias, Impl::kFast);
+  check_floats(name + " fast == f32 fast of the dequantized weight", fast,
+               run_linear(x, n, w.dense, bias, Impl::kFast), shape, 0);
+  std::vector<double> atol(static_cast<size_t>(n * rows));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t r = 0; r < rows; ++r) {
+      double s = with_bias ? std::fabs(b[r]) : 0;
+      for (int64_t c = 0; c < cols; ++c) s += std::fabs(double(x[i * cols + c]) * w.deq[r * cols + c]);
+      atol[i * rows + r] = 1e-5 * s;
+    }
+  check_close(name + " fast vs reference", fast, ref, atol, 0, shape);
+  // One input row at a time (an engine's decode steps) == the batch (its prefill).
+  std::vector<float> rowwise(fast.size());
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<float> xi(x.begin() + i * cols, x.begin() + (i + 1) * cols);
+    auto yi = run_linear(xi, 1, w.ref, bias, Impl::kFast);
+    std::copy(yi.begin(), yi.end(), rowwise.begin() + i * rows);
+  }
+  check_floats(name + " fast one row at a time == batch", rowwise, fast, shape, 0);
+  for (int t : {1, 3}) {
+    set_cpu_threads(t);
+    auto yt = run_linear(x, n, w.ref, bias, Impl::kFast);
+    set_cpu_threads(0);
+    check_floats(name + fmt(" fast with %d threads == default", t), yt, fast, shape, 0);
+  }
+}
+
+void test_multi() {
+  const std::string name = "linear_multi_fast: q4, q8 (act-order) and f32 sharing x";
+  if (!begin_case(name)) return;
+  const int64_t n = 5, cols = 256;
+  QW a = make_q(37, cols, 4, 64, false, 11), b = make_q(19, cols, 8, 128, true, 12);
+  std::vector<float> c = randv(23 * cols, 13);
+  const WeightRef ws[3] = {a.ref, b.ref, WeightRef{c.data(), WType::kF32, 23, cols}};
+  const std::vector<float> x = randv(n * cols, 14), bias = randv(37, 15);
+  std::vector<float> y0(n * 37), y1(n * 19), y2(n * 23);
+  const float* biases[3] = {bias.data(), nullptr, nullptr};
+  float* ys[3] = {y0.data(), y1.data(), y2.data()};
+  cpu::linear_multi_fast(x.data(), n, ws, biases, ys, 3);
+  check_floats(name + " [0]", y0, run_linear(x, n, ws[0], bias.data(), Impl::kFast), {n, 37}, 0);
+  check_floats(name + " [1]", y1, run_linear(x, n, ws[1], nullptr, Impl::kFast), {n, 19}, 0);
+  check_floats(name + " [2]", y2, run_linear(x, n, ws[2], nullptr, Impl::kFast), {n, 23}, 0);
+}
+
+void test_errors() {
+  const auto IA = ErrorKind::kInvalidArgument;
+  QW w = make_q(4, 64, 4, 32, true, 21);
+  const std::vector<float> x = randv(64, 22);
+  std::vector<float> y(4);
+  auto run = [&](WeightRef r, Impl impl = Impl::kFast) {
+    return [&x, &y, r, impl] { linear(x.data(), 1, r, nullptr, y.data(), impl); };
+  };
+  for (Impl impl : {Impl::kReference, Impl::kFast}) {
+    const std::string p = std::string("errors/q ") + impl_name(impl) + ": ";
+    WeightRef r = w.ref;
+    r.group = 48;
+    expect_error(p + "group not dividing cols", IA, run(r, impl));
+    r.group = 0;
+    expect_error(p + "group 0", IA, run(r, impl));
+    r = w.ref;
+    r.cols = 62, r.group = 31;
+    expect_error(p + "odd int4 group", IA, run(r, impl));
+    r = w.ref;
+    r.scales = nullptr;
+    expect_error(p + "null scales", IA, run(r, impl));
+    r = w.ref;
+    r.zeros = nullptr;
+    expect_error(p + "null zeros", IA, run(r, impl));
+    r = w.ref;
+    r.data = nullptr;
+    expect_error(p + "null q", IA, run(r, impl));
+    std::vector<int32_t> dup = w.perm;
+    dup[5] = dup[6];
+    r = w.ref;
+    r.perm = dup.data();
+    expect_error(p + "perm with a repeated input", IA, run(r, impl));
+    std::vector<int32_t> out = w.perm;
+    out[0] = 64;
+    r.perm = out.data();
+    expect_error(p + "perm out of range", IA, run(r, impl));
+    out[0] = -1;
+    expect_error(p + "perm negative", IA, run(r, impl));
+    r = w.ref;
+    r.type = static_cast<WType>(5);
+    expect_error(p + "unknown dtype code", IA, run(r, impl));
+  }
+  expect_error("errors/q Impl::kCuda", IA, run(w.ref, Impl::kCuda));
+}
+
+void run_tests() {
+  // rows: not multiples of 8 or 16 (the fast path's row blocks); cols: == group, several groups
+  for (int bits : {4, 8})
+    for (int64_t group : {32, 64, 128})
+      for (auto [n, rows, mult] : std::vector<std::array<int64_t, 3>>{
+               {1, 1, 1}, {1, 7, 2}, {3, 13, 1}, {17, 37, 3}, {1, 130, 4}, {70, 19, 2}})
+        for (bool act : {false, true})
+          test_quant_linear(n, rows, group * mult, bits, group, act, (rows + group) % 2 == 1);
+  test_quant_linear(2, 9, 18, 4, 2, false, true);   // the smallest int4 group
+  test_quant_linear(2, 9, 18, 8, 3, true, false);   // int8 allows odd groups
+  test_multi();
+  test_errors();
+}
+
+void run_bench(const std::string& device, std::vector<BenchRow>& rows) {
+  if (device != "cpu" && device != "all") return;
+  const double peak = measure_cpu_peak(rows);
+  const int thr = cpu_threads();
+  // The MLP down projection of an 8B LLM (decode GEMV): bytes = weights + scales + zeros.
+  const int64_t in = 18944, out = 3584, group = 128;
+  const std::vector<float> x = randv(in, 1);
+  std::vector<float> y(static_cast<size_t>(out));
+  {
+    std::vector<uint16_t> w(static_cast<size_t>(in * out), 0x3c00);
+    const WeightRef r{w.data(), WType::kBF16, out, in};
+    const double ms = cpu_median_ms([&] { linear(x.data(), 1, r, nullptr, y.data(), Impl::kFast); });
+    rows.push_back(make_row("linear", fmt("gemv bf16 %" PRId64 "->%" PRId64, in, out), "cpu", thr, ms,
+                            2.0 * in * out, peak, kCpuCacheBytes));
+  }
+  for (int bits : {8, 4}) {
+    QW w = make_q(out, in, bits, group, false, 3);
+    const double ms = cpu_median_ms([&] { linear(x.data(), 1, w.ref, nullptr, y.data(), Impl::kFast); });
+    const double bytes = in * out * bits / 8.0 + out * (in / group) * 5.0;
+    rows.push_back(make_row("linear", fmt("gemv int%d g%" PRId64 " %" PRId64 "->%" PRId64, bits, group, in, out),
+                            "cpu", thr, ms, bytes, peak, kCpuCacheBytes));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return harness_main(argc, argv, run_tests, run_bench); }
