@@ -74,8 +74,10 @@ describe.each([[4, 32], [8, -1]] as const)('int%i LLM projections (group %i)', (
     const v = variants(ckpt.llm.weights, bits, group);
     const qc = { ...ckpt, llm: { ...ckpt.llm, weights: v.quant } } as Checkpoint;
     const dc = { ...ckpt, llm: { ...ckpt.llm, weights: v.dense } } as Checkpoint;
-    const qe = await createEngine(qc, { device: 'cpu', maxContext: 128 });
+    // The dense twin first: it dequantizes the same arrays that createEngine(qc) then takes over
+    // (the engine copies each weight and detaches a caller's buffer that the weight spans).
     const de = await createEngine(dc, { device: 'cpu', maxContext: 128 });
+    const qe = await createEngine(qc, { device: 'cpu', maxContext: 128 });
     try {
       expect(qe.info().weightBytes).toBeLessThan(de.info().weightBytes);
       const H = ckpt.llm.config.hiddenSize, L = 9;
@@ -85,6 +87,15 @@ describe.each([[4, 32], [8, -1]] as const)('int%i LLM projections (group %i)', (
       expect(relMaxErr(got, want)).toBeLessThanOrEqual(1e-5);
       const opts = { maxNewTokens: 8, stopTokenIds: [] };
       expect(await collect(qe.generate(x, opts))).toEqual(await collect(de.generate(x, opts)));
+      // The engine owns its quantized arrays: the caller's buffers may be transferred and the
+      // native staging pool reused by other ops without changing a logit.
+      for (const k of v.quant.keys()) {
+        const w = v.quant.quantized!(k);
+        if (!w) continue;
+        for (const a of [w.q, w.scales, w.zeros]) if (a.byteLength) structuredClone(a.buffer, { transfer: [a.buffer as ArrayBuffer] });
+      }
+      for (let i = 0; i < 4; i++) await de.logits({ data: new Float32Array(L * H).fill(0.5 + i), shape: [L, H] });
+      expect(await qe.logits(x)).toEqual(got);
     } finally {
       await qe.dispose();
       await de.dispose();
