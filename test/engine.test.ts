@@ -22,7 +22,7 @@ import { createEngine, DEFAULT_MAX_CONTEXT, Engine, EngineBusyError, EngineDispo
 import { InvalidArgumentError } from '../lib/errors';
 import { native } from '../lib/native';
 import { writeTinyModel } from '../lib/tinymodel';
-import { rng } from './helpers';
+import { rng, collect } from './helpers';
 import { ModelRef, argmaxWithMargin, relMaxErr } from './reference64';
 import { LLM_WEIGHTS, SPATIAL_PE_WEIGHTS, weightOf } from '../lib/weights';
 
@@ -40,12 +40,6 @@ const TEXT_B = [198, 3838, 374, 419, 30];
 function rand(n: number, seed: number, scale = 1): Float32Array {
   const r = rng(seed);
   return Float32Array.from({ length: n }, () => (2 * r() - 1) * scale);
-}
-
-async function collect(it: AsyncIterable<number>): Promise<number[]> {
-  const out: number[] = [];
-  for await (const t of it) out.push(t);
-  return out;
 }
 
 beforeAll(async () => {

@@ -13,7 +13,8 @@ import { createEngine } from '../lib/engine';
 import { dequantize, quantizeRtn } from '../lib/quant';
 import type { QuantWeight } from '../lib/quant';
 import { writeTinyModel } from '../lib/tinymodel';
-import { rng } from './helpers';
+import { rng, collect } from './helpers';
+import { relMaxErr } from './reference64';
 
 const LINEAR = /\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)\.weight$/;
 let dir: string;
@@ -52,21 +53,6 @@ function variants(set: WeightSet, bits: 4 | 8, group: number): { quant: WeightSe
     quant: { ...base, read: (k) => set.read(k), quantized: (k) => q.get(k) },
     dense: { ...base, read: (k) => (q.has(k) ? { ...set.read(k), data: dequantize(q.get(k)!) } : set.read(k)) },
   };
-}
-
-function relMaxErr(got: Float32Array, want: Float32Array): number {
-  let d = 0, m = 0;
-  for (let i = 0; i < want.length; i++) {
-    d = Math.max(d, Math.abs(got[i] - want[i]));
-    m = Math.max(m, Math.abs(want[i]));
-  }
-  return d / m;
-}
-
-async function collect(it: AsyncIterable<number>): Promise<number[]> {
-  const out: number[] = [];
-  for await (const t of it) out.push(t);
-  return out;
 }
 
 describe.each([[4, 32], [8, -1]] as const)('int%i LLM projections (group %i)', (bits, group) => {

@@ -218,3 +218,21 @@ export function expectCheckpointError(caught: unknown, re: RegExp): CheckpointEr
   expect(e.message).toMatch(re);
   return e;
 }
+
+/** Drains a token stream (engine.generate) into an array. */
+export async function collect(it: AsyncIterable<number>): Promise<number[]> {
+  const out: number[] = [];
+  for await (const t of it) out.push(t);
+  return out;
+}
+
+/** n random points in [-4, 4)³; a fraction `invalidFrac` invalid (NaN, or y = Infinity). */
+export function randomPointMap(n: number, seed: number, invalidFrac: number): Float32Array {
+  const r = rng(seed);
+  const p = new Float32Array(3 * n);
+  for (let i = 0; i < n; i++) {
+    const bad = r() < invalidFrac;
+    for (let a = 0; a < 3; a++) p[3 * i + a] = bad ? (a === 1 ? Infinity : NaN) : (r() - 0.5) * 8;
+  }
+  return p;
+}

@@ -1,18 +1,8 @@
 // poolPointsToPatches: per-patch mean of a point map, against a float64 reference.
 import { devices, poolPointsToPatches } from '../lib';
-import { expectBitEqual, expectClose, refPool, rng } from './helpers';
+import { expectBitEqual, expectClose, refPool, randomPointMap } from './helpers';
 
 const hasGpu = devices().length > 0;
-
-function randomPointMap(n: number, seed: number, invalidFrac: number): Float32Array {
-  const r = rng(seed);
-  const p = new Float32Array(3 * n);
-  for (let i = 0; i < n; i++) {
-    const bad = r() < invalidFrac;
-    for (let a = 0; a < 3; a++) p[3 * i + a] = bad ? (a === 1 ? Infinity : NaN) : (r() - 0.5) * 8;
-  }
-  return p;
-}
 
 describe('poolPointsToPatches', () => {
   const cases: [number[], number, number][] = [

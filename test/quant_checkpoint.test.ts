@@ -16,7 +16,8 @@ import type { QuantWeight } from '../lib/quant';
 import { openWeights, writeSafetensorsStreaming } from '../lib/safetensors';
 import type { TensorSpec } from '../lib/safetensors';
 import { writeTinyModel } from '../lib/tinymodel';
-import { rng } from './helpers';
+import { rng, collect } from './helpers';
+import { relMaxErr } from './reference64';
 
 const LINEAR = /\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)\.weight$/;
 
@@ -99,21 +100,6 @@ async function writePair(root: string, v: Variant, seed: number): Promise<{ qdir
     : { quant_method: 'gptq', bits: v.bits, group_size: v.group, desc_act: v.actOrder, sym: v.bits === 8, checkpoint_format: 'gptq' };
   fs.writeFileSync(cfgFile, JSON.stringify(cfg, null, 2));
   return { qdir, fdir };
-}
-
-function relMaxErr(got: Float32Array, want: Float32Array): number {
-  let d = 0, m = 0;
-  for (let i = 0; i < want.length; i++) {
-    d = Math.max(d, Math.abs(got[i] - want[i]));
-    m = Math.max(m, Math.abs(want[i]));
-  }
-  return d / m;
-}
-
-async function collect(it: AsyncIterable<number>): Promise<number[]> {
-  const out: number[] = [];
-  for await (const t of it) out.push(t);
-  return out;
 }
 
 async function compare(qdir: string, fdir: string): Promise<void> {

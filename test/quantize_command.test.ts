@@ -14,6 +14,8 @@ import { dequantize, parseQuantConfig, quantizeRtn } from '../lib/quant';
 import { QUANTIZABLE, quantizeCheckpoint } from '../lib/quantize_checkpoint';
 import { toFloat32 } from '../lib/safetensors';
 import { writeTinyModel } from '../lib/tinymodel';
+import { collect } from './helpers';
+import { relMaxErr } from './reference64';
 
 let root: string, src: string;
 beforeAll(async () => {
@@ -22,21 +24,6 @@ beforeAll(async () => {
   await writeTinyModel(src, { seed: 5 }); // bf16
 }, 120000);
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
-
-function relMaxErr(got: Float32Array, want: Float32Array): number {
-  let d = 0, m = 0;
-  for (let i = 0; i < want.length; i++) {
-    d = Math.max(d, Math.abs(got[i] - want[i]));
-    m = Math.max(m, Math.abs(want[i]));
-  }
-  return d / m;
-}
-
-async function collect(it: AsyncIterable<number>): Promise<number[]> {
-  const out: number[] = [];
-  for await (const t of it) out.push(t);
-  return out;
-}
 
 describe.each([[4, 32], [8, -1]] as const)('int%i (group %i)', (bits, group) => {
   it('round trip: projections read back as dequantize(quantizeRtn(original)), the rest unchanged, engine matches', async () => {

@@ -1,18 +1,8 @@
 // sinusoidalEncode: the 3D PE's sinusoid features, against a float64 reference.
 import { devices, sinusoidalEncode } from '../lib';
-import { expectBitEqual, expectClose, refEncode, rng } from './helpers';
+import { expectBitEqual, expectClose, refEncode, randomPointMap } from './helpers';
 
 const hasGpu = devices().length > 0;
-
-function randomPointMap(n: number, seed: number, invalidFrac: number): Float32Array {
-  const r = rng(seed);
-  const p = new Float32Array(3 * n);
-  for (let i = 0; i < n; i++) {
-    const bad = r() < invalidFrac;
-    for (let a = 0; a < 3; a++) p[3 * i + a] = bad ? (a === 1 ? Infinity : NaN) : (r() - 0.5) * 8;
-  }
-  return p;
-}
 
 describe('sinusoidalEncode', () => {
   for (const [n, L, inc] of [[1, 16, true], [7, 16, true], [1000, 16, true], [33, 4, false], [5, 0, true], [0, 16, true], [257, 30, true]] as [number, number, boolean][]) {
