@@ -310,6 +310,14 @@ struct Rng {
   bool chance(double p) { return uniform(0, 1) < p; }
 };
 
+// n floats uniform in [lo, hi) from Rng(seed).
+inline std::vector<float> uniform_floats(int64_t n, uint64_t seed, double lo = -1, double hi = 1) {
+  Rng r(seed);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = static_cast<float>(r.uniform(lo, hi));
+  return v;
+}
+
 // ---- benchmarks ----------------------------------------------------------------------
 struct BenchRow {
   std::string op, shape, device;

@@ -41,15 +41,6 @@ using namespace sr3d_test;
 
 namespace {
 
-
-
-std::vector<float> randv(int64_t n, uint64_t seed, double lo = -1, double hi = 1) {
-  Rng r(seed);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = static_cast<float>(r.uniform(lo, hi));
-  return v;
-}
-
 // A weight matrix in one dtype, with its exact values as double.
 struct TestWeight {
   std::vector<uint8_t> bytes;
@@ -115,7 +106,7 @@ void test_linear(int64_t n, int64_t in, int64_t out, WType t, bool with_bias) {
                                out, wtype_name(t), with_bias ? ",bias" : "");
   if (!begin_case(name)) return;
   TestWeight w = make_weight(out, in, t, 7 * n + 13 * in + out, 1.0);
-  std::vector<float> x = randv(n * in, 3 * n + in), b = randv(out, 5 + out, -0.5, 0.5);
+  std::vector<float> x = uniform_floats(n * in, 3 * n + in), b = uniform_floats(out, 5 + out, -0.5, 0.5);
   const float* bias = with_bias ? b.data() : nullptr;
   std::vector<double> want(static_cast<size_t>(n * out)), scale(want.size());
   for (int64_t i = 0; i < n; ++i)
@@ -158,8 +149,8 @@ void test_linear(int64_t n, int64_t in, int64_t out, WType t, bool with_bias) {
 void test_layer_norm(int64_t n, int64_t d) {
   const std::string name = fmt("layer_norm/n=%" PRId64 ",d=%" PRId64, n, d);
   if (!begin_case(name)) return;
-  std::vector<float> x = randv(n * d, n * 31 + d, -2, 3), g = randv(d, d + 1, 0.5, 1.5),
-                     b = randv(d, d + 2, -0.5, 0.5);
+  std::vector<float> x = uniform_floats(n * d, n * 31 + d, -2, 3), g = uniform_floats(d, d + 1, 0.5, 1.5),
+                     b = uniform_floats(d, d + 2, -0.5, 0.5);
   const float eps = 1e-5f;
   std::vector<double> want(x.size());
   for (int64_t i = 0; i < n; ++i) {
@@ -182,7 +173,7 @@ void test_layer_norm(int64_t n, int64_t d) {
 void test_rms_norm(int64_t n, int64_t d) {
   const std::string name = fmt("rms_norm/n=%" PRId64 ",d=%" PRId64, n, d);
   if (!begin_case(name)) return;
-  std::vector<float> x = randv(n * d, n * 37 + d, -3, 2), g = randv(d, d + 3, 0.5, 1.5);
+  std::vector<float> x = uniform_floats(n * d, n * 37 + d, -3, 2), g = uniform_floats(d, d + 3, 0.5, 1.5);
   const float eps = 1e-6f;
   std::vector<double> want(x.size());
   for (int64_t i = 0; i < n; ++i) {
@@ -216,7 +207,7 @@ const char* act_name(Act a) {
 void test_activation(int64_t n, Act act) {
   const std::string name = fmt("activation/%s,n=%" PRId64, act_name(act), n);
   if (!begin_case(name)) return;
-  std::vector<float> x = randv(n, n + static_cast<int>(act), -8, 8);
+  std::vector<float> x = uniform_floats(n, n + static_cast<int>(act), -8, 8);
   const float special[] = {0.f, -0.f, 30.f, -30.f, 1e-20f, -90.f, 88.f};
   for (size_t i = 0; i < std::min<size_t>(7, x.size()); ++i) x[i] = special[i];
   std::vector<double> want(x.size());
@@ -233,7 +224,7 @@ void test_activation(int64_t n, Act act) {
 void test_silu_mul(int64_t n) {
   const std::string name = fmt("silu_mul/n=%" PRId64, n);
   if (!begin_case(name)) return;
-  std::vector<float> g = randv(n, n + 1, -8, 8), u = randv(n, n + 2, -3, 3);
+  std::vector<float> g = uniform_floats(n, n + 1, -8, 8), u = uniform_floats(n, n + 2, -3, 3);
   std::vector<double> want(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) want[i] = act_f64(g[i], Act::kSilu) * u[i];
   std::vector<float> ref;
@@ -249,7 +240,7 @@ void test_rope(int64_t nt, int64_t heads, int64_t hd, double theta) {
   const std::string name =
       fmt("rope/tok=%" PRId64 ",heads=%" PRId64 ",hd=%" PRId64 ",theta=%g", nt, heads, hd, theta);
   if (!begin_case(name)) return;
-  std::vector<float> x = randv(nt * heads * hd, nt * heads + hd);
+  std::vector<float> x = uniform_floats(nt * heads * hd, nt * heads + hd);
   Rng r(hd + nt);
   std::vector<int32_t> pos(static_cast<size_t>(nt));
   for (int64_t t = 0; t < nt; ++t) pos[t] = t == 0 ? 0 : static_cast<int32_t>(r.integer(0, 5000));
@@ -310,8 +301,8 @@ void test_attention(int64_t nq, int64_t nk, int64_t hq, int64_t hkv, int64_t d, 
                                nq, nk, hq, hkv, d, causal ? "causal" : "full", off);
   if (!begin_case(name)) return;
   const uint64_t seed = nq * 1000 + nk * 10 + d;
-  std::vector<float> q = randv(nq * hq * d, seed, -2, 2), k = randv(nk * hkv * d, seed + 1, -2, 2),
-                     v = randv(nk * hkv * d, seed + 2);
+  std::vector<float> q = uniform_floats(nq * hq * d, seed, -2, 2), k = uniform_floats(nk * hkv * d, seed + 1, -2, 2),
+                     v = uniform_floats(nk * hkv * d, seed + 2);
   const float scale = static_cast<float>(std::pow(static_cast<double>(d), -0.5));
   std::vector<double> want = attention_f64(q, k, v, nq, nk, hq, hkv, d, scale, causal, off);
   const std::vector<int64_t> shape = {nq, hq, d};
@@ -336,7 +327,7 @@ void test_attention(int64_t nq, int64_t nk, int64_t hq, int64_t hkv, int64_t d, 
 void test_s2c(int64_t n, int64_t g, int64_t c) {
   const std::string name = fmt("space_to_channel3/n=%" PRId64 ",g=%" PRId64 ",c=%" PRId64, n, g, c);
   if (!begin_case(name)) return;
-  std::vector<float> x = randv(n * g * g * c, n + g + c);
+  std::vector<float> x = uniform_floats(n * g * g * c, n + g + c);
   const int64_t G = (g + 2) / 3;
   std::vector<double> want(static_cast<size_t>(n * G * G * 9 * c));
   for (int64_t t = 0; t < n; ++t)  // torch: pad, view(n,G,3,G,3,c), permute(0,1,3,2,4,5)
@@ -364,7 +355,7 @@ void test_patch_embed(int64_t n, int64_t size, int64_t patch, int64_t hidden, WT
   if (!begin_case(name)) return;
   const int64_t P = size / patch, kk = 3 * patch * patch;
   TestWeight w = make_weight(hidden, kk, t, size + hidden, 0.2);
-  std::vector<float> img = randv(n * 3 * size * size, n + size), b = randv(hidden, hidden);
+  std::vector<float> img = uniform_floats(n * 3 * size * size, n + size), b = uniform_floats(hidden, hidden);
   std::vector<double> want(static_cast<size_t>(n * P * P * hidden)), tol(want.size());
   for (int64_t i = 0; i < n; ++i)
     for (int64_t py = 0; py < P; ++py)
@@ -525,7 +516,7 @@ void test_sampling() {
     uint64_t a[4], b[4];
     seed_rng(7, a);
     seed_rng(7, b);
-    std::vector<float> big = randv(1000, 9, -4, 4);
+    std::vector<float> big = uniform_floats(1000, 9, -4, 4);
     bool same = true;
     for (int i = 0; i < 200; ++i)
       same &= sample_token(big.data(), 1000, s, a) == sample_token(big.data(), 1000, s, b);
@@ -773,7 +764,7 @@ void test_engine_on(const std::string& tag, TinyModel& tm, Engine& e) {
   const std::string base = "engine/" + tag + "/";
   // Vision: 3 tiles batched vs the reference composition, and vs one tile at a time.
   const int64_t nt = 3;
-  std::vector<float> tiles = randv(nt * 3 * 56 * 56, 77, -1, 1);
+  std::vector<float> tiles = uniform_floats(nt * 3 * 56 * 56, 77, -1, 1);
   std::vector<float> feats(static_cast<size_t>(nt * 16 * 32));
   if (begin_case(base + "encode_tiles vs reference ops")) {
     e.encode_tiles(tiles.data(), nt, feats.data());
@@ -798,13 +789,13 @@ void test_engine_on(const std::string& tag, TinyModel& tm, Engine& e) {
     record(e.mlp_in_dim("spatial_pe") == 12 && e.mlp_out_dim("spatial_pe") == 32 &&
                e.mlp_in_dim("region") == 32 && e.mlp_out_dim("region") == 64,
            base + "mlp dims", "wrong in/out dims", nullptr);
-    std::vector<float> x = randv(5 * 12, 3), out(5 * 32);
+    std::vector<float> x = uniform_floats(5 * 12, 3), out(5 * 32);
     e.run_mlp("spatial_pe", x.data(), 5, out.data());
     std::vector<float> a = ref.lin(x, 5, "spatial_pe.mlp.0", true);
     activation(a.data(), static_cast<int64_t>(a.size()), Act::kGeluErf, Impl::kReference);
     std::vector<float> want = ref.lin(a, 5, "spatial_pe.mlp.2", true);
     check_close(base + "run_mlp spatial_pe", out, want, 1e-4 * max_abs(want), 0, {5, 32});
-    std::vector<float> r = randv(3 * 32, 4), rout(3 * 64);
+    std::vector<float> r = uniform_floats(3 * 32, 4), rout(3 * 64);
     e.run_mlp("region", r.data(), 3, rout.data());
     std::vector<float> b = ref.lin(ref.ln(r, 3, 32, "region.ln", 1e-5f), 3, "region.proj", false);
     activation(b.data(), static_cast<int64_t>(b.size()), Act::kGeluTanh, Impl::kReference);
@@ -818,7 +809,7 @@ void test_engine_on(const std::string& tag, TinyModel& tm, Engine& e) {
   std::vector<float> emb(static_cast<size_t>(n * 64));
   e.embed_tokens(ids.data(), n, emb.data());
   {
-    std::vector<float> extra = randv(2 * 64, 11, -1, 1);  // two "image" rows
+    std::vector<float> extra = uniform_floats(2 * 64, 11, -1, 1);  // two "image" rows
     std::copy(extra.begin(), extra.end(), emb.begin() + 3 * 64);
   }
   if (begin_case(base + "embed_tokens rows")) {
@@ -907,7 +898,7 @@ void test_engine() {
       Outcome go = run_op([&] { gpu = make_cuda_engine(tm->spec, tm->map, 0); });
       record(!go.threw, "engine/" + tag + "/cuda create", go.msg, nullptr);
       if (gpu) {
-        std::vector<float> tiles = randv(2 * 3 * 56 * 56, 5), fc(2 * 16 * 32), fg(fc.size());
+        std::vector<float> tiles = uniform_floats(2 * 3 * 56 * 56, 5), fc(2 * 16 * 32), fg(fc.size());
         cpu->encode_tiles(tiles.data(), 2, fc.data());
         gpu->encode_tiles(tiles.data(), 2, fg.data());
         check_close("engine/" + tag + "/cuda encode_tiles", fg, fc, 1e-4 * max_abs(fc), 1e-4, {2, 16, 32});
@@ -915,7 +906,7 @@ void test_engine() {
         cpu->project(fc.data(), 2, pc.data());
         gpu->project(fc.data(), 2, pg.data());
         check_close("engine/" + tag + "/cuda project", pg, pc, 1e-4 * max_abs(pc), 1e-4, {2, 4, 64});
-        std::vector<float> emb = randv(7 * 64, 6);
+        std::vector<float> emb = uniform_floats(7 * 64, 6);
         cpu->reset();
         gpu->reset();
         cpu->prefill(emb.data(), 7);
@@ -1072,7 +1063,7 @@ void bench_cpu(std::vector<BenchRow>& rows) {
   // GEMV: decode is memory bound, bytes = the bf16 weights (x and y are tiny).
   for (auto [in, out] : std::vector<std::pair<int64_t, int64_t>>{{896, 4864}, {4864, 896}, {3584, 18944}}) {
     std::vector<uint16_t> w = random_bf16(in * out, in + out, 0.05f);
-    std::vector<float> x = randv(in, 1), y(static_cast<size_t>(out));
+    std::vector<float> x = uniform_floats(in, 1), y(static_cast<size_t>(out));
     WeightRef r{w.data(), WType::kBF16, out, in};
     const double ms = cpu_median_ms([&] { linear(x.data(), 1, r, nullptr, y.data(), Impl::kFast); });
     rows.push_back(make_row("linear", fmt("gemv bf16 %" PRId64 "->%" PRId64, in, out), "cpu", thr, ms,
@@ -1081,7 +1072,7 @@ void bench_cpu(std::vector<BenchRow>& rows) {
   {  // GEMM: SigLIP fc1 of one tile
     const int64_t n = 1024, in = 1152, out = 4304;
     std::vector<uint16_t> w = random_bf16(in * out, 9, 0.05f);
-    std::vector<float> x = randv(n * in, 2), y(static_cast<size_t>(n * out));
+    std::vector<float> x = uniform_floats(n * in, 2), y(static_cast<size_t>(n * out));
     WeightRef r{w.data(), WType::kBF16, out, in};
     const double ms = cpu_median_ms([&] { linear(x.data(), n, r, nullptr, y.data(), Impl::kFast); });
     const double gflops = 2.0 * n * in * out / (ms * 1e-3) / 1e9;
@@ -1090,7 +1081,7 @@ void bench_cpu(std::vector<BenchRow>& rows) {
   }
   {  // attention prefill, SigLIP shape: 1024 tokens, 16 heads, d 72
     const int64_t T = 1024, h = 16, d = 72;
-    std::vector<float> q = randv(T * h * d, 1), k = randv(T * h * d, 2), v = randv(T * h * d, 3),
+    std::vector<float> q = uniform_floats(T * h * d, 1), k = uniform_floats(T * h * d, 2), v = uniform_floats(T * h * d, 3),
                        o(q.size());
     const double ms = cpu_median_ms([&] {
       attention(q.data(), k.data(), v.data(), T, T, h, h, d, 0.1178511f, false, 0, o.data(), Impl::kFast);

@@ -23,12 +23,6 @@ using namespace sr3d_test;
 
 namespace {
 
-std::vector<float> randv(int64_t n, uint64_t seed, double lo = -1, double hi = 1) {
-  Rng r(seed);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = static_cast<float>(r.uniform(lo, hi));
-  return v;
-}
 
 // A random quantized weight in sr3d's layout and its dequantized float32 values, computed
 // here from the definition (weights.h), independently of the kernel's dequantizer.
@@ -86,8 +80,8 @@ void test_quant_linear(int64_t n, int64_t rows, int64_t cols, int bits, int64_t 
   if (!begin_case(name)) return;
   const uint64_t seed = static_cast<uint64_t>(n * 1000003 + rows * 131 + cols * 7 + bits + group);
   QW w = make_q(rows, cols, bits, group, act_order, seed);
-  const std::vector<float> x = randv(n * cols, seed + 1);
-  const std::vector<float> b = randv(rows, seed + 2);
+  const std::vector<float> x = uniform_floats(n * cols, seed + 1);
+  const std::vector<float> b = uniform_floats(rows, seed + 2);
   const float* bias = with_bias ? b.data() : nullptr;
   const std::vector<int64_t> shape{n, rows};
 
@@ -126,9 +120,9 @@ void test_multi() {
   if (!begin_case(name)) return;
   const int64_t n = 5, cols = 256;
   QW a = make_q(37, cols, 4, 64, false, 11), b = make_q(19, cols, 8, 128, true, 12);
-  std::vector<float> c = randv(23 * cols, 13);
+  std::vector<float> c = uniform_floats(23 * cols, 13);
   const WeightRef ws[3] = {a.ref, b.ref, WeightRef{c.data(), WType::kF32, 23, cols}};
-  const std::vector<float> x = randv(n * cols, 14), bias = randv(37, 15);
+  const std::vector<float> x = uniform_floats(n * cols, 14), bias = uniform_floats(37, 15);
   std::vector<float> y0(n * 37), y1(n * 19), y2(n * 23);
   const float* biases[3] = {bias.data(), nullptr, nullptr};
   float* ys[3] = {y0.data(), y1.data(), y2.data()};
@@ -141,7 +135,7 @@ void test_multi() {
 void test_errors() {
   const auto IA = ErrorKind::kInvalidArgument;
   QW w = make_q(4, 64, 4, 32, true, 21);
-  const std::vector<float> x = randv(64, 22);
+  const std::vector<float> x = uniform_floats(64, 22);
   std::vector<float> y(4);
   auto run = [&](WeightRef r, Impl impl = Impl::kFast) {
     return [&x, &y, r, impl] { linear(x.data(), 1, r, nullptr, y.data(), impl); };
@@ -203,7 +197,7 @@ void run_bench(const std::string& device, std::vector<BenchRow>& rows) {
   const int thr = cpu_threads();
   // The MLP down projection of an 8B LLM (decode GEMV): bytes = weights + scales + zeros.
   const int64_t in = 18944, out = 3584, group = 128;
-  const std::vector<float> x = randv(in, 1);
+  const std::vector<float> x = uniform_floats(in, 1);
   std::vector<float> y(static_cast<size_t>(out));
   {
     std::vector<uint16_t> w(static_cast<size_t>(in * out), 0x3c00);
