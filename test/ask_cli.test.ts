@@ -7,6 +7,7 @@ import * as path from 'path';
 import { PNG } from 'pngjs';
 
 import { writeTinyModel } from '../lib/tinymodel';
+import { ensureDistBuilt } from './helpers';
 
 const root = path.resolve(__dirname, '..');
 const CABINET = path.join(root, 'examples', 'data', 'tum_fr3_cabinet');
@@ -22,23 +23,9 @@ function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 const sr3d = (args: string[], extra: NodeJS.ProcessEnv = {}) =>
   spawnSync(process.execPath, ['bin/sr3d.js', ...args], { cwd: root, encoding: 'utf8', env: env(extra), timeout: 120000 });
 
-/** Newest mtime of the .ts files under a folder. */
-function newest(dir: string): number {
-  let t = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) t = Math.max(t, newest(p));
-    else if (e.name.endsWith('.ts')) t = Math.max(t, fs.statSync(p).mtimeMs);
-  }
-  return t;
-}
 
 beforeAll(async () => {
-  const cli = path.join(root, 'dist', 'cli.js');
-  if (!fs.existsSync(cli) || fs.statSync(cli).mtimeMs < newest(path.join(root, 'lib'))) {
-    const r = spawnSync('npm', ['run', '-s', 'build:ts'], { cwd: root, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`npm run build:ts failed:\n${r.stdout}${r.stderr}`);
-  }
+  ensureDistBuilt('cli.js');
   await writeTinyModel(MODEL, { seed: 3 });
 });
 

@@ -11,6 +11,7 @@ import {
 import type { EvalItem } from '../lib/eval';
 import { InvalidArgumentError } from '../lib/errors';
 import { writeTinyModel } from '../lib/tinymodel';
+import { ensureDistBuilt } from './helpers';
 
 const ROOT = path.resolve(__dirname, '..');
 const BENCH = path.join(ROOT, 'examples', 'data', 'cabinet_bench.jsonl');
@@ -153,6 +154,7 @@ describe('benchmark files', () => {
 });
 
 describe('sr3d eval', () => {
+  beforeAll(() => ensureDistBuilt('cli.js'));
   const env = { ...process.env };
   delete env.SR3D_MODEL;
   const cli = (args: string[]) => spawnSync(process.execPath, [path.join(ROOT, 'bin', 'sr3d.js'), ...args], { encoding: 'utf8', cwd: ROOT, env });

@@ -1,5 +1,6 @@
 // Shared test helpers: a float64 JavaScript reference of every geometry op (written for
 // obviousness), seeded random data, comparison with informative failures, TUM loaders.
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { PNG } from 'pngjs';
@@ -235,4 +236,28 @@ export function randomPointMap(n: number, seed: number, invalidFrac: number): Fl
     for (let a = 0; a < 3; a++) p[3 * i + a] = bad ? (a === 1 ? Infinity : NaN) : (r() - 0.5) * 8;
   }
   return p;
+}
+
+/** Newest mtime of the .ts files under a folder. */
+function newestTs(dir: string): number {
+  let t = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) t = Math.max(t, newestTs(p));
+    else if (e.name.endsWith('.ts')) t = Math.max(t, fs.statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+/**
+ * Rebuilds dist/ (npm run build:ts) when `file` under it is missing or older than lib/: for tests
+ * that run the compiled library or CLI in a child process, as a user does.
+ */
+export function ensureDistBuilt(file = 'index.js'): void {
+  const root = path.resolve(__dirname, '..');
+  const f = path.join(root, 'dist', file);
+  if (!fs.existsSync(f) || fs.statSync(f).mtimeMs < newestTs(path.join(root, 'lib'))) {
+    const r = spawnSync('npm', ['run', '-s', 'build:ts'], { cwd: root, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`npm run build:ts failed:\n${r.stdout}${r.stderr}`);
+  }
 }

@@ -11,28 +11,16 @@ import * as path from 'path';
 import * as sr3d from '../lib';
 import { native } from '../lib/native';
 import { writeTinyModel } from '../lib/tinymodel';
+import { ensureDistBuilt } from './helpers';
 
 const root = path.resolve(__dirname, '..');
 const CHILD = path.join(__dirname, 'fixtures', 'detach_in_flight.js');
 let tmp: string;
 
-function newest(dir: string): number {
-  let t = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) t = Math.max(t, newest(p));
-    else if (e.name.endsWith('.ts')) t = Math.max(t, fs.statSync(p).mtimeMs);
-  }
-  return t;
-}
 
 beforeAll(() => {
   // The child loads the compiled library (dist), as a user does.
-  const idx = path.join(root, 'dist', 'index.js');
-  if (!fs.existsSync(idx) || fs.statSync(idx).mtimeMs < newest(path.join(root, 'lib'))) {
-    const r = spawnSync('npm', ['run', '-s', 'build:ts'], { cwd: root, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`npm run build:ts failed:\n${r.stdout}${r.stderr}`);
-  }
+  ensureDistBuilt('index.js');
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sr3d-memsafety-'));
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
