@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import { Sr3dError } from '../errors';
 import { evaluate, formatReport, readBenchmark, readPredictions, reportJson } from '../eval';
 import type { EvalPrediction } from '../eval';
-import { parseOrUsage, UsageError } from './types';
+import { parseOrUsage, UsageError, walkArgs } from './types';
 import type { Command } from './types';
 
 const USAGE = 'eval <benchmark.jsonl> (--model <dir> [--predictions out.jsonl] | --score-only --predictions in.jsonl) [--max-new-tokens n] [--device auto|cpu|cuda] [--json]';
@@ -30,15 +30,7 @@ interface Args {
 function parseArgs(args: string[]): Args {
   const out: Partial<Args> = { scoreOnly: false, json: false };
   const positional: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const eq = a.indexOf('=');
-    const [flag, inline] = a.startsWith('--') && eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
-    const value = () => {
-      const v = inline ?? args[++i];
-      if (v === undefined) throw new UsageError(`Expected a value after ${flag} but received nothing. Fix: sr3d ${USAGE}`);
-      return v;
-    };
+  walkArgs(args, USAGE, (flag, value) => {
     switch (flag) {
       case '--model': out.model = value(); break;
       case '--predictions': out.predictions = value(); break;
@@ -58,10 +50,10 @@ function parseArgs(args: string[]): Args {
         break;
       }
       default:
-        if (a.startsWith('--')) throw new UsageError(`Unknown option ${a}. Usage: sr3d ${USAGE}`);
-        positional.push(a);
+        if (flag.startsWith('--')) throw new UsageError(`Unknown option ${flag}. Usage: sr3d ${USAGE}`);
+        positional.push(flag);
     }
-  }
+  });
   if (positional.length !== 1) throw new UsageError(`Expected one benchmark .jsonl file but received ${positional.length}. Usage: sr3d ${USAGE}`);
   out.benchmark = positional[0];
   if (out.scoreOnly && !out.predictions) throw new UsageError('Expected --predictions <file> with --score-only (the answers to score). Usage: sr3d ' + USAGE);

@@ -12,7 +12,7 @@ import { writeOverlay } from '../overlay';
 import { parseRegionArg, resolveRegions } from '../regions';
 import type { RegionSpec } from '../regions';
 import { loadScene, sceneWorldPoints } from '../scene';
-import { parseOrUsage, UsageError } from './types';
+import { parseOrUsage, UsageError, walkArgs } from './types';
 import type { Command } from './types';
 
 const USAGE = 'measure <scene.json | dir> --region SPEC [--region SPEC …] [--json] [--overlay out.png] [--voxel m] [--margin m] [--up x,y,z | --no-up]';
@@ -48,15 +48,7 @@ function parseArgs(args: string[]): Args {
   let scene: string | undefined;
   const regions: RegionSpec[] = [];
   const out: Partial<Args> = { json: false };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const eq = a.indexOf('=');
-    const [flag, inline] = a.startsWith('--') && eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
-    const value = () => {
-      const v = inline ?? args[++i];
-      if (v === undefined) throw new UsageError(`Expected a value after ${flag} but received nothing. Fix: sr3d ${USAGE}`);
-      return v;
-    };
+  walkArgs(args, USAGE, (flag, value) => {
     switch (flag) {
       case '--region': {
         const v = value();
@@ -82,12 +74,12 @@ function parseArgs(args: string[]): Args {
         break;
       }
       default:
-        if (a.startsWith('-') || scene !== undefined) {
-          throw new UsageError(`Expected an option of sr3d ${USAGE} but received '${a}'. Fix: see sr3d help`);
+        if (flag.startsWith('-') || scene !== undefined) {
+          throw new UsageError(`Expected an option of sr3d ${USAGE} but received '${flag}'. Fix: see sr3d help`);
         }
-        scene = a;
+        scene = flag;
     }
-  }
+  });
   if (scene === undefined) throw new UsageError(`Expected a scene (scene.json or its folder) for <scene> but received nothing. Fix: sr3d ${USAGE}`);
   if (regions.length === 0) throw new UsageError(`Expected at least one --region but received none. Fix: ${REGION_HELP}`);
   return { ...out, scene, regions } as Args;

@@ -26,3 +26,21 @@ export function parseOrUsage<T>(command: string, parse: () => T): T | null {
     throw e;
   }
 }
+
+/**
+ * Walks a command's arguments: `--flag value` and `--flag=value` reach `on` with the flag and a
+ * `value()` that takes the value (a UsageError naming the flag when there is none); any other
+ * argument reaches `on` as itself. `usage` is the synopsis quoted in that error.
+ */
+export function walkArgs(args: readonly string[], usage: string, on: (flag: string, value: () => string) => void): void {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const eq = a.indexOf('=');
+    const [flag, inline] = a.startsWith('--') && eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
+    on(flag, () => {
+      const v = inline ?? args[++i];
+      if (v === undefined) throw new UsageError(`Expected a value after ${flag} but received nothing. Fix: sr3d ${usage}`);
+      return v;
+    });
+  }
+}
