@@ -19,9 +19,12 @@
 
 #include "../kernels/engine.h"
 #include "../kernels/sampling.h"
+#include "../kernels/weight_names.h"
 
 namespace sr3d_napi {
 namespace {
+
+namespace wn = sr3d::weight_names;
 
 // ---- createEngine's nested options ---------------------------------------------------------
 
@@ -258,9 +261,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return call(info, [](EngineState& st, Baton& b, std::function<void()>& work, auto&) {
       if (!st.spec.has_projector || !st.spec.has_vision)
         bad("an engine with a vision tower and a projector", "project", "an engine without them");
-      auto it = st.weights.find("projector.layers.7.weight");
+      const std::string last = wn::weight_of(wn::projector_key(wn::projector::kFc3));
+      auto it = st.weights.find(last);
       if (it == st.weights.end() || it->second.shape.size() != 2)
-        bad("a projector weight projector.layers.7.weight", "weights", "none");
+        bad("a projector weight " + last, "weights", "none");
       const sr3d::VisionSpec& v = st.spec.vision;
       const int64_t g = v.image_size / v.patch_size, G = (g + 2) / 3, outDim = it->second.shape[0];
       const int64_t n = b.integer("n", 0, 1 << 20);
