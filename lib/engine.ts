@@ -147,15 +147,14 @@ function checkOptions(opts: unknown, name = 'options'): void {
   if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw invalidArgument('an options object', name, opts);
 }
 
-/** The native error of an engine call as the matching typed error, with the caller's stack. */
+/**
+ * The native error of an engine call as the matching typed error, with the caller's stack.
+ * The Engine owns the busy / disposed / argument rules (the native engine reports a broken one
+ * as SR3D_INTERNAL, an `InternalError`); what remains are the engine's own failures
+ * (CUDA, memory) and the C++ engine's checks.
+ */
 function engineError(e: unknown, stack?: string): Error {
-  const code = (e as { code?: string })?.code;
-  let out: Error;
-  if (code === 'SR3D_ENGINE_BUSY') out = new EngineBusyError(String((e as Error).message));
-  else if (code === 'SR3D_ENGINE_DISPOSED') out = new EngineDisposedError(String((e as Error).message));
-  else return fromNative(e, stack);
-  if (stack) out.stack = `${out.name}: ${out.message}\n${stack.split('\n').slice(1).join('\n')}`;
-  return out;
+  return fromNative(e, stack);
 }
 
 interface Dims {
@@ -522,6 +521,10 @@ export class Engine {
       if (!o.append) this.epoch++;
       this.pending = null;
       const before = o.append ? this.handle.info().cached : 0;
+      if (before + n > this.maxContext) {
+        throw invalidArgument(`at most ${this.maxContext - before} positions (maxContext ${this.maxContext}, ${before} cached)`,
+          'embeddings.shape', `[${n}, ${this.dims.llm!.hidden}]`, true);
+      }
       await call(() => this.handle.prefill({ embeddings: emb, n, reset: !o.append }));
       let cached = before + n, prev = -1;
       for (let i = 0; i < o.maxNewTokens; i++) {
