@@ -6,16 +6,15 @@
 // it, and that owns every rule of a call: one call at a time in call order, nothing after
 // dispose(), the parts the model has, every argument (EngineBusyError, EngineDisposedError,
 // InvalidArgumentError). The checks here stay as guards; one failing is a bug in sr3d, so it
-// rejects (info() and seed() throw) with code SR3D_INTERNAL naming the broken rule:
-//  - One call at a time: a call made while another is in flight.
-//  - After dispose() every method. dispose() during a call waits for it, then frees; a
-//    second dispose() is a no-op.
-// createEngine's options stay typed argument errors: they carry the checkpoint's config.
+// rejects (info() and seed() throw) with code SR3D_INTERNAL naming the broken rule (a call
+// while another is in flight, any call after dispose(), an argument). Its other rules:
+//  - dispose() during a call waits for it, then frees; a second dispose() is a no-op.
 //  - The CPU engine borrows the weight buffers: a reference to every one is kept until
 //    dispose / finalization. The CUDA engine copies them at creation; the references are
 //    dropped then.
 //  - Engine-owned host memory (KV cache, scratch) is reported to V8 with
 //    AdjustExternalMemory after every call.
+// createEngine's options stay typed argument errors: they carry the checkpoint's config.
 #include "common.h"
 
 #include <map>
