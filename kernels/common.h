@@ -38,6 +38,12 @@ struct Error : std::runtime_error {
 [[noreturn]] void throw_invalid_argument(const std::string& what, const std::string& name,
                                          const std::string& received);
 [[noreturn]] void throw_internal(const std::string& msg);
+// The same message about an argument whose rule another layer owns (`owner`, e.g. the
+// TypeScript Engine, which gives users the typed error first): reaching this check means a
+// caller skipped that layer, a bug in sr3d, so it is kInternal (InternalError in JS), not
+// kInvalidArgument.
+[[noreturn]] void throw_internal_argument(const std::string& what, const std::string& name,
+                                          const std::string& received, const std::string& owner);
 // Impl::kCuda asked of a binary built without CUDA.
 [[noreturn]] void throw_cpu_only_build();
 

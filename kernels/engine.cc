@@ -14,11 +14,10 @@ namespace sr3d {
 
 namespace {
 
-using engine_detail::kL;
-using engine_detail::kV;
-using engine_detail::llayer;
 using engine_detail::llm_head_dim;
-using engine_detail::vlayer;
+namespace wn = weight_names;
+using wn::bias_of;
+using wn::weight_of;
 
 std::string shape_text(const std::vector<int64_t>& s) {
   std::string t = "[";
@@ -187,66 +186,72 @@ void check_weights(const ModelSpec& spec, const WeightMap& w) {
   if (spec.has_vision) {
     const VisionSpec& v = spec.vision;
     const int64_t H = v.hidden, p = v.patch_size, P = v.image_size / p, I = v.intermediate;
-    expect_shape(w, kV + "embeddings.patch_embedding.weight", {H, 3, p, p});
-    expect_shape(w, kV + "embeddings.patch_embedding.bias", {H});
-    expect_shape(w, kV + "embeddings.position_embedding.weight", {P * P, H});
+    namespace V = wn::vision;
+    const std::string patch = wn::vision_key(V::kPatchEmbedding);
+    expect_shape(w, weight_of(patch), {H, 3, p, p});
+    expect_shape(w, bias_of(patch), {H});
+    expect_shape(w, weight_of(wn::vision_key(V::kPositionEmbedding)), {P * P, H});
     for (int64_t i = 0; i < v.layers_run; ++i) {
-      const std::string l = vlayer(i);
-      for (const char* n : {"layer_norm1", "layer_norm2"}) {
-        expect_shape(w, l + n + ".weight", {H});
-        expect_shape(w, l + n + ".bias", {H});
+      for (const char* n : {V::kLayerNorm1, V::kLayerNorm2}) {
+        expect_shape(w, weight_of(wn::vision_layer_key(i, n)), {H});
+        expect_shape(w, bias_of(wn::vision_layer_key(i, n)), {H});
       }
-      for (const char* n : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
-        expect_shape(w, l + "self_attn." + n + ".weight", {H, H});
-        expect_shape(w, l + "self_attn." + n + ".bias", {H});
+      for (const char* n : {V::kQ, V::kK, V::kV, V::kOut}) {
+        expect_shape(w, weight_of(wn::vision_layer_key(i, n)), {H, H});
+        expect_shape(w, bias_of(wn::vision_layer_key(i, n)), {H});
       }
-      expect_shape(w, l + "mlp.fc1.weight", {I, H});
-      expect_shape(w, l + "mlp.fc1.bias", {I});
-      expect_shape(w, l + "mlp.fc2.weight", {H, I});
-      expect_shape(w, l + "mlp.fc2.bias", {H});
+      const std::string fc1 = wn::vision_layer_key(i, V::kFc1), fc2 = wn::vision_layer_key(i, V::kFc2);
+      expect_shape(w, weight_of(fc1), {I, H});
+      expect_shape(w, bias_of(fc1), {I});
+      expect_shape(w, weight_of(fc2), {H, I});
+      expect_shape(w, bias_of(fc2), {H});
     }
   }
   if (spec.has_projector) {
-    const std::string p = "projector.layers.";
+    namespace Pj = wn::projector;
+    const std::string ln1 = wn::projector_key(Pj::kLayerNorm1), fc1 = wn::projector_key(Pj::kFc1),
+                      ln2 = wn::projector_key(Pj::kLayerNorm2), fc2 = wn::projector_key(Pj::kFc2),
+                      fc3 = wn::projector_key(Pj::kFc3);
     const int64_t c9 = spec.has_vision ? 9 * spec.vision.hidden : -1;
-    const WeightTensor& g1 = find_tensor(w, p + "1.weight", c9 > 0 ? shape_text({c9}) : "[9*c]");
+    const WeightTensor& g1 = find_tensor(w, weight_of(ln1), c9 > 0 ? shape_text({c9}) : "[9*c]");
     if (g1.shape.size() != 1 || g1.shape[0] < 9 || g1.shape[0] % 9 != 0 ||
         (c9 > 0 && g1.shape[0] != c9))
       throw_invalid_argument(c9 > 0 ? "shape " + shape_text({c9}) : "shape [9*c]",
-                             weight_name(p + "1.weight"), shape_text(g1.shape));
+                             weight_name(weight_of(ln1)), shape_text(g1.shape));
     const int64_t in = g1.shape[0];
-    expect_shape(w, p + "1.bias", {in});
-    const int64_t w2 = expect_matrix(w, p + "2.weight", -1, in).shape[0];
-    expect_shape(w, p + "2.bias", {w2});
-    expect_shape(w, p + "4.weight", {w2});
-    expect_shape(w, p + "4.bias", {w2});
-    const int64_t w5 = expect_matrix(w, p + "5.weight", -1, w2).shape[0];
-    expect_shape(w, p + "5.bias", {w5});
+    expect_shape(w, bias_of(ln1), {in});
+    const int64_t w2 = expect_matrix(w, weight_of(fc1), -1, in).shape[0];
+    expect_shape(w, bias_of(fc1), {w2});
+    expect_shape(w, weight_of(ln2), {w2});
+    expect_shape(w, bias_of(ln2), {w2});
+    const int64_t w5 = expect_matrix(w, weight_of(fc2), -1, w2).shape[0];
+    expect_shape(w, bias_of(fc2), {w5});
     const int64_t w7 =
-        expect_matrix(w, p + "7.weight", spec.has_llm ? spec.llm.hidden : -1, w5).shape[0];
-    expect_shape(w, p + "7.bias", {w7});
+        expect_matrix(w, weight_of(fc3), spec.has_llm ? spec.llm.hidden : -1, w5).shape[0];
+    expect_shape(w, bias_of(fc3), {w7});
   }
   if (spec.has_llm) {
     const LlmSpec& l = spec.llm;
     const int64_t H = l.hidden, hd = llm_head_dim(l), qd = l.heads * hd, kvd = l.kv_heads * hd;
-    expect_shape(w, kL + "model.embed_tokens.weight", {l.vocab, H});
+    namespace L = wn::llm;
+    expect_shape(w, weight_of(wn::llm_key(L::kEmbedTokens)), {l.vocab, H});
     for (int64_t i = 0; i < l.layers; ++i) {
-      const std::string p = llayer(i);
-      expect_shape(w, p + "input_layernorm.weight", {H});
-      expect_shape(w, p + "self_attn.q_proj.weight", {qd, H}, true);
-      expect_shape(w, p + "self_attn.q_proj.bias", {qd});
-      expect_shape(w, p + "self_attn.k_proj.weight", {kvd, H}, true);
-      expect_shape(w, p + "self_attn.k_proj.bias", {kvd});
-      expect_shape(w, p + "self_attn.v_proj.weight", {kvd, H}, true);
-      expect_shape(w, p + "self_attn.v_proj.bias", {kvd});
-      expect_shape(w, p + "self_attn.o_proj.weight", {H, qd}, true);
-      expect_shape(w, p + "post_attention_layernorm.weight", {H});
-      expect_shape(w, p + "mlp.gate_proj.weight", {l.intermediate, H}, true);
-      expect_shape(w, p + "mlp.up_proj.weight", {l.intermediate, H}, true);
-      expect_shape(w, p + "mlp.down_proj.weight", {H, l.intermediate}, true);
+      auto key = [i](const char* module) { return wn::llm_layer_key(i, module); };
+      expect_shape(w, weight_of(key(L::kInputNorm)), {H});
+      expect_shape(w, weight_of(key(L::kQ)), {qd, H}, true);
+      expect_shape(w, bias_of(key(L::kQ)), {qd});
+      expect_shape(w, weight_of(key(L::kK)), {kvd, H}, true);
+      expect_shape(w, bias_of(key(L::kK)), {kvd});
+      expect_shape(w, weight_of(key(L::kV)), {kvd, H}, true);
+      expect_shape(w, bias_of(key(L::kV)), {kvd});
+      expect_shape(w, weight_of(key(L::kO)), {H, qd}, true);
+      expect_shape(w, weight_of(key(L::kPostAttentionNorm)), {H});
+      expect_shape(w, weight_of(key(L::kGate)), {l.intermediate, H}, true);
+      expect_shape(w, weight_of(key(L::kUp)), {l.intermediate, H}, true);
+      expect_shape(w, weight_of(key(L::kDown)), {H, l.intermediate}, true);
     }
-    expect_shape(w, kL + "model.norm.weight", {H});
-    if (!l.tie_word_embeddings) expect_shape(w, kL + "lm_head.weight", {l.vocab, H});
+    expect_shape(w, weight_of(wn::llm_key(L::kNorm)), {H});
+    if (!l.tie_word_embeddings) expect_shape(w, weight_of(wn::llm_key(L::kLmHead)), {l.vocab, H});
   }
   for (const auto& m : spec.mlps) {
     int64_t in = 0, out = 0;

@@ -1,23 +1,18 @@
-// What the CPU and CUDA engines share, internal to them (and kernels/engine.cc): the
-// checkpoint's weight-key layout, and the small sequential modules (ModelSpec::mlps: the
-// 3D-PE MLP, the region projector) as both engines run them: resolved once from the spec and
-// the weights into ops whose pointers are the engine's own (host for the CPU engine, device
-// for the CUDA one).
+// What the CPU and CUDA engines share, internal to them (and kernels/engine.cc): the small
+// sequential modules (ModelSpec::mlps: the 3D-PE MLP, the region projector) as both engines
+// run them: resolved once from the spec and the weights into ops whose pointers are the
+// engine's own (host for the CPU engine, device for the CUDA one). Weight keys come from
+// weight_names.h.
 #pragma once
 #include <map>
 #include <string>
 #include <vector>
 
 #include "engine.h"
+#include "weight_names.h"
 
 namespace sr3d {
 namespace engine_detail {
-
-// Weight-key prefixes of the vision tower and the language model, and their layer i.
-inline const std::string kV = "vision.vision_model.";
-inline const std::string kL = "llm.";
-inline std::string vlayer(int64_t i) { return kV + "encoder.layers." + std::to_string(i) + "."; }
-inline std::string llayer(int64_t i) { return kL + "model.layers." + std::to_string(i) + "."; }
 
 inline int64_t llm_head_dim(const LlmSpec& s) {
   return s.head_dim > 0 ? s.head_dim : (s.heads > 0 ? s.hidden / s.heads : 0);

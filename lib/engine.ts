@@ -20,7 +20,7 @@ import { native } from './native';
 import type { NativeEngine, NativeEngineSpec, NativeMlpStep, NativeWeight } from './native';
 import { toContiguous, toNdArray } from './tensor';
 import { checkMaxNewTokens, checkTemperature } from './validate';
-import { LLM_WEIGHTS, NATIVE_PREFIX, PROJECTOR_WEIGHTS, REGION_WEIGHTS, SPATIAL_PE_WEIGHTS, biasOf, weightOf } from './weights';
+import { LLM_WEIGHTS, MLP_MODULES, NATIVE_PREFIX, PROJECTOR_WEIGHTS, REGION_WEIGHTS, SPATIAL_PE_WEIGHTS, biasOf, weightOf } from './weights';
 import type { NdArray, TensorLike } from './tensor';
 import { EngineBusyError, EngineDisposedError } from './errors';
 export { EngineBusyError, EngineDisposedError };
@@ -54,7 +54,7 @@ export interface EngineOptions {
 export const DEFAULT_MAX_CONTEXT = 4096;
 
 /** Modules {@link Engine.runMlp} runs: the 3D-PE MLP (§A5) and the region projector (§A6). */
-export type MlpModule = 'spatial_pe' | 'region';
+export type MlpModule = (typeof MLP_MODULES)[keyof typeof MLP_MODULES];
 
 /** Options of {@link Engine.generate}. */
 export interface GenerateOptions {
@@ -147,15 +147,14 @@ function checkOptions(opts: unknown, name = 'options'): void {
   if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw invalidArgument('an options object', name, opts);
 }
 
-/** The native error of an engine call as the matching typed error, with the caller's stack. */
+/**
+ * The native error of an engine call as the matching typed error, with the caller's stack.
+ * The Engine owns the busy / disposed / argument rules (the native engine reports a broken one
+ * as SR3D_INTERNAL, an `InternalError`); what remains are the engine's own failures
+ * (CUDA, memory) and the C++ engine's checks.
+ */
 function engineError(e: unknown, stack?: string): Error {
-  const code = (e as { code?: string })?.code;
-  let out: Error;
-  if (code === 'SR3D_ENGINE_BUSY') out = new EngineBusyError(String((e as Error).message));
-  else if (code === 'SR3D_ENGINE_DISPOSED') out = new EngineDisposedError(String((e as Error).message));
-  else return fromNative(e, stack);
-  if (stack) out.stack = `${out.name}: ${out.message}\n${stack.split('\n').slice(1).join('\n')}`;
-  return out;
+  return fromNative(e, stack);
 }
 
 interface Dims {
@@ -331,7 +330,7 @@ export class Engine {
     const v = this.dims.vision;
     if (!v) throw invalidArgument('an engine with a vision tower', 'addSpatialPe', 'an engine without one', true);
     const pe = this.dims.spatialPe;
-    if (!pe || !this.dims.mlps.has('spatial_pe')) {
+    if (!pe || !this.dims.mlps.has(MLP_MODULES.spatialPe)) {
       throw invalidArgument('an engine whose checkpoint has spatial_pe/ (the 3D-PE MLP)', 'addSpatialPe', 'an engine without it');
     }
     const f = toContiguous(features, 'features', { dtypes: ['float32'], ranks: [3], what: `features (N, ${v.tokens}, ${v.hidden}) float32` });
@@ -522,6 +521,10 @@ export class Engine {
       if (!o.append) this.epoch++;
       this.pending = null;
       const before = o.append ? this.handle.info().cached : 0;
+      if (before + n > this.maxContext) {
+        throw invalidArgument(`at most ${this.maxContext - before} positions (maxContext ${this.maxContext}, ${before} cached)`,
+          'embeddings.shape', `[${n}, ${this.dims.llm!.hidden}]`, true);
+      }
       await call(() => this.handle.prefill({ embeddings: emb, n, reset: !o.append }));
       let cached = before + n, prev = -1;
       for (let i = 0; i < o.maxNewTokens; i++) {
@@ -630,18 +633,18 @@ export async function createEngine(ckpt: Checkpoint, opts: EngineOptions = {}): 
   addWeights(weights, c.llm.weights, NATIVE_PREFIX.llm, (k) => !(lc.tieWordEmbeddings && k === weightOf(LLM_WEIGHTS.lmHead)));
   if (c.spatialPe) {
     const w = c.spatialPe.weights, SW = SPATIAL_PE_WEIGHTS;
-    spec.mlps!.spatial_pe = [linearStep(w, SW.fc1), { kind: 'gelu_erf' }, linearStep(w, SW.fc2)];
-    mlpDims.set('spatial_pe', { inDim: w.info(weightOf(SW.fc1)).shape[1], outDim: w.info(weightOf(SW.fc2)).shape[0] });
+    spec.mlps![MLP_MODULES.spatialPe] = [linearStep(w, SW.fc1), { kind: 'gelu_erf' }, linearStep(w, SW.fc2)];
+    mlpDims.set(MLP_MODULES.spatialPe, { inDim: w.info(weightOf(SW.fc1)).shape[1], outDim: w.info(weightOf(SW.fc2)).shape[0] });
     addWeights(weights, w, NATIVE_PREFIX.spatialPe);
   }
   if (c.regionExtractor) {
     const w = c.regionExtractor.weights, RW = REGION_WEIGHTS;
     if (c.regionExtractor.config.projector === 'linear') {
-      spec.mlps!.region = [linearStep(w, RW.linear)];
-      mlpDims.set('region', { inDim: w.info(weightOf(RW.linear)).shape[1], outDim: w.info(weightOf(RW.linear)).shape[0] });
+      spec.mlps![MLP_MODULES.region] = [linearStep(w, RW.linear)];
+      mlpDims.set(MLP_MODULES.region, { inDim: w.info(weightOf(RW.linear)).shape[1], outDim: w.info(weightOf(RW.linear)).shape[0] });
     } else {
-      spec.mlps!.region = [linearStep(w, RW.fc1), { kind: 'gelu_erf' }, linearStep(w, RW.fc2)];
-      mlpDims.set('region', { inDim: w.info(weightOf(RW.fc1)).shape[1], outDim: w.info(weightOf(RW.fc2)).shape[0] });
+      spec.mlps![MLP_MODULES.region] = [linearStep(w, RW.fc1), { kind: 'gelu_erf' }, linearStep(w, RW.fc2)];
+      mlpDims.set(MLP_MODULES.region, { inDim: w.info(weightOf(RW.fc1)).shape[1], outDim: w.info(weightOf(RW.fc2)).shape[0] });
     }
     addWeights(weights, w, NATIVE_PREFIX.region);
   }

@@ -127,9 +127,12 @@ export interface NativeEngineInfo {
 }
 
 /**
- * A native engine (kernels/engine.h). One call at a time: a second call while one is in
- * flight rejects with code `SR3D_ENGINE_BUSY`; after `dispose()` every call rejects (info and
- * seed throw) with `SR3D_ENGINE_DISPOSED`. `dispose()` waits for a call in flight.
+ * A native engine (kernels/engine.h), called only by the TypeScript `Engine`
+ * (lib/engine.ts), which owns every rule of a call (one at a time, nothing after dispose, the
+ * model's parts, the arguments) and gives the typed errors. The native checks are guards: a
+ * second call while one is in flight, any call after `dispose()` (info and seed throw) or an
+ * argument the Engine should have refused rejects with code `SR3D_INTERNAL` (a bug).
+ * `dispose()` waits for a call in flight.
  */
 export interface NativeEngine {
   encodeTiles(b: { tiles: Float32Array; n: number; out: Float32Array }): Promise<void>;

@@ -3,7 +3,8 @@
  * the checkpoint reader checks them, the tiny-model writer writes them, the engine hands them
  * to the native addon under its module prefixes, and the float64 test reference reads them.
  * Entries are module names; a tensor is `<module>.weight` / `<module>.bias` ({@link weightOf},
- * {@link biasOf}). The C++ engine spells the same names on its side (native/, kernels/).
+ * {@link biasOf}). kernels/weight_names.h is the same table for the C++ engines and tests;
+ * test/weight_names.test.ts reads that header and fails when the two differ.
  */
 
 /** `<module>.weight`. */
@@ -66,6 +67,12 @@ export const REGION_WEIGHTS = {
   linear: 'projector',
   fc1: 'projector.0',
   fc2: 'projector.2',
+} as const;
+
+/** The SR-3D MLP modules of the native engine spec ({@link NATIVE_PREFIX}: their weights' prefixes). */
+export const MLP_MODULES = {
+  spatialPe: 'spatial_pe',
+  region: 'region',
 } as const;
 
 /** The prefix of each checkpoint folder's weights in the native engine spec. */

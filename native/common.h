@@ -147,23 +147,27 @@ struct Staged {
 // parent's staged list (the one worker holds them all).
 class Baton {
  public:
-  Baton(const Napi::CallbackInfo& info)
-      : env_(info.Env()), staged_(std::make_shared<std::vector<std::unique_ptr<Staged>>>()) {
+  // `owner`: the layer that validates every argument of this call before it (e.g. the
+  // TypeScript Engine for the engine's methods). Given, an argument this Baton refuses is an
+  // internal error naming it (throw_internal_argument); without, the typed argument error.
+  explicit Baton(const Napi::CallbackInfo& info, const char* owner = nullptr)
+      : env_(info.Env()), staged_(std::make_shared<std::vector<std::unique_ptr<Staged>>>()),
+        owner_(owner ? owner : "") {
     if (info.Length() < 1 || !info[0].IsObject() || info[0].IsArray())
-      bad("an options object", "options", info.Length() ? describe(info[0]) : "nothing");
+      fail("an options object", "options", info.Length() ? describe(info[0]) : "nothing");
     opts_ = info[0].As<Napi::Object>();
   }
 
   // The nested object at `key` (not an array or typed array).
   Baton object(const char* key) {
     Napi::Value v = opts_.Get(key);
-    if (!v.IsObject() || v.IsArray() || v.IsTypedArray()) bad("an object", name(key), describe(v));
+    if (!v.IsObject() || v.IsArray() || v.IsTypedArray()) fail("an object", name(key), describe(v));
     return nested(v.As<Napi::Object>(), name(key) + ".");
   }
   // A child over an already validated object (an array element, say); `path` prefixes every
   // key in its error messages. Its buffers are staged into this Baton's list.
   Baton nested(Napi::Object opts, std::string path) const {
-    return Baton(env_, opts, std::move(path), staged_);
+    return Baton(env_, opts, std::move(path), staged_, owner_);
   }
   // Whether `key` holds something other than undefined / null.
   bool has(const char* key) {
@@ -177,30 +181,30 @@ class Baton {
     Napi::Value v = opts_.Get(key);
     double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : std::nan("");
     if (!(d == std::floor(d)) || d < static_cast<double>(lo) || d > static_cast<double>(hi))
-      bad("an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", name(key), describe(v));
+      fail("an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", name(key), describe(v));
     return static_cast<int64_t>(d);
   }
   double number(const char* key) {
     Napi::Value v = opts_.Get(key);
-    if (!v.IsNumber()) bad("a number", name(key), describe(v));
+    if (!v.IsNumber()) fail("a number", name(key), describe(v));
     return v.As<Napi::Number>().DoubleValue();
   }
   double finite_number(const char* key) {
     Napi::Value v = opts_.Get(key);
     if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue()))
-      bad("a finite number", name(key), describe(v));
+      fail("a finite number", name(key), describe(v));
     return v.As<Napi::Number>().DoubleValue();
   }
   bool boolean(const char* key) {
     Napi::Value v = opts_.Get(key);
-    if (!v.IsBoolean()) bad("a boolean", name(key), describe(v));
+    if (!v.IsBoolean()) fail("a boolean", name(key), describe(v));
     return v.As<Napi::Boolean>().Value();
   }
   // Any string; "" for undefined / null when optional.
   std::string string(const char* key, bool optional = false) {
     Napi::Value v = opts_.Get(key);
     if (optional && (v.IsUndefined() || v.IsNull())) return std::string();
-    if (!v.IsString()) bad("a string", name(key), describe(v));
+    if (!v.IsString()) fail("a string", name(key), describe(v));
     return v.As<Napi::String>().Utf8Value();
   }
   std::string str(const char* key, const std::vector<std::string>& allowed) {
@@ -210,7 +214,7 @@ class Baton {
       if (s == a) return s;
     std::string list;
     for (const auto& a : allowed) list += (list.empty() ? "'" : ", '") + a + "'";
-    bad("one of " + list, name(key), describe(v));
+    fail("one of " + list, name(key), describe(v));
   }
 
   // An input typed array of `type` with exactly `count` elements (or null when optional).
@@ -243,10 +247,16 @@ class Baton {
   // `key` as error messages name it (with the path of a nested Baton).
   std::string name(const char* key) const { return path_ + key; }
 
+  // An argument error in this Baton's kind (see the constructor).
+  [[noreturn]] void fail(const std::string& what, const std::string& name, const std::string& got) const {
+    if (owner_.empty()) bad(what, name, got);
+    sr3d::throw_internal_argument(what, name, got, owner_);
+  }
+
  private:
   Baton(Napi::Env env, Napi::Object opts, std::string path,
-        std::shared_ptr<std::vector<std::unique_ptr<Staged>>> staged)
-      : env_(env), opts_(opts), path_(std::move(path)), staged_(std::move(staged)) {}
+        std::shared_ptr<std::vector<std::unique_ptr<Staged>>> staged, std::string owner)
+      : env_(env), opts_(opts), path_(std::move(path)), staged_(std::move(staged)), owner_(std::move(owner)) {}
 
   void* stage(const char* key, napi_typedarray_type type, int64_t count, bool optional, Access access,
               const char* in_place_of = nullptr) {
@@ -256,20 +266,20 @@ class Baton {
                                   "Uint16Array", "Int32Array", "Uint32Array", "Float32Array",
                                   "Float64Array"};
     std::string what = std::string("a ") + names[type] + " of " + std::to_string(count) + " elements";
-    if (!v.IsTypedArray()) bad(what, name(key), describe(v));
+    if (!v.IsTypedArray()) fail(what, name(key), describe(v));
     // napi_get_typedarray_info, unlike Napi::ArrayBuffer, also answers for a SharedArrayBuffer.
     napi_typedarray_type got;
     size_t length = 0, offset = 0;
     void* data = nullptr;
     napi_value ab;
     if (napi_get_typedarray_info(env_, v, &got, &length, &data, &ab, &offset) != napi_ok)
-      bad(what, name(key), describe(v));
-    if (got != type || static_cast<int64_t>(length) != count) bad(what, name(key), describe(v));
+      fail(what, name(key), describe(v));
+    if (got != type || static_cast<int64_t>(length) != count) fail(what, name(key), describe(v));
     bool plain = false;
     napi_is_arraybuffer(env_, ab, &plain);  // false: a SharedArrayBuffer (nothing else backs a typed array)
     bool detached = false;
     if (plain && napi_is_detached_arraybuffer(env_, ab, &detached) == napi_ok && detached)
-      bad("an attached buffer (it was transferred or detached)", name(key), "a detached buffer");
+      fail("an attached buffer (it was transferred or detached)", name(key), "a detached buffer");
     auto s = std::unique_ptr<Staged>(new Staged());
     s->name = name(key);
     s->access = access;
@@ -306,7 +316,7 @@ class Baton {
     for (const auto& o : *staged_) {
       if (o->bytes == 0 || (s.access == Access::kIn && o->access == Access::kIn)) continue;
       if (s.user < o->user + o->bytes && o->user < s.user + s.bytes)
-        bad("a buffer that does not overlap '" + o->name + "' (this op is not in-place safe)", s.name,
+        fail("a buffer that does not overlap '" + o->name + "' (this op is not in-place safe)", s.name,
             "a view sharing memory with '" + o->name + "'");
     }
   }
@@ -325,6 +335,7 @@ class Baton {
   std::string path_;
   // Shared with every child Baton (object(), nested()): one list for the worker to hold.
   std::shared_ptr<std::vector<std::unique_ptr<Staged>>> staged_;
+  std::string owner_;
   int device_ = -1;
 };
 

@@ -2,26 +2,31 @@
 // native/nn.cc. See native/common.h for the conventions.
 //
 // The engine is an ObjectWrap ("NativeEngine", never constructed from JS: createEngine
-// resolves with one). Its rules:
-//  - One call at a time: a call made while another is in flight rejects with code
-//    SR3D_ENGINE_BUSY (the TypeScript Engine queues its calls, so users never see it).
-//  - After dispose() every method rejects (info() and seed() throw) with code
-//    SR3D_ENGINE_DISPOSED. dispose() during a call waits for it, then frees; a second
-//    dispose() is a no-op.
+// resolves with one). It is internal surface: only the TypeScript Engine (lib/engine.ts) calls
+// it, and that owns every rule of a call: one call at a time in call order, nothing after
+// dispose(), the parts the model has, every argument (EngineBusyError, EngineDisposedError,
+// InvalidArgumentError). The checks here stay as guards; one failing is a bug in sr3d, so it
+// rejects (info() and seed() throw) with code SR3D_INTERNAL naming the broken rule (a call
+// while another is in flight, any call after dispose(), an argument). Its other rules:
+//  - dispose() during a call waits for it, then frees; a second dispose() is a no-op.
 //  - The CPU engine borrows the weight buffers: a reference to every one is kept until
 //    dispose / finalization. The CUDA engine copies them at creation; the references are
 //    dropped then.
 //  - Engine-owned host memory (KV cache, scratch) is reported to V8 with
 //    AdjustExternalMemory after every call.
+// createEngine's options stay typed argument errors: they carry the checkpoint's config.
 #include "common.h"
 
 #include <map>
 
 #include "../kernels/engine.h"
 #include "../kernels/sampling.h"
+#include "../kernels/weight_names.h"
 
 namespace sr3d_napi {
 namespace {
+
+namespace wn = sr3d::weight_names;
 
 // ---- createEngine's nested options ---------------------------------------------------------
 
@@ -102,10 +107,19 @@ std::vector<sr3d::MlpStep> read_mlp(const Baton& parent, Napi::Value v, const st
 
 // ---- the engine object -----------------------------------------------------------------
 
-Napi::Error state_error(Napi::Env env, const char* code, const std::string& msg) {
-  Napi::Error e = Napi::Error::New(env, msg);
-  e.Set("code", code);
-  return e;
+// The owner of every rule the engine object's methods check (see the top of this file).
+constexpr const char* kEngineOwner = "The TypeScript Engine (lib/engine.ts)";
+[[noreturn]] void unchecked(const std::string& what, const std::string& name, const std::string& got) {
+  sr3d::throw_internal_argument(what, name, got, kEngineOwner);
+}
+// The synchronous methods (seed, info) throw JS errors: a C++ exception must not leave them.
+template <typename F>
+auto js_errors(Napi::Env env, F f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Error& e) {
+    throw make_error(env, e);
+  }
 }
 
 struct EngineState {
@@ -204,22 +218,19 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   void attach(std::shared_ptr<EngineState> st) { st_ = std::move(st); }
 
  private:
-  // Throws the typed state errors; returns the live state.
-  EngineState& live(Napi::Env env) {
+  // The live state; an internal error (sr3d::Error) when disposed or busy.
+  EngineState& live() {
     if (!st_ || st_->disposed || st_->dispose_requested)
-      throw state_error(env, "SR3D_ENGINE_DISPOSED",
-                        "This engine was disposed: create a new one with createEngine()");
-    if (st_->busy)
-      throw state_error(env, "SR3D_ENGINE_BUSY",
-                        "This engine is busy with another call: await it first (one call at a time per engine)");
+      unchecked("an engine that is not disposed", "this", "a disposed engine");
+    if (st_->busy) unchecked("an idle engine (one call at a time)", "this", "an engine with a call in flight");
     return *st_;
   }
 
   template <typename Build>
   Napi::Value call(const Napi::CallbackInfo& info, Build build) {
     return run_op(info, [&](const Napi::CallbackInfo& info) -> Napi::Value {
-      EngineState& st = live(info.Env());
-      Baton b(info);
+      EngineState& st = live();
+      Baton b(info, kEngineOwner);
       std::function<void()> work;
       std::function<Napi::Value(Napi::Env)> result = undefined_result;
       build(st, b, work, result);
@@ -244,7 +255,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   Napi::Value EncodeTiles(const Napi::CallbackInfo& info) {
     return call(info, [](EngineState& st, Baton& b, std::function<void()>& work, auto&) {
-      if (!st.spec.has_vision) bad("an engine with a vision tower", "encodeTiles", "an engine without one");
+      if (!st.spec.has_vision) unchecked("an engine with a vision tower", "encodeTiles", "an engine without one");
       const sr3d::VisionSpec& v = st.spec.vision;
       const int64_t n = b.integer("n", 0, 1 << 20), S = v.image_size, g = S / v.patch_size;
       const float* tiles = static_cast<const float*>(b.array("tiles", napi_float32_array, checked_mul({n, 3, S, S}, "tiles")));
@@ -257,10 +268,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value Project(const Napi::CallbackInfo& info) {
     return call(info, [](EngineState& st, Baton& b, std::function<void()>& work, auto&) {
       if (!st.spec.has_projector || !st.spec.has_vision)
-        bad("an engine with a vision tower and a projector", "project", "an engine without them");
-      auto it = st.weights.find("projector.layers.7.weight");
+        unchecked("an engine with a vision tower and a projector", "project", "an engine without them");
+      const std::string last = wn::weight_of(wn::projector_key(wn::projector::kFc3));
+      auto it = st.weights.find(last);
       if (it == st.weights.end() || it->second.shape.size() != 2)
-        bad("a projector weight projector.layers.7.weight", "weights", "none");
+        unchecked("a projector weight " + last, "weights", "none");
       const sr3d::VisionSpec& v = st.spec.vision;
       const int64_t g = v.image_size / v.patch_size, G = (g + 2) / 3, outDim = it->second.shape[0];
       const int64_t n = b.integer("n", 0, 1 << 20);
@@ -275,7 +287,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return call(info, [](EngineState& st, Baton& b, std::function<void()>& work, auto&) {
       std::vector<std::string> names;
       for (const auto& kv : st.spec.mlps) names.push_back(kv.first);
-      if (names.empty()) bad("an engine with MLP modules", "runMlp", "an engine without any");
+      if (names.empty()) unchecked("an engine with MLP modules", "runMlp", "an engine without any");
       const std::string module = b.str("module", names);
       const int64_t rows = b.integer("rows", 0, kMaxDim);
       sr3d::Engine* e = st.engine.get();
@@ -291,7 +303,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   // kernels/spatial_pe.h.
   Napi::Value AddSpatialPe(const Napi::CallbackInfo& info) {
     return call(info, [](EngineState& st, Baton& b, std::function<void()>& work, auto&) {
-      if (!st.spec.has_vision) bad("an engine with a vision tower", "addSpatialPe", "an engine without one");
+      if (!st.spec.has_vision) unchecked("an engine with a vision tower", "addSpatialPe", "an engine without one");
       sr3d::SpatialPeArgs a;
       const sr3d::VisionSpec& v = st.spec.vision;
       a.n = b.integer("n", 0, 1 << 20);
@@ -313,12 +325,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   Napi::Value EmbedTokens(const Napi::CallbackInfo& info) {
     return call(info, [](EngineState& st, Baton& b, std::function<void()>& work, auto&) {
-      if (!st.spec.has_llm) bad("an engine with a language model", "embedTokens", "an engine without one");
+      if (!st.spec.has_llm) unchecked("an engine with a language model", "embedTokens", "an engine without one");
       const int64_t n = b.integer("n", 0, kMaxDim), V = st.spec.llm.vocab;
       const int32_t* ids = static_cast<const int32_t*>(b.array("ids", napi_int32_array, n));
       for (int64_t i = 0; i < n; ++i)
         if (ids[i] < 0 || ids[i] >= V)
-          bad("token ids in [0, " + std::to_string(V) + ")", "ids", "id " + std::to_string(ids[i]) + " at index " + std::to_string(i));
+          unchecked("token ids in [0, " + std::to_string(V) + ")", "ids", "id " + std::to_string(ids[i]) + " at index " + std::to_string(i));
       float* out = static_cast<float*>(b.output("out", napi_float32_array, checked_mul({n, st.spec.llm.hidden}, "out")));
       sr3d::Engine* e = st.engine.get();
       work = [=] { e->embed_tokens(ids, n, out); };
@@ -328,8 +340,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   // Empties the KV cache (no arguments).
   Napi::Value Reset(const Napi::CallbackInfo& info) {
     return run_op(info, [&](const Napi::CallbackInfo& info) -> Napi::Value {
-      EngineState& st = live(info.Env());
-      if (!st.spec.has_llm) bad("an engine with a language model", "reset", "an engine without one");
+      EngineState& st = live();
+      if (!st.spec.has_llm) unchecked("an engine with a language model", "reset", "an engine without one");
       sr3d::Engine* e = st.engine.get();
       return start(info, st, {}, [e] { e->reset(); }, undefined_result);
     });
@@ -339,13 +351,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   // [reset,] append n positions, [copy the last position's logits to out].
   Napi::Value Prefill(const Napi::CallbackInfo& info) {
     return call(info, [](EngineState& st, Baton& b, std::function<void()>& work, auto&) {
-      if (!st.spec.has_llm) bad("an engine with a language model", "prefill", "an engine without one");
+      if (!st.spec.has_llm) unchecked("an engine with a language model", "prefill", "an engine without one");
       const sr3d::LlmSpec& l = st.spec.llm;
       const bool reset = b.boolean("reset");
       const int64_t start = reset ? 0 : st.cached, room = st.spec.max_context - start;
       const int64_t n = b.integer("n", 1, kMaxDim);
       if (n > room)
-        bad("at most " + std::to_string(room) + " positions (maxContext " + std::to_string(st.spec.max_context) +
+        unchecked("at most " + std::to_string(room) + " positions (maxContext " + std::to_string(st.spec.max_context) +
                 ", " + std::to_string(start) + " cached)",
             "n", std::to_string(n));
       const float* emb = static_cast<const float*>(b.array("embeddings", napi_float32_array, checked_mul({n, l.hidden}, "embeddings")));
@@ -363,8 +375,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   // { out: Float32Array(vocab) }: a copy of the last position's logits.
   Napi::Value Logits(const Napi::CallbackInfo& info) {
     return call(info, [](EngineState& st, Baton& b, std::function<void()>& work, auto&) {
-      if (!st.spec.has_llm) bad("an engine with a language model", "logits", "an engine without one");
-      if (st.cached == 0) bad("a prefilled engine (call prefill first)", "logits", "an empty KV cache");
+      if (!st.spec.has_llm) unchecked("an engine with a language model", "logits", "an engine without one");
+      if (st.cached == 0) unchecked("a prefilled engine (call prefill first)", "logits", "an empty KV cache");
       float* out = static_cast<float*>(b.output("out", napi_float32_array, st.spec.llm.vocab));
       sr3d::Engine* e = st.engine.get();
       const int64_t V = st.spec.llm.vocab;
@@ -377,18 +389,18 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value Step(const Napi::CallbackInfo& info) {
     return call(info, [](EngineState& st, Baton& b, std::function<void()>& work,
                          std::function<Napi::Value(Napi::Env)>& result) {
-      if (!st.spec.has_llm) bad("an engine with a language model", "step", "an engine without one");
-      if (st.cached == 0) bad("a prefilled engine (call prefill first)", "step", "an empty KV cache");
+      if (!st.spec.has_llm) unchecked("an engine with a language model", "step", "an engine without one");
+      if (st.cached == 0) unchecked("a prefilled engine (call prefill first)", "step", "an empty KV cache");
       const int64_t V = st.spec.llm.vocab;
       const int64_t prev = b.integer("prevToken", -1, V - 1);
       if (prev >= 0 && st.cached >= st.spec.max_context)
-        bad("room in the KV cache for one more position (maxContext " + std::to_string(st.spec.max_context) + ")",
+        unchecked("room in the KV cache for one more position (maxContext " + std::to_string(st.spec.max_context) + ")",
             "prevToken", "a full cache");
       sr3d::Sampling s;
       const double t = b.number("temperature");
-      if (!(t >= 0) || !std::isfinite(t)) bad("a finite temperature >= 0", "temperature", sr3d::format_number(t));
+      if (!(t >= 0) || !std::isfinite(t)) unchecked("a finite temperature >= 0", "temperature", sr3d::format_number(t));
       const double p = b.number("topP");
-      if (!(p > 0 && p <= 1)) bad("a number in (0, 1]", "topP", sr3d::format_number(p));
+      if (!(p > 0 && p <= 1)) unchecked("a number in (0, 1]", "topP", sr3d::format_number(p));
       s.temperature = static_cast<float>(t);
       s.top_p = static_cast<float>(p);
       s.top_k = static_cast<int32_t>(b.integer("topK", 0, V));
@@ -405,20 +417,22 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   Napi::Value Seed(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    EngineState& st = live(env);
-    double d = info.Length() && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
-    if (!(d >= 0 && d <= 9007199254740991.0 && d == std::floor(d)))
-      throw state_error(env, "SR3D_INVALID_ARGUMENT",
-                        "Expected an integer in [0, 2^53) for seed but received " +
-                            (info.Length() ? describe(info[0]) : std::string("nothing")));
-    sr3d::seed_rng(static_cast<uint64_t>(d), st.rng);
-    return env.Undefined();
+    return js_errors(env, [&]() -> Napi::Value {
+      EngineState& st = live();
+      double d = info.Length() && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+      if (!(d >= 0 && d <= 9007199254740991.0 && d == std::floor(d)))
+        unchecked("an integer in [0, 2^53)", "seed", info.Length() ? describe(info[0]) : std::string("nothing"));
+      sr3d::seed_rng(static_cast<uint64_t>(d), st.rng);
+      return env.Undefined();
+    });
   }
 
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!st_ || st_->disposed || st_->dispose_requested)
-      throw state_error(env, "SR3D_ENGINE_DISPOSED", "This engine was disposed: create a new one with createEngine()");
+    js_errors(env, [&] {
+      if (!st_ || st_->disposed || st_->dispose_requested)
+        unchecked("an engine that is not disposed", "this", "a disposed engine");
+    });
     const sr3d::EngineInfo& i = st_->info;
     Napi::Object o = Napi::Object::New(env);
     o.Set("device", i.device);

@@ -33,10 +33,9 @@ sr3d::BackprojectArgs read_backproject(Baton& b) {
   std::string dt = b.str("depthDtype", {"float32", "uint16"});
   a.depth_dtype = dt == "uint16" ? sr3d::DType::kUint16 : sr3d::DType::kFloat32;
   a.depth = b.array("depth", dt == "uint16" ? napi_uint16_array : napi_float32_array, n);
-  double scale = b.number("depthScale");
-  if (!(scale > 0) || !(scale <= std::numeric_limits<float>::max()))
-    bad("a finite positive number (metres per depth unit)", "depthScale", sr3d::format_number(scale));
-  a.depth_scale = static_cast<float>(scale);
+  // lib/validate.ts owns the depthScale rule (isDepthScale); backproject_check below is the
+  // kernel's own guard (a NaN, 0 or Infinity after the float32 cast).
+  a.depth_scale = static_cast<float>(b.number("depthScale"));
   a.intrinsics = static_cast<const float*>(b.array("intrinsics", napi_float32_array, 4 * a.frames));
   a.poses = static_cast<const float*>(b.array("poses", napi_float32_array, 16 * a.frames, true));
   a.points = static_cast<float*>(b.output("points", napi_float32_array, 3 * n));

@@ -143,6 +143,9 @@ describe('backproject', () => {
       ['frame count vs poses', () => backproject({ data: new Float32Array(32), shape: [2, 4, 4] }, K1, { pose: [new Array(16).fill(0)] }), /^Expected one camera-to-world pose per frame \(2\) for pose but received an array of 1 poses$/],
       ['uint16 without depthScale', () => backproject({ data: new Uint16Array(16), shape: [4, 4] }, K1), /for depthScale but received undefined/],
       ['negative depthScale', () => backproject(d, K1, { depthScale: -1 }), /for depthScale but received -1/],
+      // lib/validate.ts owns the rule, float32 range included (the kernels take a float32).
+      ['depthScale past float32', () => backproject(d, K1, { depthScale: 1e300 }), /^Expected a finite positive number \(metres per depth unit\) that float32 holds .* for depthScale but received 1e\+300$/],
+      ['depthScale rounding to 0 in float32', () => scenePoints(d, K1, { depthScale: 1e-50 }), /that float32 holds .* for depthScale but received 1e-50$/],
       ['cuda without a GPU', () => (hasGpu ? Promise.reject(new InvalidArgumentError('Expected skip')) : backproject(d, K1, { device: 'cuda' })), /^Expected .* for (device|skip)/],
       ['unknown device', () => backproject(d, K1, { device: 'tpu' as never }), /for device but received 'tpu'/],
     ];

@@ -19,7 +19,8 @@ import * as path from 'path';
 import { loadCheckpoint } from '../lib/checkpoint';
 import type { Checkpoint } from '../lib/checkpoint_types';
 import { createEngine, DEFAULT_MAX_CONTEXT, Engine, EngineBusyError, EngineDisposedError, nativeEngineOf } from '../lib/engine';
-import { InvalidArgumentError } from '../lib/errors';
+import type { GenerateOptions } from '../lib/engine';
+import { InternalError, InvalidArgumentError, fromNative } from '../lib/errors';
 import { native } from '../lib/native';
 import { writeTinyModel } from '../lib/tinymodel';
 import { rng, collect } from './helpers';
@@ -368,11 +369,14 @@ describe('inputs and lifetime', () => {
     expect((await engine.logits({ data: prompt, shape: [promptLen, 64] })).length).toBe(152064);
   });
 
-  it('the native engine refuses a second call while one is in flight (SR3D_ENGINE_BUSY)', async () => {
+  it('the native engine refuses a second call while one is in flight: an internal error (the Engine owns the rule)', async () => {
     const h = nativeEngineOf(engine);
     const out = new Float32Array(1024 * 32);
     const first = h.encodeTiles({ tiles: tile, n: 1, out });
-    await expect(h.embedTokens({ ids: new Int32Array([1]), n: 1, out: new Float32Array(64) })).rejects.toMatchObject({ code: 'SR3D_ENGINE_BUSY' });
+    await expect(h.embedTokens({ ids: new Int32Array([1]), n: 1, out: new Float32Array(64) })).rejects.toMatchObject({
+      code: 'SR3D_INTERNAL',
+      message: expect.stringMatching(/^sr3d internal error: Expected an idle engine \(one call at a time\) for this but received an engine with a call in flight\. The TypeScript Engine \(lib\/engine\.ts\) checks this before the native call, so this is a bug in sr3d: please report it$/),
+    });
     await first;
   });
 
@@ -393,12 +397,81 @@ describe('inputs and lifetime', () => {
     await expect(inflight).resolves.toBeDefined(); // the call in flight completed
     await disposed;
     expect(() => e.info()).toThrow(EngineDisposedError);
-    expect(() => h.info()).toThrow(expect.objectContaining({ code: 'SR3D_ENGINE_DISPOSED' }));
+    expect(() => h.info()).toThrow(expect.objectContaining({ code: 'SR3D_INTERNAL', message: expect.stringMatching(/an engine that is not disposed for this but received a disposed engine/) }));
     await expect(e.embedTokens([1])).rejects.toThrow(EngineDisposedError);
-    await expect(h.embedTokens({ ids: new Int32Array([1]), n: 1, out: new Float32Array(64) })).rejects.toMatchObject({ code: 'SR3D_ENGINE_DISPOSED' });
+    await expect(h.embedTokens({ ids: new Int32Array([1]), n: 1, out: new Float32Array(64) })).rejects.toMatchObject({ code: 'SR3D_INTERNAL' });
+    expect(() => h.seed(1)).toThrow(expect.objectContaining({ code: 'SR3D_INTERNAL' }));
     const short = { data: prompt.subarray(0, 4 * 64), shape: [4, 64] };
     await expect(collect(e.generate(short))).rejects.toThrow(EngineDisposedError);
     await e.dispose();
+  });
+});
+
+// One owner per rule (issue 9): the TypeScript Engine gives the typed error; the native
+// engine's copy of the check is a guard that reports a bug (SR3D_INTERNAL) when the Engine is
+// bypassed. Rule -> owner: temperature, maxNewTokens -> lib/validate.ts; topP, topK, seed, stop
+// ids, token ids, the KV-cache room (prefill and append), the model's parts, busy / disposed ->
+// lib/engine.ts (Engine).
+describe('one owner per rule', () => {
+  const e = () => ({ data: prompt, shape: [promptLen, 64] });
+
+  it("each generation rule: the Engine's typed error naming the argument", async () => {
+    const cases: [GenerateOptions, string][] = [
+      [{ temperature: NaN }, 'Expected a finite number >= 0 (0 = greedy) for temperature but received NaN'],
+      [{ temperature: Infinity }, 'Expected a finite number >= 0 (0 = greedy) for temperature but received Infinity'],
+      [{ maxNewTokens: -1 }, 'Expected a non-negative integer for maxNewTokens but received -1'],
+      [{ maxNewTokens: 1.5 }, 'Expected a non-negative integer for maxNewTokens but received 1.5'],
+      [{ topP: 1.5 }, 'Expected a number in (0, 1] for topP but received 1.5'],
+      [{ topK: -1 }, 'Expected a non-negative integer (0 = off) for topK but received -1'],
+      [{ seed: -1 }, 'Expected an integer in [0, 2^53) for seed but received -1'],
+    ];
+    for (const [opts, msg] of cases) {
+      let err: unknown;
+      try {
+        engine.generate(e(), opts);
+      } catch (x) {
+        err = x;
+      }
+      expect([opts, err instanceof InvalidArgumentError, (err as Error)?.message]).toEqual([opts, true, msg]);
+    }
+    // maxNewTokens 0 is allowed (the API's and every CLI's rule): nothing is generated.
+    const none = engine.generate(e(), { maxNewTokens: 0 });
+    expect(await collect(none)).toEqual([]);
+    expect(none.stopReason).toBe('length');
+  });
+
+  it("appending past maxContext: the Engine's typed error before any native call", async () => {
+    const small = await createEngine(ckpt, { device: 'cpu', maxContext: promptLen + 4 });
+    try {
+      await collect(small.generate(e(), { maxNewTokens: 2, stopTokenIds: [] }));
+      const cached = small.cachedPositions;
+      const more = { data: prompt.subarray(0, 5 * 64), shape: [5, 64] };
+      const err = await collect(small.generate(more, { append: true })).catch((x) => x);
+      expect(err).toBeInstanceOf(InvalidArgumentError);
+      expect(err.message).toBe(`Expected at most ${promptLen + 4 - cached} positions (maxContext ${promptLen + 4}, ${cached} cached) for embeddings.shape but received [5, 64]`);
+      expect(small.cachedPositions).toBe(cached); // nothing ran
+    } finally {
+      await small.dispose();
+    }
+  });
+
+  it('the same rules broken on the internal native engine (bypassing the Engine) are internal errors', async () => {
+    const h = nativeEngineOf(engine);
+    await h.prefill({ embeddings: prompt, n: promptLen, reset: true });
+    const internal = (message: RegExp) => ({ code: 'SR3D_INTERNAL', message: expect.stringMatching(message) });
+    await expect(h.step({ prevToken: -1, temperature: NaN, topP: 1, topK: 0 })).rejects.toMatchObject(
+      internal(/^sr3d internal error: Expected a finite temperature >= 0 for temperature but received NaN\. The TypeScript Engine \(lib\/engine\.ts\) checks this/));
+    await expect(h.step({ prevToken: 152064, temperature: 0, topP: 1, topK: 0 })).rejects.toMatchObject(internal(/for prevToken but received 152064/));
+    await expect(h.prefill({ embeddings: new Float32Array(64 * 300), n: 300, reset: true })).rejects.toMatchObject(internal(/at most 256 positions .* for n but received 300/));
+    await expect(h.embedTokens({ ids: new Int32Array([-1]), n: 1, out: new Float32Array(64) })).rejects.toMatchObject(internal(/for ids but received id -1 at index 0/));
+    await expect(h.runMlp({ module: 'depth', x: new Float32Array(1), rows: 1, out: new Float32Array(1) })).rejects.toMatchObject(internal(/for module but received 'depth'/));
+    expect(() => h.seed(-1)).toThrow(expect.objectContaining(internal(/for seed but received -1/)));
+    // Through the library's error mapping it is an InternalError (a bug to report), never an argument error.
+    const mapped = fromNative(await h.step({ prevToken: -1, temperature: -1, topP: 1, topK: 0 }).catch((x) => x));
+    expect(mapped).toBeInstanceOf(InternalError);
+    expect(mapped).not.toBeInstanceOf(InvalidArgumentError);
+    // The engine is intact: the Engine's calls still work.
+    expect((await engine.logits(e())).length).toBe(152064);
   });
 });
 

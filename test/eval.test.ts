@@ -205,5 +205,12 @@ describe('sr3d eval', () => {
     const m = cli(['eval', BENCH]);
     expect(m.status).toBe(2);
     expect(m.stderr).toMatch(/Expected a model/);
+    // --max-new-tokens follows the API's rule (lib/validate.ts), as in sr3d ask: an integer >= 0.
+    const neg = cli(['eval', BENCH, '--max-new-tokens', '-1']);
+    expect(neg.status).toBe(2);
+    expect(neg.stderr).toBe('sr3d eval: Expected a non-negative integer for --max-new-tokens but received -1. Fix: e.g. --max-new-tokens 64\n');
+    const zero = cli(['eval', BENCH, '--max-new-tokens', '0']);
+    expect(zero.status).toBe(2);
+    expect(zero.stderr).toMatch(/^sr3d eval: Expected a model/); // 0 passed; the missing model is the next error
   });
 });

@@ -33,6 +33,7 @@
 #include "norms.h"
 #include "projector.h"
 #include "rope.h"
+#include "weight_names.h"
 #ifdef SR3D_WITH_CUDA
 #include "cuda/nn.cuh"
 #endif
@@ -41,6 +42,14 @@ using namespace sr3d;
 using namespace sr3d_test;
 
 namespace {
+
+namespace wn = weight_names;
+namespace WV = weight_names::vision;
+namespace WP = weight_names::projector;
+namespace WL = weight_names::llm;
+namespace WS = weight_names::spatial_pe;
+using wn::weight_of;
+using wn::bias_of;
 
 std::vector<float> randn(Rng& r, int64_t n, double lo = -1, double hi = 1) {
   std::vector<float> v(static_cast<size_t>(n));
@@ -274,71 +283,71 @@ struct TinyModel {
     v.hidden = 48; v.heads = 4; v.intermediate = 80; v.layers_run = 2;
     v.image_size = 42; v.patch_size = 14; v.eps = 1e-6f; v.act = Act::kGeluTanh;
     spec.has_vision = spec.has_projector = spec.has_llm = true;
-    const std::string V = "vision.vision_model.";
-    add(V + "embeddings.patch_embedding.weight", {48, 3, 14, 14}, t, 0.05);
-    add(V + "embeddings.patch_embedding.bias", {48}, WType::kF32, 0.1);
-    add(V + "embeddings.position_embedding.weight", {9, 48}, WType::kBF16, 0.5);
+    add(weight_of(wn::vision_key(WV::kPatchEmbedding)), {48, 3, 14, 14}, t, 0.05);
+    add(bias_of(wn::vision_key(WV::kPatchEmbedding)), {48}, WType::kF32, 0.1);
+    add(weight_of(wn::vision_key(WV::kPositionEmbedding)), {9, 48}, WType::kBF16, 0.5);
     for (int i = 0; i < 2; ++i) {
-      const std::string p = V + "encoder.layers." + std::to_string(i) + ".";
-      for (const char* n : {"layer_norm1", "layer_norm2"}) {
-        norm(p + n + ".weight", 48);
-        add(p + n + ".bias", {48}, WType::kF32, 0.1);
+      auto p = [i](const char* module) { return wn::vision_layer_key(i, module); };
+      for (const char* n : {WV::kLayerNorm1, WV::kLayerNorm2}) {
+        norm(weight_of(p(n)), 48);
+        add(bias_of(p(n)), {48}, WType::kF32, 0.1);
       }
-      for (const char* n : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
-        add(p + "self_attn." + n + ".weight", {48, 48}, t, 0.15);
-        add(p + "self_attn." + n + ".bias", {48}, WType::kF32, 0.1);
+      for (const char* n : {WV::kQ, WV::kK, WV::kV, WV::kOut}) {
+        add(weight_of(p(n)), {48, 48}, t, 0.15);
+        add(bias_of(p(n)), {48}, WType::kF32, 0.1);
       }
-      add(p + "mlp.fc1.weight", {80, 48}, t, 0.15);
-      add(p + "mlp.fc1.bias", {80}, WType::kF32, 0.1);
-      add(p + "mlp.fc2.weight", {48, 80}, t, 0.15);
-      add(p + "mlp.fc2.bias", {48}, WType::kF32, 0.1);
+      add(weight_of(p(WV::kFc1)), {80, 48}, t, 0.15);
+      add(bias_of(p(WV::kFc1)), {80}, WType::kF32, 0.1);
+      add(weight_of(p(WV::kFc2)), {48, 80}, t, 0.15);
+      add(bias_of(p(WV::kFc2)), {48}, WType::kF32, 0.1);
     }
-    const std::string P = "projector.layers.";
-    norm(P + "1.weight", 432);
-    add(P + "1.bias", {432}, WType::kF32, 0.1);
-    add(P + "2.weight", {64, 432}, t, 0.05);
-    add(P + "2.bias", {64}, WType::kF32, 0.1);
-    norm(P + "4.weight", 64);
-    add(P + "4.bias", {64}, WType::kF32, 0.1);
-    add(P + "5.weight", {40, 64}, t, 0.15);
-    add(P + "5.bias", {40}, WType::kF32, 0.1);
-    add(P + "7.weight", {40, 40}, t, 0.15);
-    add(P + "7.bias", {40}, WType::kF32, 0.1);
+    auto P = [](const char* module) { return wn::projector_key(module); };
+    norm(weight_of(P(WP::kLayerNorm1)), 432);
+    add(bias_of(P(WP::kLayerNorm1)), {432}, WType::kF32, 0.1);
+    add(weight_of(P(WP::kFc1)), {64, 432}, t, 0.05);
+    add(bias_of(P(WP::kFc1)), {64}, WType::kF32, 0.1);
+    norm(weight_of(P(WP::kLayerNorm2)), 64);
+    add(bias_of(P(WP::kLayerNorm2)), {64}, WType::kF32, 0.1);
+    add(weight_of(P(WP::kFc2)), {40, 64}, t, 0.15);
+    add(bias_of(P(WP::kFc2)), {40}, WType::kF32, 0.1);
+    add(weight_of(P(WP::kFc3)), {40, 40}, t, 0.15);
+    add(bias_of(P(WP::kFc3)), {40}, WType::kF32, 0.1);
 
     LlmSpec& l = spec.llm;
     l.hidden = 40; l.layers = 2; l.heads = 4; l.kv_heads = 2; l.head_dim = 10;
     l.intermediate = 72; l.vocab = 301; l.eps = 1e-6f; l.rope_theta = 1e6;
     l.tie_word_embeddings = false;
     spec.max_context = 540;
-    const std::string L = "llm.model.";
-    add(L + "embed_tokens.weight", {301, 40}, t, 1.0);
+    add(weight_of(wn::llm_key(WL::kEmbedTokens)), {301, 40}, t, 1.0);
     for (int i = 0; i < 2; ++i) {
-      const std::string p = L + "layers." + std::to_string(i) + ".";
-      norm(p + "input_layernorm.weight", 40);
-      norm(p + "post_attention_layernorm.weight", 40);
-      add(p + "self_attn.q_proj.weight", {40, 40}, t, 0.2);
-      add(p + "self_attn.q_proj.bias", {40}, WType::kBF16, 0.2);
-      add(p + "self_attn.k_proj.weight", {20, 40}, t, 0.2);
-      add(p + "self_attn.k_proj.bias", {20}, WType::kBF16, 0.2);
-      add(p + "self_attn.v_proj.weight", {20, 40}, t, 0.2);
-      add(p + "self_attn.v_proj.bias", {20}, WType::kBF16, 0.2);
-      add(p + "self_attn.o_proj.weight", {40, 40}, t, 0.15);
-      add(p + "mlp.gate_proj.weight", {72, 40}, t, 0.15);
-      add(p + "mlp.up_proj.weight", {72, 40}, t, 0.15);
-      add(p + "mlp.down_proj.weight", {40, 72}, t, 0.15);
+      auto p = [i](const char* module) { return wn::llm_layer_key(i, module); };
+      norm(weight_of(p(WL::kInputNorm)), 40);
+      norm(weight_of(p(WL::kPostAttentionNorm)), 40);
+      add(weight_of(p(WL::kQ)), {40, 40}, t, 0.2);
+      add(bias_of(p(WL::kQ)), {40}, WType::kBF16, 0.2);
+      add(weight_of(p(WL::kK)), {20, 40}, t, 0.2);
+      add(bias_of(p(WL::kK)), {20}, WType::kBF16, 0.2);
+      add(weight_of(p(WL::kV)), {20, 40}, t, 0.2);
+      add(bias_of(p(WL::kV)), {20}, WType::kBF16, 0.2);
+      add(weight_of(p(WL::kO)), {40, 40}, t, 0.15);
+      add(weight_of(p(WL::kGate)), {72, 40}, t, 0.15);
+      add(weight_of(p(WL::kUp)), {72, 40}, t, 0.15);
+      add(weight_of(p(WL::kDown)), {40, 72}, t, 0.15);
     }
-    norm(L + "norm.weight", 40);
-    add("llm.lm_head.weight", {301, 40}, WType::kF16, 0.3);
+    norm(weight_of(wn::llm_key(WL::kNorm)), 40);
+    add(weight_of(wn::llm_key(WL::kLmHead)), {301, 40}, WType::kF16, 0.3);
 
-    spec.mlps["spatial_pe"] = {{MlpStep::kLinear, "mlp.0.weight", "mlp.0.bias", 1e-5f},
-                               {MlpStep::kGeluErf, "", "", 1e-5f},
-                               {MlpStep::kLayerNorm, "ln.weight", "ln.bias", 1e-5f},
-                               {MlpStep::kLinear, "mlp.2.weight", "", 1e-5f}};
-    add("spatial_pe.mlp.0.weight", {48, 99}, WType::kF32, 0.2);
-    add("spatial_pe.mlp.0.bias", {48}, WType::kF32, 0.1);
-    norm("spatial_pe.ln.weight", 48);
-    add("spatial_pe.ln.bias", {48}, WType::kF32, 0.1);
-    add("spatial_pe.mlp.2.weight", {48, 48}, WType::kBF16, 0.2);
+    // The spatial_pe module with a LayerNorm step of its own (a test shape, not a checkpoint's).
+    spec.mlps[wn::mlp_module::kSpatialPe] = {{MlpStep::kLinear, weight_of(WS::kFc1), bias_of(WS::kFc1), 1e-5f},
+                                             {MlpStep::kGeluErf, "", "", 1e-5f},
+                                             {MlpStep::kLayerNorm, "ln.weight", "ln.bias", 1e-5f},
+                                             {MlpStep::kLinear, weight_of(WS::kFc2), "", 1e-5f}};
+    const std::string pe = wn::native_prefix::kSpatialPe;
+    add(weight_of(pe + WS::kFc1), {48, 99}, WType::kF32, 0.2);
+    add(bias_of(pe + WS::kFc1), {48}, WType::kF32, 0.1);
+    norm(pe + "ln.weight", 48);
+    add(pe + "ln.bias", {48}, WType::kF32, 0.1);
+    add(weight_of(pe + WS::kFc2), {48, 48}, WType::kBF16, 0.2);
   }
 };
 
@@ -368,12 +377,13 @@ void test_engine() {
     check_rel("engine/project", got, want, {9, 1, 40}, rel);
   }
   {
-    record(gpu->mlp_in_dim("spatial_pe") == 99 && gpu->mlp_out_dim("spatial_pe") == 48,
-           "engine/mlp dims", "in " + std::to_string(gpu->mlp_in_dim("spatial_pe")) + ", out " +
-                                  std::to_string(gpu->mlp_out_dim("spatial_pe")), nullptr);
+    const char* spe = wn::mlp_module::kSpatialPe;
+    record(gpu->mlp_in_dim(spe) == 99 && gpu->mlp_out_dim(spe) == 48,
+           "engine/mlp dims", "in " + std::to_string(gpu->mlp_in_dim(spe)) + ", out " +
+                                  std::to_string(gpu->mlp_out_dim(spe)), nullptr);
     std::vector<float> x = randn(r, 37 * 99), want(37 * 48), got(want.size(), kNaN);
-    cpu->run_mlp("spatial_pe", x.data(), 37, want.data());
-    gpu->run_mlp("spatial_pe", x.data(), 37, got.data());
+    cpu->run_mlp(spe, x.data(), 37, want.data());
+    gpu->run_mlp(spe, x.data(), 37, got.data());
     check_rel("engine/run_mlp", got, want, {37, 48}, rel);
   }
   {
@@ -596,23 +606,23 @@ void bench_cuda(std::vector<BenchRow>& rows) {
     };
     bf.reserve(200);
     f32.reserve(200);
-    big("llm.model.embed_tokens.weight", l.vocab, l.hidden);
+    big(weight_of(wn::llm_key(WL::kEmbedTokens)), l.vocab, l.hidden);
     for (int i = 0; i < l.layers; ++i) {
-      const std::string p = "llm.model.layers." + std::to_string(i) + ".";
-      vec(p + "input_layernorm.weight", 896, 1.f);
-      vec(p + "post_attention_layernorm.weight", 896, 1.f);
-      big(p + "self_attn.q_proj.weight", 896, 896);
-      vec(p + "self_attn.q_proj.bias", 896, 0.01f);
-      big(p + "self_attn.k_proj.weight", 128, 896);
-      vec(p + "self_attn.k_proj.bias", 128, 0.01f);
-      big(p + "self_attn.v_proj.weight", 128, 896);
-      vec(p + "self_attn.v_proj.bias", 128, 0.01f);
-      big(p + "self_attn.o_proj.weight", 896, 896);
-      big(p + "mlp.gate_proj.weight", 4864, 896);
-      big(p + "mlp.up_proj.weight", 4864, 896);
-      big(p + "mlp.down_proj.weight", 896, 4864);
+      auto p = [i](const char* module) { return wn::llm_layer_key(i, module); };
+      vec(weight_of(p(WL::kInputNorm)), 896, 1.f);
+      vec(weight_of(p(WL::kPostAttentionNorm)), 896, 1.f);
+      big(weight_of(p(WL::kQ)), 896, 896);
+      vec(bias_of(p(WL::kQ)), 896, 0.01f);
+      big(weight_of(p(WL::kK)), 128, 896);
+      vec(bias_of(p(WL::kK)), 128, 0.01f);
+      big(weight_of(p(WL::kV)), 128, 896);
+      vec(bias_of(p(WL::kV)), 128, 0.01f);
+      big(weight_of(p(WL::kO)), 896, 896);
+      big(weight_of(p(WL::kGate)), 4864, 896);
+      big(weight_of(p(WL::kUp)), 4864, 896);
+      big(weight_of(p(WL::kDown)), 896, 4864);
     }
-    vec("llm.model.norm.weight", 896, 1.f);
+    vec(weight_of(wn::llm_key(WL::kNorm)), 896, 1.f);
     std::unique_ptr<Engine> e = make_cuda_engine(spec, w, cuda::selected_device());
     bf.clear();
     f32.clear();

@@ -35,11 +35,20 @@
 #include "projector.h"
 #include "rope.h"
 #include "sampling.h"
+#include "weight_names.h"
 
 using namespace sr3d;
 using namespace sr3d_test;
 
 namespace {
+
+namespace wn = weight_names;
+namespace WV = weight_names::vision;
+namespace WP = weight_names::projector;
+namespace WL = weight_names::llm;
+namespace WS = weight_names::spatial_pe;
+using wn::weight_of;
+using wn::bias_of;
 
 // A weight matrix in one dtype, with its exact values as double.
 struct TestWeight {
@@ -608,49 +617,49 @@ std::unique_ptr<TinyModel> make_tiny(bool tied, WType big, WType small) {
   s.llm.rope_theta = 1e6;
   s.llm.tie_word_embeddings = tied;
   s.max_context = 40;
-  s.mlps["spatial_pe"] = {{MlpStep::kLinear, "mlp.0.weight", "mlp.0.bias"},
-                          {MlpStep::kGeluErf, "", ""},
-                          {MlpStep::kLinear, "mlp.2.weight", "mlp.2.bias"}};
-  s.mlps["region"] = {{MlpStep::kLayerNorm, "ln.weight", "ln.bias", 1e-5f},
+  s.mlps[wn::mlp_module::kSpatialPe] = {{MlpStep::kLinear, weight_of(WS::kFc1), bias_of(WS::kFc1)},
+                                        {MlpStep::kGeluErf, "", ""},
+                                        {MlpStep::kLinear, weight_of(WS::kFc2), bias_of(WS::kFc2)}};
+  s.mlps[wn::mlp_module::kRegion] = {{MlpStep::kLayerNorm, "ln.weight", "ln.bias", 1e-5f},
                       {MlpStep::kLinear, "proj.weight", ""},
                       {MlpStep::kGeluTanh, "", ""}};
-  const std::string V = "vision.vision_model.";
-  m->add(V + "embeddings.patch_embedding.weight", {32, 3, 14, 14}, big, -0.05, 0.05);
-  m->add(V + "embeddings.patch_embedding.bias", {32}, small, -0.1, 0.1);
-  m->add(V + "embeddings.position_embedding.weight", {16, 32}, big, -0.5, 0.5);
+  m->add(weight_of(wn::vision_key(WV::kPatchEmbedding)), {32, 3, 14, 14}, big, -0.05, 0.05);
+  m->add(bias_of(wn::vision_key(WV::kPatchEmbedding)), {32}, small, -0.1, 0.1);
+  m->add(weight_of(wn::vision_key(WV::kPositionEmbedding)), {16, 32}, big, -0.5, 0.5);
   for (int i = 0; i < 3; ++i) {
-    const std::string l = V + "encoder.layers." + std::to_string(i) + ".";
-    m->norm(l + "layer_norm1", 32, true, small);
-    m->norm(l + "layer_norm2", 32, true, small);
-    for (const char* p : {"q_proj", "k_proj", "v_proj", "out_proj"})
-      m->linear(l + "self_attn." + p, 32, 32, true, big, small);
-    m->linear(l + "mlp.fc1", 48, 32, true, big, small);
-    m->linear(l + "mlp.fc2", 32, 48, true, big, small);
+    auto l = [i](const char* module) { return wn::vision_layer_key(i, module); };
+    m->norm(l(WV::kLayerNorm1), 32, true, small);
+    m->norm(l(WV::kLayerNorm2), 32, true, small);
+    for (const char* p : {WV::kQ, WV::kK, WV::kV, WV::kOut}) m->linear(l(p), 32, 32, true, big, small);
+    m->linear(l(WV::kFc1), 48, 32, true, big, small);
+    m->linear(l(WV::kFc2), 32, 48, true, big, small);
   }
-  m->norm("projector.layers.1", 288, true, small);
-  m->linear("projector.layers.2", 48, 288, true, big, small);
-  m->norm("projector.layers.4", 48, true, small);
-  m->linear("projector.layers.5", 56, 48, true, big, small);
-  m->linear("projector.layers.7", 64, 56, true, big, small);
-  m->add("llm.model.embed_tokens.weight", {300, 64}, big, -1, 1);
+  m->norm(wn::projector_key(WP::kLayerNorm1), 288, true, small);
+  m->linear(wn::projector_key(WP::kFc1), 48, 288, true, big, small);
+  m->norm(wn::projector_key(WP::kLayerNorm2), 48, true, small);
+  m->linear(wn::projector_key(WP::kFc2), 56, 48, true, big, small);
+  m->linear(wn::projector_key(WP::kFc3), 64, 56, true, big, small);
+  m->add(weight_of(wn::llm_key(WL::kEmbedTokens)), {300, 64}, big, -1, 1);
   for (int i = 0; i < 2; ++i) {
-    const std::string l = "llm.model.layers." + std::to_string(i) + ".";
-    m->norm(l + "input_layernorm", 64, false, small);
-    m->norm(l + "post_attention_layernorm", 64, false, small);
-    m->linear(l + "self_attn.q_proj", 64, 64, true, big, small);
-    m->linear(l + "self_attn.k_proj", 32, 64, true, big, small);
-    m->linear(l + "self_attn.v_proj", 32, 64, true, big, small);
-    m->linear(l + "self_attn.o_proj", 64, 64, false, big, small);
-    m->linear(l + "mlp.gate_proj", 96, 64, false, big, small);
-    m->linear(l + "mlp.up_proj", 96, 64, false, big, small);
-    m->linear(l + "mlp.down_proj", 64, 96, false, big, small);
+    auto l = [i](const char* module) { return wn::llm_layer_key(i, module); };
+    m->norm(l(WL::kInputNorm), 64, false, small);
+    m->norm(l(WL::kPostAttentionNorm), 64, false, small);
+    m->linear(l(WL::kQ), 64, 64, true, big, small);
+    m->linear(l(WL::kK), 32, 64, true, big, small);
+    m->linear(l(WL::kV), 32, 64, true, big, small);
+    m->linear(l(WL::kO), 64, 64, false, big, small);
+    m->linear(l(WL::kGate), 96, 64, false, big, small);
+    m->linear(l(WL::kUp), 96, 64, false, big, small);
+    m->linear(l(WL::kDown), 64, 96, false, big, small);
   }
-  m->norm("llm.model.norm", 64, false, small);
-  if (!tied) m->linear("llm.lm_head", 300, 64, false, big, small);
-  m->linear("spatial_pe.mlp.0", 32, 12, true, big, small);
-  m->linear("spatial_pe.mlp.2", 32, 32, true, big, small);
-  m->norm("region.ln", 32, true, small);
-  m->linear("region.proj", 64, 32, false, big, small);
+  m->norm(wn::llm_key(WL::kNorm), 64, false, small);
+  if (!tied) m->linear(wn::llm_key(WL::kLmHead), 300, 64, false, big, small);
+  const std::string pe = wn::native_prefix::kSpatialPe, region = wn::native_prefix::kRegion;
+  m->linear(pe + WS::kFc1, 32, 12, true, big, small);
+  m->linear(pe + WS::kFc2, 32, 32, true, big, small);
+  // The region module here is a test shape of its own (LN, Linear, GELU), not a checkpoint's.
+  m->norm(region + "ln", 32, true, small);
+  m->linear(region + "proj", 64, 32, false, big, small);
   return m;
 }
 
@@ -685,27 +694,27 @@ struct RefModel {
   std::vector<float> vision(const std::vector<float>& tiles, int64_t n) const {
     const VisionSpec& v = m.spec.vision;
     const int64_t T = 16, H = 32, rows = n * T;
-    const std::string V = "vision.vision_model.";
-    std::vector<float> h(static_cast<size_t>(rows * H)), pb = f32(V + "embeddings.patch_embedding.bias"),
-        pe = f32(V + "embeddings.position_embedding.weight");
-    patch_embed(tiles.data(), n, 56, 14, w(V + "embeddings.patch_embedding.weight"), pb.data(), h.data(), R);
+    const std::string patch = wn::vision_key(WV::kPatchEmbedding);
+    std::vector<float> h(static_cast<size_t>(rows * H)), pb = f32(bias_of(patch)),
+        pe = f32(weight_of(wn::vision_key(WV::kPositionEmbedding)));
+    patch_embed(tiles.data(), n, 56, 14, w(weight_of(patch)), pb.data(), h.data(), R);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < H; ++c) h[r * H + c] += pe[(r % T) * H + c];
     const float scale = static_cast<float>(std::pow(16.0, -0.5));
     for (int i = 0; i < v.layers_run; ++i) {
-      const std::string l = V + "encoder.layers." + std::to_string(i) + ".";
-      std::vector<float> a = ln(h, rows, H, l + "layer_norm1", v.eps);
-      std::vector<float> q = lin(a, rows, l + "self_attn.q_proj", true), k = lin(a, rows, l + "self_attn.k_proj", true),
-                         vv = lin(a, rows, l + "self_attn.v_proj", true), att(q.size());
+      auto l = [i](const char* module) { return wn::vision_layer_key(i, module); };
+      std::vector<float> a = ln(h, rows, H, l(WV::kLayerNorm1), v.eps);
+      std::vector<float> q = lin(a, rows, l(WV::kQ), true), k = lin(a, rows, l(WV::kK), true),
+                         vv = lin(a, rows, l(WV::kV), true), att(q.size());
       for (int64_t t = 0; t < n; ++t)
         attention(q.data() + t * T * H, k.data() + t * T * H, vv.data() + t * T * H, T, T, 2, 2, 16, scale, false, 0,
                   att.data() + t * T * H, R);
-      std::vector<float> o = lin(att, rows, l + "self_attn.out_proj", true);
+      std::vector<float> o = lin(att, rows, l(WV::kOut), true);
       for (size_t j = 0; j < h.size(); ++j) h[j] += o[j];
-      a = ln(h, rows, H, l + "layer_norm2", v.eps);
-      std::vector<float> f = lin(a, rows, l + "mlp.fc1", true);
+      a = ln(h, rows, H, l(WV::kLayerNorm2), v.eps);
+      std::vector<float> f = lin(a, rows, l(WV::kFc1), true);
       activation(f.data(), static_cast<int64_t>(f.size()), v.act, R);
-      o = lin(f, rows, l + "mlp.fc2", true);
+      o = lin(f, rows, l(WV::kFc2), true);
       for (size_t j = 0; j < h.size(); ++j) h[j] += o[j];
     }
     return h;
@@ -714,13 +723,13 @@ struct RefModel {
     const int64_t rows = n * 4;
     std::vector<float> a(static_cast<size_t>(rows * 288));
     space_to_channel3(feats.data(), n, 4, 32, a.data(), R);
-    a = ln(a, rows, 288, "projector.layers.1", 1e-5f);
-    std::vector<float> b = lin(a, rows, "projector.layers.2", true);
+    a = ln(a, rows, 288, wn::projector_key(WP::kLayerNorm1), 1e-5f);
+    std::vector<float> b = lin(a, rows, wn::projector_key(WP::kFc1), true);
     activation(b.data(), static_cast<int64_t>(b.size()), Act::kGeluErf, R);
-    b = ln(b, rows, 48, "projector.layers.4", 1e-5f);
-    a = lin(b, rows, "projector.layers.5", true);
+    b = ln(b, rows, 48, wn::projector_key(WP::kLayerNorm2), 1e-5f);
+    a = lin(b, rows, wn::projector_key(WP::kFc2), true);
     activation(a.data(), static_cast<int64_t>(a.size()), Act::kGeluErf, R);
-    return lin(a, rows, "projector.layers.7", true);
+    return lin(a, rows, wn::projector_key(WP::kFc3), true);
   }
   // Full causal forward of n embeddings from position 0; logits of the last one.
   std::vector<float> llm(const std::vector<float>& emb, int64_t n) const {
@@ -730,26 +739,26 @@ struct RefModel {
     std::vector<int32_t> pos(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) pos[i] = static_cast<int32_t>(i);
     for (int i = 0; i < l.layers; ++i) {
-      const std::string p = "llm.model.layers." + std::to_string(i) + ".";
-      std::vector<float> a(h.size()), g = f32(p + "input_layernorm.weight");
+      auto p = [i](const char* module) { return wn::llm_layer_key(i, module); };
+      std::vector<float> a(h.size()), g = f32(weight_of(p(WL::kInputNorm)));
       rms_norm(h.data(), n, H, g.data(), l.eps, a.data(), R);
-      std::vector<float> q = lin(a, n, p + "self_attn.q_proj", true), k = lin(a, n, p + "self_attn.k_proj", true),
-                         v = lin(a, n, p + "self_attn.v_proj", true), att(q.size());
+      std::vector<float> q = lin(a, n, p(WL::kQ), true), k = lin(a, n, p(WL::kK), true),
+                         v = lin(a, n, p(WL::kV), true), att(q.size());
       rope(q.data(), n, 4, 16, pos.data(), l.rope_theta, R);
       rope(k.data(), n, 2, 16, pos.data(), l.rope_theta, R);
       attention(q.data(), k.data(), v.data(), n, n, 4, 2, 16, 0.25f, true, 0, att.data(), R);
-      std::vector<float> o = lin(att, n, p + "self_attn.o_proj", false);
+      std::vector<float> o = lin(att, n, p(WL::kO), false);
       for (size_t j = 0; j < h.size(); ++j) h[j] += o[j];
-      g = f32(p + "post_attention_layernorm.weight");
+      g = f32(weight_of(p(WL::kPostAttentionNorm)));
       rms_norm(h.data(), n, H, g.data(), l.eps, a.data(), R);
-      std::vector<float> gate = lin(a, n, p + "mlp.gate_proj", false), up = lin(a, n, p + "mlp.up_proj", false);
+      std::vector<float> gate = lin(a, n, p(WL::kGate), false), up = lin(a, n, p(WL::kUp), false);
       silu_mul(gate.data(), up.data(), static_cast<int64_t>(gate.size()), gate.data(), R);
-      o = lin(gate, n, p + "mlp.down_proj", false);
+      o = lin(gate, n, p(WL::kDown), false);
       for (size_t j = 0; j < h.size(); ++j) h[j] += o[j];
     }
-    std::vector<float> last(h.end() - H, h.end()), nl(H), g = f32("llm.model.norm.weight");
+    std::vector<float> last(h.end() - H, h.end()), nl(H), g = f32(weight_of(wn::llm_key(WL::kNorm)));
     rms_norm(last.data(), 1, H, g.data(), l.eps, nl.data(), R);
-    return lin(nl, 1, l.tie_word_embeddings ? "llm.model.embed_tokens" : "llm.lm_head", false);
+    return lin(nl, 1, wn::llm_key(l.tie_word_embeddings ? WL::kEmbedTokens : WL::kLmHead), false);
   }
 };
 
@@ -786,18 +795,20 @@ void test_engine_on(const std::string& tag, TinyModel& tm, Engine& e) {
     check_close(base + "project", out, want, 1e-4 * max_abs(want), 0, {nt, 4, 64});
   }
   if (begin_case(base + "run_mlp vs reference ops")) {
-    record(e.mlp_in_dim("spatial_pe") == 12 && e.mlp_out_dim("spatial_pe") == 32 &&
-               e.mlp_in_dim("region") == 32 && e.mlp_out_dim("region") == 64,
+    const char *spe = wn::mlp_module::kSpatialPe, *region = wn::mlp_module::kRegion;
+    record(e.mlp_in_dim(spe) == 12 && e.mlp_out_dim(spe) == 32 && e.mlp_in_dim(region) == 32 &&
+               e.mlp_out_dim(region) == 64,
            base + "mlp dims", "wrong in/out dims", nullptr);
     std::vector<float> x = uniform_floats(5 * 12, 3), out(5 * 32);
-    e.run_mlp("spatial_pe", x.data(), 5, out.data());
-    std::vector<float> a = ref.lin(x, 5, "spatial_pe.mlp.0", true);
+    e.run_mlp(spe, x.data(), 5, out.data());
+    std::vector<float> a = ref.lin(x, 5, wn::native_prefix::kSpatialPe + std::string(WS::kFc1), true);
     activation(a.data(), static_cast<int64_t>(a.size()), Act::kGeluErf, Impl::kReference);
-    std::vector<float> want = ref.lin(a, 5, "spatial_pe.mlp.2", true);
+    std::vector<float> want = ref.lin(a, 5, wn::native_prefix::kSpatialPe + std::string(WS::kFc2), true);
     check_close(base + "run_mlp spatial_pe", out, want, 1e-4 * max_abs(want), 0, {5, 32});
     std::vector<float> r = uniform_floats(3 * 32, 4), rout(3 * 64);
-    e.run_mlp("region", r.data(), 3, rout.data());
-    std::vector<float> b = ref.lin(ref.ln(r, 3, 32, "region.ln", 1e-5f), 3, "region.proj", false);
+    e.run_mlp(region, r.data(), 3, rout.data());
+    const std::string rp = wn::native_prefix::kRegion;
+    std::vector<float> b = ref.lin(ref.ln(r, 3, 32, rp + "ln", 1e-5f), 3, rp + "proj", false);
     activation(b.data(), static_cast<int64_t>(b.size()), Act::kGeluTanh, Impl::kReference);
     check_close(base + "run_mlp region", rout, b, 1e-4 * max_abs(b), 0, {3, 64});
     expect_error(base + "run_mlp unknown module", ErrorKind::kInvalidArgument,
@@ -813,7 +824,7 @@ void test_engine_on(const std::string& tag, TinyModel& tm, Engine& e) {
     std::copy(extra.begin(), extra.end(), emb.begin() + 3 * 64);
   }
   if (begin_case(base + "embed_tokens rows")) {
-    std::vector<float> row(64), want = ref.f32("llm.model.embed_tokens.weight");
+    std::vector<float> row(64), want = ref.f32(weight_of(wn::llm_key(WL::kEmbedTokens)));
     e.embed_tokens(&ids[2], 1, row.data());
     check_floats(base + "embed_tokens", row, std::vector<float>(want.begin() + 299 * 64, want.begin() + 300 * 64), {64}, 0);
   }
@@ -935,18 +946,19 @@ void test_engine() {
   };
   {
     WeightMap w = tm->map;
-    w.erase("llm.model.layers.1.mlp.up_proj.weight");
-    expect_msg("engine/check_weights missing key", w, tm->spec, "'llm.model.layers.1.mlp.up_proj.weight'");
+    const std::string up = weight_of(wn::llm_layer_key(1, WL::kUp));
+    w.erase(up);
+    expect_msg("engine/check_weights missing key", w, tm->spec, "'" + up + "'");
   }
   {
     WeightMap w = tm->map;
-    w["llm.model.layers.0.self_attn.k_proj.weight"].shape = {64, 64};
+    w[weight_of(wn::llm_layer_key(0, WL::kK))].shape = {64, 64};
     expect_msg("engine/check_weights wrong shape", w, tm->spec, "Expected shape [32, 64]");
   }
   {
     WeightMap w = tm->map;
-    w.erase("llm.lm_head.weight");
-    expect_msg("engine/check_weights lm_head needed when untied", w, tm->spec, "lm_head");
+    w.erase(weight_of(wn::llm_key(WL::kLmHead)));
+    expect_msg("engine/check_weights lm_head needed when untied", w, tm->spec, WL::kLmHead);
     ModelSpec s = tm->spec;
     s.llm.tie_word_embeddings = true;
     if (begin_case("engine/check_weights tied needs no lm_head")) {
@@ -956,13 +968,14 @@ void test_engine() {
   }
   {
     WeightMap w = tm->map;
-    w["projector.layers.7.weight"].shape = {60, 56};
-    expect_msg("engine/check_weights projector out != llm hidden", w, tm->spec, "projector.layers.7.weight");
+    const std::string last = weight_of(wn::projector_key(WP::kFc3));
+    w[last].shape = {60, 56};
+    expect_msg("engine/check_weights projector out != llm hidden", w, tm->spec, last);
   }
   {
     WeightMap w = tm->map;
-    w["vision.vision_model.encoder.layers.1.layer_norm2.bias"].type = static_cast<WType>(5);
-    expect_msg("engine/check_weights bad dtype", w, tm->spec, "layer_norm2.bias");
+    w[bias_of(wn::vision_layer_key(1, WV::kLayerNorm2))].type = static_cast<WType>(5);
+    expect_msg("engine/check_weights bad dtype", w, tm->spec, bias_of(WV::kLayerNorm2));
   }
   {
     ModelSpec s = tm->spec;
@@ -972,14 +985,15 @@ void test_engine() {
   {
     ModelSpec s = tm->spec;
     s.vision.layers_run = 4;  // the map has 3 layers
-    expect_msg("engine/check_weights layers_run beyond the file", tm->map, s, "encoder.layers.3.");
+    expect_msg("engine/check_weights layers_run beyond the file", tm->map, s, wn::vision_layer_key(3, ""));
   }
   {
     ModelSpec s = tm->spec;
     s.has_vision = s.has_projector = false;  // only the LLM: vision keys not needed
     WeightMap w;
     for (const auto& kv : tm->map)
-      if (kv.first.rfind("llm.", 0) == 0 || kv.first.rfind("spatial_pe.", 0) == 0 || kv.first.rfind("region.", 0) == 0)
+      if (kv.first.rfind(wn::native_prefix::kLlm, 0) == 0 || kv.first.rfind(wn::native_prefix::kSpatialPe, 0) == 0 ||
+          kv.first.rfind(wn::native_prefix::kRegion, 0) == 0)
         w.insert(kv);
     if (begin_case("engine/llm-only model")) {
       std::unique_ptr<Engine> e;
@@ -1113,23 +1127,23 @@ void bench_cpu(std::vector<BenchRow>& rows) {
       w[k] = WeightTensor{store.back().data(), WType::kBF16, shape};
       if (big) per_token_bytes += 2 * n;
     };
-    add("llm.model.embed_tokens.weight", {151936, 896}, 0.05f, true);  // read once as lm_head
+    add(weight_of(wn::llm_key(WL::kEmbedTokens)), {151936, 896}, 0.05f, true);  // read once as lm_head
     for (int i = 0; i < 24; ++i) {
-      const std::string p = "llm.model.layers." + std::to_string(i) + ".";
-      add(p + "input_layernorm.weight", {896}, 1, false);
-      add(p + "post_attention_layernorm.weight", {896}, 1, false);
-      add(p + "self_attn.q_proj.weight", {896, 896}, 0.03f, true);
-      add(p + "self_attn.q_proj.bias", {896}, 0.1f, false);
-      add(p + "self_attn.k_proj.weight", {128, 896}, 0.03f, true);
-      add(p + "self_attn.k_proj.bias", {128}, 0.1f, false);
-      add(p + "self_attn.v_proj.weight", {128, 896}, 0.03f, true);
-      add(p + "self_attn.v_proj.bias", {128}, 0.1f, false);
-      add(p + "self_attn.o_proj.weight", {896, 896}, 0.03f, true);
-      add(p + "mlp.gate_proj.weight", {4864, 896}, 0.03f, true);
-      add(p + "mlp.up_proj.weight", {4864, 896}, 0.03f, true);
-      add(p + "mlp.down_proj.weight", {896, 4864}, 0.015f, true);
+      auto p = [i](const char* module) { return wn::llm_layer_key(i, module); };
+      add(weight_of(p(WL::kInputNorm)), {896}, 1, false);
+      add(weight_of(p(WL::kPostAttentionNorm)), {896}, 1, false);
+      add(weight_of(p(WL::kQ)), {896, 896}, 0.03f, true);
+      add(bias_of(p(WL::kQ)), {896}, 0.1f, false);
+      add(weight_of(p(WL::kK)), {128, 896}, 0.03f, true);
+      add(bias_of(p(WL::kK)), {128}, 0.1f, false);
+      add(weight_of(p(WL::kV)), {128, 896}, 0.03f, true);
+      add(bias_of(p(WL::kV)), {128}, 0.1f, false);
+      add(weight_of(p(WL::kO)), {896, 896}, 0.03f, true);
+      add(weight_of(p(WL::kGate)), {4864, 896}, 0.03f, true);
+      add(weight_of(p(WL::kUp)), {4864, 896}, 0.03f, true);
+      add(weight_of(p(WL::kDown)), {896, 4864}, 0.015f, true);
     }
-    add("llm.model.norm.weight", {896}, 1, false);
+    add(weight_of(wn::llm_key(WL::kNorm)), {896}, 1, false);
     std::unique_ptr<Engine> e = make_cpu_engine(s, w);
     std::vector<float> emb(64 * 896);
     std::vector<int32_t> ids(64);

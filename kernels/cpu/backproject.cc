@@ -15,7 +15,8 @@ void backproject_check(const BackprojectArgs& a) {
   if (a.frames < 0 || a.height < 0 || a.width < 0)
     throw_invalid_argument("non-negative sizes", "depth", "a negative size");
   if (!(a.depth_scale > 0) || !std::isfinite(a.depth_scale))
-    throw_invalid_argument("a finite positive number", "depthScale", format_number(a.depth_scale));
+    throw_invalid_argument("a finite positive number (metres per depth unit)", "depthScale",
+                           format_number(a.depth_scale));
   int64_t n = a.frames * a.height * a.width;
   if (n == 0) return;
   if (!a.depth || !a.intrinsics || !a.points) throw_internal("backproject: null buffer");

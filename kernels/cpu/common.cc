@@ -24,6 +24,14 @@ void throw_internal(const std::string& msg) {
   throw Error(ErrorKind::kInternal, "sr3d internal error: " + msg);
 }
 
+void throw_internal_argument(const std::string& what, const std::string& name,
+                             const std::string& received, const std::string& owner) {
+  throw Error(ErrorKind::kInternal, "sr3d internal error: Expected " + what + " for " + name +
+                                        " but received " + received + ". " + owner +
+                                        " checks this before the native call, so this is a bug in "
+                                        "sr3d: please report it");
+}
+
 void throw_cpu_only_build() {
   throw_invalid_argument("'cpu' (this sr3d binary was built without CUDA)", "device", "'cuda'");
 }

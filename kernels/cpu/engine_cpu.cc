@@ -23,11 +23,10 @@ namespace sr3d {
 
 namespace {
 
-using engine_detail::kL;
-using engine_detail::kV;
-using engine_detail::llayer;
 using engine_detail::llm_head_dim;
-using engine_detail::vlayer;
+namespace wn = weight_names;
+using wn::bias_of;
+using wn::weight_of;
 
 // ---- engine helpers ------------------------------------------------------------------------
 
@@ -273,67 +272,70 @@ class CpuEngine final : public Engine {
   }
 
   void build_vision() {
-    patch_w_ = big(kV + "embeddings.patch_embedding.weight");
-    patch_b_ = small(kV + "embeddings.patch_embedding.bias");
-    pos_ = small(kV + "embeddings.position_embedding.weight");
+    namespace V = wn::vision;
+    patch_w_ = big(weight_of(wn::vision_key(V::kPatchEmbedding)));
+    patch_b_ = small(bias_of(wn::vision_key(V::kPatchEmbedding)));
+    pos_ = small(weight_of(wn::vision_key(V::kPositionEmbedding)));
     for (int64_t i = 0; i < spec_.vision.layers_run; ++i) {
-      const std::string p = vlayer(i);
+      auto key = [i](const char* module) { return wn::vision_layer_key(i, module); };
       VisionLayer L;
-      L.ln1_g = small(p + "layer_norm1.weight");
-      L.ln1_b = small(p + "layer_norm1.bias");
-      L.ln2_g = small(p + "layer_norm2.weight");
-      L.ln2_b = small(p + "layer_norm2.bias");
-      L.q = big(p + "self_attn.q_proj.weight");
-      L.qb = small(p + "self_attn.q_proj.bias");
-      L.k = big(p + "self_attn.k_proj.weight");
-      L.kb = small(p + "self_attn.k_proj.bias");
-      L.v = big(p + "self_attn.v_proj.weight");
-      L.vb = small(p + "self_attn.v_proj.bias");
-      L.o = big(p + "self_attn.out_proj.weight");
-      L.ob = small(p + "self_attn.out_proj.bias");
-      L.fc1 = big(p + "mlp.fc1.weight");
-      L.fc1b = small(p + "mlp.fc1.bias");
-      L.fc2 = big(p + "mlp.fc2.weight");
-      L.fc2b = small(p + "mlp.fc2.bias");
+      L.ln1_g = small(weight_of(key(V::kLayerNorm1)));
+      L.ln1_b = small(bias_of(key(V::kLayerNorm1)));
+      L.ln2_g = small(weight_of(key(V::kLayerNorm2)));
+      L.ln2_b = small(bias_of(key(V::kLayerNorm2)));
+      L.q = big(weight_of(key(V::kQ)));
+      L.qb = small(bias_of(key(V::kQ)));
+      L.k = big(weight_of(key(V::kK)));
+      L.kb = small(bias_of(key(V::kK)));
+      L.v = big(weight_of(key(V::kV)));
+      L.vb = small(bias_of(key(V::kV)));
+      L.o = big(weight_of(key(V::kOut)));
+      L.ob = small(bias_of(key(V::kOut)));
+      L.fc1 = big(weight_of(key(V::kFc1)));
+      L.fc1b = small(bias_of(key(V::kFc1)));
+      L.fc2 = big(weight_of(key(V::kFc2)));
+      L.fc2b = small(bias_of(key(V::kFc2)));
       vlayers_.push_back(L);
     }
   }
 
   void build_projector() {
-    const std::string p = "projector.layers.";
-    proj_[0].gamma = small(p + "1.weight");
-    proj_[0].beta = small(p + "1.bias");
-    proj_c_ = weights_.at(p + "1.weight").shape[0] / 9;
-    proj_[3].gamma = small(p + "4.weight");
-    proj_[3].beta = small(p + "4.bias");
-    const char* lin[3] = {"2", "5", "7"};
+    namespace Pj = wn::projector;
+    const std::string ln1 = wn::projector_key(Pj::kLayerNorm1), ln2 = wn::projector_key(Pj::kLayerNorm2);
+    proj_[0].gamma = small(weight_of(ln1));
+    proj_[0].beta = small(bias_of(ln1));
+    proj_c_ = weights_.at(weight_of(ln1)).shape[0] / 9;
+    proj_[3].gamma = small(weight_of(ln2));
+    proj_[3].beta = small(bias_of(ln2));
+    const char* lin[3] = {Pj::kFc1, Pj::kFc2, Pj::kFc3};
     for (int i = 0; i < 3; ++i) {
       MlpOp& op = proj_[i == 0 ? 1 : i == 1 ? 2 : 4];
-      op.w = big(p + lin[i] + ".weight");
-      op.bias = small(p + lin[i] + ".bias");
+      op.w = big(weight_of(wn::projector_key(lin[i])));
+      op.bias = small(bias_of(wn::projector_key(lin[i])));
     }
   }
 
   void build_llm() {
     const LlmSpec& l = spec_.llm;
-    embed_ = big(kL + "model.embed_tokens.weight");
-    lm_head_ = l.tie_word_embeddings ? embed_ : big(kL + "lm_head.weight");
-    final_norm_ = small(kL + "model.norm.weight");
+    namespace W = wn::llm;
+    embed_ = big(weight_of(wn::llm_key(W::kEmbedTokens)));
+    lm_head_ = l.tie_word_embeddings ? embed_ : big(weight_of(wn::llm_key(W::kLmHead)));
+    final_norm_ = small(weight_of(wn::llm_key(W::kNorm)));
     for (int64_t i = 0; i < l.layers; ++i) {
-      const std::string p = llayer(i);
+      auto key = [i](const char* module) { return wn::llm_layer_key(i, module); };
       LlmLayer L;
-      L.in_norm = small(p + "input_layernorm.weight");
-      L.post_norm = small(p + "post_attention_layernorm.weight");
-      L.q = big(p + "self_attn.q_proj.weight");
-      L.qb = small(p + "self_attn.q_proj.bias");
-      L.k = big(p + "self_attn.k_proj.weight");
-      L.kb = small(p + "self_attn.k_proj.bias");
-      L.v = big(p + "self_attn.v_proj.weight");
-      L.vb = small(p + "self_attn.v_proj.bias");
-      L.o = big(p + "self_attn.o_proj.weight");
-      L.gate = big(p + "mlp.gate_proj.weight");
-      L.up = big(p + "mlp.up_proj.weight");
-      L.down = big(p + "mlp.down_proj.weight");
+      L.in_norm = small(weight_of(key(W::kInputNorm)));
+      L.post_norm = small(weight_of(key(W::kPostAttentionNorm)));
+      L.q = big(weight_of(key(W::kQ)));
+      L.qb = small(bias_of(key(W::kQ)));
+      L.k = big(weight_of(key(W::kK)));
+      L.kb = small(bias_of(key(W::kK)));
+      L.v = big(weight_of(key(W::kV)));
+      L.vb = small(bias_of(key(W::kV)));
+      L.o = big(weight_of(key(W::kO)));
+      L.gate = big(weight_of(key(W::kGate)));
+      L.up = big(weight_of(key(W::kUp)));
+      L.down = big(weight_of(key(W::kDown)));
       llayers_.push_back(L);
     }
     const int64_t per_layer = spec_.max_context * l.kv_heads * l.head_dim;

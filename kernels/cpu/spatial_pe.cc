@@ -7,11 +7,12 @@
 #include "../engine.h"
 #include "../pool_points.h"
 #include "../sinusoidal_encode.h"
+#include "../weight_names.h"
 
 namespace sr3d {
 
 void spatial_pe_check(const Engine& e, const SpatialPeArgs& a) {
-  if (e.spec().mlps.count("spatial_pe") == 0)
+  if (e.spec().mlps.count(weight_names::mlp_module::kSpatialPe) == 0)
     throw_invalid_argument("a model with a spatial_pe module (a checkpoint with spatial_pe/)", "module",
                            "a model without one");
   if (a.n < 0) throw_invalid_argument("a non-negative count", "n", std::to_string(a.n));
@@ -24,7 +25,8 @@ void spatial_pe_check(const Engine& e, const SpatialPeArgs& a) {
   if (a.num_freqs < 0 || a.num_freqs > 30)
     throw_invalid_argument("an integer in [0, 30]", "num_freqs", std::to_string(a.num_freqs));
   const int64_t width = sinusoidal_width(a.num_freqs, a.include_input);
-  const int64_t in = e.mlp_in_dim("spatial_pe"), out = e.mlp_out_dim("spatial_pe");
+  const int64_t in = e.mlp_in_dim(weight_names::mlp_module::kSpatialPe),
+                out = e.mlp_out_dim(weight_names::mlp_module::kSpatialPe);
   if (width != in)
     throw_invalid_argument("numFreqs / includeInput giving the spatial_pe MLP's input width " + std::to_string(in),
                            "numFreqs", std::to_string(a.num_freqs) + (a.include_input ? " with" : " without") +
@@ -88,7 +90,7 @@ int64_t add_spatial_pe_chain(Engine& e, const SpatialPeArgs& a, Impl geometry) {
     sa.features = enc.data();
     sinusoidal_encode(sa, geometry);
     pe.resize(static_cast<size_t>(nv * a.hidden));
-    e.run_mlp("spatial_pe", enc.data(), nv, pe.data());
+    e.run_mlp(weight_names::mlp_module::kSpatialPe, enc.data(), nv, pe.data());
     spatial_pe_add(a, at, nv, pe.data());
   }
   return static_cast<int64_t>(v.rows.size());

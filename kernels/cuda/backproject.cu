@@ -38,11 +38,10 @@ void backproject(const BackprojectArgs& a, void* stream) {
 void backproject_host(const BackprojectArgs& a) {
   const int64_t n = a.frames * a.height * a.width;
   if (n <= 0) return;
-  use_selected_device();
-  Stream stream;
-  DepthUpload up(a, stream.get());
-  backproject(up.args, stream.get());
-  up.download(stream.get());
+  RoundTrip rt;
+  DepthUpload up(a, rt);
+  backproject(up.args, rt.stream());
+  up.download(rt);
 }
 
 }  // namespace cuda

@@ -80,13 +80,13 @@ struct DepthUpload {
   BackprojectArgs args;  // the device view
   const BackprojectArgs host;
 
-  DepthUpload(const BackprojectArgs& h, cudaStream_t s)
-      : depth(to_device(static_cast<const uint8_t*>(h.depth),
-                        h.frames * h.height * h.width * (h.depth_dtype == DType::kUint16 ? 2 : 4), s)),
-        valid(output_for(h.valid, h.valid ? h.frames * h.height * h.width : 0, s)),
-        intrinsics(to_device(h.intrinsics, h.frames * 4, s)),
-        poses(to_device(h.poses, h.poses ? h.frames * 16 : 0, s)),
-        points(output_for(h.points, h.frames * h.height * h.width * 3, s)),
+  DepthUpload(const BackprojectArgs& h, RoundTrip& rt)
+      : depth(rt.upload(static_cast<const uint8_t*>(h.depth),
+                        h.frames * h.height * h.width * (h.depth_dtype == DType::kUint16 ? 2 : 4))),
+        valid(rt.output(h.valid, h.valid ? h.frames * h.height * h.width : 0)),
+        intrinsics(rt.upload(h.intrinsics, h.frames * 4)),
+        poses(rt.upload(h.poses, h.poses ? h.frames * 16 : 0)),
+        points(rt.output(h.points, h.frames * h.height * h.width * 3)),
         args(h),
         host(h) {
     args.depth = depth.get();
@@ -97,10 +97,9 @@ struct DepthUpload {
   }
 
   // Copies points (and valid) back to the host arrays and waits for the stream.
-  void download(cudaStream_t s) {
-    to_host(host.points, points, s);
-    if (host.valid) to_host(host.valid, valid, s);
-    SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+  void download(RoundTrip& rt) {
+    if (host.valid) to_host(host.valid, valid, rt.stream());
+    rt.download(host.points, points);
   }
 };
 

@@ -112,24 +112,19 @@ void box3d_masks_host(const Box3dMasksArgs& a) {
   box3d_masks_check(a);
   const int64_t F = a.frames, n = a.frames * a.height * a.width;
   if (F == 0) return;
-  use_selected_device();
-  Stream stream;
-  cudaStream_t s = stream.get();
-  DeviceBuffer<float> points(a.mode == Box3dMaskMode::kInside ? 3 * n : 0, s);
-  DeviceBuffer<uint8_t> masks(n, s);
-  DeviceBuffer<int64_t> counts(2 * F, s);
-  if (a.mode == Box3dMaskMode::kInside && n > 0)
-    SR3D_CUDA_CHECK(cudaMemcpyAsync(points.get(), a.points, points.bytes(), cudaMemcpyHostToDevice, s));
+  RoundTrip rt;
+  DeviceBuffer<float> points = rt.upload(a.points, a.mode == Box3dMaskMode::kInside ? 3 * n : 0);
+  DeviceBuffer<uint8_t> masks = rt.output(a.masks, n);
+  DeviceBuffer<int64_t> inside = rt.output(a.inside, F), valid = rt.output(a.valid, F);
   Box3dMasksArgs d = a;
   d.points = points.get();
   d.masks = masks.get();
-  d.inside = counts.get();
-  d.valid = counts.get() + F;
-  box3d_masks(d, s);
-  if (n > 0) SR3D_CUDA_CHECK(cudaMemcpyAsync(a.masks, masks.get(), masks.bytes(), cudaMemcpyDeviceToHost, s));
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(a.inside, counts.get(), F * sizeof(int64_t), cudaMemcpyDeviceToHost, s));
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(a.valid, counts.get() + F, F * sizeof(int64_t), cudaMemcpyDeviceToHost, s));
-  SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+  d.inside = inside.get();
+  d.valid = valid.get();
+  box3d_masks(d, rt.stream());
+  to_host(a.masks, masks, rt.stream());
+  to_host(a.inside, inside, rt.stream());
+  rt.download(a.valid, valid);
 }
 
 }  // namespace cuda

@@ -32,20 +32,17 @@ CanonicalTransform canonicalize(const CanonicalizeArgs& a, void* stream_ptr) {
 CanonicalTransform canonicalize_host(const CanonicalizeArgs& a) {
   canonicalize_check(a);
   if (a.n == 0) return canonicalize(a, nullptr);  // no device work
-  use_selected_device();
-  Stream stream;
+  RoundTrip rt;
   // Zero copy: read the caller's points, write points_out, both mapped. Otherwise (or when
   // points_out cannot be mapped) one device copy, transformed in place.
-  DeviceBuffer<float> out = zero_copy_enabled() ? output_for(a.points_out, a.n * 3, stream.get())
-                                                : DeviceBuffer<float>();
+  DeviceBuffer<float> out = zero_copy_enabled() ? rt.output(a.points_out, a.n * 3) : DeviceBuffer<float>();
   const bool mapped_out = out.maps(a.points_out);
-  DeviceBuffer<float> points = to_device(a.points, a.n * 3, stream.get(), !mapped_out);
+  DeviceBuffer<float> points = rt.upload(a.points, a.n * 3, !mapped_out);
   CanonicalizeArgs d = a;
   d.points = points.get();
   d.points_out = mapped_out ? out.get() : points.get();
-  CanonicalTransform t = canonicalize(d, stream.get());
-  if (!mapped_out) to_host(a.points_out, points, stream.get());
-  SR3D_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
+  CanonicalTransform t = canonicalize(d, rt.stream());
+  rt.download(a.points_out, mapped_out ? out : points);
   return t;
 }
 

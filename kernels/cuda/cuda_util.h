@@ -53,9 +53,9 @@ void* alloc_checked(size_t bytes, MemoryKind kind, cudaStream_t stream, MemoryKi
 
 // Zero-copy host arrays. On an integrated GPU (cudaDeviceProp::integrated: Jetson) device
 // memory is the same DRAM as host memory, so uploading an input is a DRAM-to-DRAM copy.
-// With SR3D_ZERO_COPY=1 the host round trips (RoundTrip, the geometry ops' uploads) map the
-// caller's arrays into the device address space instead (cudaHostRegister, mapped) and the
-// kernels read and write them in place. Off by default until a Jetson run has verified it
+// With SR3D_ZERO_COPY=1 the host round trips (RoundTrip) map the caller's arrays into the
+// device address space instead (cudaHostRegister, mapped) and the kernels read and write them
+// in place. Off by default until a Jetson run has verified it
 // (correctness and speed: mapped pages are uncached on some Tegra parts). Discrete GPUs keep
 // the copies; SR3D_ZERO_COPY=force maps on any GPU (over PCIe: slow, only to test the path).
 bool zero_copy_enabled();
@@ -217,7 +217,8 @@ class Stream {
 
 inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
 
-// The host round trip of a _host entry point (tests, microbenchmarks): the selected device
+// The host round trip of every _host entry point (the nn ops' and the geometry, tiling and
+// region ops': the native ops' Impl::kCuda path, tests, microbenchmarks): the selected device
 // made current, a fresh stream, inputs uploaded, the op launched on stream(), outputs
 // downloaded. download() synchronizes; the Stream destructor waits for anything still in
 // flight when the op throws. Under zero copy (zero_copy_enabled) upload / output map the

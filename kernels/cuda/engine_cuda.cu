@@ -39,10 +39,9 @@ constexpr int64_t kPrefillChunk = 512;  // positions per prefill pass
 constexpr int64_t kTileChunk = 8;       // tiles per vision / projector pass
 constexpr size_t kAlign = 256;
 
-using engine_detail::kL;
-using engine_detail::kV;
-using engine_detail::llayer;
-using engine_detail::vlayer;
+namespace wn = weight_names;
+using wn::bias_of;
+using wn::weight_of;
 
 int64_t numel(const WeightTensor& t) {
   int64_t n = 1;
@@ -303,7 +302,7 @@ class CudaEngine final : public Engine {
   void add_spatial_pe(const SpatialPeArgs& a) override {
     spatial_pe_check(*this, a);
     if (a.n == 0) return;
-    const MlpModule& m = mlp("spatial_pe");
+    const MlpModule& m = mlp(wn::mlp_module::kSpatialPe);
     std::lock_guard<std::mutex> lock(mu_);
     select();
     cudaStream_t s = stream();
@@ -547,58 +546,63 @@ class CudaEngine final : public Engine {
   void layout(Placer& P) {
     if (spec_.has_vision) {
       const VisionSpec& vs = spec_.vision;
-      patch_w_ = P.matrix(kV + "embeddings.patch_embedding.weight");
-      patch_b_ = P.floats(kV + "embeddings.patch_embedding.bias");
-      pos_ = P.floats(kV + "embeddings.position_embedding.weight");
+      namespace V = wn::vision;
+      patch_w_ = P.matrix(weight_of(wn::vision_key(V::kPatchEmbedding)));
+      patch_b_ = P.floats(bias_of(wn::vision_key(V::kPatchEmbedding)));
+      pos_ = P.floats(weight_of(wn::vision_key(V::kPositionEmbedding)));
       vlayers_.clear();
       for (int64_t i = 0; i < vs.layers_run; ++i) {
-        const std::string p = vlayer(i), at = p + "self_attn.";
+        auto key = [i](const char* module) { return wn::vision_layer_key(i, module); };
         VisionLayer L;
-        L.ln1_g = P.floats(p + "layer_norm1.weight");
-        L.ln1_b = P.floats(p + "layer_norm1.bias");
-        L.ln2_g = P.floats(p + "layer_norm2.weight");
-        L.ln2_b = P.floats(p + "layer_norm2.bias");
-        L.qkv = P.matrix({at + "q_proj.weight", at + "k_proj.weight", at + "v_proj.weight"});
-        L.qkv_b = P.floats({at + "q_proj.bias", at + "k_proj.bias", at + "v_proj.bias"});
-        L.o = P.matrix(at + "out_proj.weight");
-        L.o_b = P.floats(at + "out_proj.bias");
-        L.fc1 = P.matrix(p + "mlp.fc1.weight");
-        L.fc1_b = P.floats(p + "mlp.fc1.bias");
-        L.fc2 = P.matrix(p + "mlp.fc2.weight");
-        L.fc2_b = P.floats(p + "mlp.fc2.bias");
+        L.ln1_g = P.floats(weight_of(key(V::kLayerNorm1)));
+        L.ln1_b = P.floats(bias_of(key(V::kLayerNorm1)));
+        L.ln2_g = P.floats(weight_of(key(V::kLayerNorm2)));
+        L.ln2_b = P.floats(bias_of(key(V::kLayerNorm2)));
+        L.qkv = P.matrix({weight_of(key(V::kQ)), weight_of(key(V::kK)), weight_of(key(V::kV))});
+        L.qkv_b = P.floats({bias_of(key(V::kQ)), bias_of(key(V::kK)), bias_of(key(V::kV))});
+        L.o = P.matrix(weight_of(key(V::kOut)));
+        L.o_b = P.floats(bias_of(key(V::kOut)));
+        L.fc1 = P.matrix(weight_of(key(V::kFc1)));
+        L.fc1_b = P.floats(bias_of(key(V::kFc1)));
+        L.fc2 = P.matrix(weight_of(key(V::kFc2)));
+        L.fc2_b = P.floats(bias_of(key(V::kFc2)));
         vlayers_.push_back(L);
       }
     }
     if (spec_.has_projector) {
-      const std::string p = "projector.layers.";
-      proj_c_ = P.tensor(p + "1.weight").shape[0] / 9;
-      proj_ln1_g_ = P.floats(p + "1.weight");
-      proj_ln1_b_ = P.floats(p + "1.bias");
-      proj_l2_ = P.matrix(p + "2.weight");
-      proj_l2_b_ = P.floats(p + "2.bias");
-      proj_ln4_g_ = P.floats(p + "4.weight");
-      proj_ln4_b_ = P.floats(p + "4.bias");
-      proj_l5_ = P.matrix(p + "5.weight");
-      proj_l5_b_ = P.floats(p + "5.bias");
-      proj_l7_ = P.matrix(p + "7.weight");
-      proj_l7_b_ = P.floats(p + "7.bias");
+      namespace Pj = wn::projector;
+      const std::string ln1 = wn::projector_key(Pj::kLayerNorm1), fc1 = wn::projector_key(Pj::kFc1),
+                        ln2 = wn::projector_key(Pj::kLayerNorm2), fc2 = wn::projector_key(Pj::kFc2),
+                        fc3 = wn::projector_key(Pj::kFc3);
+      proj_c_ = P.tensor(weight_of(ln1)).shape[0] / 9;
+      proj_ln1_g_ = P.floats(weight_of(ln1));
+      proj_ln1_b_ = P.floats(bias_of(ln1));
+      proj_l2_ = P.matrix(weight_of(fc1));
+      proj_l2_b_ = P.floats(bias_of(fc1));
+      proj_ln4_g_ = P.floats(weight_of(ln2));
+      proj_ln4_b_ = P.floats(bias_of(ln2));
+      proj_l5_ = P.matrix(weight_of(fc2));
+      proj_l5_b_ = P.floats(bias_of(fc2));
+      proj_l7_ = P.matrix(weight_of(fc3));
+      proj_l7_b_ = P.floats(bias_of(fc3));
     }
     if (spec_.has_llm) {
       const LlmSpec& l = spec_.llm;
-      embed_ = P.matrix(kL + "model.embed_tokens.weight");
-      lm_head_ = l.tie_word_embeddings ? embed_ : P.matrix(kL + "lm_head.weight");
-      final_norm_ = P.floats(kL + "model.norm.weight");
+      namespace W = wn::llm;
+      embed_ = P.matrix(weight_of(wn::llm_key(W::kEmbedTokens)));
+      lm_head_ = l.tie_word_embeddings ? embed_ : P.matrix(weight_of(wn::llm_key(W::kLmHead)));
+      final_norm_ = P.floats(weight_of(wn::llm_key(W::kNorm)));
       llayers_.clear();
       for (int64_t i = 0; i < l.layers; ++i) {
-        const std::string p = llayer(i), at = p + "self_attn.", ml = p + "mlp.";
+        auto key = [i](const char* module) { return wn::llm_layer_key(i, module); };
         LlmLayer L;
-        L.in_norm = P.floats(p + "input_layernorm.weight");
-        L.post_norm = P.floats(p + "post_attention_layernorm.weight");
-        L.qkv = P.matrix({at + "q_proj.weight", at + "k_proj.weight", at + "v_proj.weight"});
-        L.qkv_b = P.floats({at + "q_proj.bias", at + "k_proj.bias", at + "v_proj.bias"});
-        L.o = P.matrix(at + "o_proj.weight");
-        L.gate_up = P.matrix({ml + "gate_proj.weight", ml + "up_proj.weight"});
-        L.down = P.matrix(ml + "down_proj.weight");
+        L.in_norm = P.floats(weight_of(key(W::kInputNorm)));
+        L.post_norm = P.floats(weight_of(key(W::kPostAttentionNorm)));
+        L.qkv = P.matrix({weight_of(key(W::kQ)), weight_of(key(W::kK)), weight_of(key(W::kV))});
+        L.qkv_b = P.floats({bias_of(key(W::kQ)), bias_of(key(W::kK)), bias_of(key(W::kV))});
+        L.o = P.matrix(weight_of(key(W::kO)));
+        L.gate_up = P.matrix({weight_of(key(W::kGate)), weight_of(key(W::kUp))});
+        L.down = P.matrix(weight_of(key(W::kDown)));
         llayers_.push_back(L);
       }
     }

@@ -215,22 +215,18 @@ void mask_pool(const MaskPoolArgs& a, void* stream_ptr) {
 
 void mask_pool_host(const MaskPoolArgs& a) {
   mask_pool_check(a);
-  use_selected_device();
-  Stream stream;
-  cudaStream_t s = stream.get();
+  RoundTrip rt;
   const TokenGrid& g = a.grid;
   const int64_t mask_bytes = a.regions * g.frames * g.height * a.patch * g.width * a.patch;
-  DeviceBuffer<float> features(g.feature_elements(), s), out(a.regions * g.channels, s);
-  DeviceBuffer<uint8_t> masks(mask_bytes, s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(features.get(), a.features, features.bytes(), cudaMemcpyHostToDevice, s));
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(masks.get(), a.masks, masks.bytes(), cudaMemcpyHostToDevice, s));
+  DeviceBuffer<float> features = rt.upload(a.features, g.feature_elements()),
+                      out = rt.output(a.out, a.regions * g.channels);
+  DeviceBuffer<uint8_t> masks = rt.upload(a.masks, mask_bytes);
   MaskPoolArgs d = a;
   d.features = features.get();
   d.masks = masks.get();
   d.out = out.get();
-  mask_pool(d, s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(a.out, out.get(), out.bytes(), cudaMemcpyDeviceToHost, s));
-  SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+  mask_pool(d, rt.stream());
+  rt.download(a.out, out);
 }
 
 }  // namespace cuda

@@ -62,19 +62,16 @@ void pool_points_host(const PoolPointsArgs& a) {
   const int64_t hp = pool_out_size(a.height, a.patch), wp = pool_out_size(a.width, a.patch);
   const int64_t n = a.batch * a.height * a.width, total = a.batch * hp * wp;
   if (total <= 0) return;
-  use_selected_device();
-  Stream stream;
-  cudaStream_t s = stream.get();
-  DeviceBuffer<float> points = to_device(a.points, n * 3, s), pooled = output_for(a.pooled, total * 3, s);
-  DeviceBuffer<uint8_t> valid = output_for(a.valid, total, s);
+  RoundTrip rt;
+  DeviceBuffer<float> points = rt.upload(a.points, n * 3), pooled = rt.output(a.pooled, total * 3);
+  DeviceBuffer<uint8_t> valid = rt.output(a.valid, total);
   PoolPointsArgs d = a;
   d.points = points.get();
   d.pooled = pooled.get();
   d.valid = valid.get();
-  pool_points(d, s);
-  to_host(a.pooled, pooled, s);
-  to_host(a.valid, valid, s);
-  SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+  pool_points(d, rt.stream());
+  to_host(a.pooled, pooled, rt.stream());
+  rt.download(a.valid, valid);
 }
 
 }  // namespace cuda

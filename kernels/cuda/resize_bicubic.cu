@@ -38,17 +38,14 @@ void resize_bicubic(const ResizeBicubicArgs& a, void* stream) {
 
 void resize_bicubic_host(const ResizeBicubicArgs& a) {
   resize_bicubic_check(a);
-  use_selected_device();
-  Stream stream;
-  cudaStream_t s = stream.get();
-  DeviceBuffer<uint8_t> src(a.height * a.width * 3, s), dst(a.out_height * a.out_width * 3, s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(src.get(), a.src, src.bytes(), cudaMemcpyHostToDevice, s));
+  RoundTrip rt;
+  DeviceBuffer<uint8_t> src = rt.upload(a.src, a.height * a.width * 3),
+                        dst = rt.output(a.dst, a.out_height * a.out_width * 3);
   ResizeBicubicArgs d = a;
   d.src = src.get();
   d.dst = dst.get();
-  resize_bicubic(d, s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(a.dst, dst.get(), dst.bytes(), cudaMemcpyDeviceToHost, s));
-  SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+  resize_bicubic(d, rt.stream());
+  rt.download(a.dst, dst);
 }
 
 }  // namespace cuda

@@ -45,13 +45,12 @@ CanonicalTransform scene_points_host(const ScenePointsArgs& a) {
   const BackprojectArgs& bp = a.bp;
   const int64_t n = bp.frames * bp.height * bp.width;
   if (n <= 0) return scene_points(a, nullptr);  // no device work
-  use_selected_device();
-  Stream stream;
-  DepthUpload up(bp, stream.get());
+  RoundTrip rt;
+  DepthUpload up(bp, rt);
   ScenePointsArgs d = a;
   d.bp = up.args;
-  CanonicalTransform t = scene_points(d, stream.get());
-  up.download(stream.get());
+  CanonicalTransform t = scene_points(d, rt.stream());
+  up.download(rt);
   return t;
 }
 

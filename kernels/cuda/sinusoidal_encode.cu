@@ -62,16 +62,13 @@ void sinusoidal_encode_host(const SinusoidalEncodeArgs& a) {
   sinusoidal_encode_check(a);
   const int64_t total = a.n * sinusoidal_width(a.num_freqs, a.include_input);
   if (total <= 0) return;
-  use_selected_device();
-  Stream stream;
-  cudaStream_t s = stream.get();
-  DeviceBuffer<float> points = to_device(a.points, a.n * 3, s), features = output_for(a.features, total, s);
+  RoundTrip rt;
+  DeviceBuffer<float> points = rt.upload(a.points, a.n * 3), features = rt.output(a.features, total);
   SinusoidalEncodeArgs d = a;
   d.points = points.get();
   d.features = features.get();
-  sinusoidal_encode(d, s);
-  to_host(a.features, features, s);
-  SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+  sinusoidal_encode(d, rt.stream());
+  rt.download(a.features, features);
 }
 
 }  // namespace cuda

@@ -33,17 +33,14 @@ void stitch_tiles(const StitchTilesArgs& a, void* stream) {
 
 void stitch_tiles_host(const StitchTilesArgs& a) {
   stitch_tiles_check(a);
-  use_selected_device();
-  Stream stream;
-  cudaStream_t s = stream.get();
-  DeviceBuffer<float> features(a.grid.feature_elements(), s), out(a.grid.tokens() * a.grid.channels, s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(features.get(), a.features, features.bytes(), cudaMemcpyHostToDevice, s));
+  RoundTrip rt;
+  DeviceBuffer<float> features = rt.upload(a.features, a.grid.feature_elements()),
+                      out = rt.output(a.out, a.grid.tokens() * a.grid.channels);
   StitchTilesArgs d = a;
   d.features = features.get();
   d.out = out.get();
-  stitch_tiles(d, s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(a.out, out.get(), out.bytes(), cudaMemcpyDeviceToHost, s));
-  SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+  stitch_tiles(d, rt.stream());
+  rt.download(a.out, out);
 }
 
 }  // namespace cuda

@@ -49,19 +49,15 @@ void tile_image(const TileImageArgs& a, void* stream) {
 
 void tile_image_host(const TileImageArgs& a) {
   tile_image_check(a);
-  use_selected_device();
-  Stream stream;
-  cudaStream_t s = stream.get();
+  RoundTrip rt;
   const int64_t n = tile_count(a.cols, a.rows) * 3 * a.tile * a.tile;
-  DeviceBuffer<uint8_t> src(a.height * a.width * 3, s);
-  DeviceBuffer<float> tiles(n, s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(src.get(), a.src, src.bytes(), cudaMemcpyHostToDevice, s));
+  DeviceBuffer<uint8_t> src = rt.upload(a.src, a.height * a.width * 3);
+  DeviceBuffer<float> tiles = rt.output(a.tiles, n);
   TileImageArgs d = a;
   d.src = src.get();
   d.tiles = tiles.get();
-  tile_image(d, s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(a.tiles, tiles.get(), tiles.bytes(), cudaMemcpyDeviceToHost, s));
-  SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+  tile_image(d, rt.stream());
+  rt.download(a.tiles, tiles);
 }
 
 }  // namespace cuda

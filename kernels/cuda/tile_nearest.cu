@@ -60,18 +60,14 @@ void tile_nearest(const TileNearestArgs& a, void* stream) {
 
 void tile_nearest_host(const TileNearestArgs& a) {
   tile_nearest_check(a);
-  use_selected_device();
-  Stream stream;
-  cudaStream_t s = stream.get();
+  RoundTrip rt;
   const int64_t out = tile_count(a.cols, a.rows) * a.tile * a.tile * a.pixel_bytes;
-  DeviceBuffer<uint8_t> src(a.height * a.width * a.pixel_bytes, s), dst(out, s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(src.get(), a.src, src.bytes(), cudaMemcpyHostToDevice, s));
+  DeviceBuffer<uint8_t> src = rt.upload(a.src, a.height * a.width * a.pixel_bytes), dst = rt.output(a.dst, out);
   TileNearestArgs d = a;
   d.src = src.get();
   d.dst = dst.get();
-  tile_nearest(d, s);
-  SR3D_CUDA_CHECK(cudaMemcpyAsync(a.dst, dst.get(), dst.bytes(), cudaMemcpyDeviceToHost, s));
-  SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
+  tile_nearest(d, rt.stream());
+  rt.download(a.dst, dst);
 }
 
 }  // namespace cuda

@@ -8,7 +8,6 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as readline from 'readline';
 
-import { finite } from '../camera';
 import { checkWarning } from '../check';
 import { Sr3dError } from '../errors';
 import { writeOverlay } from '../overlay';
@@ -20,7 +19,7 @@ import type { AskInput } from '../model_types';
 import { SR3D } from '../sr3d';
 import { checkMaxNewTokens, checkTemperature } from '../validate';
 import { MODEL_HELP, isCheckpointDir } from './model_help';
-import { parseOrUsage, UsageError } from './types';
+import { checked, num, parseOrUsage, UsageError } from './types';
 import type { Command } from './types';
 
 const USAGE = 'ask <scene.json | scene dir | image> --model <dir> [--region SPEC …] [--json] [--overlay out.png] [--max-new-tokens n] ' +
@@ -41,25 +40,6 @@ interface Args {
   seed?: number;
   maxFrames?: number;
   device?: 'auto' | 'cpu' | 'cuda';
-}
-
-function num(v: string, flag: string, opts: { int?: boolean; min?: number; max?: number }, example: string): number {
-  const x = v.trim() === '' ? NaN : Number(v);
-  const ok = finite(x) && (!opts.int || Number.isInteger(x)) && (opts.min === undefined || x >= opts.min) && (opts.max === undefined || x <= opts.max);
-  if (!ok) {
-    const what = `${opts.int ? 'an integer' : 'a number'}${opts.min !== undefined ? ` >= ${opts.min}` : ''}${opts.max !== undefined ? ` and <= ${opts.max}` : ''}`;
-    throw new UsageError(`Expected ${what} for ${flag} but received '${v}'. Fix: e.g. ${flag} ${example}`);
-  }
-  return x;
-}
-
-/** A value through the API's own validator (one rule for the API and the CLI), as a usage error naming the flag. */
-function checked(check: (v: unknown, name: string) => number, v: number, flag: string, example: string): number {
-  try {
-    return check(v, flag);
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}. Fix: e.g. ${flag} ${example}`);
-  }
 }
 
 function parseArgs(args: string[], chat = false): Args {

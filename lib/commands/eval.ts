@@ -11,7 +11,8 @@ import * as fs from 'fs';
 import { Sr3dError } from '../errors';
 import { evaluate, formatReport, readBenchmark, readPredictions, reportJson } from '../eval';
 import type { EvalPrediction } from '../eval';
-import { parseOrUsage, UsageError, walkArgs } from './types';
+import { checkMaxNewTokens } from '../validate';
+import { checked, num, parseOrUsage, UsageError, walkArgs } from './types';
 import type { Command } from './types';
 
 const USAGE = 'eval <benchmark.jsonl> (--model <dir> [--predictions out.jsonl] | --score-only --predictions in.jsonl) [--max-new-tokens n] [--device auto|cpu|cuda] [--json]';
@@ -36,13 +37,8 @@ function parseArgs(args: string[]): Args {
       case '--predictions': out.predictions = value(); break;
       case '--score-only': out.scoreOnly = true; break;
       case '--json': out.json = true; break;
-      case '--max-new-tokens': {
-        const v = value();
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1) throw new UsageError(`Expected a positive integer for --max-new-tokens but received '${v}'. Fix: e.g. --max-new-tokens 64`);
-        out.maxNewTokens = n;
-        break;
-      }
+      // The API's rule (lib/validate.ts), as sr3d ask applies it: an integer >= 0.
+      case '--max-new-tokens': out.maxNewTokens = checked(checkMaxNewTokens, num(value(), flag, { int: true }, '64'), flag, '64'); break;
       case '--device': {
         const v = value();
         if (v !== 'auto' && v !== 'cpu' && v !== 'cuda') throw new UsageError(`Expected auto, cpu or cuda for --device but received '${v}'.`);

@@ -1,3 +1,5 @@
+import { finite } from '../camera';
+
 /** One `sr3d` subcommand (registered in lib/cli.ts). */
 export interface Command {
   /** One line for `sr3d help`. */
@@ -42,5 +44,25 @@ export function walkArgs(args: readonly string[], usage: string, on: (flag: stri
       if (v === undefined) throw new UsageError(`Expected a value after ${flag} but received nothing. Fix: sr3d ${usage}`);
       return v;
     });
+  }
+}
+
+/** A numeric flag value: a usage error naming the flag unless it is a number within `opts`. */
+export function num(v: string, flag: string, opts: { int?: boolean; min?: number; max?: number }, example: string): number {
+  const x = v.trim() === '' ? NaN : Number(v);
+  const ok = finite(x) && (!opts.int || Number.isInteger(x)) && (opts.min === undefined || x >= opts.min) && (opts.max === undefined || x <= opts.max);
+  if (!ok) {
+    const what = `${opts.int ? 'an integer' : 'a number'}${opts.min !== undefined ? ` >= ${opts.min}` : ''}${opts.max !== undefined ? ` and <= ${opts.max}` : ''}`;
+    throw new UsageError(`Expected ${what} for ${flag} but received '${v}'. Fix: e.g. ${flag} ${example}`);
+  }
+  return x;
+}
+
+/** A value through the API's own validator (one rule for the API and the CLI), as a usage error naming the flag. */
+export function checked(check: (v: unknown, name: string) => number, v: number, flag: string, example: string): number {
+  try {
+    return check(v, flag);
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}. Fix: e.g. ${flag} ${example}`);
   }
 }
