@@ -28,7 +28,7 @@ import * as path from 'path';
 
 import type { Checkpoint, LlmConfig } from '../checkpoint_types';
 import type { GenerateOptions, GenerationStream, StopReason } from '../engine';
-import { Sr3dError, invalidArgument } from '../errors';
+import { Sr3dError, fromNative, invalidArgument } from '../errors';
 import type { Prepared } from '../model_types';
 import { trtllmAddon } from '../native';
 import type { NativeTrtllmAddon, NativeTrtllmExecutor, NativeTrtllmRequest, NativeTrtllmResponse } from '../native';
@@ -333,7 +333,14 @@ export class TrtllmLlm {
       wake = null;
       w?.();
     };
-    const id = this.executor.enqueue(req);
+    let id: number;
+    try {
+      id = this.executor.enqueue(req);
+    } catch (e) {
+      const code = (e as { code?: string })?.code;
+      if (code === 'SR3D_TRTLLM_REQUEST') throw new TrtllmError(String((e as Error).message), code);
+      throw fromNative(e);
+    }
     this.sinks.set(id, {
       push: (t) => { for (const x of t) queue.push(x); notify(); },
       end: (error) => { done = { error }; notify(); },
