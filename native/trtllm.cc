@@ -392,4 +392,6 @@ Napi::Object InitTrtllm(Napi::Env env, Napi::Object exports) {
 
 }  // namespace sr3d_napi
 
-NODE_API_MODULE(sr3d_trtllm, sr3d_napi::InitTrtllm)
+Napi::Object InitTrtllmModule(Napi::Env env, Napi::Object exports) { return sr3d_napi::InitTrtllm(env, exports); }
+
+NODE_API_MODULE(sr3d_trtllm, InitTrtllmModule)
