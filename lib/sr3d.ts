@@ -50,6 +50,7 @@ export class SR3D {
       checkpoint, engine, tokenizer,
       prepare: (input) => preparePipeline(this.pipeline, input),
       request: (work, signal) => queue.run(work, signal),
+      llm,
     };
   }
 
@@ -166,10 +167,6 @@ export class SR3D {
    */
   chat(input: Omit<AskInput, 'question'>): ChatSession {
     if (input === null || typeof input !== 'object') throw invalidArgument('an object { scene | frames | image, regions? }', 'input', input);
-    if (this.llm) {
-      throw new ModelError('Expected the sr3d engine for chat() but this model runs its language model on TensorRT-LLM, where a chat is not wired yet. ' +
-        'Fix: use ask() per question, or load without the llm option for chat().');
-    }
     return new ChatSession(this.backend, input);
   }
 }

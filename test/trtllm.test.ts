@@ -1,8 +1,8 @@
 // The TensorRT-LLM backend's TypeScript side (issue 14), without TensorRT-LLM: the prompt-table
 // request built from a splice (ids, table rows, dtype rounding), follow-up ids, the engine
 // config checks and their errors, the sampling mapping, streaming / stop / cancel through a
-// stand-in native executor, and SR3D.load + ask end to end with a stand-in addon (a JS file the
-// loader requires as it would sr3d_trtllm.node).
+// stand-in native executor, and SR3D.load + ask + a chat follow-up end to end with a stand-in addon
+// (a JS file the loader requires as it would sr3d_trtllm.node).
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
@@ -13,7 +13,7 @@ import { TrtllmError, TrtllmLlm, checkEngineMatches, checkLlmOptions, checkReque
 import type { TrtllmEngineConfig } from '../lib/llm/trtllm';
 import { followUpIds, promptTableExtraIds, promptTableRequest, toEngineDtype } from '../lib/llm/trtllm_request';
 import type { NativeTrtllmAddon, NativeTrtllmExecutor, NativeTrtllmRequest, NativeTrtllmResponse } from '../lib/native';
-import { spliceEmbeddings } from '../lib/prompt';
+import { encodeFollowUpTurn, rewriteRegionPlaceholders, spliceEmbeddings } from '../lib/prompt';
 import type { BuiltPrompt } from '../lib/prompt';
 import { bf16ToFloat, f16ToFloat } from '../lib/safetensors';
 import { loadTokenizer } from '../lib/tokenizer';
@@ -429,7 +429,7 @@ describe('TrtllmLlm with a stand-in executor', () => {
     }
   });
 
-  it('SR3D.load + ask end to end: the stand-in executor receives the prepared request\'s ids and bf16 table', async () => {
+  it('SR3D.load + ask and chat end to end: the stand-in executor receives the prepared request\'s ids and bf16 table; a follow-up resends the conversation with the same table', async () => {
     // A JS file standing in for sr3d_trtllm.node: it answers every request with tokens 5, 6, then the stop id.
     const file = path.join(root, 'fake_trtllm.js');
     fs.writeFileSync(file, `
@@ -461,7 +461,22 @@ describe('TrtllmLlm with a stand-in executor', () => {
       expect(Buffer.from(sent.table.buffer, sent.table.byteOffset, sent.table.byteLength).equals(Buffer.from(want.table.buffer))).toBe(true);
       expect(sent.tableRows).toBe(prep.details.images * ckpt.projector.config.tokensPerTile);
       expect(sent.inputIds.filter((id) => id >= lc.vocabSize).length).toBe(sent.tableRows);
-      expect(() => model.chat({ image: img })).toThrow(/chat is not wired yet/);
+      // A chat: the follow-up is a new request with the whole conversation and the same table.
+      const chat = model.chat({ image: img });
+      const first = await chat.ask('What is this?', { maxNewTokens: 4 });
+      const second = await chat.ask('And the colour?', { maxNewTokens: 4 });
+      expect([first.tokens, second.tokens, second.details.cached]).toEqual([[5, 6], [5, 6], true]);
+      const [, r1, r2] = fake.requests;
+      const imEnd = tok.tokenToId('<|im_end|>');
+      const { pieces } = rewriteRegionPlaceholders('And the colour?', 0, ckpt.regionExtractor?.config.regionToken ?? '<mask>', { requireAll: false });
+      const turn = stop() === imEnd ? [imEnd, ...encodeFollowUpTurn(tok, pieces, false)] : encodeFollowUpTurn(tok, pieces, true);
+      expect(Array.from(r2.inputIds)).toEqual([...Array.from(r1.inputIds), 5, 6, ...turn]);
+      expect(second.details.promptLength).toBe(r2.inputIds.length);
+      expect(Buffer.from(r2.table.buffer, r2.table.byteOffset, r2.table.byteLength).equals(Buffer.from(r1.table.buffer, r1.table.byteOffset, r1.table.byteLength))).toBe(true);
+      // Block reuse keys: the same key on the table positions of both turns, 0 on text.
+      const key = r1.extraIds![r1.inputIds.findIndex((id) => id >= lc.vocabSize)];
+      expect(key).toBeGreaterThan(0);
+      expect(Array.from(r2.extraIds!).every((k, i) => k === (r2.inputIds[i] >= lc.vocabSize ? key : 0))).toBe(true);
       await model.dispose();
       expect(fake.shutdown).toBe(true);
     } finally {

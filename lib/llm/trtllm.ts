@@ -19,9 +19,10 @@
  *  - Not mapped: none of sr3d's options is left out; TensorRT-LLM's own extras (penalties, beam
  *    search, min tokens) are not exposed.
  *  - signal → Executor::cancelRequest; breaking out of the iteration cancels too.
- *  - A chat follow-up is a new request holding the whole conversation with the same table
- *    ({@link followUpIds}): the Executor keeps no conversation. With KV-cache block reuse (main,
- *    with `inputTokenExtraIds`) the shared prefix is reused; on v0.12 it is prefilled again.
+ *  - A chat follow-up ({@link TrtllmConversation}) is a new request holding the whole
+ *    conversation with the same table ({@link followUpIds}): the Executor keeps no conversation.
+ *    With KV-cache block reuse (after v0.12, with `inputTokenExtraIds`) the shared prefix is
+ *    reused; on v0.12 it is prefilled again.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -34,7 +35,7 @@ import { trtllmAddon } from '../native';
 import type { NativeTrtllmAddon, NativeTrtllmExecutor, NativeTrtllmRequest, NativeTrtllmResponse } from '../native';
 import type { Sr3dTokenizer } from '../tokenizer';
 import { checkMaxNewTokens, checkTemperature } from '../validate';
-import { promptTableExtraIds, promptTableRequest } from './trtllm_request';
+import { followUpIds, promptTableExtraIds, promptTableRequest } from './trtllm_request';
 import type { PromptTableRequest, TrtllmDtype } from './trtllm_request';
 
 /**
@@ -294,7 +295,7 @@ export class TrtllmLlm {
    * yielded), at maxNewTokens, or when `signal` aborts or the consumer breaks out (the request
    * is cancelled).
    */
-  generate(req: PromptTableRequest, inputIds: Int32Array, o: GenerateOptions = {}): GenerationStream {
+  generate(req: PromptTableRequest, inputIds: Int32Array, o: GenerateOptions = {}): TrtllmStream {
     if (o === null || typeof o !== 'object') throw invalidArgument('an options object', 'options', o);
     const s = trtllmSampling(o, { vocabSize: this.config.vocabSize, eos: this.eos(), defaultMaxNewTokens: this.ckpt.llm.config.generation.maxNewTokens ?? 512 });
     checkRequestFits(this.config, { rows: req.rows, inputIds }, s.maxNewTokens);
@@ -311,9 +312,18 @@ export class TrtllmLlm {
     };
     const stream = {
       stopReason: null as StopReason | null,
-      [Symbol.asyncIterator]: () => this.iterate(native, signal, (r) => { stream.stopReason = r; }),
+      stopToken: null as number | null,
+      [Symbol.asyncIterator]: () => this.iterate(native, signal, (r, t) => {
+        stream.stopReason = r;
+        stream.stopToken = t ?? null;
+      }),
     };
     return stream;
+  }
+
+  /** A conversation over one prepared request (a chat): its first turn, then follow-ups with {@link TrtllmConversation.followUp}. */
+  conversation(prep: Pick<Prepared, 'prompt' | 'spliced'>): TrtllmConversation {
+    return new TrtllmConversation(this, this.request(prep));
   }
 
   private eos(): number[] {
@@ -321,7 +331,7 @@ export class TrtllmLlm {
     return [...new Set(lc.eosTokenIds)].filter((id) => Number.isInteger(id) && id >= 0 && id < lc.vocabSize);
   }
 
-  private async *iterate(req: NativeTrtllmRequest, signal: AbortSignal | undefined, end: (r: StopReason) => void): AsyncGenerator<number, void, undefined> {
+  private async *iterate(req: NativeTrtllmRequest, signal: AbortSignal | undefined, end: (r: StopReason, stopToken?: number) => void): AsyncGenerator<number, void, undefined> {
     if (this.disposed) throw new TrtllmError('This TensorRT-LLM backend was disposed. Fix: load the model again.', 'SR3D_TRTLLM_REQUEST');
     if (signal?.aborted) return end('aborted');
     if (req.maxNewTokens === 0) return end('length');
@@ -356,7 +366,7 @@ export class TrtllmLlm {
           const t = queue.shift()!;
           if (stop.has(t)) {
             finished = done !== null;
-            return end('stop');
+            return end('stop', t);
           }
           yield t;
           if (++yielded >= req.maxNewTokens) {
@@ -390,6 +400,63 @@ export class TrtllmLlm {
       this.disposed = this.executor.shutdown();
     }
     return this.disposed;
+  }
+}
+
+/** A {@link GenerationStream} that also says which stop token ended it (null when none did). */
+export interface TrtllmStream extends GenerationStream {
+  readonly stopToken: number | null;
+}
+
+/**
+ * A chat on the TensorRT-LLM backend. The Executor keeps no conversation, so each turn is a new
+ * request with everything so far and the first turn's table ({@link followUpIds}); `history`
+ * is what was sent plus what was generated (the stop token left out, as sr3d's engine leaves
+ * its pending token out of the KV cache).
+ */
+export class TrtllmConversation {
+  private next: Int32Array;
+  /** The ids of the conversation so far (sent and generated). */
+  history: Int32Array = new Int32Array(0);
+  /** The stop token that ended the last turn, or null (maxNewTokens, abort). */
+  stopToken: number | null = null;
+
+  /** @internal Use {@link TrtllmLlm.conversation}. */
+  constructor(private readonly llm: TrtllmLlm, readonly request: PromptTableRequest) {
+    this.next = request.inputIds;
+  }
+
+  /** Sets the next turn's ids: the history, then `turnIds` with its region tokens as their table ids. */
+  followUp(turnIds: readonly number[], regionTokenId: number, regionIndices: readonly number[]): number {
+    this.next = followUpIds(this.request, this.history, turnIds, regionTokenId, regionIndices);
+    return this.next.length;
+  }
+
+  /** For `generateText`: runs the pending turn (the embeddings it passes are not used) and records it. */
+  generate(_embeddings: unknown, o: GenerateOptions): GenerationStream {
+    const sent = this.next;
+    const inner = this.llm.generate(this.request, sent, o);
+    const got: number[] = [];
+    const record = () => {
+      const h = new Int32Array(sent.length + got.length);
+      h.set(sent);
+      h.set(got, sent.length);
+      this.history = h;
+      this.stopToken = inner.stopToken;
+    };
+    return {
+      get stopReason() { return inner.stopReason; },
+      [Symbol.asyncIterator]: async function* () {
+        try {
+          for await (const t of inner) {
+            got.push(t);
+            yield t;
+          }
+        } finally {
+          record();
+        }
+      },
+    };
   }
 }
 
