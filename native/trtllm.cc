@@ -337,6 +337,14 @@ Napi::Value CreateExecutor(const Napi::CallbackInfo& info) {
     st->on_response = Napi::ThreadSafeFunction::New(env, cb.As<Napi::Function>(), "sr3d-trtllm-responses", 0, 1);
     // The response thread must not keep the process alive on its own; a request in flight does (lib/llm/trtllm.ts awaits it).
     st->on_response.Unref(env);
+    // Node tearing the environment down (process exit) without shutdown(): stop the response
+    // thread and the executor there, so no thread outlives the environment it calls into.
+    std::weak_ptr<ExecutorState> weak = st;
+    env.AddCleanupHook([weak] {
+      if (auto s = weak.lock()) {
+        try { s->shutdown(); } catch (...) {}
+      }
+    });
     auto* ctor = static_cast<Napi::FunctionReference*>(info.Data());
     auto holder = std::make_shared<Napi::ObjectReference>();
     *holder = Napi::Persistent(ctor->New({}));

@@ -404,6 +404,16 @@ describe('TrtllmLlm with a stand-in executor', () => {
     expect(off.created).toEqual([expect.objectContaining({ enableBlockReuse: false })]);
   });
 
+  it('enqueue errors: TensorRT-LLM\'s become TrtllmError, the addon\'s argument errors stay InvalidArgumentError', async () => {
+    const { llm } = await open('main', () => []);
+    const ex = (llm as unknown as { executor: { enqueue: (r: NativeTrtllmRequest) => number } }).executor;
+    const r = req(llm);
+    ex.enqueue = () => { throw Object.assign(new Error('TensorRT-LLM enqueueRequest failed: no slot'), { code: 'SR3D_TRTLLM_REQUEST' }); };
+    await expect(collect(llm.generate(r, r.inputIds, {}))).rejects.toMatchObject({ name: 'TrtllmError', code: 'SR3D_TRTLLM_REQUEST', message: expect.stringMatching(/no slot/) });
+    ex.enqueue = () => { throw Object.assign(new Error('Expected an Int32Array for inputIds but received a Float32Array'), { code: 'SR3D_INVALID_ARGUMENT' }); };
+    await expect(collect(llm.generate(r, r.inputIds, {}))).rejects.toMatchObject({ name: 'InvalidArgumentError', code: 'SR3D_INVALID_ARGUMENT' });
+  });
+
   it('a request too big for the engine fails before it is sent', async () => {
     const { llm, log } = await open('main', () => [{ tokens: [1] }]);
     const r = req(llm);
