@@ -290,7 +290,7 @@ describe('sampling options', () => {
 // ---- streaming through a stand-in executor ----------------------------------------------------
 
 /** A stand-in addon: records requests, answers each with the scripted steps (tokens per response). */
-function fakeAddon(api: string, script: (req: NativeTrtllmRequest) => { tokens: number[]; final?: boolean; error?: string }[]) {
+function fakeAddon(api: string, script: (req: NativeTrtllmRequest) => { tokens: number[]; final?: boolean; error?: string; finishReason?: number }[]) {
   const log = { requests: [] as NativeTrtllmRequest[], cancelled: [] as number[], shutdown: 0, created: [] as unknown[] };
   const addon: NativeTrtllmAddon = {
     api,
@@ -306,7 +306,7 @@ function fakeAddon(api: string, script: (req: NativeTrtllmRequest) => { tokens: 
           // Responses arrive later on the JS thread, as from the native response thread.
           steps.forEach((s, i) => setTimeout(() => {
             if (log.cancelled.includes(id)) return;
-            const r: NativeTrtllmResponse = { requestId: id, tokens: Int32Array.from(s.tokens), isFinal: s.final ?? i === steps.length - 1, error: s.error ?? null, finishReason: -1 };
+            const r: NativeTrtllmResponse = { requestId: id, tokens: Int32Array.from(s.tokens), isFinal: s.final ?? i === steps.length - 1, error: s.error ?? null, finishReason: s.finishReason ?? -1 };
             b.onResponse(r);
           }, 1 + i));
           return id;
@@ -370,6 +370,16 @@ describe('TrtllmLlm with a stand-in executor', () => {
     const s3 = l2.generate(r, r.inputIds, { maxNewTokens: 2 });
     expect(await collect(s3)).toEqual([1, 2]);
     expect(s3.stopReason).toBe('length');
+  });
+
+  it('a final response without the stop token ends as TensorRT-LLM\'s finish reason says (after v0.12)', async () => {
+    const cases: [number, string, number | null][] = [[1, 'stop', stop()], [2, 'stop', null], [5, 'aborted', null], [3, 'length', null], [-1, 'length', null]];
+    for (const [fr, reason, token] of cases) {
+      const { llm } = await open('main', () => [{ tokens: [7], finishReason: fr }]);
+      const r = req(llm);
+      const s = llm.generate(r, r.inputIds, { maxNewTokens: 5 });
+      expect([fr, await collect(s), s.stopReason, s.stopToken]).toEqual([fr, [7], reason, token]);
+    }
   });
 
   it('abort cancels the request and ends with aborted; breaking out cancels too', async () => {

@@ -11,6 +11,7 @@
  * What maps and what does not ({@link trtllmSampling}):
  *  - maxNewTokens → Request maxNewTokens (v0.12) / maxTokens (main); stopTokenIds → one-token
  *    stop words, the first also the end id; the stop token is not yielded (as on sr3d's engine).
+ *    A final response without it ends as its finish reason says (after v0.12); v0.12 has none.
  *  - temperature 0 (greedy) → topK 1. sr3d's engine breaks an argmax tie by the lowest id;
  *    TensorRT-LLM's top-1 sampling does not promise an order.
  *  - temperature > 0 → temperature, topK (0 = off: unset), topP (1 = off: unset), seed →
@@ -336,7 +337,7 @@ export class TrtllmLlm {
     if (signal?.aborted) return end('aborted');
     if (req.maxNewTokens === 0) return end('length');
     const queue: number[] = [];
-    let done: { error: Error | null } | null = null;
+    let done: { error: Error | null; finishReason: number } | null = null;
     let wake: (() => void) | null = null;
     const notify = () => {
       const w = wake;
@@ -353,7 +354,7 @@ export class TrtllmLlm {
     }
     this.sinks.set(id, {
       push: (t) => { for (const x of t) queue.push(x); notify(); },
-      end: (error) => { done = { error }; notify(); },
+      end: (error, finishReason) => { done = { error, finishReason }; notify(); },
     });
     const onAbort = () => notify();
     signal?.addEventListener('abort', onAbort);
@@ -377,8 +378,13 @@ export class TrtllmLlm {
         if (signal?.aborted) return end('aborted');
         if (done !== null) {
           finished = true;
-          const err = (done as { error: Error | null }).error;
+          const { error: err, finishReason } = done as { error: Error | null; finishReason: number };
           if (err) throw err;
+          // The stop token itself was not among the tokens: trust TensorRT-LLM's finish reason where
+          // the API has one (after v0.12: 1 end id, 2 stop word, 5 cancelled).
+          if (finishReason === 1) return end('stop', req.endId >= 0 ? req.endId : undefined);
+          if (finishReason === 2) return end('stop');
+          if (finishReason === 5) return end('aborted');
           return end('length');
         }
         await new Promise<void>((r) => { wake = r; });
