@@ -4,6 +4,7 @@
  */
 import type { Checkpoint } from './checkpoint_types';
 import type { Engine } from './engine';
+import type { TrtllmConversation, TrtllmLlm } from './llm/trtllm';
 import { ModelError, invalidArgument } from './errors';
 import type { AskInput, AskResult, GenerationOptions, Prepared, PreparedDetails } from './model_types';
 import { generateText } from './pipeline';
@@ -27,6 +28,8 @@ export interface ChatBackend {
   prepare(input: AskInput): Promise<Prepared>;
   /** Runs `work` as one request in the model's queue. */
   request<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T>;
+  /** The TensorRT-LLM backend running the language model, when the model was loaded with one. */
+  readonly llm?: TrtllmLlm | null;
 }
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
@@ -50,6 +53,7 @@ export class ChatSession {
   private details: PreparedDetails | null = null;
   private resolved: ResolvedRegion[] = [];
   private scene: Scene | null = null;
+  private trt: TrtllmConversation | null = null;
 
   /** @internal Use {@link SR3D.chat}. */
   constructor(private readonly model: ChatBackend, private readonly input: Omit<AskInput, 'question'>) {}
@@ -65,7 +69,8 @@ export class ChatSession {
     const model = this.model;
     const tStart = now();
     const prep = await model.prepare({ ...this.input, question });
-    const g = await generateText(model.engine, model.tokenizer,
+    this.trt = model.llm ? model.llm.conversation(prep) : null;
+    const g = await generateText(this.trt ?? model.engine, model.tokenizer,
       { embeddings: prep.spliced.embeddings, n: prep.spliced.length, hidden: model.checkpoint.llm.config.hiddenSize, append: false },
       { ...gen, onProgress: this.input.onProgress });
     this.epoch = model.engine.cacheEpoch;
@@ -85,7 +90,7 @@ export class ChatSession {
   private async next(question: string, gen: GenerationOptions): Promise<AskResult> {
     const model = this.model;
     const tStart = now();
-    if (model.engine.cacheEpoch !== this.epoch) {
+    if (!this.trt && model.engine.cacheEpoch !== this.epoch) {
       throw new ModelError('Expected this conversation\'s context in the model\'s KV cache but another request on the same model has replaced it. ' +
         'Fix: keep one conversation per model at a time (load a second SR3D for parallel work), or start a new chat.');
     }
@@ -102,6 +107,7 @@ export class ChatSession {
     // template's control tokens go in by id; the user's text is encoded as plain text, so it
     // can never forge a turn.
     const imEnd = tok.tokenToId('<|im_end|>');
+    if (this.trt) return this.nextTrt(this.trt, question, pieces, regionIndices, imEnd, gen, tStart);
     const pending = model.engine.pendingToken;
     let ids: number[];
     if (pending !== null && pending === imEnd) ids = [pending, ...encodeFollowUpTurn(tok, pieces, false)];
@@ -122,6 +128,25 @@ export class ChatSession {
     this.history.push({ role: 'user', content: question }, { role: 'assistant', content: g.text });
     return {
       text: g.text, tokens: g.tokens, stopReason: g.stopReason, details: { ...this.details!, promptLength: ids.length, cached: true }, regions: this.resolved, scene: this.scene,
+      timings: { geometry: 0, tiling: 0, vision: 0, projector: 0, regions: 0, prefill: g.prefill, decode: g.decode, total: now() - tStart },
+    };
+  }
+
+  /**
+   * A follow-up on TensorRT-LLM: the whole conversation again with the first turn's table
+   * (region tokens as their table rows). Its history holds every generated token but the stop
+   * token, so `<|im_end|>` is put back when the answer stopped there, as on sr3d's engine.
+   */
+  private async nextTrt(trt: TrtllmConversation, question: string, pieces: Parameters<typeof encodeFollowUpTurn>[1],
+    regionIndices: number[], imEnd: number | undefined, gen: GenerationOptions, tStart: number): Promise<AskResult> {
+    const tok = this.model.tokenizer;
+    const turn = imEnd !== undefined && trt.stopToken === imEnd ? [imEnd, ...encodeFollowUpTurn(tok, pieces, false)] : encodeFollowUpTurn(tok, pieces, true);
+    const n = trt.followUp(turn, tok.regionTokenId, regionIndices);
+    const g = await generateText(trt, tok, { embeddings: new Float32Array(0), n: 0, hidden: this.model.checkpoint.llm.config.hiddenSize, append: true },
+      { ...gen, onProgress: this.input.onProgress });
+    this.history.push({ role: 'user', content: question }, { role: 'assistant', content: g.text });
+    return {
+      text: g.text, tokens: g.tokens, stopReason: g.stopReason, details: { ...this.details!, promptLength: n, cached: true }, regions: this.resolved, scene: this.scene,
       timings: { geometry: 0, tiling: 0, vision: 0, projector: 0, regions: 0, prefill: g.prefill, decode: g.decode, total: now() - tStart },
     };
   }

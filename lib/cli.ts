@@ -16,6 +16,7 @@ import { tinyModelCommand } from './commands/tiny_model';
 import { measureCommand } from './commands/measure';
 import { evalCommand } from './commands/eval';
 import { quantizeCommand } from './commands/quantize';
+import { exportCommand } from './commands/export';
 
 // Commands defined in lib/commands/*.ts: name -> { summary, usage, run(args) }.
 const COMMANDS: Record<string, Command> = {
@@ -26,6 +27,7 @@ const COMMANDS: Record<string, Command> = {
   chat: chatCommand,
   eval: evalCommand,
   quantize: quantizeCommand,
+  export: exportCommand,
 };
 
 const USAGE_TEXT = `Usage: sr3d <command> [options]

@@ -15,6 +15,10 @@ export type {
 } from './model_types';
 export { createEngine, Engine, DEFAULT_MAX_CONTEXT } from './engine';
 export type { EngineInfo, EngineOptions, GenerateOptions, GenerationStream, MlpModule, StopReason } from './engine';
+export { TrtllmError, readTrtllmEngineConfig } from './llm/trtllm';
+export type { LlmBackendOptions, TrtllmEngineConfig } from './llm/trtllm';
+export { promptTableRequest } from './llm/trtllm_request';
+export type { PromptTableInput, PromptTableRequest, TrtllmDtype } from './llm/trtllm_request';
 /** Advanced: the engine's neural-network ops one at a time (tests, microbenchmarks). */
 export * as nn from './nn';
 

@@ -4,6 +4,7 @@
  */
 import type { AnswerCheck } from './check';
 import type { EngineOptions, StopReason } from './engine';
+import type { LlmBackendOptions } from './llm/trtllm';
 import type { MeasureResult } from './measure';
 import type { BuiltPrompt, SplicedEmbeddings } from './prompt';
 import type { RegionSpec, ResolvedRegion } from './regions';
@@ -26,6 +27,12 @@ export interface LoadOptions extends EngineOptions {
    * rejects at once with {@link RequestQueueFullError}. Defaults to `64`.
    */
   maxQueuedRequests?: number;
+  /**
+   * Which engine runs the language model: `{ backend: 'tensorrt-llm', engineDir }` runs it in a
+   * TensorRT-LLM engine (needs the addon built with `SR3D_TRTLLM_ROOT`; everything before the
+   * LLM stays on sr3d's engine), `{ backend: 'sr3d' }` on sr3d's own. Defaults to sr3d's own.
+   */
+  llm?: LlmBackendOptions;
 }
 
 /** Stages of {@link SR3D.ask}, in order, as reported to {@link AskInput.onProgress}. */

@@ -356,3 +356,83 @@ export function native(): NativeAddon {
 export function loadInfo(): LoadInfo {
   return load().info;
 }
+
+// ---- the optional TensorRT-LLM backend (native/trtllm.cc; built only with SR3D_TRTLLM_ROOT) ----
+
+/** One streamed response of a TensorRT-LLM request (delivered on the JS thread). */
+export interface NativeTrtllmResponse {
+  requestId: number;
+  /** The new tokens of this step (beam 0). */
+  tokens: Int32Array;
+  isFinal: boolean;
+  /** The executor's error text, or null. */
+  error: string | null;
+  /** TensorRT-LLM's FinishReason of beam 0 (0 not finished, 1 end id, 2 stop word, 3 length; 4 timed out / 5 cancelled on newer releases); -1 when the API has none (v0.12). */
+  finishReason: number;
+}
+
+/** What native/trtllm.cc sends to TensorRT-LLM as one `Request` with a `PromptTuningConfig`. */
+export interface NativeTrtllmRequest {
+  inputIds: Int32Array;
+  /** (tableRows, hidden): fp16 / bf16 bits or float32, as tableDtype says (the engine's dtype). */
+  table: Uint16Array | Float32Array;
+  tableDtype: 'float16' | 'bfloat16' | 'float32';
+  tableRows: number;
+  hidden: number;
+  /** One per input id (KV-reuse keys of table positions); null for none. Ignored by the v0.12 API, which has no such field. */
+  extraIds: Float64Array | null;
+  maxNewTokens: number;
+  /** Unset (greedy through topK 1) when null. */
+  temperature: number | null;
+  topK: number | null;
+  topP: number | null;
+  seed: number | null;
+  endId: number;
+  /** Each a one-token stop word. */
+  stopIds: Int32Array;
+}
+
+/** A TensorRT-LLM Executor over one engine folder. */
+export interface NativeTrtllmExecutor {
+  /** Enqueues a streaming request; returns its id. Responses go to createExecutor's onResponse. */
+  enqueue(r: NativeTrtllmRequest): number;
+  cancel(requestId: number): void;
+  /** Stops the response thread and the executor; idempotent. */
+  shutdown(): Promise<void>;
+}
+
+/** The separate addon build/Release/sr3d_trtllm.node. */
+export interface NativeTrtllmAddon {
+  /** The API the addon was compiled against: 'v0.12' (v0.12.0-jetson) or 'main'. */
+  api: string;
+  /** tensorrt_llm::executor::version() of the linked library. */
+  version(): string;
+  createExecutor(b: {
+    engineDir: string; enableBlockReuse: boolean; freeGpuMemoryFraction: number | null;
+    onResponse: (r: NativeTrtllmResponse) => void;
+  }): Promise<NativeTrtllmExecutor>;
+}
+
+let trtllmLoaded: { addon?: NativeTrtllmAddon; reason: string } | undefined;
+
+/**
+ * The TensorRT-LLM addon when it was built (`SR3D_TRTLLM_ROOT=… npx sr3d build`), else why not.
+ * Loaded apart from the main addon, so that a machine without TensorRT-LLM's libraries still
+ * loads sr3d.
+ */
+export function trtllmAddon(): { addon?: NativeTrtllmAddon; reason: string } {
+  if (trtllmLoaded) return trtllmLoaded;
+  const file = process.env.SR3D_TRTLLM_ADDON || path.join(packageRoot, 'build', 'Release', 'sr3d_trtllm.node');
+  if (!fs.existsSync(file)) {
+    trtllmLoaded = { reason: `${file} does not exist (the TensorRT-LLM backend is built only when SR3D_TRTLLM_ROOT names a TensorRT-LLM install)` };
+  } else {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      trtllmLoaded = { addon: require(file) as NativeTrtllmAddon, reason: `loaded ${file}` };
+    } catch (e) {
+      trtllmLoaded = { reason: `${file} failed to load: ${(e as Error).message}` };
+    }
+  }
+  debug('trtllm: %s', trtllmLoaded.reason);
+  return trtllmLoaded;
+}

@@ -17,6 +17,8 @@ import { answerCheck, generateText, preparePipeline } from './pipeline';
 import type { PipelineModel, SceneWork } from './pipeline';
 import { DEFAULT_MAX_QUEUED_REQUESTS, RequestQueue } from './request_queue';
 import type { Scene } from './scene';
+import { checkLlmOptions, openTrtllm } from './llm/trtllm';
+import type { TrtllmLlm } from './llm/trtllm';
 import { loadTokenizer } from './tokenizer';
 import type { Sr3dTokenizer } from './tokenizer';
 import { checkMaxNewTokens, checkTemperature } from './validate';
@@ -40,12 +42,15 @@ export class SR3D {
     /** One-time notices about the checkpoint (e.g. running as NVILA-Lite). */
     readonly notices: readonly string[],
     queue: RequestQueue,
+    /** The TensorRT-LLM backend running the language model (`options.llm`), or null for the engine's own. */
+    private readonly llm: TrtllmLlm | null = null,
   ) {
     this.pipeline = { checkpoint, engine, tokenizer, sceneCache: new WeakMap<Scene, Map<string, SceneWork>>(), frameCache: new WeakMap() };
     this.backend = {
       checkpoint, engine, tokenizer,
       prepare: (input) => preparePipeline(this.pipeline, input),
       request: (work, signal) => queue.run(work, signal),
+      llm,
     };
   }
 
@@ -60,7 +65,8 @@ export class SR3D {
   static async load(dir: string, opts: LoadOptions = {}): Promise<SR3D> {
     if (typeof dir !== 'string' || dir === '') throw invalidArgument('a checkpoint folder path', 'dir', dir);
     if (opts === null || typeof opts !== 'object') throw invalidArgument('an options object', 'options', opts);
-    const { onNotice, maxQueuedRequests = DEFAULT_MAX_QUEUED_REQUESTS, ...engineOpts } = opts;
+    const { onNotice, maxQueuedRequests = DEFAULT_MAX_QUEUED_REQUESTS, llm: llmOpts, ...engineOpts } = opts;
+    const llmBackend = checkLlmOptions(llmOpts);
     if (onNotice !== undefined && typeof onNotice !== 'function') throw invalidArgument('a function (message) => void', 'options.onNotice', onNotice);
     const queue = new RequestQueue(maxQueuedRequests);
     const ckpt = await loadCheckpoint(dir);
@@ -69,7 +75,14 @@ export class SR3D {
       generationEosTokenIds: ckpt.llm.config.eosTokenIds,
       embeddingRows: ckpt.llm.config.vocabSize,
     });
-    const engine = await createEngine(ckpt, engineOpts);
+    const llm = llmBackend ? await openTrtllm(ckpt, tokenizer, llmBackend) : null;
+    let engine: Engine;
+    try {
+      engine = await createEngine(ckpt, engineOpts);
+    } catch (e) {
+      await llm?.dispose();
+      throw e;
+    }
     const notices: string[] = [];
     if (!ckpt.spatialPe) {
       notices.push(`${ckpt.dir} has no spatial_pe/: running as NVILA-Lite, without the 3D positional encoding`);
@@ -84,11 +97,12 @@ export class SR3D {
       }
     });
     notices.forEach((m) => emit(m));
-    return new SR3D(ckpt, engine, tokenizer, notices, queue);
+    return new SR3D(ckpt, engine, tokenizer, notices, queue, llm);
   }
 
   /** Frees the engine (device memory included). A second call is a no-op. */
   async dispose(): Promise<void> {
+    await this.llm?.dispose();
     await this.engine.dispose();
   }
 
@@ -133,7 +147,7 @@ export class SR3D {
       const tStart = now();
       const prep = await this.backend.prepare(input);
       input.onProgress?.('prefill', `prefill: ${prep.details.promptLength} positions`);
-      const g = await generateText(this.engine, this.tokenizer,
+      const g = await generateText(this.llm ? this.llm.bind(prep) : this.engine, this.tokenizer,
         { embeddings: prep.spliced.embeddings, n: prep.spliced.length, hidden: this.checkpoint.llm.config.hiddenSize, append: false }, input);
       const timings: AskTimings = {
         geometry: prep.timings.geometry, tiling: prep.timings.tiling, vision: prep.timings.vision,

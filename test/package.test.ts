@@ -39,6 +39,8 @@ describe('package', () => {
     const intended = [
       // the model
       'SR3D', 'ChatSession', 'createEngine', 'Engine', 'nn', 'DEFAULT_MAX_CONTEXT',
+      // the TensorRT-LLM backend of the language model
+      'TrtllmError', 'readTrtllmEngineConfig', 'promptTableRequest',
       // errors
       'Sr3dError', 'InvalidArgumentError', 'CudaError', 'CudaOutOfMemoryError', 'NativeLoadError', 'InternalError', 'CheckpointError', 'SceneError',
       'RegionError', 'ModelError', 'TokenizerFileError', 'EngineBusyError', 'EngineDisposedError', 'RequestQueueFullError',

@@ -27,7 +27,10 @@ export interface Generated {
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
-export async function generateText(engine: Engine, tokenizer: Sr3dTokenizer, input: GenerateInput,
+/** What generates: sr3d's {@link Engine}, or a backend bound to the request (TensorRT-LLM, lib/llm/trtllm.ts). */
+export type TokenGenerator = Pick<Engine, 'generate'>;
+
+export async function generateText(engine: TokenGenerator, tokenizer: Sr3dTokenizer, input: GenerateInput,
   gen: GenerationOptions & { onProgress?: (stage: AskStage, message: string) => void }): Promise<Generated> {
   const { onToken, maxNewTokens, temperature, topP, topK, seed, signal } = gen;
   const dec = tokenizer.createStreamDecoder({ skipSpecialTokens: true });
