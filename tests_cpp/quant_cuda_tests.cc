@@ -501,6 +501,19 @@ void bench_cuda(std::vector<BenchRow>& rows) {
                                                  static_cast<long long>(sh.cols), dtype_label(t).c_str()),
                               dev, 0, ms, w.bytes + 4.0 * (sh.rows + sh.cols), peak, kGpuCacheBytes));
     }
+  // The GEMV's block shape, 64 against 128 threads (the launcher picks 64 below 4 row blocks per
+  // SM), on the shapes where the choice differs.
+  for (const Shape& sh : {shapes[0], shapes[3]})
+    for (int threads : {64, 128}) {
+      DevWeight w = dev_weight(WType::kQ4, sh.rows, sh.cols, static_cast<uint64_t>(sh.rows + sh.cols));
+      cuda::DeviceBuffer<float> x = to_device(uniform_floats(sh.cols, 3)), y(static_cast<size_t>(sh.rows));
+      cuda::set_quant_gemv_threads(threads);
+      const double ms = gpu_median_ms(s, [&] { cuda::linear_dev(x.get(), 1, w.ref, nullptr, y.get(), s); });
+      cuda::set_quant_gemv_threads(0);
+      rows.push_back(make_row("linear_gemv", fmt("%s %lldx%lld int4 g128, %d-thread blocks", sh.what,
+                                                 static_cast<long long>(sh.rows), static_cast<long long>(sh.cols), threads),
+                              dev, 0, ms, w.bytes + 4.0 * (sh.rows + sh.cols), peak, kGpuCacheBytes));
+    }
   // Prefill: one 512-position chunk through gate_proj (the fp32 SIMT GEMM, dequantizing tiles).
   for (WType t : {WType::kBF16, WType::kQ4}) {
     const int64_t n = 512, N = 18944, K = 3584;

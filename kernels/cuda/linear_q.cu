@@ -43,6 +43,7 @@ namespace {
 constexpr int kQuantRowsPerBlock = 8;  // output rows per block (x reuse); 4 for n > 4
 constexpr int kQuantMaxThreads = 128;
 constexpr float kMagic = 8388608.f;  // 2^23: an integer below 2^23 ORed into its mantissa
+int g_threads_override = 0;          // set_quant_gemv_threads (benchmarks)
 
 // x[i][cols c0 .. c0 + PER) (through perm when present), column e scaled by 2^-(shift of e):
 // the nibble / byte e of a 32-bit word sits at bit 4 (e % 4) / 8 (e % 2) of its half.
@@ -234,9 +235,14 @@ template <int BITS, int NR, int RB>
 void launch_vec(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y,
                 cudaStream_t s, int act, const float* residual) {
   const int64_t chunks = w.cols / (128 / BITS);
-  // Enough threads for the chunks of a row (a warp at least), at most kQuantMaxThreads.
-  const int threads = static_cast<int>(std::min<int64_t>(kQuantMaxThreads, (chunks + 31) / 32 * 32));
   const unsigned grid = static_cast<unsigned>((w.rows + RB - 1) / RB);
+  // Enough threads for the chunks of a row (a warp at least), at most kQuantMaxThreads. Few
+  // row blocks (down_proj: 3584 / 8 = 448 on 132 SMs) take 64-thread blocks instead: at ~168
+  // registers a thread, 3 blocks of 128 fit an SM, so 448 blocks would run as a full wave plus
+  // a 13% tail; 6 blocks of 64 fit, and all 448 run at once.
+  int threads = static_cast<int>(std::min<int64_t>(kQuantMaxThreads, (chunks + 31) / 32 * 32));
+  if (grid < 4u * static_cast<unsigned>(sm_count())) threads = std::min(threads, 64);
+  if (g_threads_override > 0) threads = g_threads_override;
   const uint8_t* q = static_cast<const uint8_t*>(w.data);
   if (w.perm)
     SR3D_LAUNCH((gemv_q_kernel<BITS, NR, RB, true>), grid, threads, 0, s, x, static_cast<int>(n), q,
@@ -255,6 +261,12 @@ void launch_bits(const float* x, int64_t n, const WeightRef& w, const float* bia
 }
 
 }  // namespace
+
+void set_quant_gemv_threads(int threads) {
+  if (threads != 0 && threads != 32 && threads != 64 && threads != 96 && threads != 128)
+    throw_invalid_argument("0 (the heuristic) or 32, 64, 96, 128", "quant GEMV threads", std::to_string(threads));
+  g_threads_override = threads;
+}
 
 bool quant_gemv_vectorized(const WeightRef& w, const float* x) {
   const int64_t cw = w.type == WType::kQ4 ? 32 : 16;
