@@ -12,8 +12,9 @@
 #      dist/; sr3d_{cpu,cuda}.node; scripts/prepare-gpu-carry.sh makes it, see bench/README.md):
 #      the JavaScript API on the CUDA binary (bench/gpu_node.js), the fidelity check against
 #      Hugging Face transformers, and the engine benchmark's CUDA rows.
-# Everything printed goes to $OUT/gpu_full.log too; commit that log (and the bench JSON worth
-# keeping) under bench/results/ as gpu-<chip>-<date>-*.log / .json.
+# Everything printed goes to $OUT/gpu_full.log too; commit that log and $OUT/gpu-rows.json (every
+# CUDA bench row as { op, model, device, medianMs, rate, pctBound }) under bench/results/ as
+# gpu-<chip>-<date>-full.log / gpu-<chip>-<date>.json.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/sr3d-gpu-out}; mkdir -p "$OUT"
@@ -53,6 +54,22 @@ for EXE in "$BUILD"/sr3d_quant_cuda_tests "$BUILD"/sr3d_nn_cuda_tests "$BUILD"/s
   stage "$(basename "$EXE") --bench --device cuda" || continue
   timeout 150 "$EXE" --bench --device cuda --json-out "$OUT/bench-$(basename "$EXE").json" 2>&1 || status=1
 done
+
+# The rows in issue 15's shape ({ op, model, device, medianMs, rate, pctBound }: decode steps in
+# tokens/s, kernels in GB/s) for bench/results/gpu-<chip>-<date>.json.
+python3 - "$OUT" <<'PY' || true
+import glob, json, os, sys
+rows = []
+for f in sorted(glob.glob(os.path.join(sys.argv[1], 'bench-*.json'))):
+    for r in json.load(open(f)):
+        if r.get('device', '').startswith('cuda'):
+            decode = r['op'] == 'decode_step'
+            rows.append({'op': 'decode' if decode else r['op'], 'model': r['shape'], 'device': r['device'],
+                         'medianMs': r['medianMs'], 'rate': 1e3 / r['medianMs'] if decode else r['gbps'],
+                         'unit': 'tokens/s' if decode else 'GB/s', 'pctBound': r['pctPeak']})
+json.dump(rows, open(os.path.join(sys.argv[1], 'gpu-rows.json'), 'w'), indent=1)
+print(f'{len(rows)} CUDA rows -> gpu-rows.json')
+PY
 
 if [ -f .gpu/node.xz ] && stage "node: bench/gpu_node.js"; then
   xz -dc .gpu/node.xz > /tmp/node && chmod +x /tmp/node
