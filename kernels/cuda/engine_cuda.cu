@@ -143,7 +143,7 @@ class Placer {
     return !a.perm || a.perm == b.perm ||
            std::memcmp(a.perm, b.perm, sizeof(int32_t) * static_cast<size_t>(a.shape[1])) == 0;
   }
-  // Reserves `bytes` (kAlign-aligned) and copies them from the host parts when copying.
+  // Reserves `bytes` (kAlign-aligned): their device address on the copying pass, else null.
   uint8_t* reserve(size_t bytes) {
     const size_t offset = used_;
     used_ = (used_ + bytes + kAlign - 1) / kAlign * kAlign;
