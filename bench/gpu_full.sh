@@ -1,44 +1,91 @@
 #!/usr/bin/env bash
-# The whole GPU check in one command, for a lent GPU machine that has cmake + nvcc but no Node:
-#   1. the JavaScript API on the CUDA binary (bench/gpu_node.js: CUDA engine vs CPU engine, and
-#      `ask` on device 'cuda' vs 'cpu'), then the engine benchmark's CUDA rows;
-#   2. every C++ test executable built with nvcc (Impl::kCuda vs the CPU reference, the CUDA
-#      engine vs the CPU engine), then their CUDA benchmark rows.
-# Needs a carried folder .gpu/ with node.xz (this machine's node, xz-compressed),
-# node_modules.tar (the runtime dependencies), dist/ and sr3d_{cpu,cuda}.node (see
-# bench/README.md, "GPU machines"; scripts/prepare-gpu-carry.sh makes it). Logs go to $OUT when set.
+# The whole GPU check in one command, sized for one 15-minute device window (machine start
+# included: the script itself stops starting new stages after SR3D_GPU_BUDGET_S, default 540 s).
+# Needs cmake + nvcc; Node is optional. In order of value:
+#   1. every C++ test executable built with nvcc for sm_90 only (SR3D_CUDA_ARCHS, default 90):
+#      Impl::kCuda vs the CPU reference, the CUDA engine vs the CPU engine, the int4 / int8
+#      kernels and the quantized CUDA engine (sr3d_quant_cuda_tests);
+#   2. their CUDA benchmark rows: the bf16 / int8 / int4 GEMV at NVILA-Lite-8B shapes in GB/s and
+#      % of the measured d2d copy, the prefill GEMM, decode steps (0.5B bf16, 8B-shaped int4 and
+#      int8), attention (JSON per executable under $OUT);
+#   3. with a carried folder .gpu/ (node.xz: this machine's node, xz-compressed; node_modules.tar;
+#      dist/; sr3d_{cpu,cuda}.node; scripts/prepare-gpu-carry.sh makes it, see bench/README.md):
+#      the JavaScript API on the CUDA binary (bench/gpu_node.js), the fidelity check against
+#      Hugging Face transformers, and the engine benchmark's CUDA rows.
+# Everything printed goes to $OUT/gpu_full.log too; commit that log and $OUT/gpu-rows.json (every
+# CUDA bench row as { op, model, device, medianMs, rate, pctBound }) under bench/results/ as
+# gpu-<chip>-<date>-full.log / gpu-<chip>-<date>.json.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/sr3d-gpu-out}; mkdir -p "$OUT"
+exec > >(tee "$OUT/gpu_full.log") 2>&1
 export PATH="/usr/local/cuda/bin:$PATH"
+export SR3D_CUDA_ARCHS=${SR3D_CUDA_ARCHS:-90}
+BUDGET=${SR3D_GPU_BUDGET_S:-540}
 status=0
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null
-if [ -f .gpu/node.xz ]; then
+stage() {  # stage NAME: false (and a note) once the budget is spent
+  if [ "$SECONDS" -ge "$BUDGET" ]; then
+    echo "== $1: skipped (${SECONDS}s of the ${BUDGET}s budget used)"
+    return 1
+  fi
+  echo "== $1 (t=${SECONDS}s)"
+}
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv,noheader 2>/dev/null
+
+BUILD=build-gpu
+stage "C++ build with nvcc (sm_${SR3D_CUDA_ARCHS})"
+if ! { timeout 120 cmake -S . -B "$BUILD" -DSR3D_KERNEL_TESTS_ONLY=ON -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake.log" 2>&1 &&
+       timeout 300 cmake --build "$BUILD" -j "$(nproc)" >"$OUT/build.log" 2>&1; }; then
+  tail -30 "$OUT/cmake.log" "$OUT/build.log"
+  exit 1
+fi
+# The quantized kernels first: they are what a run has least often checked.
+EXES=$(printf '%s\n' "$BUILD"/sr3d_quant_cuda_tests "$BUILD"/sr3d_nn_cuda_tests "$BUILD"/sr3d_*_tests | awk '!seen[$0]++')
+for EXE in $EXES; do
+  [ -x "$EXE" ] || continue
+  stage "$(basename "$EXE")" || continue
+  log="$OUT/$(basename "$EXE").log"
+  timeout 120 "$EXE" >"$log" 2>&1 || status=1
+  grep -E "^  FAIL|XPASS" "$log" | head -8
+  tail -n 1 "$log"
+done
+for EXE in "$BUILD"/sr3d_quant_cuda_tests "$BUILD"/sr3d_nn_cuda_tests "$BUILD"/sr3d_kernel_tests; do
+  [ -x "$EXE" ] || continue
+  stage "$(basename "$EXE") --bench --device cuda" || continue
+  timeout 150 "$EXE" --bench --device cuda --json-out "$OUT/bench-$(basename "$EXE").json" 2>&1 || status=1
+done
+
+# The rows in issue 15's shape ({ op, model, device, medianMs, rate, pctBound }: decode steps in
+# tokens/s, kernels in GB/s) for bench/results/gpu-<chip>-<date>.json.
+python3 - "$OUT" <<'PY' || true
+import glob, json, os, sys
+rows = []
+for f in sorted(glob.glob(os.path.join(sys.argv[1], 'bench-*.json'))):
+    for r in json.load(open(f)):
+        if r.get('device', '').startswith('cuda'):
+            decode = r['op'] == 'decode_step'
+            rows.append({'op': 'decode' if decode else r['op'], 'model': r['shape'], 'device': r['device'],
+                         'medianMs': r['medianMs'], 'rate': 1e3 / r['medianMs'] if decode else r['gbps'],
+                         'unit': 'tokens/s' if decode else 'GB/s', 'pctBound': r['pctPeak']})
+json.dump(rows, open(os.path.join(sys.argv[1], 'gpu-rows.json'), 'w'), indent=1)
+print(f'{len(rows)} CUDA rows -> gpu-rows.json')
+PY
+
+if [ -f .gpu/node.xz ] && stage "node: bench/gpu_node.js"; then
   xz -dc .gpu/node.xz > /tmp/node && chmod +x /tmp/node
   tar xf .gpu/node_modules.tar -C node_modules 2>/dev/null || { mkdir -p node_modules && tar xf .gpu/node_modules.tar -C node_modules; }
   rm -rf dist && cp -r .gpu/dist dist
   mkdir -p build/Release && cp .gpu/*.node build/Release/
-  echo "== node $(/tmp/node --version): bench/gpu_node.js"
+  echo "node $(/tmp/node --version)"
   timeout 90 /tmp/node bench/gpu_node.js 2>&1 | tee "$OUT/gpu_node.log" || status=1
-  echo "== fidelity vs Hugging Face transformers (bench/fidelity): our CUDA engine, then our CPU engine"
-  for dev in cuda cpu; do
-    timeout 40 /tmp/node bench/fidelity/dump.js /tmp/fid-$dev --device $dev && timeout 60 python3 bench/fidelity/hf_check.py /tmp/fid-$dev 2>&1 | grep -v Warning | tee -a "$OUT/fidelity.log" || status=1
-  done
-  echo "== bench/engine.js (CUDA + CPU rows, quick)"
-  timeout 70 /tmp/node bench/engine.js --quick --gpu-gbps 2990 2>&1 | tee "$OUT/engine.log" || status=1
+  if stage "fidelity vs Hugging Face transformers (bench/fidelity): our CUDA engine, then our CPU engine"; then
+    for dev in cuda cpu; do
+      timeout 40 /tmp/node bench/fidelity/dump.js /tmp/fid-$dev --device $dev && timeout 60 python3 bench/fidelity/hf_check.py /tmp/fid-$dev 2>&1 | grep -v Warning | tee -a "$OUT/fidelity.log" || status=1
+    done
+  fi
+  if stage "bench/engine.js (CUDA + CPU rows, quick)"; then
+    timeout 70 /tmp/node bench/engine.js --quick --gpu-gbps 4300 2>&1 | tee "$OUT/engine.log" || status=1
+  fi
 fi
-echo "== C++ tests with nvcc"
-BUILD=build-gpu
-timeout 200 cmake -S . -B "$BUILD" -DSR3D_KERNEL_TESTS_ONLY=ON -DCMAKE_BUILD_TYPE=Release >/dev/null &&
-  timeout 300 cmake --build "$BUILD" -j "$(nproc)" >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
-for EXE in "$BUILD"/sr3d_*_tests; do
-  log="$BUILD/$(basename "$EXE").log"
-  timeout 120 "$EXE" >"$log" 2>&1 || status=1
-  { echo "== $(basename "$EXE")"; cat "$log"; } >>"$OUT/tests.log"
-  echo "$(basename "$EXE"): $(tail -n 1 "$log")"
-  grep -E "^  FAIL" "$log" | head -5
-done
-for EXE in "$BUILD"/sr3d_*_tests; do
-  timeout 120 "$EXE" --bench --device cuda 2>&1 | grep -E "cuda|^op" | tee -a "$OUT/bench_cuda.log"
-done
+echo "== done in ${SECONDS}s, status $status; logs in $OUT (commit gpu_full.log under bench/results/)"
 exit $status

@@ -21,7 +21,7 @@ namespace sr3d {
 // Quantized weights: the reference dequantizes each row to float32 and runs the float32
 // reference; the fast path dequantizes 16 rows at a time into per-thread float32 scratch and
 // runs the float32 fast kernels, so its outputs are bit-identical to the float32 fast path
-// over the dequantized weight (any n, any thread count). Impl::kCuda refuses them for now.
+// over the dequantized weight (any n, any thread count). Impl::kCuda: kernels/cuda/linear_q.cu.
 void linear(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y, Impl impl);
 
 namespace cpu {

@@ -127,7 +127,7 @@ function out(n: number): Float32Array {
  * @param x (…, in) float32.
  * @param w the weight, shape `[out, in]`, f32/f16/bf16; or an int4/int8 {@link NnQuantWeight}
  *   (the fast path dequantizes it exactly to float32 per block of rows and runs the float32
- *   kernels; the CUDA path refuses it for now).
+ *   kernels; the CUDA path dequantizes in registers, equal within float32 rounding).
  * @param bias `out` float32 values, or null/undefined for none.
  * @returns (…, out) float32.
  */

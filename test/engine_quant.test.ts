@@ -3,13 +3,16 @@
 // (quantizeRtn, some act-order) and handed to createEngine through WeightSet.quantized, against
 // the same checkpoint with those weights dequantize()d to float32: logits within 1e-5 relative
 // (the kernels dequantize exactly and run the float32 fast path, so they agree bit for bit
-// today), greedy tokens identical. The CUDA engine refuses quantized weights with a typed error.
+// today), greedy tokens identical. The CUDA engine on the same quantized weights (its int4 /
+// int8 GEMV and GEMM, kernels/cuda/linear_q.cu) against the CPU engine: 1e-5 relative, greedy
+// tokens identical (CUDA-only, skipped without a GPU).
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import type { Checkpoint, WeightSet } from '../lib/checkpoint_types';
 import { loadCheckpoint } from '../lib/checkpoint';
 import { createEngine } from '../lib/engine';
+import { native } from '../lib/native';
 import { dequantize, quantizeRtn } from '../lib/quant';
 import type { QuantWeight } from '../lib/quant';
 import { writeTinyModel } from '../lib/tinymodel';
@@ -85,6 +88,33 @@ describe.each([[4, 32], [8, -1]] as const)('int%i LLM projections (group %i)', (
     } finally {
       await qe.dispose();
       await de.dispose();
+    }
+  }, 120000);
+});
+
+describe('CUDA vs CPU on quantized LLM projections', () => {
+  const addon = native();
+  const gpus = addon.variant === 'cuda' ? addon.devices().devices.length : 0;
+  const why = addon.variant !== 'cuda' ? 'the loaded binary is the CPU build' : 'the CUDA build sees no usable GPU';
+  const maybe = gpus > 0 ? it : it.skip;
+  // group -1 = one group per row; int4 group 32 takes the 16-byte vector GEMV, int8 per-row
+  // groups of the tiny model's widths too; prefill (9 positions) runs the tiled GEMM.
+  maybe.each([[4, 32], [8, -1]] as const)(`int%i group %i: logits within 1e-5 relative, greedy tokens identical${gpus > 0 ? '' : ` (skipped: ${why})`}`, async (bits, group) => {
+    const v = variants(ckpt.llm.weights, bits, group);
+    const qc = { ...ckpt, llm: { ...ckpt.llm, weights: v.quant } } as Checkpoint;
+    const ce = await createEngine(qc, { device: 'cpu', maxContext: 128 });
+    const ge = await createEngine(qc, { device: 'cuda', maxContext: 128 });
+    try {
+      expect(ge.info().device).toMatch(/^cuda:\d+$/);
+      const H = ckpt.llm.config.hiddenSize, L = 9;
+      const emb = await ce.embedTokens([1, 17, 300, 4096, 9, 151000, 42, 7, 88]);
+      const x = { data: emb.data, shape: [L, H] };
+      expect(relMaxErr(await ge.logits(x), await ce.logits(x))).toBeLessThanOrEqual(1e-5);
+      const opts = { maxNewTokens: 8, stopTokenIds: [] };
+      expect(await collect(ge.generate(x, opts))).toEqual(await collect(ce.generate(x, opts)));
+    } finally {
+      await ge.dispose();
+      await ce.dispose();
     }
   }, 120000);
 });

@@ -2,9 +2,11 @@
 // lib/quant.ts's dequantize() + the float32 linear: the fast path bit-identical to the float32
 // fast path over the dequantized weight (it dequantizes exactly, then runs the same kernels),
 // the reference bit-identical to the float32 reference, fast vs reference within 1e-5 relative
-// of Σ|x·w|; act-order perms; typed errors for inconsistent weights.
+// of Σ|x·w|; act-order perms; typed errors for inconsistent weights. On device 'cuda' (CUDA-only,
+// skipped without a GPU): within 1e-5 of Σ|x·w| of the reference (kernels/cuda/linear_q.cu).
 import * as nn from '../lib/nn';
 import { InvalidArgumentError } from '../lib/errors';
+import { native } from '../lib/native';
 import { dequantize, quantizeRtn } from '../lib/quant';
 import type { QuantWeight } from '../lib/quant';
 import { rng } from './helpers';
@@ -44,19 +46,39 @@ describe('nn.linear with quantized weights', () => {
     const x = { data: rand(n * cols, n + cols), shape: [n, cols] };
     const bias = rand(rows, rows);
     const qw = nn.nnQuantWeight(w);
-    for (const impl of ['reference', 'fast'] as const) {
-      const got = await nn.linear(x, qw, bias, { impl });
-      const want = await nn.linear(x, dense, bias, { impl });
+    for (const impl of ['reference', 'fast'] as const) {  // the CPU paths (auto would pick a GPU)
+      const got = await nn.linear(x, qw, bias, { impl, device: 'cpu' });
+      const want = await nn.linear(x, dense, bias, { impl, device: 'cpu' });
       expect(got.shape).toEqual([n, rows]);
       expect(Buffer.from(got.data.buffer).equals(Buffer.from(want.data.buffer))).toBe(true);
     }
-    const fast = (await nn.linear(x, qw, bias, { impl: 'fast' })).data;
+    const fast = (await nn.linear(x, qw, bias, { impl: 'fast', device: 'cpu' })).data;
     const ref = (await nn.linear(x, qw, bias, { impl: 'reference' })).data;
     for (let i = 0; i < n; i++) {
       for (let r = 0; r < rows; r++) {
         let mag = Math.abs(bias[r]);
         for (let c = 0; c < cols; c++) mag += Math.abs(x.data[i * cols + c] * dense.data[r * cols + c]);
         expect(Math.abs(fast[i * rows + r] - ref[i * rows + r])).toBeLessThanOrEqual(1e-5 * mag);
+      }
+    }
+  });
+
+  const addon = native();
+  const gpus = addon.variant === 'cuda' ? addon.devices().devices.length : 0;
+  const maybe = gpus > 0 ? it : it.skip;
+  maybe.each(CASES)(`on device 'cuda': n=%i %ix%i int%i group %i act-order %s${gpus > 0 ? '' : ' (skipped: no usable GPU)'}`, async (n, rows, cols, bits, group, act) => {
+    const w = quantized(rows, cols, bits, group, act, rows * 31 + cols);
+    const dense = dequantize(w);
+    const x = { data: rand(n * cols, n + cols), shape: [n, cols] };
+    const bias = rand(rows, rows);
+    const qw = nn.nnQuantWeight(w);
+    const got = (await nn.linear(x, qw, bias, { device: 'cuda' })).data;
+    const ref = (await nn.linear(x, qw, bias, { impl: 'reference' })).data;
+    for (let i = 0; i < n; i++) {
+      for (let r = 0; r < rows; r++) {
+        let mag = Math.abs(bias[r]);
+        for (let c = 0; c < cols; c++) mag += Math.abs(x.data[i * cols + c] * dense[r * cols + c]);
+        expect(Math.abs(got[i * rows + r] - ref[i * rows + r])).toBeLessThanOrEqual(1e-5 * mag);
       }
     }
   });

@@ -174,7 +174,6 @@ void test_errors() {
     r.type = static_cast<WType>(5);
     expect_error(p + "unknown dtype code", IA, run(r, impl));
   }
-  expect_error("errors/q Impl::kCuda", IA, run(w.ref, Impl::kCuda));
 }
 
 void run_tests() {

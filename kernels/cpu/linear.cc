@@ -675,9 +675,6 @@ void linear_multi_fast(const float* x, int64_t n, const WeightRef* ws, const flo
 void linear(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y,
             Impl impl) {
   linear_check(x, n, w, bias, y);
-  if (impl == Impl::kCuda && wtype_quantized(w.type))
-    throw_invalid_argument("Impl fast or reference (int4/int8 weights run on the CPU for now)",
-                           "impl", "cuda");
   run_impl(impl,
            [&] { cpu::linear_reference(x, n, w, bias, y); },
            [&] { cpu::linear_fast(x, n, w, bias, y); },

@@ -23,6 +23,7 @@
 
 #include "../engine.h"
 #include "../engine_detail.h"
+#include "../linear.h"
 #include "../pool_points.h"
 #include "../rope.h"
 #include "../sinusoidal_encode.h"
@@ -81,18 +82,23 @@ class Placer {
     return it->second;
   }
   // Row-concatenation of `keys` (same column count) as one matrix in their common dtype
-  // (float32 when they differ).
+  // (float32 when they differ). int4 / int8 parts stay quantized when they share dtype, group
+  // and perm (q, scales and zeros each concatenated: one GEMV launch); otherwise they are
+  // dequantized exactly to float32 here (the reference's values; only memory is lost).
   WeightRef matrix(const std::vector<std::string>& keys) {
     std::vector<const WeightTensor*> parts;
     for (const std::string& k : keys) parts.push_back(&tensor(k));
+    if (!copy_)  // once, on the sizing pass: a bad perm would make the GEMV read out of bounds
+      for (size_t i = 0; i < keys.size(); ++i) check_perm(*parts[i], keys[i]);
     WType type = parts[0]->type;
     for (const WeightTensor* t : parts)
-      if (t->type != type) type = WType::kF32;
+      if (t->type != type || (wtype_quantized(type) && !same_quant(*t, *parts[0]))) type = WType::kF32;
     WeightRef r;
     r.type = type;
     r.cols = 1;
     for (size_t i = 1; i < parts[0]->shape.size(); ++i) r.cols *= parts[0]->shape[i];
     for (const WeightTensor* t : parts) r.rows += t->shape[0];
+    if (wtype_quantized(type)) return place_quant(parts, r);
     r.data = place(parts, type);
     return r;
   }
@@ -107,6 +113,71 @@ class Placer {
   size_t used() const { return used_; }
 
  private:
+  static WeightRef quant_ref(const WeightTensor& t) {
+    WeightRef r;
+    r.data = t.data;
+    r.type = t.type;
+    r.rows = t.shape[0];
+    r.cols = t.shape[1];
+    r.scales = t.scales;
+    r.zeros = t.zeros;
+    r.group = t.group;
+    r.perm = t.perm;
+    return r;
+  }
+  static void check_perm(const WeightTensor& t, const std::string& key) {
+    if (!wtype_quantized(t.type) || !t.perm) return;
+    const int64_t cols = t.shape[1];
+    std::vector<char> seen(static_cast<size_t>(cols), 0);
+    for (int64_t j = 0; j < cols; ++j) {
+      const int32_t p = t.perm[j];
+      if (p < 0 || p >= cols || seen[static_cast<size_t>(p)])
+        throw_invalid_argument("a permutation of 0.." + std::to_string(cols - 1) + " (each input once)",
+                               "perm[" + std::to_string(j) + "] of weight '" + key + "'", std::to_string(p));
+      seen[static_cast<size_t>(p)] = 1;
+    }
+  }
+  static bool same_quant(const WeightTensor& a, const WeightTensor& b) {
+    if (a.type != b.type || a.group != b.group || !a.perm != !b.perm) return false;
+    return !a.perm || a.perm == b.perm ||
+           std::memcmp(a.perm, b.perm, sizeof(int32_t) * static_cast<size_t>(a.shape[1])) == 0;
+  }
+  // Reserves `bytes` (kAlign-aligned): their device address on the copying pass, else null.
+  uint8_t* reserve(size_t bytes) {
+    const size_t offset = used_;
+    used_ = (used_ + bytes + kAlign - 1) / kAlign * kAlign;
+    return copy_ ? base_ + offset : nullptr;
+  }
+  // Quantized parts of one dtype / group / perm (r: their concatenated shape): q rows, then
+  // scales, zeros and the one perm, each its own aligned entry (16-byte vector loads).
+  WeightRef place_quant(const std::vector<const WeightTensor*>& parts, WeightRef r) {
+    const WeightTensor& first = *parts[0];
+    r.group = first.group;
+    const WeightRef one = quant_ref(first);
+    const int64_t row_bytes = quant_row_bytes(one), ng = r.cols / r.group;
+    uint8_t* q = reserve(static_cast<size_t>(r.rows * row_bytes));
+    uint8_t* sc = reserve(static_cast<size_t>(r.rows * ng) * sizeof(float));
+    uint8_t* z = reserve(static_cast<size_t>(r.rows * ng));
+    uint8_t* pm = first.perm ? reserve(sizeof(int32_t) * static_cast<size_t>(r.cols)) : nullptr;
+    r.data = q;
+    r.scales = reinterpret_cast<const float*>(sc);
+    r.zeros = z;
+    r.perm = reinterpret_cast<const int32_t*>(pm);
+    if (!copy_) return r;
+    for (const WeightTensor* t : parts) {
+      const int64_t rows = t->shape[0];
+      SR3D_CUDA_CHECK(cudaMemcpy(q, t->data, static_cast<size_t>(rows * row_bytes), cudaMemcpyHostToDevice));
+      SR3D_CUDA_CHECK(cudaMemcpy(sc, t->scales, static_cast<size_t>(rows * ng) * sizeof(float), cudaMemcpyHostToDevice));
+      SR3D_CUDA_CHECK(cudaMemcpy(z, t->zeros, static_cast<size_t>(rows * ng), cudaMemcpyHostToDevice));
+      q += rows * row_bytes;
+      sc += rows * ng * static_cast<int64_t>(sizeof(float));
+      z += rows * ng;
+    }
+    if (pm)
+      SR3D_CUDA_CHECK(cudaMemcpy(pm, first.perm, sizeof(int32_t) * static_cast<size_t>(r.cols), cudaMemcpyHostToDevice));
+    return r;
+  }
+
   const void* place(const std::vector<const WeightTensor*>& parts, WType type) {
     size_t bytes = 0;
     for (const WeightTensor* t : parts) bytes += static_cast<size_t>(numel(*t) * wtype_size(type));
@@ -119,6 +190,10 @@ class Placer {
       const size_t part = static_cast<size_t>(n * wtype_size(type));
       if (t->type == type) {
         SR3D_CUDA_CHECK(cudaMemcpy(dst, t->data, part, cudaMemcpyHostToDevice));
+      } else if (wtype_quantized(t->type)) {  // only ever to float32, the reference's values
+        std::vector<float> f(static_cast<size_t>(n));
+        cpu::dequantize_rows(quant_ref(*t), 0, t->shape[0], f.data());
+        SR3D_CUDA_CHECK(cudaMemcpy(dst, f.data(), part, cudaMemcpyHostToDevice));
       } else {  // only ever to float32
         std::vector<float> f(static_cast<size_t>(n));
         for (int64_t i = 0; i < n; ++i) f[i] = load_weight(t->data, t->type, i);
@@ -151,12 +226,6 @@ class CudaEngine final : public Engine {
   CudaEngine(const ModelSpec& spec, const WeightMap& weights, int device)
       : spec_(spec), device_(device) {
     check_weights(spec, weights);
-    // No CUDA int4/int8 GEMV yet: refuse quantized weights before uploading anything.
-    for (const auto& kv : weights)
-      if (wtype_quantized(kv.second.type))
-        throw_invalid_argument("device 'cpu' (quantized weights need the CPU engine for now)",
-                               "weight '" + kv.first + "' (" + wtype_name(kv.second.type) + ")",
-                               "device 'cuda'");
     if (spec_.has_llm && spec_.llm.head_dim <= 0)
       spec_.llm.head_dim = spec_.llm.hidden / spec_.llm.heads;
     SR3D_CUDA_CHECK(cudaSetDevice(device_));

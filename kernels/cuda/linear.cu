@@ -1,6 +1,10 @@
 // linear on CUDA (kernels/linear.h): y = act(x . W^T + b) + residual for f32 / f16 / bf16
-// weights, and the embedding-table row lookup of the same dtypes. linear_dev / embed_rows_dev
-// are declared in nn.cuh; linear_host is the host round trip of kernels/linear.h.
+// and int4 / int8 weights, and the embedding-table row lookup of the dense dtypes.
+// linear_dev / embed_rows_dev are declared in nn.cuh; linear_host is the host round trip of
+// kernels/linear.h. The int4 / int8 decode GEMV is linear_q.cu; their GEMM is the one below,
+// each weight tile dequantized (s * float(q - z), the reference's rounding) on its way into
+// shared memory, so a quantized GEMM is bit-identical to this float32 GEMM over the
+// dequantized weight (without act-order; with it, the k order follows the stored columns).
 //
 // Napkin math that shaped the kernels (H100, ~3.3 TB/s HBM, ~60 TFLOP/s fp32 FMA):
 // - decode GEMV: a 7B-class step streams ~15 GB of bf16 weights, so only the weight bytes
@@ -134,10 +138,23 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 constexpr int kBM = 128, kBN = 128, kBK = 8, kGemmThreads = 256;
 constexpr int kPad = 4;  // keeps float4 alignment of the k-major rows, spreads the stores
 
+// The quantized fields of W for the GEMM (weights.h); empty for the dense dtypes.
+struct QuantArgs {
+  const float* scales = nullptr;
+  const uint8_t* zeros = nullptr;
+  int64_t group = 1;
+  const int32_t* perm = nullptr;  // act-order: stored column j multiplies A's column perm[j]
+};
+
 // Four consecutive k values of one row of A (float) or W (dtype T) as floats, zero past
-// the edges. vec: K % 4 == 0 (aligned vector loads).
+// the edges. vec: K % 4 == 0 (aligned vector loads). perm: A's columns gathered through it.
 __device__ __forceinline__ void load4_act(const float* a, int64_t row, int64_t rows, int64_t k,
-                                          int64_t K, int vec, float* f) {
+                                          int64_t K, int vec, const int32_t* perm, float* f) {
+  if (perm) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) f[i] = row < rows && k + i < K ? a[row * K + __ldg(perm + k + i)] : 0.f;
+    return;
+  }
   if (row < rows && vec && k + 3 < K) {
     const float4 v = __ldg(reinterpret_cast<const float4*>(a + row * K + k));
     f[0] = v.x; f[1] = v.y; f[2] = v.z; f[3] = v.w;
@@ -147,11 +164,29 @@ __device__ __forceinline__ void load4_act(const float* a, int64_t row, int64_t r
   for (int i = 0; i < 4; ++i) f[i] = row < rows && k + i < K ? a[row * K + k + i] : 0.f;
 }
 // W's four values stay packed until the shared-memory store (2 registers for 16-bit
-// dtypes instead of 4: the 128-register budget of the 8x8 tile has no room to spare).
+// dtypes instead of 4: the 128-register budget of the 8x8 tile has no room to spare);
+// int4 / int8 are dequantized at the load (4 float registers, as float32).
+template <WType T>
+constexpr bool kIsQuant = T == WType::kQ4 || T == WType::kQ8;
 template <WType T>
 struct Raw4 {
-  uint32_t v[T == WType::kF32 ? 4 : 2];
+  uint32_t v[T == WType::kF16 || T == WType::kBF16 ? 2 : 4];
 };
+// W[row][k] of a quantized weight as the reference dequantizes it: s * float(q - z).
+template <WType T>
+__device__ __forceinline__ float dequant_at(const void* w, int64_t row, int64_t k, int64_t K,
+                                            const QuantArgs& qa) {
+  const uint8_t* q = static_cast<const uint8_t*>(w);
+  int qv;
+  if constexpr (T == WType::kQ4) {
+    const int b = __ldg(q + row * (K / 2) + k / 2);
+    qv = k & 1 ? b >> 4 : b & 15;
+  } else {
+    qv = __ldg(q + row * K + k);
+  }
+  const int64_t g = row * (K / qa.group) + k / qa.group;
+  return __fmul_rn(__ldg(qa.scales + g), static_cast<float>(qv - static_cast<int>(__ldg(qa.zeros + g))));
+}
 template <WType T>
 __device__ __forceinline__ uint32_t raw_at(const void* w, int64_t i) {
   if constexpr (T == WType::kF32) return __float_as_uint(__ldg(static_cast<const float*>(w) + i));
@@ -159,8 +194,29 @@ __device__ __forceinline__ uint32_t raw_at(const void* w, int64_t i) {
 }
 template <WType T>
 __device__ __forceinline__ Raw4<T> load4_w(const void* w, int64_t row, int64_t rows, int64_t k,
-                                           int64_t K, int vec) {
+                                           int64_t K, int vec, const QuantArgs& qa) {
   Raw4<T> r;
+  if constexpr (kIsQuant<T>) {
+    if (row < rows && vec && k + 3 < K) {  // 4 | group and 4 | k: one group, one 2 / 4-byte load
+      const uint8_t* q = static_cast<const uint8_t*>(w);
+      const int64_t g = row * (K / qa.group) + k / qa.group;
+      const float s = __ldg(qa.scales + g);
+      const int z = __ldg(qa.zeros + g);
+      uint32_t u;
+      if constexpr (T == WType::kQ4) u = __ldg(reinterpret_cast<const unsigned short*>(q + row * (K / 2) + k / 2));
+      else u = __ldg(reinterpret_cast<const unsigned int*>(q + row * K + k));
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int qv = T == WType::kQ4 ? (u >> (4 * i)) & 15 : (u >> (8 * i)) & 255;
+        r.v[i] = __float_as_uint(__fmul_rn(s, static_cast<float>(qv - z)));
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        r.v[i] = row < rows && k + i < K ? __float_as_uint(dequant_at<T>(w, row, k + i, K, qa)) : 0u;
+    }
+    return r;
+  }
   if (row < rows && vec && k + 3 < K) {
     if constexpr (T == WType::kF32) {
       const uint4 v = __ldg(reinterpret_cast<const uint4*>(static_cast<const float*>(w) + row * K + k));
@@ -174,7 +230,7 @@ __device__ __forceinline__ Raw4<T> load4_w(const void* w, int64_t row, int64_t r
   uint32_t e[4];
 #pragma unroll
   for (int i = 0; i < 4; ++i) e[i] = row < rows && k + i < K ? raw_at<T>(w, row * K + k + i) : 0u;
-  if constexpr (T == WType::kF32) {
+  if constexpr (T == WType::kF32 || kIsQuant<T>) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) r.v[i] = e[i];
   } else {
@@ -185,7 +241,7 @@ __device__ __forceinline__ Raw4<T> load4_w(const void* w, int64_t row, int64_t r
 }
 template <WType T>
 __device__ __forceinline__ void unpack4(const Raw4<T>& r, float* f) {
-  if constexpr (T == WType::kF32) {
+  if constexpr (T == WType::kF32 || kIsQuant<T>) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) f[i] = __uint_as_float(r.v[i]);
   } else {
@@ -198,7 +254,7 @@ template <WType T>
 __global__ void __launch_bounds__(kGemmThreads, 2)
     gemm_kernel(const float* __restrict__ A, const void* __restrict__ W,
                 const float* __restrict__ bias, const float* residual, float* C, int64_t M,
-                int64_t N, int64_t K, int act, int vec) {
+                int64_t N, int64_t K, int act, int vec, QuantArgs qa) {
   __shared__ __align__(16) float As[2][kBK][kBM + kPad];
   __shared__ __align__(16) float Bs[2][kBK][kBN + kPad];
   const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
@@ -212,8 +268,8 @@ __global__ void __launch_bounds__(kGemmThreads, 2)
     for (int j = 0; j < 8; ++j) acc[i][j] = 0.f;
 
   float ra[4], rb[4];
-  Raw4<T> wraw = load4_w<T>(W, n0 + lrow, N, lk, K, vec);
-  load4_act(A, m0 + lrow, M, lk, K, vec, ra);
+  Raw4<T> wraw = load4_w<T>(W, n0 + lrow, N, lk, K, vec, qa);
+  load4_act(A, m0 + lrow, M, lk, K, vec, kIsQuant<T> ? qa.perm : nullptr, ra);
   unpack4<T>(wraw, rb);
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
@@ -228,8 +284,8 @@ __global__ void __launch_bounds__(kGemmThreads, 2)
     const bool more = t + 1 < tiles;
     if (more) {  // next tile into registers while this one is computed
       const int64_t k = (t + 1) * kBK + lk;
-      load4_act(A, m0 + lrow, M, k, K, vec, ra);
-      wraw = load4_w<T>(W, n0 + lrow, N, k, K, vec);
+      load4_act(A, m0 + lrow, M, k, K, vec, kIsQuant<T> ? qa.perm : nullptr, ra);
+      wraw = load4_w<T>(W, n0 + lrow, N, k, K, vec, qa);
     }
 #pragma unroll
     for (int kk = 0; kk < kBK; ++kk) {
@@ -292,7 +348,17 @@ template <WType T>
 void linear_launch(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y,
                    cudaStream_t s, int act, const float* residual) {
   const int64_t N = w.rows, K = w.cols;
-  if (n <= 4) {
+  QuantArgs qa;
+  if constexpr (kIsQuant<T>) {
+    if (n <= kQuantGemvMaxRows) {
+      linear_q_gemv_dev(x, n, w, bias, y, s, act, residual);
+      return;
+    }
+    qa.scales = w.scales;
+    qa.zeros = w.zeros;
+    qa.group = w.group;
+    qa.perm = w.perm;
+  } else if (n <= 4) {
     const int vec = K % 8 == 0 && aligned16(w.data) && aligned16(x);
     const unsigned grid = static_cast<unsigned>((N + kGemvWarps - 1) / kGemvWarps);
     if (n == 1)
@@ -303,10 +369,10 @@ void linear_launch(const float* x, int64_t n, const WeightRef& w, const float* b
                   bias, residual, y, N, K, act, vec);
     return;
   }
-  const int vec = K % 4 == 0 && aligned16(w.data) && aligned16(x);
+  const int vec = K % 4 == 0 && aligned16(w.data) && aligned16(x) && (!kIsQuant<T> || qa.group % 4 == 0);
   const dim3 grid(static_cast<unsigned>((N + kBN - 1) / kBN), static_cast<unsigned>((n + kBM - 1) / kBM));
   SR3D_LAUNCH(gemm_kernel<T>, grid, kGemmThreads, 0, s, x, w.data, bias, residual, y, n, N, K,
-              act, vec);
+              act, vec, qa);
 }
 
 }  // namespace
@@ -318,6 +384,11 @@ void linear_dev(const float* x, int64_t n, const WeightRef& w, const float* bias
     case WType::kF32: linear_launch<WType::kF32>(x, n, w, bias, y, s, act, residual); break;
     case WType::kF16: linear_launch<WType::kF16>(x, n, w, bias, y, s, act, residual); break;
     case WType::kBF16: linear_launch<WType::kBF16>(x, n, w, bias, y, s, act, residual); break;
+    case WType::kQ4: linear_launch<WType::kQ4>(x, n, w, bias, y, s, act, residual); break;
+    case WType::kQ8: linear_launch<WType::kQ8>(x, n, w, bias, y, s, act, residual); break;
+    default:
+      throw_invalid_argument("weight dtype float32, float16, bfloat16, int4 or int8", "weight",
+                             "dtype code " + std::to_string(static_cast<int>(w.type)));
   }
 }
 
@@ -333,7 +404,9 @@ void embed_rows_dev(const WeightRef& table, const int32_t* ids, int64_t n, float
       break;
     case WType::kBF16:
       SR3D_LAUNCH(embed_rows_kernel<WType::kBF16>, grid_for(total), kBlock, 0, s, table.data, table.cols, ids, n, out);
-      break;
+      break;    default:  // check_weights keeps quantized tables out of the engine
+      throw_invalid_argument("an embedding table of dtype float32, float16 or bfloat16", "table",
+                             wtype_name(table.type));
   }
 }
 

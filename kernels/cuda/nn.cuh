@@ -27,8 +27,13 @@ constexpr int kNoAct = -1;
 // residual may alias y (each element is read before it is written, by the same thread);
 // x must not alias y. n <= 4 runs the bandwidth-bound GEMV (one warp per output row,
 // 16-byte weight loads), larger n the tiled shared-memory GEMM (128x128 tiles, fp32 FMA).
+// int4 / int8 weights (w.scales / zeros / perm on the device too): n <= 8 runs linear_q.cu's
+// GEMV (dequantized in registers), larger n the same GEMM with each tile dequantized.
 void linear_dev(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y,
                 cudaStream_t s, int act = kNoAct, const float* residual = nullptr);
+// Threads per block of the int4 / int8 vector GEMV: 0 = linear_q.cu's heuristic, else 32, 64,
+// 96 or 128 (a benchmark knob: process-wide, not thread-safe; the GPU bench times both shapes).
+void set_quant_gemv_threads(int threads);
 // LayerNorm (beta may be null = 0) / RMSNorm over rows of d; y may alias x.
 void layer_norm_dev(const float* x, int64_t n, int64_t d, const float* gamma, const float* beta,
                     float eps, float* y, cudaStream_t s);

@@ -78,16 +78,40 @@ __device__ __forceinline__ void unpack2(uint32_t u, float* f) {
   }
 }
 
-// The weight's device copy, and a WeightRef to it (the _host entry points).
+// The weight's device copy, and a WeightRef to it (the _host entry points); a quantized
+// weight's scales, zeros and perm too.
 struct DeviceWeight {
   DeviceBuffer<uint8_t> buffer;
   WeightRef ref;
+  DeviceBuffer<float> scales;
+  DeviceBuffer<uint8_t> zeros;
+  DeviceBuffer<int32_t> perm;
 };
 inline DeviceWeight upload_weight(RoundTrip& rt, const WeightRef& w) {
-  DeviceWeight d{rt.upload(static_cast<const uint8_t*>(w.data), w.rows * w.cols * wtype_size(w.type)), w};
+  const bool quant = wtype_quantized(w.type);
+  const int64_t bytes = quant ? w.rows * quant_row_bytes(w) : w.rows * w.cols * wtype_size(w.type);
+  DeviceWeight d{rt.upload(static_cast<const uint8_t*>(w.data), bytes), w, {}, {}, {}};
   d.ref.data = d.buffer.get();
+  if (quant) {
+    const int64_t groups = w.rows * (w.cols / w.group);
+    d.scales = rt.upload(w.scales, groups);
+    d.zeros = rt.upload(w.zeros, groups);
+    if (w.perm) d.perm = rt.upload(w.perm, w.cols);
+    d.ref.scales = d.scales.get();
+    d.ref.zeros = d.zeros.get();
+    d.ref.perm = w.perm ? d.perm.get() : nullptr;
+  }
   return d;
 }
+
+// The int4 / int8 decode GEMV (linear_q.cu) for n <= kQuantGemvMaxRows input rows, with
+// linear_dev's contract; linear_dev runs larger n through its tiled GEMM.
+constexpr int64_t kQuantGemvMaxRows = 8;
+void linear_q_gemv_dev(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y,
+                       cudaStream_t s, int act, const float* residual);
+// Whether the GEMV takes its 16-byte vector path for w and x (else the scalar kernel):
+// cols and the group multiples of 32 (int4) / 16 (int8), 16-byte aligned q, x and perm.
+bool quant_gemv_vectorized(const WeightRef& w, const float* x);
 
 }  // namespace cuda
 }  // namespace sr3d
