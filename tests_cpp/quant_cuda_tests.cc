@@ -33,12 +33,17 @@
 #include "engine.h"
 #include "harness.h"
 #include "linear.h"
+#include "weight_names.h"
 #ifdef SR3D_WITH_CUDA
 #include "cuda/nn.cuh"
 #endif
 
 using namespace sr3d;
 using namespace sr3d_test;
+namespace wn = sr3d::weight_names;
+namespace WL = wn::llm;
+using wn::bias_of;
+using wn::weight_of;
 
 namespace {
 
@@ -242,35 +247,34 @@ struct QuantModel {
     l.intermediate = 128; l.vocab = 301; l.eps = 1e-6f; l.rope_theta = 1e6;
     spec.has_llm = true;
     spec.max_context = 540;
-    const std::string L = "llm.model.";
-    bf16(L + "embed_tokens.weight", 301, 64, 1.0);
+    bf16(weight_of(wn::llm_key(WL::kEmbedTokens)), 301, 64, 1.0);
     const std::vector<int32_t> p64a = shuffled(64, rng), p64b = shuffled(64, rng), p128 = shuffled(128, rng);
     for (int i = 0; i < 2; ++i) {
-      const std::string p = L + "layers." + std::to_string(i) + ".", a = p + "self_attn.", m = p + "mlp.";
-      f32(p + "input_layernorm.weight", {64}, 0.8, 1.2);
-      f32(p + "post_attention_layernorm.weight", {64}, 0.8, 1.2);
-      for (const char* b : {"q_proj", "k_proj", "v_proj"})
-        f32(a + b + ".bias", {std::string(b) == "q_proj" ? 64 : 32}, -0.2, 0.2);
+      auto W = [i](const char* module) { return weight_of(wn::llm_layer_key(i, module)); };
+      auto B = [i](const char* module) { return bias_of(wn::llm_layer_key(i, module)); };
+      f32(W(WL::kInputNorm), {64}, 0.8, 1.2);
+      f32(W(WL::kPostAttentionNorm), {64}, 0.8, 1.2);
+      for (const char* b : {WL::kQ, WL::kK, WL::kV}) f32(B(b), {b == WL::kQ ? 64 : 32}, -0.2, 0.2);
       if (i == 0) {
-        q(a + "q_proj.weight", 64, 64, 4, 32, &p64a);
-        q(a + "k_proj.weight", 32, 64, 4, 32, &p64a);
-        q(a + "v_proj.weight", 32, 64, 4, 32, &p64a);
-        q(a + "o_proj.weight", 64, 64, 4, 32);
-        q(m + "gate_proj.weight", 128, 64, 8, 64);
-        q(m + "up_proj.weight", 128, 64, 8, 64);
-        q(m + "down_proj.weight", 64, 128, 4, 32, &p128);
+        q(W(WL::kQ), 64, 64, 4, 32, &p64a);
+        q(W(WL::kK), 32, 64, 4, 32, &p64a);
+        q(W(WL::kV), 32, 64, 4, 32, &p64a);
+        q(W(WL::kO), 64, 64, 4, 32);
+        q(W(WL::kGate), 128, 64, 8, 64);
+        q(W(WL::kUp), 128, 64, 8, 64);
+        q(W(WL::kDown), 64, 128, 4, 32, &p128);
       } else {
-        q(a + "q_proj.weight", 64, 64, 4, 64);
-        q(a + "k_proj.weight", 32, 64, 8, 32);
-        bf16(a + "v_proj.weight", 32, 64, 0.2);
-        bf16(a + "o_proj.weight", 64, 64, 0.15);
-        q(m + "gate_proj.weight", 128, 64, 4, 32, &p64a);
-        q(m + "up_proj.weight", 128, 64, 4, 32, &p64b);
-        q(m + "down_proj.weight", 64, 128, 8, 128);
+        q(W(WL::kQ), 64, 64, 4, 64);
+        q(W(WL::kK), 32, 64, 8, 32);
+        bf16(W(WL::kV), 32, 64, 0.2);
+        bf16(W(WL::kO), 64, 64, 0.15);
+        q(W(WL::kGate), 128, 64, 4, 32, &p64a);
+        q(W(WL::kUp), 128, 64, 4, 32, &p64b);
+        q(W(WL::kDown), 64, 128, 8, 128);
       }
     }
-    f32(L + "norm.weight", {64}, 0.8, 1.2);
-    bf16("llm.lm_head.weight", 301, 64, 0.3);
+    f32(weight_of(wn::llm_key(WL::kNorm)), {64}, 0.8, 1.2);
+    bf16(weight_of(wn::llm_key(WL::kLmHead)), 301, 64, 0.3);
   }
 };
 
@@ -320,7 +324,7 @@ void test_engine() {
   // A perm that is not a permutation is refused at upload, naming the weight (the GEMV would
   // read x out of bounds).
   WeightMap bad = m.map;
-  const std::string key = "llm.model.layers.0.mlp.down_proj.weight";
+  const std::string key = weight_of(wn::llm_layer_key(0, WL::kDown));
   std::vector<int32_t> dup(bad[key].perm, bad[key].perm + 128);
   dup[3] = dup[4];
   bad[key].perm = dup.data();
@@ -443,25 +447,25 @@ void bench_decode_8b(WType t, const std::string& dev, double peak, std::vector<B
   std::vector<uint8_t> embed(static_cast<size_t>(l.vocab * H * 2));
   random_bytes(embed.data(), embed.size(), 99);
   for (size_t i = 1; i < embed.size(); i += 2) embed[i] = static_cast<uint8_t>(0x3c | (embed[i] & 0x80));
-  w["llm.model.embed_tokens.weight"] = WeightTensor{embed.data(), WType::kBF16, {l.vocab, H}};
-  w["llm.model.norm.weight"] = vec(H, 1.f);
+  w[weight_of(wn::llm_key(WL::kEmbedTokens))] = WeightTensor{embed.data(), WType::kBF16, {l.vocab, H}};
+  w[weight_of(wn::llm_key(WL::kNorm))] = vec(H, 1.f);
   const WeightTensor q = make(H, H, 1), k = make(512, H, 2), v = make(512, H, 3), o = make(H, H, 4),
                      gate = make(I, H, 5), up = make(I, H, 6), down = make(H, I, 7);
   const WeightTensor norm = vec(H, 1.f), qb = vec(H, 0.01f), kb = vec(512, 0.01f);
   for (int i = 0; i < l.layers; ++i) {
-    const std::string p = "llm.model.layers." + std::to_string(i) + ".";
-    w[p + "input_layernorm.weight"] = norm;
-    w[p + "post_attention_layernorm.weight"] = norm;
-    w[p + "self_attn.q_proj.weight"] = q;
-    w[p + "self_attn.q_proj.bias"] = qb;
-    w[p + "self_attn.k_proj.weight"] = k;
-    w[p + "self_attn.k_proj.bias"] = kb;
-    w[p + "self_attn.v_proj.weight"] = v;
-    w[p + "self_attn.v_proj.bias"] = kb;
-    w[p + "self_attn.o_proj.weight"] = o;
-    w[p + "mlp.gate_proj.weight"] = gate;
-    w[p + "mlp.up_proj.weight"] = up;
-    w[p + "mlp.down_proj.weight"] = down;
+    auto W = [i](const char* module) { return weight_of(wn::llm_layer_key(i, module)); };
+    w[W(WL::kInputNorm)] = norm;
+    w[W(WL::kPostAttentionNorm)] = norm;
+    w[W(WL::kQ)] = q;
+    w[bias_of(wn::llm_layer_key(i, WL::kQ))] = qb;
+    w[W(WL::kK)] = k;
+    w[bias_of(wn::llm_layer_key(i, WL::kK))] = kb;
+    w[W(WL::kV)] = v;
+    w[bias_of(wn::llm_layer_key(i, WL::kV))] = kb;
+    w[W(WL::kO)] = o;
+    w[W(WL::kGate)] = gate;
+    w[W(WL::kUp)] = up;
+    w[W(WL::kDown)] = down;
   }
   std::unique_ptr<Engine> e = make_cuda_engine(spec, w, cuda::selected_device());
   store.clear();
@@ -491,7 +495,7 @@ void bench_cuda(std::vector<BenchRow>& rows) {
   // NVILA-Lite-8B's LLM (Qwen2-7B) decode GEMVs: q / o, k or v, gate (or up), down, lm_head.
   struct Shape { int64_t rows, cols; const char* what; };
   const Shape shapes[] = {{3584, 3584, "q_proj"}, {512, 3584, "k_proj"}, {18944, 3584, "gate_proj"},
-                          {3584, 18944, "down_proj"}, {152064, 3584, "lm_head"}};
+                          {3584, 18944, "down_proj"}, {152064, 3584, WL::kLmHead}};
   for (const Shape& sh : shapes)
     for (WType t : {WType::kBF16, WType::kQ8, WType::kQ4}) {
       DevWeight w = dev_weight(t, sh.rows, sh.cols, static_cast<uint64_t>(sh.rows + sh.cols));
