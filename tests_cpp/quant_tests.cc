@@ -267,12 +267,38 @@ void run_bench(const std::string& device, std::vector<BenchRow>& rows) {
     rows.push_back(make_row("linear", fmt("gemv bf16 %" PRId64 "->%" PRId64, in, out), "cpu", thr, ms,
                             2.0 * in * out, peak, kCpuCacheBytes));
   }
+  // Each kernel family this CPU has (2 AVX-512, 1 AVX2; the portable one is for CPUs without
+  // them and for the tests: its fma is a libm call on x86-64 without FMA).
+  const int best = cpu::set_quant_isa(-1);
   for (int bits : {8, 4}) {
     QW w = make_q(out, in, bits, group, false, 3);
-    const double ms = cpu_median_ms([&] { linear(x.data(), 1, w.ref, nullptr, y.data(), Impl::kFast); });
     const double bytes = in * out * bits / 8.0 + out * (in / group) * 5.0;
-    rows.push_back(make_row("linear", fmt("gemv int%d g%" PRId64 " %" PRId64 "->%" PRId64, bits, group, in, out),
-                            "cpu", thr, ms, bytes, peak, kCpuCacheBytes));
+    for (int isa = best; isa >= 1; --isa) {
+      cpu::set_quant_isa(isa);
+      const double ms = cpu_median_ms([&] { linear(x.data(), 1, w.ref, nullptr, y.data(), Impl::kFast); });
+      rows.push_back(make_row("linear", fmt("gemv int%d g%" PRId64 " %" PRId64 "->%" PRId64 " %s", bits, group, in, out,
+                                            isa == 2 ? "avx512" : "avx2"),
+                              "cpu", thr, ms, bytes, peak, kCpuCacheBytes));
+    }
+    cpu::set_quant_isa(-1);
+  }
+  // Prefill GEMM: 128 tokens through the 0.5B model's MLP up projection (896 -> 4864); GB/s
+  // here is weight bytes over time (a compute-bound row: compare the times).
+  const int64_t n = 128, gin = 896, gout = 4864;
+  const std::vector<float> xg = uniform_floats(n * gin, 2);
+  std::vector<float> yg(static_cast<size_t>(n * gout));
+  {
+    std::vector<uint16_t> w(static_cast<size_t>(gin * gout), 0x3c00);
+    const WeightRef r{w.data(), WType::kBF16, gout, gin};
+    const double ms = cpu_median_ms([&] { linear(xg.data(), n, r, nullptr, yg.data(), Impl::kFast); });
+    rows.push_back(make_row("linear", fmt("gemm bf16 n=%" PRId64 " %" PRId64 "->%" PRId64, n, gin, gout), "cpu", thr,
+                            ms, 2.0 * gin * gout, peak, kCpuCacheBytes));
+  }
+  for (int bits : {8, 4}) {
+    QW w = make_q(gout, gin, bits, group, false, 4);
+    const double ms = cpu_median_ms([&] { linear(xg.data(), n, w.ref, nullptr, yg.data(), Impl::kFast); });
+    rows.push_back(make_row("linear", fmt("gemm int%d g%" PRId64 " n=%" PRId64 " %" PRId64 "->%" PRId64, bits, group, n, gin, gout),
+                            "cpu", thr, ms, gin * gout * bits / 8.0 + gout * (gin / group) * 5.0, peak, kCpuCacheBytes));
   }
 }
 
