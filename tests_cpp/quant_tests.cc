@@ -76,15 +76,16 @@ std::vector<float> run_linear(const std::vector<float>& x, int64_t n, const Weig
 }
 
 // linear.h's fast-path arithmetic for quantized weights, written out from its comment: the
-// stream (stored order, int4 32-blocks de-interleaved), 16 lanes of fma, the fixed tree, the
+// stream (stored order; int4 128-blocks in nibble-of-dword order), 16 lanes of fma, the fixed tree, the
 // tail by fma, the bias. Weights come from QW's own dequantization, not the kernel's.
 std::vector<float> stream_arithmetic(const std::vector<float>& x, int64_t n, const QW& w, int bits,
                                      bool act_order, const float* bias) {
-  const int64_t rows = w.ref.rows, k = w.ref.cols, m = bits == 4 ? k / 32 * 32 : k / 16 * 16;
+  const int64_t rows = w.ref.rows, k = w.ref.cols, m = bits == 4 ? k / 128 * 128 : k / 16 * 16;
   std::vector<int64_t> order(static_cast<size_t>(k));  // stream position -> stored column
   for (int64_t j = 0; j < k; ++j) order[j] = j;
-  for (int64_t c = 0; bits == 4 && c < m; c += 32)
-    for (int l = 0; l < 16; ++l) order[c + l] = c + 2 * l, order[c + 16 + l] = c + 2 * l + 1;
+  for (int64_t c = 0; bits == 4 && c < m; c += 128)
+    for (int t = 0; t < 8; ++t)
+      for (int l = 0; l < 16; ++l) order[c + 16 * t + l] = c + 8 * l + t;
   std::vector<float> y(static_cast<size_t>(n * rows));
   for (int64_t i = 0; i < n; ++i)
     for (int64_t r = 0; r < rows; ++r) {
@@ -237,12 +238,12 @@ void run_tests() {
           test_quant_linear(n, rows, group * mult, bits, group, act, (rows + group) % 2 == 1);
   test_quant_linear(2, 9, 18, 4, 2, false, true);   // the smallest int4 group
   test_quant_linear(2, 9, 18, 8, 3, true, false);   // int8 allows odd groups
-  // Groups that do not align with the 32- / 16-input blocks (the scratch kernels, in decode
+  // Groups that do not align with the 128- / 16-input blocks (the scratch kernels, in decode
   // too), tails after the blocks, one group per row (GPTQ group -1).
   for (int64_t n : {1, 6}) {
-    test_quant_linear(n, 11, 80, 4, 16, false, true);   // 2 int4 blocks + a 16-input tail
-    test_quant_linear(n, 11, 80, 4, 16, true, false);
-    test_quant_linear(n, 10, 90, 4, 10, false, true);   // groups straddle blocks
+    test_quant_linear(n, 11, 272, 4, 16, false, true);  // 2 int4 blocks + a 16-input tail
+    test_quant_linear(n, 11, 272, 4, 16, true, false);
+    test_quant_linear(n, 10, 290, 4, 10, false, true);  // groups straddle blocks
     test_quant_linear(n, 10, 56, 8, 8, true, true);     // 3 int8 blocks + 8-input tail
     test_quant_linear(n, 21, 896, 8, 896, false, true); // per channel
     test_quant_linear(n, 21, 896, 4, 896, true, false);

@@ -33,10 +33,10 @@ namespace {
 
 #define SR3D_QINLINE inline __attribute__((always_inline))
 
-// The stream: `main` inputs in steps of 16 lanes (int4: whole 32-input blocks, int8: whole
+// The stream: `main` inputs in steps of 16 lanes (int4: whole 128-input blocks, int8: whole
 // 16-input blocks), then the tail in stored order.
 SR3D_QINLINE int64_t main_len(const WeightRef& w) {
-  return w.type == WType::kQ4 ? (w.cols & ~int64_t{31}) : (w.cols & ~int64_t{15});
+  return w.type == WType::kQ4 ? (w.cols & ~int64_t{127}) : (w.cols & ~int64_t{15});
 }
 
 // Stored column j of row r, dequantized (the one rounding of the reference).
@@ -47,9 +47,10 @@ SR3D_QINLINE float wq(const WeightRef& w, int64_t r, int64_t j) {
   return w.scales[g] * static_cast<float>(v - w.zeros[g]);
 }
 
-// x (n rows of w.cols) in stream order: stored column j takes input perm[j]; each whole int4
-// block of 32 stored columns c.. becomes [c, c+2, .., c+30, c+1, c+3, .., c+31] (the low
-// nibbles of its 16 bytes, then the high ones).
+// x (n rows of w.cols) in stream order: stored column j takes input perm[j]; in each whole
+// int4 block of 128 stored columns c.., stream position c + 16t + l holds column c + 8l + t
+// (t < 8, l < 16): the 64 bytes are 16 dwords of 8 nibbles, and step t takes nibble t of each
+// dword (one shift, no widening).
 void make_xs(const float* x, int64_t n, const WeightRef& w, float* xs) {
   const int64_t k = w.cols, m = main_len(w);
   const int32_t* perm = w.perm;
@@ -57,11 +58,9 @@ void make_xs(const float* x, int64_t n, const WeightRef& w, float* xs) {
     const float* xi = x + i * k;
     float* o = xs + i * k;
     if (w.type == WType::kQ4) {
-      for (int64_t c = 0; c < m; c += 32)
-        for (int l = 0; l < 16; ++l) {
-          o[c + l] = xi[perm ? perm[c + 2 * l] : c + 2 * l];
-          o[c + 16 + l] = xi[perm ? perm[c + 2 * l + 1] : c + 2 * l + 1];
-        }
+      for (int64_t c = 0; c < m; c += 128)
+        for (int t = 0; t < 8; ++t)
+          for (int l = 0; l < 16; ++l) o[c + 16 * t + l] = xi[perm ? perm[c + 8 * l + t] : c + 8 * l + t];
     } else if (!perm) {
       std::memcpy(o, xi, static_cast<size_t>(m) * sizeof(float));
     } else {
@@ -86,22 +85,26 @@ void deq_stream(const WeightRef& w, int64_t r, float* out) {
     }
     return;
   }
-  for (int64_t c = 0; c < m; c += 32) {
-    const uint8_t* b = q + c / 2;
-    if (G % 32 == 0) {  // the block lies in one group
+  for (int64_t c = 0; c < m; c += 128) {
+    uint32_t d[16];  // the block's 16 dwords (little-endian: nibble t = bits 4t..4t+3)
+    for (int l = 0; l < 16; ++l) {
+      const uint8_t* b = q + c / 2 + 4 * l;
+      d[l] = b[0] | static_cast<uint32_t>(b[1]) << 8 | static_cast<uint32_t>(b[2]) << 16 |
+             static_cast<uint32_t>(b[3]) << 24;
+    }
+    if (G % 128 == 0) {  // one group: vectorizes over l
       const float s = sc[c / G];
       const int zi = z[c / G];
-      for (int l = 0; l < 16; ++l) {
-        out[c + l] = s * static_cast<float>((b[l] & 15) - zi);
-        out[c + 16 + l] = s * static_cast<float>((b[l] >> 4) - zi);
-      }
-    } else {
-      for (int l = 0; l < 16; ++l) {
-        const int64_t g0 = (c + 2 * l) / G, g1 = (c + 2 * l + 1) / G;
-        out[c + l] = sc[g0] * static_cast<float>((b[l] & 15) - z[g0]);
-        out[c + 16 + l] = sc[g1] * static_cast<float>((b[l] >> 4) - z[g1]);
-      }
+      for (int t = 0; t < 8; ++t)
+        for (int l = 0; l < 16; ++l)
+          out[c + 16 * t + l] = s * static_cast<float>(static_cast<int>((d[l] >> (4 * t)) & 15) - zi);
+      continue;
     }
+    for (int t = 0; t < 8; ++t)
+      for (int l = 0; l < 16; ++l) {
+        const int64_t g = (c + 8 * l + t) / G;
+        out[c + 16 * t + l] = sc[g] * static_cast<float>(static_cast<int>((d[l] >> (4 * t)) & 15) - z[g]);
+      }
   }
   for (int64_t j = m; j < k; ++j) out[j] = wq(w, r, j);
 }
@@ -183,10 +186,11 @@ SR3D_T512 void tile_512(const float* xs, int64_t ldx, const float* ws, int64_t l
     }
 }
 
-// Decode: NR weight rows, dequantized in registers. int4 (group % 32 == 0): a 16-entry table
-// per group and row, T[v] = s * float(v - z), looked up with vpermps on the low 4 bits of each
-// byte (the high nibble after a shift). int8 (group % 16 == 0): s * float(q - z) per weight.
-// The next NR-row tile is prefetched, one 64-byte line per step, while this one is summed.
+// Decode: NR weight rows, dequantized in registers. int4 (group % 128 == 0): a 16-entry table
+// per group and row, T[v] = s * float(v - z); 64 bytes are loaded as 16 dwords and step t
+// looks nibble t of each up with vpermps, which reads only the low 4 bits of its index, so
+// the whole unpack is one shift per 16 weights. int8 (group % 16 == 0): s * float(q - z) per
+// weight. The next NR-row tile is prefetched while this one is summed.
 template <bool Q4, int NR>
 SR3D_T512 SR3D_QINLINE void gemv_512(const float* xs, const WeightRef& w, int64_t r,
                                      const float* bias, float* y) {
@@ -206,14 +210,14 @@ SR3D_T512 SR3D_QINLINE void gemv_512(const float* xs, const WeightRef& w, int64_
       if (Q4) s[i] = _mm512_mul_ps(s[i], _mm512_cvtepi32_ps(_mm512_sub_epi32(iota, z[i])));  // the table
     }
     if (Q4) {
-      for (; c < ge; c += 32) {
-        _mm_prefetch(pf + c / 2 * NR, _MM_HINT_T0);
-        const __m512 x0 = _mm512_loadu_ps(xs + c), x1 = _mm512_loadu_ps(xs + c + 16);
-        for (int i = 0; i < NR; ++i) {
-          const __m512i b = _mm512_cvtepu8_epi32(
-              _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + i * rb + c / 2)));
-          acc[i] = _mm512_fmadd_ps(x0, _mm512_permutexvar_ps(b, s[i]), acc[i]);
-          acc[i] = _mm512_fmadd_ps(x1, _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), s[i]), acc[i]);
+      for (; c < ge; c += 128) {
+        for (int i = 0; i < NR; ++i) _mm_prefetch(pf + c / 2 * NR + 64 * i, _MM_HINT_T0);
+        __m512i d[NR];
+        for (int i = 0; i < NR; ++i) d[i] = _mm512_loadu_si512(q + i * rb + c / 2);
+        for (int t = 0; t < 8; ++t) {
+          const __m512 xv = _mm512_loadu_ps(xs + c + 16 * t);
+          for (int i = 0; i < NR; ++i)
+            acc[i] = _mm512_fmadd_ps(xv, _mm512_permutexvar_ps(_mm512_srli_epi32(d[i], 4 * t), s[i]), acc[i]);
         }
       }
     } else {
@@ -233,6 +237,30 @@ SR3D_T512 SR3D_QINLINE void gemv_512(const float* xs, const WeightRef& w, int64_
     alignas(64) float lanes[16];
     _mm512_store_ps(lanes, acc[i]);
     y[r + i] = finish(lanes, xs, m, k, nullptr, &w, r + i, bias);
+  }
+}
+
+// Row r in stream order to out (the GEMM's scratch), for the groups gemv_512 takes.
+SR3D_T512 void deq_stream_512(const WeightRef& w, int64_t r, float* out) {
+  const int64_t k = w.cols, G = w.group, ng = k / G, rb = quant_row_bytes(w);
+  const uint8_t* q = static_cast<const uint8_t*>(w.data) + r * rb;
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int64_t g = 0; g < ng; ++g) {
+    const __m512 s = _mm512_set1_ps(w.scales[r * ng + g]);
+    const __m512i z = _mm512_set1_epi32(w.zeros[r * ng + g]);
+    if (w.type == WType::kQ4) {
+      const __m512 tab = _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(iota, z)));
+      for (int64_t c = g * G; c < (g + 1) * G; c += 128) {
+        const __m512i d = _mm512_loadu_si512(q + c / 2);
+        for (int t = 0; t < 8; ++t)
+          _mm512_storeu_ps(out + c + 16 * t, _mm512_permutexvar_ps(_mm512_srli_epi32(d, 4 * t), tab));
+      }
+    } else {
+      for (int64_t c = g * G; c < (g + 1) * G; c += 16) {
+        const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + c)));
+        _mm512_storeu_ps(out + c, _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(b, z))));
+      }
+    }
   }
 }
 
@@ -298,20 +326,21 @@ SR3D_T2 SR3D_QINLINE void gemv_avx2(const float* xs, const WeightRef& w, int64_t
       }
     }
     if (Q4) {
-      for (; c < ge; c += 32) {
-        _mm_prefetch(pf + c / 2 * NR, _MM_HINT_T0);
-        const __m256 x0 = _mm256_loadu_ps(xs + c), x1 = _mm256_loadu_ps(xs + c + 8);
-        const __m256 x2 = _mm256_loadu_ps(xs + c + 16), x3 = _mm256_loadu_ps(xs + c + 24);
+      for (; c < ge; c += 128) {
+        for (int i = 0; i < NR; ++i) _mm_prefetch(pf + c / 2 * NR + 64 * i, _MM_HINT_T0);
         for (int i = 0; i < NR; ++i) {
           const uint8_t* qb = q + i * rb + c / 2;
-          const __m256i b0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qb)));
-          const __m256i b1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qb + 8)));
-          acc[i][0] = _mm256_fmadd_ps(x0, lut16(s[i][0], s[i][1], b0, _mm256_slli_epi32(b0, 28)), acc[i][0]);
-          acc[i][1] = _mm256_fmadd_ps(x1, lut16(s[i][0], s[i][1], b1, _mm256_slli_epi32(b1, 28)), acc[i][1]);
-          acc[i][0] = _mm256_fmadd_ps(
-              x2, lut16(s[i][0], s[i][1], _mm256_srli_epi32(b0, 4), _mm256_slli_epi32(b0, 24)), acc[i][0]);
-          acc[i][1] = _mm256_fmadd_ps(
-              x3, lut16(s[i][0], s[i][1], _mm256_srli_epi32(b1, 4), _mm256_slli_epi32(b1, 24)), acc[i][1]);
+          const __m256i d0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qb));
+          const __m256i d1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qb + 32));
+          for (int t = 0; t < 8; ++t) {  // nibble t: perm index bits 4t.., its bit 3 to the sign
+            const int sh = 4 * t, up = 28 - 4 * t;
+            acc[i][0] = _mm256_fmadd_ps(_mm256_loadu_ps(xs + c + 16 * t),
+                                        lut16(s[i][0], s[i][1], _mm256_srli_epi32(d0, sh), _mm256_slli_epi32(d0, up)),
+                                        acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(_mm256_loadu_ps(xs + c + 16 * t + 8),
+                                        lut16(s[i][0], s[i][1], _mm256_srli_epi32(d1, sh), _mm256_slli_epi32(d1, up)),
+                                        acc[i][1]);
+          }
         }
       }
     } else {
@@ -408,8 +437,11 @@ void rows_q(int isa, const float* xs, int64_t n, const WeightRef& w, int64_t r0,
             const float* bias, float* y) {
   const int64_t k = w.cols, m = main_len(w);
   const bool q4 = w.type == WType::kQ4;
+  // Groups made of whole blocks: the in-register kernels' case.
+  const bool aligned = w.group % (q4 ? 128 : 16) == 0;
+  (void)aligned;
 #ifdef SR3D_Q_X86
-  if (n == 1 && isa > 0 && w.group % (q4 ? 32 : 16) == 0) {
+  if (n == 1 && isa > 0 && aligned) {
     if (isa == 2) q4 ? gemv_rows_512<true>(xs, w, r0, r1, bias, y) : gemv_rows_512<false>(xs, w, r0, r1, bias, y);
     else q4 ? gemv_rows_avx2<true>(xs, w, r0, r1, bias, y) : gemv_rows_avx2<false>(xs, w, r0, r1, bias, y);
     return;
@@ -425,7 +457,15 @@ void rows_q(int isa, const float* xs, int64_t n, const WeightRef& w, int64_t r0,
     const int64_t cnt = std::min(nb, n - i0);
     for (int64_t r = r0; r < r1; r += NW) {
       const int64_t nw = std::min<int64_t>(NW, r1 - r);
-      for (int64_t j = 0; j < nw; ++j) deq_stream(w, r + j, ws + j * k);
+      for (int64_t j = 0; j < nw; ++j) {
+#ifdef SR3D_Q_X86
+        if (isa == 2 && aligned) {
+          deq_stream_512(w, r + j, ws + j * k);
+          continue;
+        }
+#endif
+        deq_stream(w, r + j, ws + j * k);
+      }
       const float* xb = xs + i0 * k;
       float* yb = y + i0 * w.rows + r;
       if (isa == 2) {
