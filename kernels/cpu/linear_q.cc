@@ -369,7 +369,7 @@ template <bool Q4>
 SR3D_T2 void gemv_rows_avx2(const float* xs, const WeightRef& w, int64_t r0, int64_t r1,
                             const float* bias, float* y) {
   int64_t r = r0;
-  for (; r + 4 <= r1; r += 4) gemv_avx2<Q4, 4>(xs, w, r, bias, y);
+  for (; r + 2 <= r1; r += 2) gemv_avx2<Q4, 2>(xs, w, r, bias, y);
   for (; r < r1; ++r) gemv_avx2<Q4, 1>(xs, w, r, bias, y);
 }
 #endif  // SR3D_Q_X86
