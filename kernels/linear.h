@@ -21,11 +21,12 @@ namespace sr3d {
 // Quantized weights (int4 / int8, weights.h): the reference dequantizes each row to float32
 // and runs the float32 reference. The fast path has its own arithmetic, the same in every
 // kernel (AVX-512, AVX2, portable; decode GEMV and prefill GEMM; any n, any thread count):
-//   - the stream of a row: its stored columns in order, except that each whole int4 block of
-//     32 (c..c+31) runs [c, c+2, .., c+30, c+1, c+3, .., c+31]; `main` = the whole blocks
-//     (int4: 32 inputs, int8: 16), the tail = the rest in stored order. Stored column j has
-//     input x[perm[j]] (perm null: x[j]) and weight w_j = s_g * float(q_j - z_g) rounded once
-//     (the reference's exactly dequantized value).
+//   - the stream of a row: its stored columns in order, except that in each whole int4 block
+//     of 128 (c..c+127) stream position c + 16t + l is stored column c + 8l + t (t < 8,
+//     l < 16: nibble t of the block's dword l, so one shift unpacks 16 weights); `main` = the
+//     whole blocks (int4: 128 inputs, int8: 16), the tail = the rest in stored order. Stored
+//     column j has input x[perm[j]] (perm null: x[j]) and weight w_j = s_g * float(q_j - z_g)
+//     rounded once (the reference's exactly dequantized value).
 //   - 16 lane sums a[l] = 0; for p = 0, 16, .. < main: a[l] = fma(x_(p+l), w_(p+l), a[l]);
 //     then t = ((b0+b4)+(b2+b6)) + ((b1+b5)+(b3+b7)) with b[l] = a[l] + a[l+8]; then for each
 //     tail input t = fma(x_j, w_j, t); then y = t + bias.

@@ -60,7 +60,10 @@ void make_xs(const float* x, int64_t n, const WeightRef& w, float* xs) {
     if (w.type == WType::kQ4) {
       for (int64_t c = 0; c < m; c += 128)
         for (int t = 0; t < 8; ++t)
-          for (int l = 0; l < 16; ++l) o[c + 16 * t + l] = xi[perm ? perm[c + 8 * l + t] : c + 8 * l + t];
+          for (int l = 0; l < 16; ++l) {
+            const int64_t j = c + 8 * l + t;
+            o[c + 16 * t + l] = xi[perm ? perm[j] : j];
+          }
     } else if (!perm) {
       std::memcpy(o, xi, static_cast<size_t>(m) * sizeof(float));
     } else {
@@ -96,14 +99,17 @@ void deq_stream(const WeightRef& w, int64_t r, float* out) {
       const float s = sc[c / G];
       const int zi = z[c / G];
       for (int t = 0; t < 8; ++t)
-        for (int l = 0; l < 16; ++l)
-          out[c + 16 * t + l] = s * static_cast<float>(static_cast<int>((d[l] >> (4 * t)) & 15) - zi);
+        for (int l = 0; l < 16; ++l) {
+          const int v = static_cast<int>((d[l] >> (4 * t)) & 15);
+          out[c + 16 * t + l] = s * static_cast<float>(v - zi);
+        }
       continue;
     }
     for (int t = 0; t < 8; ++t)
       for (int l = 0; l < 16; ++l) {
         const int64_t g = (c + 8 * l + t) / G;
-        out[c + 16 * t + l] = sc[g] * static_cast<float>(static_cast<int>((d[l] >> (4 * t)) & 15) - z[g]);
+        const int v = static_cast<int>((d[l] >> (4 * t)) & 15);
+        out[c + 16 * t + l] = sc[g] * static_cast<float>(v - z[g]);
       }
   }
   for (int64_t j = m; j < k; ++j) out[j] = wq(w, r, j);
@@ -207,7 +213,8 @@ SR3D_T512 SR3D_QINLINE void gemv_512(const float* xs, const WeightRef& w, int64_
     for (int i = 0; i < NR; ++i) {
       s[i] = _mm512_set1_ps(w.scales[(r + i) * ng + g]);
       z[i] = _mm512_set1_epi32(w.zeros[(r + i) * ng + g]);
-      if (Q4) s[i] = _mm512_mul_ps(s[i], _mm512_cvtepi32_ps(_mm512_sub_epi32(iota, z[i])));  // the table
+      if (Q4)  // the table
+        s[i] = _mm512_mul_ps(s[i], _mm512_cvtepi32_ps(_mm512_sub_epi32(iota, z[i])));
     }
     if (Q4) {
       for (; c < ge; c += 128) {
@@ -217,7 +224,8 @@ SR3D_T512 SR3D_QINLINE void gemv_512(const float* xs, const WeightRef& w, int64_
         for (int t = 0; t < 8; ++t) {
           const __m512 xv = _mm512_loadu_ps(xs + c + 16 * t);
           for (int i = 0; i < NR; ++i)
-            acc[i] = _mm512_fmadd_ps(xv, _mm512_permutexvar_ps(_mm512_srli_epi32(d[i], 4 * t), s[i]), acc[i]);
+            acc[i] = _mm512_fmadd_ps(
+                xv, _mm512_permutexvar_ps(_mm512_srli_epi32(d[i], 4 * t), s[i]), acc[i]);
         }
       }
     } else {
@@ -253,11 +261,13 @@ SR3D_T512 void deq_stream_512(const WeightRef& w, int64_t r, float* out) {
       for (int64_t c = g * G; c < (g + 1) * G; c += 128) {
         const __m512i d = _mm512_loadu_si512(q + c / 2);
         for (int t = 0; t < 8; ++t)
-          _mm512_storeu_ps(out + c + 16 * t, _mm512_permutexvar_ps(_mm512_srli_epi32(d, 4 * t), tab));
+          _mm512_storeu_ps(out + c + 16 * t,
+                           _mm512_permutexvar_ps(_mm512_srli_epi32(d, 4 * t), tab));
       }
     } else {
       for (int64_t c = g * G; c < (g + 1) * G; c += 16) {
-        const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + c)));
+        const __m512i b =
+            _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + c)));
         _mm512_storeu_ps(out + c, _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(b, z))));
       }
     }
@@ -334,12 +344,12 @@ SR3D_T2 SR3D_QINLINE void gemv_avx2(const float* xs, const WeightRef& w, int64_t
           const __m256i d1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qb + 32));
           for (int t = 0; t < 8; ++t) {  // nibble t: perm index bits 4t.., its bit 3 to the sign
             const int sh = 4 * t, up = 28 - 4 * t;
-            acc[i][0] = _mm256_fmadd_ps(_mm256_loadu_ps(xs + c + 16 * t),
-                                        lut16(s[i][0], s[i][1], _mm256_srli_epi32(d0, sh), _mm256_slli_epi32(d0, up)),
-                                        acc[i][0]);
-            acc[i][1] = _mm256_fmadd_ps(_mm256_loadu_ps(xs + c + 16 * t + 8),
-                                        lut16(s[i][0], s[i][1], _mm256_srli_epi32(d1, sh), _mm256_slli_epi32(d1, up)),
-                                        acc[i][1]);
+            const __m256 w0 =
+                lut16(s[i][0], s[i][1], _mm256_srli_epi32(d0, sh), _mm256_slli_epi32(d0, up));
+            const __m256 w1 =
+                lut16(s[i][0], s[i][1], _mm256_srli_epi32(d1, sh), _mm256_slli_epi32(d1, up));
+            acc[i][0] = _mm256_fmadd_ps(_mm256_loadu_ps(xs + c + 16 * t), w0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(_mm256_loadu_ps(xs + c + 16 * t + 8), w1, acc[i][1]);
           }
         }
       }
@@ -349,10 +359,14 @@ SR3D_T2 SR3D_QINLINE void gemv_avx2(const float* xs, const WeightRef& w, int64_t
         const __m256 x0 = _mm256_loadu_ps(xs + c), x1 = _mm256_loadu_ps(xs + c + 8);
         for (int i = 0; i < NR; ++i) {
           const uint8_t* qb = q + i * rb + c;
-          const __m256i b0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qb)));
-          const __m256i b1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qb + 8)));
-          acc[i][0] = _mm256_fmadd_ps(x0, _mm256_mul_ps(s[i][0], _mm256_cvtepi32_ps(_mm256_sub_epi32(b0, z[i]))), acc[i][0]);
-          acc[i][1] = _mm256_fmadd_ps(x1, _mm256_mul_ps(s[i][0], _mm256_cvtepi32_ps(_mm256_sub_epi32(b1, z[i]))), acc[i][1]);
+          const __m128i* qv0 = reinterpret_cast<const __m128i*>(qb);
+          const __m128i* qv1 = reinterpret_cast<const __m128i*>(qb + 8);
+          const __m256i b0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(qv0));
+          const __m256i b1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(qv1));
+          const __m256 w0 = _mm256_mul_ps(s[i][0], _mm256_cvtepi32_ps(_mm256_sub_epi32(b0, z[i])));
+          const __m256 w1 = _mm256_mul_ps(s[i][0], _mm256_cvtepi32_ps(_mm256_sub_epi32(b1, z[i])));
+          acc[i][0] = _mm256_fmadd_ps(x0, w0, acc[i][0]);
+          acc[i][1] = _mm256_fmadd_ps(x1, w1, acc[i][1]);
         }
       }
     }
@@ -384,8 +398,8 @@ int best_isa() {
     const std::string want = cap ? cap : "";
     __builtin_cpu_init();
     const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (want.empty() && avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
-      return 2;
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    if (want.empty() && avx2 && avx512) return 2;
     if ((want.empty() || want == "avx2") && avx2) return 1;
 #endif
     return 0;
@@ -412,14 +426,17 @@ void tiles(int isa, const float* xs, int64_t n, int64_t k, int64_t m, const floa
            int64_t nw, const float* bias, int64_t r0, float* y, int64_t ldy) {
   int64_t i = 0;
   if (nw == NW) {
-    for (; i + NX <= n; i += NX) tile_isa<NX, NW>(isa, xs + i * k, k, ws, k, m, k, bias, r0, y + i * ldy, ldy);
+    for (; i + NX <= n; i += NX)
+      tile_isa<NX, NW>(isa, xs + i * k, k, ws, k, m, k, bias, r0, y + i * ldy, ldy);
     for (; i < n; ++i) tile_isa<1, NW>(isa, xs + i * k, k, ws, k, m, k, bias, r0, y + i * ldy, ldy);
     return;
   }
   for (int64_t j = 0; j < nw; ++j) {
+    const float* wj = ws + j * k;
     for (i = 0; i + NX <= n; i += NX)
-      tile_isa<NX, 1>(isa, xs + i * k, k, ws + j * k, k, m, k, bias, r0 + j, y + i * ldy + j, ldy);
-    for (; i < n; ++i) tile_isa<1, 1>(isa, xs + i * k, k, ws + j * k, k, m, k, bias, r0 + j, y + i * ldy + j, ldy);
+      tile_isa<NX, 1>(isa, xs + i * k, k, wj, k, m, k, bias, r0 + j, y + i * ldy + j, ldy);
+    for (; i < n; ++i)
+      tile_isa<1, 1>(isa, xs + i * k, k, wj, k, m, k, bias, r0 + j, y + i * ldy + j, ldy);
   }
 }
 
@@ -442,9 +459,10 @@ void rows_q(int isa, const float* xs, int64_t n, const WeightRef& w, int64_t r0,
   (void)aligned;
 #ifdef SR3D_Q_X86
   if (n == 1 && isa > 0 && aligned) {
-    if (isa == 2) q4 ? gemv_rows_512<true>(xs, w, r0, r1, bias, y) : gemv_rows_512<false>(xs, w, r0, r1, bias, y);
-    else q4 ? gemv_rows_avx2<true>(xs, w, r0, r1, bias, y) : gemv_rows_avx2<false>(xs, w, r0, r1, bias, y);
-    return;
+    if (isa == 2 && q4) return gemv_rows_512<true>(xs, w, r0, r1, bias, y);
+    if (isa == 2) return gemv_rows_512<false>(xs, w, r0, r1, bias, y);
+    if (q4) return gemv_rows_avx2<true>(xs, w, r0, r1, bias, y);
+    return gemv_rows_avx2<false>(xs, w, r0, r1, bias, y);
   }
 #endif
   // Input rows per pass: their stream (nb * k floats) stays in L2 while the chunk's weights
@@ -512,7 +530,8 @@ void linear_q_fast(const float* x, int64_t n, const WeightRef* ws, const float* 
   // 4 per thread for GEMMs.
   const int64_t work = std::max<int64_t>(bytes, n * total * k);
   const int64_t cap = n <= 4 ? cpu_threads() : 4LL * cpu_threads();
-  const int chunks = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({work >> 15, cap, total})));
+  const int chunks =
+      static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({work >> 15, cap, total})));
   parallel_for(total, chunks, [&](int, int64_t b, int64_t e) {
     int64_t base = 0;
     for (int i = 0; i < count; ++i) {
