@@ -12,7 +12,7 @@ import { quantizeCommand } from '../lib/commands/quantize';
 import { createEngine } from '../lib/engine';
 import { dequantize, parseQuantConfig, quantizeRtn } from '../lib/quant';
 import { QUANTIZABLE, quantizeCheckpoint } from '../lib/quantize_checkpoint';
-import { toFloat32 } from '../lib/safetensors';
+import { toFloat32, writeSafetensors } from '../lib/safetensors';
 import { writeTinyModel } from '../lib/tinymodel';
 import { collect } from './helpers';
 import { relMaxErr } from './reference64';
@@ -107,5 +107,11 @@ describe('sr3d quantize arguments', () => {
     const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
     fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, quantization_config: { ...cfg.quantization_config, lm_head: true } }));
     await expect(loadCheckpoint(q)).rejects.toThrow(/Expected lm_head\.qweight \(quantization_config says "lm_head": true\) in the LLM weights but received an unquantized lm_head\.weight/);
+    // --lm-head on a model whose lm_head is tied to the embeddings (no lm_head tensor).
+    const tied = path.join(root, 'tied');
+    fs.mkdirSync(path.join(tied, 'llm'), { recursive: true });
+    fs.copyFileSync(path.join(src, 'llm', 'config.json'), path.join(tied, 'llm', 'config.json'));
+    writeSafetensors(path.join(tied, 'llm', 'model.safetensors'), [{ name: 'model.norm.weight', dtype: 'f32', shape: [2], data: new Float32Array(2) }]);
+    await expect(quantizeCheckpoint(tied, path.join(root, 'tiedq'), { bits: 8, lmHead: true })).rejects.toThrow(/Expected an lm_head\.weight tensor for lmHead \(--lm-head\) but .* has none/);
   }, 120000);
 });
