@@ -4,6 +4,7 @@
 //   npm run bench:engine                     a table
 //   npm run -s bench:engine -- --json        one JSON array of rows
 //     { op, model, device, threads, runs, medianMs, rate, unit, bytesPerToken, gbps, peakGbps, pctBound, inCache }
+//     (decode rows of sr3d also residentBytes: engine.info().weightBytes)
 //   --quick       fewer runs (a smoke check, noisier numbers)
 //   --skip-0.5b   only the tiny model (no ~1.2 GB checkpoint written or loaded)
 //   --peer        llama.cpp rows next to sr3d's: the same checkpoints written as GGUF (bf16, f16,
@@ -19,10 +20,12 @@
 // os.tmpdir()/sr3d-bench-qwen2-0.5b and reused; both are loaded with loadCheckpoint, like a
 // real checkpoint.
 //
-// int8 / int4 rows: the 0.5B checkpoint's LLM projections quantized by `sr3d quantize` (round-to-
-// nearest; int8 GPTQ per-channel, int4 AWQ gemm group 128), CPU engine only (the CUDA engine
-// refuses quantized weights for now); their bytes/token count the quantized tensors at their
-// stored size (q + f16 scales + packed zeros), within a few % of what the engine keeps resident.
+// int8 / int4 rows: the 0.5B checkpoint's LLM projections AND its lm_head quantized by `sr3d
+// quantize --lm-head` (round-to-nearest; int8 GPTQ per-channel, int4 AWQ gemm group 128; the
+// model column says "+ lm_head"), CPU engine only (the CUDA engine refuses quantized weights for
+// now); their bytes/token count the quantized tensors at their stored size (q + f16 scales +
+// packed zeros), within a few % of what the engine keeps resident. The untied lm_head (151936 x
+// 896) is 28% of the bf16 model's bytes per token: left bf16 it would cap int4 near 2.1x.
 // Decode bound: a decode step reads every LLM weight once — all decoder matrices, the norms and
 // lm_head — plus one row of the embedding table (bytes/token, from the checkpoint's WeightSet
 // infos; the KV cache read, under 0.5% here, is left out). The fastest decode the memory system
@@ -122,11 +125,11 @@ async function qwen05Dir() {
   return dir;
 }
 
-/** `sr3d quantize` of a checkpoint (round-to-nearest; int4 AWQ gemm / int8 GPTQ), written once beside it. */
+/** `sr3d quantize --lm-head` of a checkpoint (round-to-nearest; int4 AWQ gemm / int8 GPTQ), written once beside it. */
 async function quantizedDir(src, bits, group) {
-  const dir = `${src}-int${bits}`;
+  const dir = `${src}-int${bits}-head`;
   const marker = path.join(dir, 'sr3d-bench.json');
-  const want = { src, bits, group: bits === 4 ? group : -1, sr3d: sr3d.version };
+  const want = { src, bits, group: bits === 4 ? group : -1, lmHead: true, sr3d: sr3d.version };
   try {
     const have = JSON.parse(fs.readFileSync(marker, 'utf8'));
     if (Object.keys(want).every((k) => have[k] === want[k])) return dir;
@@ -136,7 +139,7 @@ async function quantizedDir(src, bits, group) {
   const tmp = `${dir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   try {
-    await sr3d.quantizeCheckpoint(src, tmp, { bits, group: want.group });
+    await sr3d.quantizeCheckpoint(src, tmp, { bits, group: want.group, lmHead: true });
     fs.writeFileSync(path.join(tmp, 'sr3d-bench.json'), JSON.stringify(want) + '\n');
     fs.renameSync(tmp, dir);
   } catch (e) {
@@ -192,6 +195,9 @@ async function quantizedDir(src, bits, group) {
     }
     const ms = median(perToken);
     row(`decode ${cfg.decodeTokens}`, label(model, ckpt), device, cfg.decodeRuns, ms, 1e3 / ms, 'tokens/s', bytesPerToken);
+    // What the engine keeps resident for its weights (engine.info().weightBytes: all of them,
+    // the LLM's as stored for int4/int8 (q + f32 scales + u8 zeros) and float tensors as given).
+    rows[rows.length - 1].residentBytes = engine.info().weightBytes;
   }
 
   // ---- tiny model ----
@@ -231,7 +237,7 @@ async function quantizedDir(src, bits, group) {
     const cfg05 = { prefill: [[128, quick ? 1 : 5], [512, quick ? 1 : 3]], decodeTokens: 32, decodeRuns: quick ? 1 : 3 };
     for (const bits of [0, 8, 4]) {
       const ckpt = await sr3d.loadCheckpoint(bits ? await quantizedDir(dir05, bits, 128) : dir05);
-      const model = bits ? `qwen2-0.5b int${bits}` : 'qwen2-0.5b';
+      const model = bits ? `qwen2-0.5b int${bits} + lm_head` : 'qwen2-0.5b';
       for (const device of bits ? ['cpu'] : deviceList) {
         log(`${model}, ${device}`);
         const engine = await sr3d.createEngine(ckpt, { device, maxContext: 512 });
@@ -260,7 +266,7 @@ async function quantizedDir(src, bits, group) {
     (cuda ? `; GPU bandwidth ${gpuGbps === null ? 'not given (--gpu-gbps)' : `${gpuGbps} GB/s`}` : '') +
     (peer ? `; llama.cpp-cpu rows: node-llama-cpp ${PEER_VERSION}'s prebuilt CPU binary, ${peerThreads} threads, the same weights as GGUF` : ''));
   const cols = [['op', 'op'], ['model', 'model'], ['device', 'device'], ['threads', 'threads'], ['median ms', 'medianMs'],
-    ['rate', (r) => `${r.rate} ${r.unit}`], ['bytes/token', 'bytesPerToken'], ['GB/s', 'gbps'], ['% of bound', 'pctBound'], ['in cache', 'inCache']];
+    ['rate', (r) => `${r.rate} ${r.unit}`], ['bytes/token', 'bytesPerToken'], ['GB/s', 'gbps'], ['% of bound', 'pctBound'], ['in cache', 'inCache'], ['resident bytes', 'residentBytes']];
   const cell = (r, k) => {
     const v = typeof k === 'function' ? k(r) : r[k];
     return v === null || v === undefined ? '-' : String(v);

@@ -28,8 +28,8 @@ std::string shape_text(const std::vector<int64_t>& s) {
 std::string weight_name(const std::string& key) { return "weight '" + key + "'"; }
 
 // The tensor `key` of any rank; throws when missing or malformed.
-// `quant`: int4 / int8 allowed too (the LLM's projections), their group checked against the
-// last dimension.
+// `quant`: int4 / int8 allowed too (the LLM's projections, an untied lm_head), their group
+// checked against the last dimension.
 const WeightTensor& find_tensor(const WeightMap& w, const std::string& key,
                                 const std::string& expect, bool quant = false) {
   auto it = w.find(key);
@@ -48,7 +48,7 @@ const WeightTensor& find_tensor(const WeightMap& w, const std::string& key,
   } else if (t.type != WType::kF32 && t.type != WType::kF16 && t.type != WType::kBF16) {
     throw_invalid_argument(quant ? "dtype float32, float16, bfloat16, int4 or int8"
                                  : "dtype float32, float16 or bfloat16 (int4/int8 only for the "
-                                   "LLM's attention and MLP projections)",
+                                   "LLM's attention and MLP projections and lm_head)",
                            weight_name(key),
                            wtype_quantized(t.type) ? std::string(wtype_name(t.type))
                                                    : "dtype code " + std::to_string(static_cast<int>(t.type)));
@@ -251,7 +251,7 @@ void check_weights(const ModelSpec& spec, const WeightMap& w) {
       expect_shape(w, weight_of(key(L::kDown)), {H, l.intermediate}, true);
     }
     expect_shape(w, weight_of(wn::llm_key(L::kNorm)), {H});
-    if (!l.tie_word_embeddings) expect_shape(w, weight_of(wn::llm_key(L::kLmHead)), {l.vocab, H});
+    if (!l.tie_word_embeddings) expect_shape(w, weight_of(wn::llm_key(L::kLmHead)), {l.vocab, H}, true);
   }
   for (const auto& m : spec.mlps) {
     int64_t in = 0, out = 0;

@@ -18,10 +18,21 @@ namespace sr3d {
 
 // x: (n, w.cols) f32; w: (w.rows, w.cols) f32/f16/bf16 or int4/int8 (weights.h) [out][in];
 // bias: (w.rows) f32 or null -> y: (n, w.rows) f32, y = x . W^T + bias.
-// Quantized weights: the reference dequantizes each row to float32 and runs the float32
-// reference; the fast path dequantizes 16 rows at a time into per-thread float32 scratch and
-// runs the float32 fast kernels, so its outputs are bit-identical to the float32 fast path
-// over the dequantized weight (any n, any thread count). Impl::kCuda: kernels/cuda/linear_q.cu.
+// Quantized weights (int4 / int8, weights.h): the reference dequantizes each row to float32
+// and runs the float32 reference. The fast path has its own arithmetic, the same in every
+// kernel (AVX-512, AVX2, portable; decode GEMV and prefill GEMM; any n, any thread count):
+//   - the stream of a row: its stored columns in order, except that in each whole int4 block
+//     of 128 (c..c+127) stream position c + 16t + l is stored column c + 8l + t (t < 8,
+//     l < 16: nibble t of the block's dword l, so one shift unpacks 16 weights); `main` = the
+//     whole blocks (int4: 128 inputs, int8: 16), the tail = the rest in stored order. Stored
+//     column j has input x[perm[j]] (perm null: x[j]) and weight w_j = s_g * float(q_j - z_g)
+//     rounded once (the reference's exactly dequantized value).
+//   - 16 lane sums a[l] = 0; for p = 0, 16, .. < main: a[l] = fma(x_(p+l), w_(p+l), a[l]);
+//     then t = ((b0+b4)+(b2+b6)) + ((b1+b5)+(b3+b7)) with b[l] = a[l] + a[l+8]; then for each
+//     tail input t = fma(x_j, w_j, t); then y = t + bias.
+// So a row's result does not depend on the batch, and it stays within 1e-5 of sum |x w| of the
+// reference (the same products, fused, summed in another order; the tests check that bound).
+// Impl::kCuda: kernels/cuda/linear_q.cu (its own summation order; equal within float32 rounding).
 void linear(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y, Impl impl);
 
 namespace cpu {
@@ -34,6 +45,12 @@ void linear_fast(const float* x, int64_t n, const WeightRef& w, const float* bia
 // arithmetic as linear_fast.
 void linear_multi_fast(const float* x, int64_t n, const WeightRef* ws, const float* const* biases,
                        float* const* ys, int count);
+// linear_multi_fast for int4 / int8 weights only (kernels/cpu/linear_q.cc).
+void linear_q_fast(const float* x, int64_t n, const WeightRef* ws, const float* const* biases,
+                   float* const* ys, int count);
+// Tests: caps the ISA of the int4 / int8 kernels (2 AVX-512, 1 AVX2, 0 portable; -1 the
+// default, SR3D_CPU_ISA's cap) and returns the one now used. Not thread-safe.
+int set_quant_isa(int isa);
 }  // namespace cpu
 
 #ifdef SR3D_WITH_CUDA

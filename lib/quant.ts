@@ -39,6 +39,8 @@ export interface QuantConfig {
   checkpointFormat: 'gptq' | 'gptq_v2' | 'awq';
   /** Module names left unquantized (AWQ `modules_to_not_convert`). */
   modulesNotConverted: string[];
+  /** `"lm_head": true` (GPTQModel; `sr3d quantize --lm-head`): lm_head is quantized too. */
+  lmHead: boolean;
 }
 
 /** One quantized Linear in sr3d's layout (see the module comment). */
@@ -90,7 +92,7 @@ export function parseQuantConfig(config: Record<string, unknown>, file: string):
   const skip = qc.modules_to_not_convert ?? [];
   return {
     method, bits: bits as 4 | 8, groupSize: g as number, descAct: qc.desc_act === true, sym: qc.sym !== false,
-    checkpointFormat: fmt, modulesNotConverted: Array.isArray(skip) ? skip.map(String) : [],
+    checkpointFormat: fmt, modulesNotConverted: Array.isArray(skip) ? skip.map(String) : [], lmHead: qc.lm_head === true,
   };
 }
 

@@ -4,8 +4,9 @@
  * appears as the one key `<prefix>.weight` — info() its logical [out, in] (dtype f32: read()
  * returns the dequantized float32 weight, for float references), quantized() the weight repacked
  * into sr3d's layout (lib/quant.ts, fromAwq / fromGptq) for the engine's int4/int8 kernels.
- * Modules without a qweight (mixed checkpoints, `modules_to_not_convert`, embeddings, lm_head)
- * are passed through as stored. Repacking happens on each quantized() call (like read(), lazy,
+ * Modules without a qweight (mixed checkpoints, `modules_to_not_convert`, embeddings, lm_head
+ * unless quantized) are passed through as stored; lm_head is a quantized Linear like the others
+ * when it has a qweight, and must have one when the config says `"lm_head": true`. Repacking happens on each quantized() call (like read(), lazy,
  * nothing held); the tensors' presence, dtypes and shapes are checked when the set is made.
  */
 import type { WeightInfo, WeightSet, WeightTensor } from './checkpoint_types';
@@ -64,6 +65,12 @@ export function quantizedWeightSet(base: WeightSet & RawTensorSource, qc: QuantC
     throw new CheckpointError(
       `Expected quantized Linears (<prefix>.qweight, as quantization_config declares) in the LLM weights but received none (in ${configFile}). Remove quantization_config from the config, or use the quantized weights it belongs to.`,
       configFile, 'quantization_config',
+    );
+  }
+  if (qc.lmHead && !entries.has('lm_head.weight')) {
+    throw new CheckpointError(
+      `Expected lm_head.qweight (quantization_config says "lm_head": true) in the LLM weights but received ${base.has('lm_head.weight') ? 'an unquantized lm_head.weight' : 'no lm_head tensors'} (in ${configFile}). Set "lm_head" to false, or use the quantized weights the config belongs to.`,
+      configFile, 'quantization_config.lm_head',
     );
   }
   const keys = [...base.keys().filter((k) => !hidden.has(k)), ...entries.keys()];

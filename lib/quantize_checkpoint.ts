@@ -3,11 +3,17 @@
  * attention and MLP projections (q/k/v/o, gate/up/down) are quantized by ROUND-TO-NEAREST
  * (lib/quant.ts quantizeRtn: no calibration data, so less accurate than AWQ's or GPTQ's search;
  * use a published AWQ/GPTQ checkpoint when quality matters). Everything else — vision tower,
- * projector, spatial PE, region extractor, embeddings, lm_head, norms, biases — is copied as is.
+ * projector, spatial PE, region extractor, embeddings, norms, biases — is copied as is, and so is
+ * lm_head unless `lmHead` (`--lm-head`) asks for it too.
  *   int4: AWQ gemm (quant_method awq, version gemm, zero_point true), asymmetric, `group` inputs
  *         per scale (default 128);
  *   int8: GPTQ 8-bit symmetric per-channel (group_size -1, desc_act false, sym true,
  *         checkpoint_format gptq).
+ * With `lmHead`, lm_head is quantized the same way and `"lm_head": true` is recorded in
+ * quantization_config, as GPTQModel does; AutoAWQ itself never quantizes lm_head, so an int4
+ * checkpoint written so is read by sr3d (and GPTQModel-style loaders), not by AutoAWQ. A model
+ * whose lm_head is tied to the embeddings (no lm_head tensor) is refused: the embedding table
+ * stays float.
  * The LLM weights go to one llm/model.safetensors, written one tensor at a time (one Linear is
  * quantized and held at a time).
  */
@@ -24,6 +30,8 @@ export interface QuantizeOptions {
   bits: 4 | 8;
   /** int4: inputs per group (default 128; must divide every projection's in features). int8: -1 only (per channel). */
   group?: number;
+  /** Quantize lm_head too (default false: it stays in the checkpoint's float dtype). */
+  lmHead?: boolean;
 }
 
 export interface QuantizeResult {
@@ -53,13 +61,16 @@ export async function quantizeCheckpoint(inDir: string, outDir: string, opts: Qu
   if (fs.existsSync(dst) && fs.readdirSync(dst).length) throw new InvalidArgumentError(`Expected an empty or new folder for <out> but ${dst} is not empty`);
 
   const weights = openWeights(sllm);
+  const lmHead = opts.lmHead === true;
+  if (lmHead && !weights.has('lm_head.weight')) throw new InvalidArgumentError(`Expected an lm_head.weight tensor for lmHead (--lm-head) but ${sllm} has none (its lm_head is tied to the embeddings, which stay float); quantize without --lm-head`);
+  const quantizable = (key: string): boolean => QUANTIZABLE.test(key) || (lmHead && key === 'lm_head.weight');
   const specs: TensorSpec[] = [];
   const qparts = new Set<string>();
   let bytesIn = 0, quantized = 0;
   for (const key of weights.keys()) {
     const info = weights.info(key);
     bytesIn += info.bytes;
-    if (!QUANTIZABLE.test(key)) {
+    if (!quantizable(key)) {
       specs.push({ name: key, dtype: info.dtype, shape: info.shape });
       continue;
     }
@@ -104,9 +115,13 @@ export async function quantizeCheckpoint(inDir: string, outDir: string, opts: Qu
   };
   const outFile = path.join(dst, 'llm', 'model.safetensors');
   writeSafetensorsStreaming(outFile, specs, (s) => (qparts.has(s.name) ? part(s.name) : weights.read(s.name).data), { format: 'pt' });
-  const qc = bits === 4
-    ? { quant_method: 'awq', bits: 4, group_size: group, version: 'gemm', zero_point: true, quantizer: 'sr3d round-to-nearest' }
-    : { quant_method: 'gptq', bits: 8, group_size: -1, desc_act: false, sym: true, checkpoint_format: 'gptq', quantizer: 'sr3d round-to-nearest' };
+  const qc = {
+    ...(bits === 4
+      ? { quant_method: 'awq', bits: 4, group_size: group, version: 'gemm', zero_point: true }
+      : { quant_method: 'gptq', bits: 8, group_size: -1, desc_act: false, sym: true, checkpoint_format: 'gptq' }),
+    ...(lmHead ? { lm_head: true } : {}),
+    quantizer: 'sr3d round-to-nearest',
+  };
   fs.writeFileSync(path.join(dst, 'llm', 'config.json'), `${JSON.stringify({ ...cfg, quantization_config: qc }, null, 2)}\n`);
   return { outDir: dst, quantized, bytesIn, bytesOut: fs.statSync(outFile).size };
 }

@@ -2,10 +2,10 @@
 // norms, vision and projector as they are): the tiny model's LLM linears quantized in memory
 // (quantizeRtn, some act-order) and handed to createEngine through WeightSet.quantized, against
 // the same checkpoint with those weights dequantize()d to float32: logits within 1e-5 relative
-// (the kernels dequantize exactly and run the float32 fast path, so they agree bit for bit
-// today), greedy tokens identical. The CUDA engine on the same quantized weights (its int4 /
-// int8 GEMV and GEMM, kernels/cuda/linear_q.cu) against the CPU engine: 1e-5 relative, greedy
-// tokens identical (CUDA-only, skipped without a GPU).
+// (the int kernels use the exactly dequantized weights with their own fused summation order,
+// kernels/linear.h), greedy tokens identical; also with lm_head quantized. The CUDA engine on
+// the same quantized weights (its int4 / int8 GEMV and GEMM, kernels/cuda/linear_q.cu) against
+// the CPU engine: 1e-5 relative, greedy tokens identical (CUDA-only, skipped without a GPU).
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
@@ -43,9 +43,9 @@ function shuffled(n: number, seed: number): Int32Array {
 }
 
 /** The llm WeightSet with its projections quantized (`quant`) or their dequantized f32 (`dense`). */
-function variants(set: WeightSet, bits: 4 | 8, group: number): { quant: WeightSet; dense: WeightSet } {
+function variants(set: WeightSet, bits: 4 | 8, group: number, lmHead = false): { quant: WeightSet; dense: WeightSet } {
   const q = new Map<string, QuantWeight>();
-  set.keys().filter((k) => LINEAR.test(k)).forEach((k, i) => {
+  set.keys().filter((k) => LINEAR.test(k) || (lmHead && k === 'lm_head.weight')).forEach((k, i) => {
     const t = set.read(k);
     const [rows, cols] = t.shape;
     const w = quantizeRtn(t.data as Float32Array, rows, cols, bits, group);
@@ -58,9 +58,10 @@ function variants(set: WeightSet, bits: 4 | 8, group: number): { quant: WeightSe
   };
 }
 
-describe.each([[4, 32], [8, -1]] as const)('int%i LLM projections (group %i)', (bits, group) => {
+describe.each([[4, 32, false], [8, -1, false], [4, 32, true], [8, -1, true]] as const)('int%i LLM projections (group %i, lm_head too: %s)', (bits, group, lmHead) => {
   it('logits within 1e-5 relative of the dequantized f32 checkpoint, greedy tokens identical', async () => {
-    const v = variants(ckpt.llm.weights, bits, group);
+    const v = variants(ckpt.llm.weights, bits, group, lmHead);
+    expect(v.quant.quantized!('lm_head.weight') !== undefined).toBe(lmHead);
     const qc = { ...ckpt, llm: { ...ckpt.llm, weights: v.quant } } as Checkpoint;
     const dc = { ...ckpt, llm: { ...ckpt.llm, weights: v.dense } } as Checkpoint;
     // The dense twin first: it dequantizes the same arrays that createEngine(qc) then takes over

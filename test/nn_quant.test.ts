@@ -1,9 +1,12 @@
 // nn.linear with int4 / int8 weights (lib/nn.ts -> native/nn.cc -> kernels/linear.h) against
-// lib/quant.ts's dequantize() + the float32 linear: the fast path bit-identical to the float32
-// fast path over the dequantized weight (it dequantizes exactly, then runs the same kernels),
-// the reference bit-identical to the float32 reference, fast vs reference within 1e-5 relative
-// of Σ|x·w|; act-order perms; typed errors for inconsistent weights. On device 'cuda' (CUDA-only,
-// skipped without a GPU): within 1e-5 of Σ|x·w| of the reference (kernels/cuda/linear_q.cu).
+// lib/quant.ts's dequantize() + the float32 linear: the reference bit-identical to the float32
+// reference; the fast path (its own arithmetic over the exactly dequantized weights, linear.h)
+// the same for each input row alone as in the batch, and within 1e-5 relative of Σ|x·w| of the
+// reference; act-order perms; typed errors for inconsistent weights. (The fast path used to be
+// bit-identical to the float32 fast path over the dequantized weight; kernels/linear.h's
+// quantized contract replaced that, and sr3d_quant_tests checks the new arithmetic exactly.)
+// On device 'cuda' (CUDA-only, skipped without a GPU): within 1e-5 of Σ|x·w| of the reference
+// (kernels/cuda/linear_q.cu). The CPU checks pin device 'cpu' (auto would pick a GPU).
 import * as nn from '../lib/nn';
 import { InvalidArgumentError } from '../lib/errors';
 import { native } from '../lib/native';
@@ -46,14 +49,19 @@ describe('nn.linear with quantized weights', () => {
     const x = { data: rand(n * cols, n + cols), shape: [n, cols] };
     const bias = rand(rows, rows);
     const qw = nn.nnQuantWeight(w);
-    for (const impl of ['reference', 'fast'] as const) {  // the CPU paths (auto would pick a GPU)
-      const got = await nn.linear(x, qw, bias, { impl, device: 'cpu' });
-      const want = await nn.linear(x, dense, bias, { impl, device: 'cpu' });
-      expect(got.shape).toEqual([n, rows]);
-      expect(Buffer.from(got.data.buffer).equals(Buffer.from(want.data.buffer))).toBe(true);
+    const got = await nn.linear(x, qw, bias, { impl: 'reference', device: 'cpu' });
+    const want = await nn.linear(x, dense, bias, { impl: 'reference', device: 'cpu' });
+    expect(got.shape).toEqual([n, rows]);
+    expect(Buffer.from(got.data.buffer).equals(Buffer.from(want.data.buffer))).toBe(true);
+    const fastOut = await nn.linear(x, qw, bias, { impl: 'fast', device: 'cpu' });
+    expect(fastOut.shape).toEqual([n, rows]);
+    const fast = fastOut.data;
+    for (let i = 0; i < n; i++) {
+      const xi = { data: x.data.slice(i * cols, (i + 1) * cols), shape: [1, cols] };
+      const yi = (await nn.linear(xi, qw, bias, { impl: 'fast', device: 'cpu' })).data;
+      expect(Buffer.from(yi.buffer).equals(Buffer.from(fast.slice(i * rows, (i + 1) * rows).buffer))).toBe(true);
     }
-    const fast = (await nn.linear(x, qw, bias, { impl: 'fast', device: 'cpu' })).data;
-    const ref = (await nn.linear(x, qw, bias, { impl: 'reference' })).data;
+    const ref = (await nn.linear(x, qw, bias, { impl: 'reference', device: 'cpu' })).data;
     for (let i = 0; i < n; i++) {
       for (let r = 0; r < rows; r++) {
         let mag = Math.abs(bias[r]);
@@ -73,7 +81,7 @@ describe('nn.linear with quantized weights', () => {
     const bias = rand(rows, rows);
     const qw = nn.nnQuantWeight(w);
     const got = (await nn.linear(x, qw, bias, { device: 'cuda' })).data;
-    const ref = (await nn.linear(x, qw, bias, { impl: 'reference' })).data;
+    const ref = (await nn.linear(x, qw, bias, { impl: 'reference', device: 'cpu' })).data;
     for (let i = 0; i < n; i++) {
       for (let r = 0; r < rows; r++) {
         let mag = Math.abs(bias[r]);

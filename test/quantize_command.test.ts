@@ -1,5 +1,5 @@
 // `sr3d quantize` / quantizeCheckpoint: round-to-nearest int4 (AWQ gemm) and int8 (GPTQ
-// symmetric per-channel) LLM projections. Round trip: the tiny model quantized, loaded, and its
+// symmetric per-channel) LLM projections, lm_head too with lmHead / --lm-head. Round trip: the tiny model quantized, loaded, and its
 // projections read back exactly as dequantize(quantizeRtn(original)); everything else unchanged;
 // the quantized engine's logits within 1e-5 relative of the engine over those dequantized
 // weights, greedy tokens identical; argument errors.
@@ -12,7 +12,7 @@ import { quantizeCommand } from '../lib/commands/quantize';
 import { createEngine } from '../lib/engine';
 import { dequantize, parseQuantConfig, quantizeRtn } from '../lib/quant';
 import { QUANTIZABLE, quantizeCheckpoint } from '../lib/quantize_checkpoint';
-import { toFloat32 } from '../lib/safetensors';
+import { toFloat32, writeSafetensors } from '../lib/safetensors';
 import { writeTinyModel } from '../lib/tinymodel';
 import { collect } from './helpers';
 import { relMaxErr } from './reference64';
@@ -25,20 +25,22 @@ beforeAll(async () => {
 }, 120000);
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
-describe.each([[4, 32], [8, -1]] as const)('int%i (group %i)', (bits, group) => {
+describe.each([[4, 32, false], [8, -1, false], [4, 32, true], [8, -1, true]] as const)('int%i (group %i, lm_head too: %s)', (bits, group, lmHead) => {
   it('round trip: projections read back as dequantize(quantizeRtn(original)), the rest unchanged, engine matches', async () => {
-    const out = path.join(root, `q${bits}`);
-    const r = await quantizeCheckpoint(src, out, { bits, group });
-    expect(r.quantized).toBe(2 * 7);
+    const out = path.join(root, `q${bits}${lmHead ? '-head' : ''}`);
+    const r = await quantizeCheckpoint(src, out, { bits, group, lmHead });
+    expect(r.quantized).toBe(2 * 7 + (lmHead ? 1 : 0));
     expect(r.bytesOut).toBeLessThan(r.bytesIn);
     const orig = await loadCheckpoint(src), q = await loadCheckpoint(out);
     const qc = parseQuantConfig(q.llm.config.raw, 'config.json')!;
     expect(qc).toMatchObject(bits === 4 ? { method: 'awq', bits: 4, groupSize: 32 } : { method: 'gptq', bits: 8, groupSize: -1, sym: true, descAct: false, checkpointFormat: 'gptq' });
+    expect(qc.lmHead).toBe(lmHead);
+    expect((q.llm.config.raw.quantization_config as Record<string, unknown>).lm_head).toBe(lmHead ? true : undefined);
     const ow = orig.llm.weights, qw = q.llm.weights;
     expect(qw.keys().sort()).toEqual(ow.keys().sort());
     for (const k of ow.keys()) {
       const a = ow.read(k);
-      if (!QUANTIZABLE.test(k)) {
+      if (!QUANTIZABLE.test(k) && !(lmHead && k === 'lm_head.weight')) {
         expect(qw.quantized?.(k)).toBeUndefined();
         const b = qw.read(k);
         expect(b.dtype).toBe(a.dtype);
@@ -82,6 +84,8 @@ describe('sr3d quantize arguments', () => {
     expect(await quantizeCommand.run([src, dst, '--bits', '4', '--group', '32'])).toBe(0);
     expect(String(out.mock.calls[0][0])).toMatch(/14 LLM projections as int4 \(round-to-nearest\)/);
     expect(fs.existsSync(path.join(dst, 'llm', 'model.safetensors'))).toBe(true);
+    expect(await quantizeCommand.run([src, path.join(root, 'cli8h'), '--bits', '8', '--lm-head'])).toBe(0);
+    expect(String(out.mock.calls[1][0])).toMatch(/15 LLM linears \(lm_head included\) as int8/);
   }, 120000);
   it('refuses bad arguments', async () => {
     expect(await quantizeCommand.run([src, path.join(root, 'x')])).toBe(2);
@@ -98,5 +102,16 @@ describe('sr3d quantize arguments', () => {
     const q = path.join(root, 'q4src');
     await quantizeCheckpoint(src, q, { bits: 4, group: 32 });
     await expect(quantizeCheckpoint(q, path.join(root, 'qq'), { bits: 4, group: 32 })).rejects.toThrow(/has a quantization_config/);
+    // A config that says lm_head is quantized over weights whose lm_head is not.
+    const cfgFile = path.join(q, 'llm', 'config.json');
+    const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, quantization_config: { ...cfg.quantization_config, lm_head: true } }));
+    await expect(loadCheckpoint(q)).rejects.toThrow(/Expected lm_head\.qweight \(quantization_config says "lm_head": true\) in the LLM weights but received an unquantized lm_head\.weight/);
+    // --lm-head on a model whose lm_head is tied to the embeddings (no lm_head tensor).
+    const tied = path.join(root, 'tied');
+    fs.mkdirSync(path.join(tied, 'llm'), { recursive: true });
+    fs.copyFileSync(path.join(src, 'llm', 'config.json'), path.join(tied, 'llm', 'config.json'));
+    writeSafetensors(path.join(tied, 'llm', 'model.safetensors'), [{ name: 'model.norm.weight', dtype: 'f32', shape: [2], data: new Float32Array(2) }]);
+    await expect(quantizeCheckpoint(tied, path.join(root, 'tiedq'), { bits: 8, lmHead: true })).rejects.toThrow(/Expected an lm_head\.weight tensor for lmHead \(--lm-head\) but .* has none/);
   }, 120000);
 });

@@ -150,67 +150,6 @@ __attribute__((target("avx2"))) void gemv_avx2(const float* x, int64_t k, const 
   }
 }
 
-// ---- quantized decode GEMV (one input row, int4 / int8, no act-order, group % 8 == 0) --------
-// Dequantizes 8 weights in registers (s * float(q - z), the one rounding dequant_row does) and
-// sums exactly as gemv_avx2 does over the dequantized row (8-lane mul-then-add in order, the
-// hsum tree, no tail since 8 | cols, the bias), so outputs are bit-identical to the dequantize-
-// then-f32 path, with ~1/4 (int8) or 1/8 (int4) of the bytes and no scratch round trip.
-template <bool Q4>
-__attribute__((target("avx2"), always_inline)) inline __m256 gemv_q_load(const uint8_t* q, int64_t c,
-                                                                         __m256i z, __m256 s) {
-  __m256i v;
-  if (Q4) {
-    int32_t b;
-    memcpy(&b, q + c / 2, 4);
-    const __m128i x = _mm_cvtsi32_si128(b), m = _mm_set1_epi8(15);
-    const __m128i lo = _mm_and_si128(x, m), hi = _mm_and_si128(_mm_srli_epi16(x, 4), m);
-    v = _mm256_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi));  // input 2j low nibble, 2j+1 high
-  } else {
-    v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + c)));
-  }
-  return _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_sub_epi32(v, z)));
-}
-
-template <bool Q4, int NR>
-__attribute__((target("avx2"), always_inline)) inline void gemv_q_rows(const float* x, const WeightRef& w,
-                                                                       int64_t r, const float* bias,
-                                                                       float* y) {
-  const int64_t k = w.cols, G = w.group, ng = k / G, rb = quant_row_bytes(w);
-  const uint8_t* q = static_cast<const uint8_t*>(w.data);
-  __m256 acc[NR];
-  for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
-  for (int64_t g = 0; g < ng; ++g) {
-    __m256 s[NR];
-    __m256i z[NR];
-    for (int i = 0; i < NR; ++i) {
-      s[i] = _mm256_set1_ps(w.scales[(r + i) * ng + g]);
-      z[i] = _mm256_set1_epi32(w.zeros[(r + i) * ng + g]);
-    }
-    for (int64_t c = g * G; c < (g + 1) * G; c += 8) {
-      const __m256 xv = _mm256_loadu_ps(x + c);
-      for (int i = 0; i < NR; ++i)
-        acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(xv, gemv_q_load<Q4>(q + (r + i) * rb, c, z[i], s[i])));
-    }
-  }
-  for (int i = 0; i < NR; ++i) {
-    const float v = gemv_hsum(acc[i]);
-    y[r + i] = bias ? v + bias[r + i] : v;
-  }
-}
-
-// Rows [r0, r1) of y = x . W^T + bias for a quantized w (see above).
-__attribute__((target("avx2"))) void gemv_q_avx2(const float* x, const WeightRef& w, int64_t r0,
-                                                 int64_t r1, const float* bias, float* y) {
-  int64_t r = r0;
-  if (w.type == WType::kQ4) {
-    for (; r + 4 <= r1; r += 4) gemv_q_rows<true, 4>(x, w, r, bias, y);
-    for (; r < r1; ++r) gemv_q_rows<true, 1>(x, w, r, bias, y);
-  } else {
-    for (; r + 4 <= r1; r += 4) gemv_q_rows<false, 4>(x, w, r, bias, y);
-    for (; r < r1; ++r) gemv_q_rows<false, 1>(x, w, r, bias, y);
-  }
-}
-
 bool cpu_has_avx2() {
   static const bool has = [] {
     __builtin_cpu_init();
@@ -452,15 +391,6 @@ int gemm_isa() {
 }
 #endif
 
-// Per-thread float scratch (dequantized weight rows).
-struct PackBufPlain {
-  std::vector<float> v;
-  float* get(int64_t n) {
-    if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
-    return v.data();
-  }
-};
-
 // y[i][r] for i < n, r in [0, rows) (see linear_block_generic): the best kernel for this CPU.
 void linear_block(const float* x, int64_t n, int64_t k, const void* w, bool bf16, int64_t ldw,
                   int64_t rows, const float* bias, float* y, int64_t ldy) {
@@ -579,53 +509,38 @@ void linear_multi_fast(const float* x, int64_t n, const WeightRef* ws, const flo
                        float* const* ys, int count) {
   const int64_t k = ws[0].cols;
   const int64_t nb = x_block_rows(k, n);
-  bool f16 = false, quant = false;
+  bool f16 = false;
+  int nq = 0;
   int64_t total = 0, bytes = 0;
   for (int i = 0; i < count; ++i) {
     f16 |= ws[i].type == WType::kF16;
-    quant |= wtype_quantized(ws[i].type);
+    nq += wtype_quantized(ws[i].type);
     total += ws[i].rows;
     bytes += ws[i].rows * wtype_size(ws[i].type);
   }
-  if (f16 || quant) {
+  if (nq) {  // the quantized ones in one region (linear_q.cc), the others each on its own
+    std::vector<WeightRef> qw;
+    std::vector<const float*> qb;
+    std::vector<float*> qy;
+    for (int i = 0; i < count; ++i) {
+      if (wtype_quantized(ws[i].type)) {
+        qw.push_back(ws[i]);
+        qb.push_back(biases[i]);
+        qy.push_back(ys[i]);
+      } else {
+        linear_multi_fast(x, n, &ws[i], &biases[i], &ys[i], 1);
+      }
+    }
+    linear_q_fast(x, n, qw.data(), qb.data(), qy.data(), nq);
+    return;
+  }
+  if (f16) {
     // float16 has no cheap in-register conversion in the baseline clone: convert 16 weight
     // rows at a time to float32 scratch, then run the float32 tiles (same arithmetic).
-    // Quantized weights the same way (dequantized exactly, per thread), so each output is
-    // the float32 fast path's over the dequantized weight whatever n and the thread count.
     for (int i = 0; i < count; ++i) {
       const WeightRef& w = ws[i];
       const float* bias = biases[i];
       float* y = ys[i];
-      if (wtype_quantized(w.type)) {
-        const int64_t rows = w.rows;
-#ifdef SR3D_HAVE_GEMV_AVX2
-        if (n == 1 && !w.perm && w.group % 8 == 0 && cpu_has_avx2()) {
-          parallel_for(rows, linear_chunks(n, rows, k, 1), [&](int, int64_t b, int64_t e) {
-            gemv_q_avx2(x, w, b, e, bias, y);
-          });
-          continue;
-        }
-#endif
-        parallel_for(rows, linear_chunks(n, rows, k, 1), [&](int, int64_t b, int64_t e) {
-          // Decode (n == 1) uses each dequantized row once: keep the block in L1/L2 (~64 KiB)
-          // rather than 16 rows of a wide matrix. Blocking never changes an output.
-          const int64_t blk = n == 1 ? std::max<int64_t>(1, std::min<int64_t>(16, 16384 / k)) : 16;
-          thread_local PackBufPlain wbuf;
-          float* wf = wbuf.get(blk * k);
-          for (int64_t r0 = b; r0 < e; r0 += blk) {
-            const int64_t cnt = std::min<int64_t>(blk, e - r0);
-            dequantize_rows(w, r0, cnt, wf);
-            if (n == 1) {
-              gemv_rows(x, k, wf, false, cnt, bias ? bias + r0 : nullptr, y + r0);
-              continue;
-            }
-            for (int64_t i0 = 0; i0 < n; i0 += nb)
-              linear_block(x + i0 * k, std::min(nb, n - i0), k, wf, false, k, cnt,
-                           bias ? bias + r0 : nullptr, y + i0 * rows + r0, rows);
-          }
-        });
-        continue;
-      }
       if (w.type != WType::kF16) {
         linear_multi_fast(x, n, &w, &bias, &y, 1);
         continue;

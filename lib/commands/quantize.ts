@@ -1,12 +1,13 @@
 /**
- * `sr3d quantize <in> <out> --bits 4|8 [--group 128]`: round-to-nearest int4 (AWQ gemm) or int8
- * (GPTQ symmetric per-channel) LLM projections; see lib/quantize_checkpoint.ts.
+ * `sr3d quantize <in> <out> --bits 4|8 [--group 128] [--lm-head]`: round-to-nearest int4 (AWQ
+ * gemm) or int8 (GPTQ symmetric per-channel) LLM projections, lm_head too with --lm-head; see
+ * lib/quantize_checkpoint.ts.
  */
 import { InvalidArgumentError } from '../errors';
 import { quantizeCheckpoint } from '../quantize_checkpoint';
 import type { Command } from './types';
 
-const USAGE = 'quantize <in> <out> --bits 4|8 [--group n]';
+const USAGE = 'quantize <in> <out> --bits 4|8 [--group n] [--lm-head]';
 
 function usageError(msg: string): number {
   process.stderr.write(`sr3d quantize: ${msg}\nUsage: sr3d ${USAGE}\n`);
@@ -14,11 +15,12 @@ function usageError(msg: string): number {
 }
 
 export const quantizeCommand: Command = {
-  summary: 'write a copy of a checkpoint with its LLM projections quantized by round-to-nearest: int4 as AWQ gemm (group 128 by default), int8 as GPTQ symmetric per-channel',
+  summary: 'write a copy of a checkpoint with its LLM projections quantized by round-to-nearest: int4 as AWQ gemm (group 128 by default), int8 as GPTQ symmetric per-channel; --lm-head quantizes lm_head too (recorded as "lm_head": true)',
   usage: USAGE,
   async run(args: string[]): Promise<number> {
     let bits: 4 | 8 | undefined;
     let group: number | undefined;
+    let lmHead = false;
     const dirs: string[] = [];
     for (let i = 0; i < args.length; i++) {
       const a = args[i];
@@ -32,6 +34,8 @@ export const quantizeCommand: Command = {
         const n = v !== undefined && /^-?\d+$/.test(v) ? Number(v) : NaN;
         if (!Number.isSafeInteger(n)) return usageError(`expected an integer for --group but received ${v ?? 'nothing'}`);
         group = n;
+      } else if (a === '--lm-head') {
+        lmHead = true;
       } else if (a.startsWith('-')) {
         return usageError(`unknown option ${a}`);
       } else {
@@ -41,8 +45,8 @@ export const quantizeCommand: Command = {
     if (dirs.length !== 2) return usageError(`expected <in> and <out> folders but received ${dirs.length} path(s)`);
     if (bits === undefined) return usageError('expected --bits 4 or --bits 8');
     try {
-      const r = await quantizeCheckpoint(dirs[0], dirs[1], { bits, group });
-      process.stdout.write(`wrote ${r.outDir}: ${r.quantized} LLM projections as int${bits} (round-to-nearest), LLM weights ${(r.bytesIn / 2 ** 20).toFixed(1)} MiB -> ${(r.bytesOut / 2 ** 20).toFixed(1)} MiB\n`);
+      const r = await quantizeCheckpoint(dirs[0], dirs[1], { bits, group, lmHead });
+      process.stdout.write(`wrote ${r.outDir}: ${r.quantized} LLM ${lmHead ? 'linears (lm_head included)' : 'projections'} as int${bits} (round-to-nearest), LLM weights ${(r.bytesIn / 2 ** 20).toFixed(1)} MiB -> ${(r.bytesOut / 2 ** 20).toFixed(1)} MiB\n`);
       return 0;
     } catch (e) {
       if (e instanceof InvalidArgumentError) {
