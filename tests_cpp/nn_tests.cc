@@ -188,17 +188,17 @@ void test_linear_exact(int64_t n, int64_t in, int64_t out, WType t, bool with_bi
 // cpu_features() against SR3D_EXPECT_CPU_FEATURES (set by CTest where the CPU is known: the
 // qemu runs of the aarch64 cross build), and the features every fast path needs.
 void test_cpu_features() {
-  if (!begin_case("cpu_features")) return;
+  if (!begin_case("linear_kernels/cpu_features")) return;
   const std::vector<std::string> f = cpu_features();
   std::string got;
   for (const std::string& s : f) got += (got.empty() ? "" : " ") + s;
   std::printf("  simd %s, features: %s\n", cpu_simd(), got.c_str());
   auto has = [&](const char* n) { return std::find(f.begin(), f.end(), n) != f.end(); };
   const std::string simd = cpu_simd();
-  if (simd == "neon") record(has("asimd"), "cpu_features [neon needs asimd]", got, nullptr);
-  if (simd == "avx2" || simd == "avx512") record(has("avx2"), "cpu_features [" + simd + " needs avx2]", got, nullptr);
+  if (simd == "neon") record(has("asimd"), "linear_kernels/cpu_features [neon needs asimd]", got, nullptr);
+  if (simd == "avx2" || simd == "avx512") record(has("avx2"), "linear_kernels/cpu_features [" + simd + " needs avx2]", got, nullptr);
   if (const char* want = std::getenv("SR3D_EXPECT_CPU_FEATURES"))
-    record(got == want, "cpu_features [== SR3D_EXPECT_CPU_FEATURES]",
+    record(got == want, "linear_kernels/cpu_features [== SR3D_EXPECT_CPU_FEATURES]",
            "got '" + got + "', want '" + std::string(want) + "'", nullptr);
 }
 
