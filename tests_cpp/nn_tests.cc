@@ -165,7 +165,7 @@ float fast_path_dot(const float* x, const std::vector<double>& wv, int64_t w0, i
 // Which Linear kernels run in this process (SR3D_CPU_ISA caps them; arm64: NEON or portable).
 std::string linear_path_name() {
   const char* cap = std::getenv("SR3D_CPU_ISA");
-  std::string s = std::string(cpu_simd()) + (cap ? std::string(" (SR3D_CPU_ISA=") + cap + ")" : "") + "; features:";
+  std::string s = std::string(cpu_simd()) + (cap && *cap ? std::string(" (SR3D_CPU_ISA=") + cap + ")" : "") + "; features:";
   for (const std::string& f : cpu_features()) s += " " + f;
   return s;
 }

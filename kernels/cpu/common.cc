@@ -74,8 +74,9 @@ std::vector<std::string> cpu_features() {
   std::vector<std::string> f;
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  for (const char* name : {"sse2", "avx2", "fma"})
-    if (__builtin_cpu_supports(name)) f.push_back(name);
+  if (__builtin_cpu_supports("sse2")) f.push_back("sse2");  // the builtin takes literals only
+  if (__builtin_cpu_supports("avx2")) f.push_back("avx2");
+  if (__builtin_cpu_supports("fma")) f.push_back("fma");
   if (__builtin_cpu_supports("avx512f")) f.push_back("avx512f");
   if (__builtin_cpu_supports("avx512vl")) f.push_back("avx512vl");
 #elif defined(__aarch64__) && defined(__linux__)
