@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 // Marks small inline helpers that CUDA kernels call too (shared per-element math).
 #if defined(__CUDACC__)
@@ -90,5 +91,12 @@ void parallel_for(int64_t n, int chunks,
                   const std::function<void(int chunk, int64_t begin, int64_t end)>& fn);
 // Best vector ISA the fast CPU paths dispatch to on this machine ("avx512", "avx2", "sse2", "neon", "scalar").
 const char* cpu_simd();
+// The vector features this CPU has, as detected at run time: x86-64 "sse2" "avx2" "fma"
+// "avx512f" "avx512vl"; aarch64 (getauxval) "asimd" "fp16" (fphp + asimdhp) "dotprod" "bf16"
+// "sve". Which of them the fast paths use is cpu_simd() plus the notes at each kernel.
+std::vector<std::string> cpu_features();
+// True when the hand-written NEON kernels run (aarch64 with Advanced SIMD, SR3D_CPU_ISA not
+// "portable"); false elsewhere and for the portable fallback.
+bool cpu_neon();
 
 }  // namespace sr3d

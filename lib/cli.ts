@@ -59,7 +59,7 @@ function info(json: boolean): number {
     `binary:   ${b.binary.variant} (${b.binary.path})`,
     `          ${b.binary.reason}`,
     `cuda:     ${b.cuda.compiled ? `compiled, CUDA ${b.cuda.version}, ${b.cuda.archs.join(' ')}` : 'not compiled into the loaded binary'}`,
-    `cpu:      ${b.cpu.threads} threads, ${b.cpu.simd}`,
+    `cpu:      ${b.cpu.threads} threads, ${b.cpu.simd}${b.cpu.features.length ? ` (${b.cpu.features.join(' ')})` : ''}`,
     `devices:  ${d.length ? '' : 'none'}`,
     ...d.map((x) => `  [${x.index}] ${x.name}, ${(x.totalMemory / 2 ** 30).toFixed(1)} GiB` +
       `${x.freeMemory !== undefined ? ` (${(x.freeMemory / 2 ** 30).toFixed(1)} GiB free${x.integrated ? ', shared with the CPU' : ''})` : ''}, ` +

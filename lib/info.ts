@@ -22,8 +22,18 @@ export interface BuildInfo {
   cpu: {
     /** Worker threads of the CPU kernels (`SR3D_NUM_THREADS` overrides). */
     threads: number;
-    /** Vector ISA the fast CPU paths dispatch to on this machine. */
+    /**
+     * Vector ISA the fast CPU paths dispatch to on this machine: `"avx512"`, `"avx2"`, `"sse2"`,
+     * `"neon"` (arm64: the hand-written NEON kernels), `"portable"` (arm64 with
+     * `SR3D_CPU_ISA=portable`: the compiler-vectorized code only) or `"scalar"`.
+     */
     simd: string;
+    /**
+     * Vector features this CPU has, detected at run time: x86-64 `sse2` `avx2` `fma` `avx512f`
+     * `avx512vl`; arm64 `asimd` `fp16` `dotprod` `bf16` `sve`. Reported, not all used: the arm64
+     * kernels need only `asimd`, as fp16 / dot-product / bf16 arithmetic would round differently.
+     */
+    features: string[];
   };
 }
 
@@ -39,7 +49,7 @@ export function buildInfo(): BuildInfo {
       version: b.cudaCompiled ? `${Math.floor(v / 1000)}.${Math.floor((v % 1000) / 10)}` : null,
       archs: b.cudaArchs ? b.cudaArchs.split(/[;,]/).filter(Boolean).map((a) => `sm_${a}`) : [],
     },
-    cpu: { threads: b.cpuThreads, simd: b.simd },
+    cpu: { threads: b.cpuThreads, simd: b.simd, features: b.simdFeatures ?? [] },
   };
 }
 

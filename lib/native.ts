@@ -63,6 +63,8 @@ export interface NativeBuildInfo {
   cudaArchs: string;
   cpuThreads: number;
   simd: string;
+  /** Vector features detected at run time (absent from addons built before they were reported). */
+  simdFeatures?: string[];
 }
 
 export interface NativeDevice {

@@ -20,6 +20,10 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   o.Set("cudaArchs", bi.cuda_archs);
   o.Set("cpuThreads", Napi::Number::New(env, sr3d::cpu_threads()));
   o.Set("simd", sr3d::cpu_simd());
+  const std::vector<std::string> feats = sr3d::cpu_features();
+  Napi::Array fa = Napi::Array::New(env, feats.size());
+  for (size_t i = 0; i < feats.size(); ++i) fa.Set(static_cast<uint32_t>(i), feats[i]);
+  o.Set("simdFeatures", fa);
   return o;
 }
 

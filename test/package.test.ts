@@ -16,7 +16,10 @@ describe('package', () => {
     expect(b.version).toBe(JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version);
     expect(typeof b.cuda.compiled).toBe('boolean');
     expect(b.cpu.threads).toBeGreaterThanOrEqual(1);
-    expect(['avx512', 'avx2', 'sse2', 'neon', 'scalar']).toContain(b.cpu.simd);
+    expect(['avx512', 'avx2', 'sse2', 'neon', 'portable', 'scalar']).toContain(b.cpu.simd);
+    expect(Array.isArray(b.cpu.features)).toBe(true);
+    if (b.cpu.simd === 'avx2' || b.cpu.simd === 'avx512') expect(b.cpu.features).toContain('avx2');
+    if (b.cpu.simd === 'neon') expect(b.cpu.features).toContain('asimd');
     expect(['cpu', 'cuda']).toContain(b.binary.variant);
     if (b.binary.variant === 'cpu') expect(b.cuda.compiled).toBe(false);
     else expect(b.cuda.archs).toEqual(expect.arrayContaining(['sm_75', 'sm_87', 'sm_90']));

@@ -153,6 +153,64 @@ void test_linear(int64_t n, int64_t in, int64_t out, WType t, bool with_bias) {
   }
 }
 
+// The fast path's per-output arithmetic, written out plainly: 8 lane sums over k in steps of 8
+// (each lane rounded after the multiply and after the add), the fixed hsum8 tree, the scalar
+// tail in order, the bias last. Every fast Linear kernel (portable vector code, AVX2, AVX-512,
+// NEON) must equal this bit for bit, which is what makes CPU results identical across CPUs.
+float fast_path_dot(const float* x, const std::vector<double>& wv, int64_t w0, int64_t k,
+                    const float* bias) {
+  float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  const int64_t k8 = k & ~int64_t{7};
+  for (int64_t c = 0; c < k8; c += 8)
+    for (int l = 0; l < 8; ++l) {
+      const float p = x[c + l] * static_cast<float>(wv[w0 + c + l]);
+      lane[l] = lane[l] + p;
+    }
+  float s = ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+  for (int64_t c = k8; c < k; ++c) s += x[c] * static_cast<float>(wv[w0 + c]);
+  return bias ? s + *bias : s;
+}
+
+// Which Linear kernels run in this process (SR3D_CPU_ISA caps them; arm64: NEON or portable).
+std::string linear_path_name() {
+  const char* cap = std::getenv("SR3D_CPU_ISA");
+  std::string s = std::string(cpu_simd()) + (cap && *cap ? std::string(" (SR3D_CPU_ISA=") + cap + ")" : "") + "; features:";
+  for (const std::string& f : cpu_features()) s += " " + f;
+  return s;
+}
+
+void test_linear_exact(int64_t n, int64_t in, int64_t out, WType t, bool with_bias) {
+  const std::string name = fmt("linear_exact/n=%" PRId64 ",in=%" PRId64 ",out=%" PRId64 ",%s%s", n,
+                               in, out, wtype_name(t), with_bias ? ",bias" : "");
+  if (!begin_case(name)) return;
+  TestWeight w = make_weight(out, in, t, 11 * n + 3 * in + out, 1.0);
+  std::vector<float> x = uniform_floats(n * in, 5 * n + in), b = uniform_floats(out, 9 + out, -0.5, 0.5);
+  std::vector<float> want(static_cast<size_t>(n * out)), got(want.size(), 12345.f);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t r = 0; r < out; ++r)
+      want[i * out + r] = fast_path_dot(x.data() + i * in, w.value, r * in, in, with_bias ? &b[r] : nullptr);
+  Outcome o = run_op([&] { linear(x.data(), n, w.ref, with_bias ? b.data() : nullptr, got.data(), Impl::kFast); });
+  if (o.threw) { record(false, name, o.msg, nullptr); return; }
+  check_floats(name + " [fast == the documented 8-lane arithmetic, bit for bit]", got, want, {n, out}, 0);
+}
+
+// cpu_features() against SR3D_EXPECT_CPU_FEATURES (set by CTest where the CPU is known: the
+// qemu runs of the aarch64 cross build), and the features every fast path needs.
+void test_cpu_features() {
+  if (!begin_case("linear_kernels/cpu_features")) return;
+  const std::vector<std::string> f = cpu_features();
+  std::string got;
+  for (const std::string& s : f) got += (got.empty() ? "" : " ") + s;
+  std::printf("  simd %s, features: %s\n", cpu_simd(), got.c_str());
+  auto has = [&](const char* n) { return std::find(f.begin(), f.end(), n) != f.end(); };
+  const std::string simd = cpu_simd();
+  if (simd == "neon") record(has("asimd"), "linear_kernels/cpu_features [neon needs asimd]", got, nullptr);
+  if (simd == "avx2" || simd == "avx512") record(has("avx2"), "linear_kernels/cpu_features [" + simd + " needs avx2]", got, nullptr);
+  if (const char* want = std::getenv("SR3D_EXPECT_CPU_FEATURES"))
+    record(got == want, "linear_kernels/cpu_features [== SR3D_EXPECT_CPU_FEATURES]",
+           "got '" + got + "', want '" + std::string(want) + "'", nullptr);
+}
+
 // ---- norms -------------------------------------------------------------------------------
 
 void test_layer_norm(int64_t n, int64_t d) {
@@ -1022,6 +1080,17 @@ void run_tests() {
   for (auto& s : lin)
     for (WType t : kAllTypes)
       for (bool b : {false, true}) test_linear(s[0], s[1], s[2], t, b);
+  // Awkward sizes for the kernels' tiles: k not a multiple of 8 (the scalar tail) or below 8,
+  // rows not a multiple of the GEMV's 4 or the GEMM tile's 2-3, n = 1 (decode GEMV), 2, 5, 17.
+  std::printf("linear kernels: %s\n", linear_path_name().c_str());
+  test_cpu_features();
+  for (int64_t n : {1, 2, 5, 17})
+    for (auto [in, out] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 5}, {8, 4}, {9, 13}, {31, 7}, {64, 6}, {257, 9}})
+      for (WType t : kAllTypes) test_linear_exact(n, in, out, t, (in + out + n) % 2 == 1);
+  for (WType t : kAllTypes) {  // several threads' chunks of output rows
+    test_linear_exact(1, 1000, 70, t, true);
+    test_linear_exact(19, 333, 41, t, false);
+  }
   for (auto [n, d] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {3, 7}, {5, 72}, {2, 1152}, {3, 10368}}) {
     test_layer_norm(n, d);
     test_rms_norm(n, d);

@@ -6,6 +6,9 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 #include <cmath>
 #include <limits>
 #include <string>
@@ -296,8 +299,43 @@ __attribute__((target("avx512f,popcnt"))) void bracket_avx512(const float* v, in
 }
 #endif
 
+#if defined(__aarch64__)
+// NEON: bracket_avx2 on 4 lanes (vclt / vcle are the same ordered compares: NaN is neither);
+// a horizontal max of the "inside either bracket" mask finds the rare candidate quads, whose
+// lanes then go through push_candidate in index order, as every variant appends them.
+void bracket_neon(const float* v, int64_t n, float lo0, float hi0, float lo1, float hi1,
+                  int64_t* below0, int64_t* below1, std::vector<float>& out0,
+                  std::vector<float>& out1) {
+  const float32x4_t l0 = vdupq_n_f32(lo0), h0 = vdupq_n_f32(hi0), l1 = vdupq_n_f32(lo1),
+                    h1 = vdupq_n_f32(hi1);
+  uint32x4_t b0 = vdupq_n_u32(0), b1 = vdupq_n_u32(0);  // lane counts: a true compare is ~0u
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t x = vld1q_f32(v + i);
+    const uint32x4_t lt0 = vcltq_f32(x, l0), lt1 = vcltq_f32(x, l1);
+    const uint32x4_t le0 = vcleq_f32(x, h0), le1 = vcleq_f32(x, h1);
+    b0 = vsubq_u32(b0, lt0);
+    b1 = vsubq_u32(b1, lt1);
+    if (vmaxvq_u32(vorrq_u32(vbicq_u32(le0, lt0), vbicq_u32(le1, lt1))))
+      for (int j = 0; j < 4; ++j) push_candidate(v[i + j], lo0, hi0, lo1, hi1, out0, out1);
+  }
+  int64_t s0 = static_cast<int64_t>(vaddlvq_u32(b0)), s1 = static_cast<int64_t>(vaddlvq_u32(b1));
+  for (; i < n; ++i) {
+    const float x = v[i];
+    s0 += x < lo0;
+    s1 += x < lo1;
+    push_candidate(x, lo0, hi0, lo1, hi1, out0, out1);
+  }
+  *below0 += s0;
+  *below1 += s1;
+}
+#endif
+
 // SR3D_CPU_ISA=portable|avx2 caps the choice (tests run every variant this way).
 BracketFn pick_bracket() {
+#if defined(__aarch64__)
+  if (cpu_neon()) return bracket_neon;
+#endif
 #if defined(__x86_64__) && defined(__GNUC__)
   const char* cap = std::getenv("SR3D_CPU_ISA");
   const std::string want = cap ? cap : "";

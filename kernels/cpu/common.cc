@@ -11,6 +11,9 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 namespace sr3d {
 
@@ -60,9 +63,57 @@ const char* cpu_simd() {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
   return "sse2";
 #elif defined(__aarch64__)
-  return "neon";
+  return cpu_neon() ? "neon" : "portable";
 #else
   return "scalar";
+#endif
+}
+
+#if defined(__aarch64__) && defined(__linux__)
+namespace {
+// The kernel's hwcaps (asm/hwcap.h), spelled out: older sysroots lack the newer names.
+constexpr unsigned long kHwcapAsimd = 1UL << 1, kHwcapFphp = 1UL << 9, kHwcapAsimdhp = 1UL << 10,
+                        kHwcapAsimddp = 1UL << 20, kHwcapSve = 1UL << 22;
+constexpr unsigned long kHwcap2Bf16 = 1UL << 14;
+}  // namespace
+#endif
+
+std::vector<std::string> cpu_features() {
+  std::vector<std::string> f;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("sse2")) f.push_back("sse2");  // the builtin takes literals only
+  if (__builtin_cpu_supports("avx2")) f.push_back("avx2");
+  if (__builtin_cpu_supports("fma")) f.push_back("fma");
+  if (__builtin_cpu_supports("avx512f")) f.push_back("avx512f");
+  if (__builtin_cpu_supports("avx512vl")) f.push_back("avx512vl");
+#elif defined(__aarch64__) && defined(__linux__)
+  const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+  if (hw & kHwcapAsimd) f.push_back("asimd");
+  if ((hw & kHwcapFphp) && (hw & kHwcapAsimdhp)) f.push_back("fp16");
+  if (hw & kHwcapAsimddp) f.push_back("dotprod");
+  if (hw2 & kHwcap2Bf16) f.push_back("bf16");
+  if (hw & kHwcapSve) f.push_back("sve");
+#elif defined(__aarch64__)
+  f.push_back("asimd");  // Advanced SIMD is part of every AArch64 CPU that runs sr3d
+#endif
+  return f;
+}
+
+bool cpu_neon() {
+#if defined(__aarch64__)
+  static const bool on = [] {
+    const char* cap = std::getenv("SR3D_CPU_ISA");
+    if (cap && std::string(cap) == "portable") return false;
+#if defined(__linux__)
+    return (getauxval(AT_HWCAP) & kHwcapAsimd) != 0;
+#else
+    return true;
+#endif
+  }();
+  return on;
+#else
+  return false;
 #endif
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "arg_checks.h"
+#include "linear_neon.h"
 #include "simd.h"
 #include "vec8.h"
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -394,6 +395,9 @@ int gemm_isa() {
 // y[i][r] for i < n, r in [0, rows) (see linear_block_generic): the best kernel for this CPU.
 void linear_block(const float* x, int64_t n, int64_t k, const void* w, bool bf16, int64_t ldw,
                   int64_t rows, const float* bias, float* y, int64_t ldy) {
+#if defined(__aarch64__)
+  if (cpu_neon()) return cpu::linear_block_neon(x, n, k, w, bf16, ldw, rows, bias, y, ldy);
+#endif
 #ifdef SR3D_HAVE_GEMV_AVX2
   switch (gemm_isa()) {
     case 2: return linear_block_avx512(x, n, k, w, bf16, ldw, rows, bias, y, ldy);
@@ -407,6 +411,9 @@ void linear_block(const float* x, int64_t n, int64_t k, const void* w, bool bf16
 // One input row against `rows` weight rows (see above); falls back to linear_block.
 void gemv_rows(const float* x, int64_t k, const void* w, bool bf16, int64_t rows,
                const float* bias, float* y) {
+#if defined(__aarch64__)
+  if (cpu_neon()) return cpu::gemv_neon(x, k, w, bf16 ? WType::kBF16 : WType::kF32, rows, bias, y);
+#endif
 #ifdef SR3D_HAVE_GEMV_AVX2
   if (cpu_has_avx2()) {
     if (bf16) gemv_avx2<true>(x, k, w, rows, bias, y);
@@ -547,11 +554,19 @@ void linear_multi_fast(const float* x, int64_t n, const WeightRef* ws, const flo
       }
       const int64_t rows = w.rows;
       parallel_for(rows, linear_chunks(n, rows, k, 2), [&](int, int64_t b, int64_t e) {
-        std::vector<float> wf(static_cast<size_t>(16 * k));
         const uint16_t* src = static_cast<const uint16_t*>(w.data);
+#if defined(__aarch64__)
+        if (n == 1 && cpu_neon())  // NEON widens f16 in registers (FCVTL): no scratch
+          return cpu::gemv_neon(x, k, src + b * k, WType::kF16, e - b, bias ? bias + b : nullptr, y + b);
+#endif
+        std::vector<float> wf(static_cast<size_t>(16 * k));
         for (int64_t r0 = b; r0 < e; r0 += 16) {
           const int64_t cnt = std::min<int64_t>(16, e - r0);
-          for (int64_t i = 0; i < cnt * k; ++i) wf[i] = f16_to_float(src[r0 * k + i]);
+#if defined(__aarch64__)
+          if (cpu_neon()) cpu::f16_to_f32_neon(src + r0 * k, cnt * k, wf.data());
+          else
+#endif
+            for (int64_t i = 0; i < cnt * k; ++i) wf[i] = f16_to_float(src[r0 * k + i]);
           for (int64_t i0 = 0; i0 < n; i0 += nb)
             linear_block(x + i0 * k, std::min(nb, n - i0), k, wf.data(), false, k, cnt,
                          bias ? bias + r0 : nullptr, y + i0 * rows + r0, rows);

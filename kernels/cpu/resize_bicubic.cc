@@ -8,6 +8,9 @@
 #include <vector>
 
 #include "simd.h"
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 namespace sr3d {
 
@@ -162,6 +165,36 @@ inline void transpose16x16(const __m128i in[16], __m128i out[16]) {
 }
 #endif
 
+#if defined(__aarch64__)
+// The same transpose in NEON: zip1 / zip2 are unpacklo / unpackhi, at 8, 16, 32 and 64 bits.
+inline void transpose16x16_neon(const uint8x16_t in[16], uint8x16_t out[16]) {
+  uint8x16_t t[16];
+  uint16x8_t u[16];
+  uint32x4_t v[16];
+  for (int k = 0; k < 8; ++k) {
+    t[2 * k] = vzip1q_u8(in[2 * k], in[2 * k + 1]);
+    t[2 * k + 1] = vzip2q_u8(in[2 * k], in[2 * k + 1]);
+  }
+  for (int k = 0; k < 4; ++k)
+    for (int h = 0; h < 2; ++h) {
+      const uint16x8_t a = vreinterpretq_u16_u8(t[4 * k + h]), b = vreinterpretq_u16_u8(t[4 * k + 2 + h]);
+      u[4 * k + 2 * h] = vzip1q_u16(a, b);
+      u[4 * k + 2 * h + 1] = vzip2q_u16(a, b);
+    }
+  for (int g = 0; g < 2; ++g)
+    for (int m = 0; m < 4; ++m) {
+      const uint32x4_t a = vreinterpretq_u32_u16(u[8 * g + m]), b = vreinterpretq_u32_u16(u[8 * g + 4 + m]);
+      v[8 * g + 2 * m] = vzip1q_u32(a, b);
+      v[8 * g + 2 * m + 1] = vzip2q_u32(a, b);
+    }
+  for (int n = 0; n < 8; ++n) {
+    const uint64x2_t a = vreinterpretq_u64_u32(v[n]), b = vreinterpretq_u64_u32(v[8 + n]);
+    out[2 * n] = vreinterpretq_u8_u64(vzip1q_u64(a, b));
+    out[2 * n + 1] = vreinterpretq_u8_u64(vzip2q_u64(a, b));
+  }
+}
+#endif
+
 // rows[r] (r < 16, each `len` bytes) -> panel[i * 16 + r].
 void panel_load(const uint8_t* const rows[kPanel], int64_t len, uint8_t* panel) {
   int64_t i = 0;
@@ -171,6 +204,13 @@ void panel_load(const uint8_t* const rows[kPanel], int64_t len, uint8_t* panel) 
     for (int r = 0; r < 16; ++r) in[r] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + i));
     transpose16x16(in, out);
     for (int j = 0; j < 16; ++j) _mm_storeu_si128(reinterpret_cast<__m128i*>(panel + (i + j) * 16), out[j]);
+  }
+#elif defined(__aarch64__)
+  for (; cpu_neon() && i + 16 <= len; i += 16) {
+    uint8x16_t in[16], out[16];
+    for (int r = 0; r < 16; ++r) in[r] = vld1q_u8(rows[r] + i);
+    transpose16x16_neon(in, out);
+    for (int j = 0; j < 16; ++j) vst1q_u8(panel + (i + j) * 16, out[j]);
   }
 #endif
   for (; i < len; ++i)
@@ -186,6 +226,13 @@ void panel_store(const uint8_t* panel, int64_t len, int n_rows, uint8_t* const r
     for (int j = 0; j < 16; ++j) in[j] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + (i + j) * 16));
     transpose16x16(in, out);
     for (int r = 0; r < n_rows; ++r) _mm_storeu_si128(reinterpret_cast<__m128i*>(rows[r] + i), out[r]);
+  }
+#elif defined(__aarch64__)
+  for (; cpu_neon() && i + 16 <= len; i += 16) {
+    uint8x16_t in[16], out[16];
+    for (int j = 0; j < 16; ++j) in[j] = vld1q_u8(panel + (i + j) * 16);
+    transpose16x16_neon(in, out);
+    for (int r = 0; r < n_rows; ++r) vst1q_u8(rows[r] + i, out[r]);
   }
 #endif
   for (; i < len; ++i)
