@@ -19,7 +19,7 @@ import { Sr3dError, fromNative, invalidArgument } from './errors';
 import { native } from './native';
 import type { NativeEngine, NativeEngineSpec, NativeMlpStep, NativeWeight } from './native';
 import { toContiguous, toNdArray } from './tensor';
-import { checkMaxNewTokens, checkTemperature } from './validate';
+import { checkSampling } from './validate';
 import { LLM_WEIGHTS, MLP_MODULES, NATIVE_PREFIX, PROJECTOR_WEIGHTS, REGION_WEIGHTS, SPATIAL_PE_WEIGHTS, biasOf, weightOf } from './weights';
 import type { NdArray, TensorLike } from './tensor';
 import { EngineBusyError, EngineDisposedError } from './errors';
@@ -463,28 +463,13 @@ export class Engine {
 
   private generateOptions(o: GenerateOptions) {
     const vocab = this.dims.llm!.vocab;
-    const maxNewTokens = checkMaxNewTokens(o.maxNewTokens ?? this.defaultMaxNew);
-    const temperature = checkTemperature(o.temperature ?? 0);
-    const topP = o.topP ?? 1;
-    if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw invalidArgument('a number in (0, 1]', 'topP', topP);
-    const topK = o.topK ?? 0;
-    if (!Number.isInteger(topK) || topK < 0) throw invalidArgument('a non-negative integer (0 = off)', 'topK', topK);
-    if (o.seed !== undefined && (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > Number.MAX_SAFE_INTEGER)) {
-      throw invalidArgument('an integer in [0, 2^53)', 'seed', o.seed);
-    }
-    const stop = o.stopTokenIds ?? this.eos;
-    if (!Array.isArray(stop) && !ArrayBuffer.isView(stop)) throw invalidArgument('an array of token ids', 'stopTokenIds', stop);
-    const stopSet = new Set<number>();
-    for (let i = 0; i < stop.length; i++) {
-      const s = stop[i];
-      if (!Number.isInteger(s) || s < 0 || s >= vocab) throw invalidArgument(`a token id in [0, ${vocab})`, `stopTokenIds[${i}]`, s);
-      stopSet.add(s);
-    }
+    const { maxNewTokens, temperature, topP, topK, seed: given, stopIds } = checkSampling(o, { vocab, eos: this.eos, defaultMaxNewTokens: this.defaultMaxNew });
+    const stopSet = new Set<number>(stopIds);
     const signal = o.signal;
     if (signal !== undefined && (signal === null || typeof signal !== 'object' || typeof signal.aborted !== 'boolean')) {
       throw invalidArgument('an AbortSignal', 'signal', signal);
     }
-    const seed = o.seed ?? Math.floor(Math.random() * Number.MAX_SAFE_INTEGER);
+    const seed = given ?? Math.floor(Math.random() * Number.MAX_SAFE_INTEGER);
     const append = o.append ?? false;
     if (typeof append !== 'boolean') throw invalidArgument('a boolean', 'append', append);
     return { maxNewTokens, temperature, topP, topK: Math.min(topK, vocab), seed, stop: stopSet, signal, append };

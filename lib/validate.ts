@@ -7,7 +7,8 @@
  * | depthScale                             | here (isDepthScale), via geometry.ts;      | kernels backproject_check: typed (a public    |
  * |                                        | a scene's frames: scene.ts (SCENE_LIMITS)  | C++ kernel entry); native/geometry.cc: none   |
  * | temperature, maxNewTokens (>= 0)       | here; Engine, SR3D and every CLI flag      | native Step: internal; sample_token: typed    |
- * | topP, topK, seed, stop and token ids,  | engine.ts (Engine)                         | native/engine.cc: internal (SR3D_INTERNAL)    |
+ * | topP, topK, seed, stop ids             | here (checkSampling): Engine, TensorRT-LLM | native/engine.cc: internal (SR3D_INTERNAL)    |
+ * | token ids,                             | engine.ts (Engine)                         |                                               |
  * | KV room, the model's parts, projector  |                                            | (the C++ Engine's own checks stay typed: its  |
  * | width, one call at a time, disposed    |                                            | C++ API, used by tests_cpp)                   |
  *
@@ -30,6 +31,54 @@ export function checkMaxNewTokens(v: unknown, name = 'maxNewTokens'): number {
 export function checkTemperature(v: unknown, name = 'temperature'): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || !(v >= 0)) throw invalidArgument('a finite number >= 0 (0 = greedy)', name, v);
   return v;
+}
+
+/** Sampling options as a generation receives them (Engine.generate, the TensorRT-LLM backend). */
+export interface SamplingInput {
+  maxNewTokens?: unknown;
+  temperature?: unknown;
+  topP?: unknown;
+  topK?: unknown;
+  seed?: unknown;
+  stopTokenIds?: unknown;
+}
+
+/** Checked sampling options; `stopIds` unique, in the caller's order; `seed` undefined when not given. */
+export interface Sampling {
+  maxNewTokens: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  seed: number | undefined;
+  stopIds: number[];
+}
+
+/**
+ * The rules of a generation's sampling options, for every backend: maxNewTokens and temperature
+ * as above, topP in (0, 1], topK a non-negative integer (0 = off), seed an integer in [0, 2^53),
+ * stopTokenIds token ids of the model (default `d.eos`).
+ */
+export function checkSampling(o: SamplingInput, d: { vocab: number; eos: readonly number[]; defaultMaxNewTokens: number }): Sampling {
+  const maxNewTokens = checkMaxNewTokens(o.maxNewTokens ?? d.defaultMaxNewTokens);
+  const temperature = checkTemperature(o.temperature ?? 0);
+  const topP = o.topP ?? 1;
+  if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw invalidArgument('a number in (0, 1]', 'topP', topP);
+  const topK = o.topK ?? 0;
+  if (!Number.isInteger(topK) || (topK as number) < 0) throw invalidArgument('a non-negative integer (0 = off)', 'topK', topK);
+  const seed = o.seed;
+  if (seed !== undefined && (!Number.isInteger(seed) || (seed as number) < 0 || (seed as number) > Number.MAX_SAFE_INTEGER)) {
+    throw invalidArgument('an integer in [0, 2^53)', 'seed', seed);
+  }
+  const stop = o.stopTokenIds ?? d.eos;
+  if (!Array.isArray(stop) && !ArrayBuffer.isView(stop)) throw invalidArgument('an array of token ids', 'stopTokenIds', stop);
+  const list = stop as ArrayLike<unknown>;
+  const stopIds: number[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const s = list[i];
+    if (!Number.isInteger(s) || (s as number) < 0 || (s as number) >= d.vocab) throw invalidArgument(`a token id in [0, ${d.vocab})`, `stopTokenIds[${i}]`, s);
+    if (!stopIds.includes(s as number)) stopIds.push(s as number);
+  }
+  return { maxNewTokens, temperature, topP, topK: topK as number, seed: seed as number | undefined, stopIds };
 }
 
 /**

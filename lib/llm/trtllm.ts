@@ -35,7 +35,7 @@ import type { Prepared } from '../model_types';
 import { trtllmAddon } from '../native';
 import type { NativeTrtllmAddon, NativeTrtllmExecutor, NativeTrtllmRequest, NativeTrtllmResponse } from '../native';
 import type { Sr3dTokenizer } from '../tokenizer';
-import { checkMaxNewTokens, checkTemperature } from '../validate';
+import { checkSampling } from '../validate';
 import { followUpIds, promptTableExtraIds, promptTableRequest } from './trtllm_request';
 import type { PromptTableRequest, TrtllmDtype } from './trtllm_request';
 
@@ -195,30 +195,14 @@ export type TrtllmSampling = Pick<NativeTrtllmRequest, 'maxNewTokens' | 'tempera
  * module comment for what differs). Validates like sr3d's engine: the same option errors.
  */
 export function trtllmSampling(o: GenerateOptions, d: { vocabSize: number; eos: readonly number[]; defaultMaxNewTokens: number }): TrtllmSampling {
-  const maxNewTokens = checkMaxNewTokens(o.maxNewTokens ?? d.defaultMaxNewTokens);
-  const temperature = checkTemperature(o.temperature ?? 0);
-  const topP = o.topP ?? 1;
-  if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw invalidArgument('a number in (0, 1]', 'topP', topP);
-  const topK = o.topK ?? 0;
-  if (!Number.isInteger(topK) || topK < 0) throw invalidArgument('a non-negative integer (0 = off)', 'topK', topK);
-  if (o.seed !== undefined && (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > Number.MAX_SAFE_INTEGER)) {
-    throw invalidArgument('an integer in [0, 2^53)', 'seed', o.seed);
-  }
-  const stop = o.stopTokenIds ?? d.eos;
-  if (!Array.isArray(stop) && !ArrayBuffer.isView(stop)) throw invalidArgument('an array of token ids', 'stopTokenIds', stop);
-  const ids: number[] = [];
-  for (let i = 0; i < stop.length; i++) {
-    const s = stop[i];
-    if (!Number.isInteger(s) || s < 0 || s >= d.vocabSize) throw invalidArgument(`a token id in [0, ${d.vocabSize})`, `stopTokenIds[${i}]`, s);
-    if (!ids.includes(s)) ids.push(s);
-  }
+  const { maxNewTokens, temperature, topP, topK, seed, stopIds: ids } = checkSampling(o, { vocab: d.vocabSize, eos: d.eos, defaultMaxNewTokens: d.defaultMaxNewTokens });
   const greedy = temperature === 0;
   return {
     maxNewTokens,
     temperature: greedy ? null : temperature,
     topK: greedy ? 1 : topK > 0 ? Math.min(topK, d.vocabSize) : null,
     topP: greedy || topP === 1 ? null : topP,
-    seed: greedy ? null : o.seed ?? Math.floor(Math.random() * Number.MAX_SAFE_INTEGER),
+    seed: greedy ? null : seed ?? Math.floor(Math.random() * Number.MAX_SAFE_INTEGER),
     // Without a stop id the end id is one no token can take: generation then ends at the length.
     endId: ids.length > 0 ? ids[0] : -1,
     stopIds: Int32Array.from(ids),
