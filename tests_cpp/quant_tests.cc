@@ -19,54 +19,13 @@
 #include <vector>
 
 #include "harness.h"
+#include "quant_weights.h"
 #include "linear.h"
 
 using namespace sr3d;
 using namespace sr3d_test;
 
 namespace {
-
-
-// A random quantized weight in sr3d's layout and its dequantized float32 values, computed
-// here from the definition (weights.h), independently of the kernel's dequantizer.
-struct QW {
-  std::vector<uint8_t> q, zeros;
-  std::vector<float> scales, deq;
-  std::vector<int32_t> perm;
-  WeightRef ref, dense;
-};
-QW make_q(int64_t rows, int64_t cols, int bits, int64_t group, bool act_order, uint64_t seed) {
-  QW w;
-  Rng r(seed);
-  const int64_t ng = cols / group, rb = cols * bits / 8, qmax = bits == 4 ? 15 : 255;
-  w.q.resize(static_cast<size_t>(rows * rb));
-  for (auto& b : w.q) b = static_cast<uint8_t>(r.uniform(0, 256));
-  w.scales.resize(static_cast<size_t>(rows * ng));
-  w.zeros.resize(w.scales.size());
-  for (size_t i = 0; i < w.scales.size(); ++i) {
-    w.scales[i] = static_cast<float>(r.uniform(0.001, 0.05));
-    w.zeros[i] = static_cast<uint8_t>(std::min<double>(qmax, r.uniform(0, qmax + 1)));
-  }
-  if (act_order) {
-    w.perm.resize(static_cast<size_t>(cols));
-    std::iota(w.perm.begin(), w.perm.end(), 0);
-    for (int64_t i = cols - 1; i > 0; --i)
-      std::swap(w.perm[i], w.perm[static_cast<int64_t>(r.uniform(0, static_cast<double>(i + 1))) % (i + 1)]);
-  }
-  w.deq.assign(static_cast<size_t>(rows * cols), 0.f);
-  for (int64_t row = 0; row < rows; ++row)
-    for (int64_t j = 0; j < cols; ++j) {
-      const uint8_t b = w.q[row * rb + (bits == 4 ? j / 2 : j)];
-      const int qv = bits == 4 ? (j % 2 ? b >> 4 : b & 15) : b;
-      const int64_t g = row * ng + j / group;
-      const int64_t c = act_order ? w.perm[j] : j;
-      w.deq[row * cols + c] = w.scales[g] * static_cast<float>(qv - w.zeros[g]);
-    }
-  w.ref = WeightRef{w.q.data(), bits == 4 ? WType::kQ4 : WType::kQ8, rows, cols,
-                    w.scales.data(), w.zeros.data(), group, act_order ? w.perm.data() : nullptr};
-  w.dense = WeightRef{w.deq.data(), WType::kF32, rows, cols};
-  return w;
-}
 
 std::vector<float> run_linear(const std::vector<float>& x, int64_t n, const WeightRef& w,
                               const float* bias, Impl impl) {
