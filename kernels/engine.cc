@@ -45,6 +45,17 @@ const WeightTensor& find_tensor(const WeightMap& w, const std::string& key,
       throw_invalid_argument("a quantization group size dividing in features " +
                                  std::to_string(cols) + (t.type == WType::kQ4 ? " (even for int4)" : ""),
                              weight_name(key), std::to_string(t.group));
+    // Both engines index x through perm: anything but a permutation would read out of bounds.
+    if (t.perm) {
+      std::vector<char> seen(static_cast<size_t>(cols), 0);
+      for (int64_t j = 0; j < cols; ++j) {
+        const int32_t p = t.perm[j];
+        if (p < 0 || p >= cols || seen[static_cast<size_t>(p)])
+          throw_invalid_argument("a permutation of 0.." + std::to_string(cols - 1) + " (each input once)",
+                                 "perm[" + std::to_string(j) + "] of " + weight_name(key), std::to_string(p));
+        seen[static_cast<size_t>(p)] = 1;
+      }
+    }
   } else if (t.type != WType::kF32 && t.type != WType::kF16 && t.type != WType::kBF16) {
     throw_invalid_argument(quant ? "dtype float32, float16, bfloat16, int4 or int8"
                                  : "dtype float32, float16 or bfloat16 (int4/int8 only for the "

@@ -130,4 +130,19 @@ describe('quantized weights where the engine cannot take them', () => {
     const c = { ...ckpt, vision: { ...ckpt.vision, weights: vision } } as Checkpoint;
     await expect(createEngine(c, { device: 'cpu', maxContext: 64 })).rejects.toThrow(/int4\/int8 only for the LLM's attention and MLP projections/);
   });
+
+  it('an act-order perm that is not a permutation is refused, naming the weight (it would index x out of bounds)', async () => {
+    const set = ckpt.llm.weights;
+    const key = set.keys().find((k) => /mlp\.down_proj\.weight$/.test(k))!;
+    const t = set.read(key);
+    const cols = t.shape[1];
+    for (const bad of [(p: Int32Array) => { p[3] = p[4]; }, (p: Int32Array) => { p[0] = cols; }]) {
+      const perm = Int32Array.from({ length: cols }, (_, i) => i);
+      bad(perm);
+      const w = { ...quantizeRtn(t.data as Float32Array, t.shape[0], cols, 4, 32), perm };
+      const llm: WeightSet = { keys: () => set.keys(), has: (k) => set.has(k), info: (k) => set.info(k), bytes: set.bytes, read: (k) => set.read(k), quantized: (k) => (k === key ? w : undefined) };
+      const c = { ...ckpt, llm: { ...ckpt.llm, weights: llm } } as Checkpoint;
+      await expect(createEngine(c, { device: 'cpu', maxContext: 64 })).rejects.toThrow(new RegExp(`a permutation of 0\\.\\.${cols - 1}.*perm\\[\\d+\\] of weight 'llm\\.${key.replace(/\./g, '\\.')}'`));
+    }
+  });
 });

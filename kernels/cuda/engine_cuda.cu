@@ -88,8 +88,6 @@ class Placer {
   WeightRef matrix(const std::vector<std::string>& keys) {
     std::vector<const WeightTensor*> parts;
     for (const std::string& k : keys) parts.push_back(&tensor(k));
-    if (!copy_)  // once, on the sizing pass: a bad perm would make the GEMV read out of bounds
-      for (size_t i = 0; i < keys.size(); ++i) check_perm(*parts[i], keys[i]);
     WType type = parts[0]->type;
     for (const WeightTensor* t : parts)
       if (t->type != type || (wtype_quantized(type) && !same_quant(*t, *parts[0]))) type = WType::kF32;
@@ -124,18 +122,6 @@ class Placer {
     r.group = t.group;
     r.perm = t.perm;
     return r;
-  }
-  static void check_perm(const WeightTensor& t, const std::string& key) {
-    if (!wtype_quantized(t.type) || !t.perm) return;
-    const int64_t cols = t.shape[1];
-    std::vector<char> seen(static_cast<size_t>(cols), 0);
-    for (int64_t j = 0; j < cols; ++j) {
-      const int32_t p = t.perm[j];
-      if (p < 0 || p >= cols || seen[static_cast<size_t>(p)])
-        throw_invalid_argument("a permutation of 0.." + std::to_string(cols - 1) + " (each input once)",
-                               "perm[" + std::to_string(j) + "] of weight '" + key + "'", std::to_string(p));
-      seen[static_cast<size_t>(p)] = 1;
-    }
   }
   static bool same_quant(const WeightTensor& a, const WeightTensor& b) {
     if (a.type != b.type || a.group != b.group || !a.perm != !b.perm) return false;
