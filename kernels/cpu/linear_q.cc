@@ -197,6 +197,17 @@ SR3D_T512 void tile_512(const float* xs, int64_t ldx, const float* ws, int64_t l
 // looks nibble t of each up with vpermps, which reads only the low 4 bits of its index, so
 // the whole unpack is one shift per 16 weights. int8 (group % 16 == 0): s * float(q - z) per
 // weight. The next NR-row tile is prefetched while this one is summed.
+// kVminusZ[z][v] = float(v - z), exact: an int4 group's table is one multiply by its scale.
+struct VMinusZ {
+  alignas(64) float v[16][16];
+  constexpr VMinusZ() : v() {
+    for (int z = 0; z < 16; ++z)
+      for (int i = 0; i < 16; ++i) v[z][i] = static_cast<float>(i - z);
+  }
+};
+constexpr VMinusZ kVMinusZTable{};
+constexpr const float (&kVminusZ)[16][16] = kVMinusZTable.v;
+
 template <bool Q4, int NR>
 SR3D_T512 SR3D_QINLINE void gemv_512(const float* xs, const WeightRef& w, int64_t r,
                                      const float* bias, float* y) {
@@ -212,9 +223,15 @@ SR3D_T512 SR3D_QINLINE void gemv_512(const float* xs, const WeightRef& w, int64_
     __m512i z[NR];
     for (int i = 0; i < NR; ++i) {
       s[i] = _mm512_set1_ps(w.scales[(r + i) * ng + g]);
-      z[i] = _mm512_set1_epi32(w.zeros[(r + i) * ng + g]);
-      if (Q4)  // the table
-        s[i] = _mm512_mul_ps(s[i], _mm512_cvtepi32_ps(_mm512_sub_epi32(iota, z[i])));
+      const int zi = w.zeros[(r + i) * ng + g];
+      if (!Q4) {
+        z[i] = _mm512_set1_epi32(zi);
+      } else if (zi < 16) {  // the table, float(v - z) read from kVminusZ (the same value)
+        s[i] = _mm512_mul_ps(s[i], _mm512_load_ps(kVminusZ[zi]));
+      } else {
+        s[i] = _mm512_mul_ps(
+            s[i], _mm512_cvtepi32_ps(_mm512_sub_epi32(iota, _mm512_set1_epi32(zi))));
+      }
     }
     if (Q4) {
       for (; c < ge; c += 128) {
@@ -278,6 +295,7 @@ template <bool Q4>
 SR3D_T512 void gemv_rows_512(const float* xs, const WeightRef& w, int64_t r0, int64_t r1,
                              const float* bias, float* y) {
   int64_t r = r0;
+  for (; Q4 && r + 8 <= r1; r += 8) gemv_512<Q4, 8>(xs, w, r, bias, y);
   for (; r + 4 <= r1; r += 4) gemv_512<Q4, 4>(xs, w, r, bias, y);
   for (; r < r1; ++r) gemv_512<Q4, 1>(xs, w, r, bias, y);
 }
