@@ -122,11 +122,15 @@ SR3D_QINLINE float tree16(const float* a) {
   for (int l = 0; l < 8; ++l) t[l] = a[l] + a[l + 8];
   return ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
 }
-SR3D_QINLINE float finish(const float* lanes, const float* xs, int64_t m, int64_t k,
-                          const float* wtail, const WeightRef* w, int64_t r, const float* bias) {
-  float t = tree16(lanes);
+SR3D_QINLINE float finish_tree(float t, const float* xs, int64_t m, int64_t k,
+                               const float* wtail, const WeightRef* w, int64_t r,
+                               const float* bias) {
   for (int64_t j = m; j < k; ++j) t = std::fma(xs[j], wtail ? wtail[j] : wq(*w, r, j), t);
   return bias ? t + bias[r] : t;
+}
+SR3D_QINLINE float finish(const float* lanes, const float* xs, int64_t m, int64_t k,
+                          const float* wtail, const WeightRef* w, int64_t r, const float* bias) {
+  return finish_tree(tree16(lanes), xs, m, k, wtail, w, r, bias);
 }
 
 // ---- portable kernels (GCC vectors: NEON on aarch64, SSE on old x86) ------------------------
@@ -168,6 +172,14 @@ void tile_portable(const float* xs, int64_t ldx, const float* ws, int64_t ldw, i
 #ifdef SR3D_Q_X86
 #define SR3D_T512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #define SR3D_T2 __attribute__((target("avx2,fma")))
+
+// tree16 in registers from b[l] = a[l] + a[l + 8] (8 lanes): c = b[0..3] + b[4..7], then
+// (c0 + c2) + (c1 + c3), the same additions.
+SR3D_T2 SR3D_QINLINE float tree8(__m256 b) {
+  const __m128 c = _mm_add_ps(_mm256_castps256_ps128(b), _mm256_extractf128_ps(b, 1));
+  const __m128 d = _mm_add_ps(c, _mm_movehl_ps(c, c));
+  return _mm_cvtss_f32(_mm_add_ss(d, _mm_movehdup_ps(d)));
+}
 
 // ---- AVX-512 ------------------------------------------------------------------------------
 template <int NX, int NW>
@@ -259,9 +271,9 @@ SR3D_T512 SR3D_QINLINE void gemv_512(const float* xs, const WeightRef& w, int64_
     }
   }
   for (int i = 0; i < NR; ++i) {
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, acc[i]);
-    y[r + i] = finish(lanes, xs, m, k, nullptr, &w, r + i, bias);
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i]), 1));
+    const float t = tree8(_mm256_add_ps(_mm512_castps512_ps256(acc[i]), hi));
+    y[r + i] = finish_tree(t, xs, m, k, nullptr, &w, r + i, bias);
   }
 }
 
@@ -389,12 +401,9 @@ SR3D_T2 SR3D_QINLINE void gemv_avx2(const float* xs, const WeightRef& w, int64_t
       }
     }
   }
-  for (int i = 0; i < NR; ++i) {
-    alignas(32) float lanes[16];
-    _mm256_store_ps(lanes, acc[i][0]);
-    _mm256_store_ps(lanes + 8, acc[i][1]);
-    y[r + i] = finish(lanes, xs, m, k, nullptr, &w, r + i, bias);
-  }
+  for (int i = 0; i < NR; ++i)
+    y[r + i] = finish_tree(tree8(_mm256_add_ps(acc[i][0], acc[i][1])), xs, m, k, nullptr, &w,
+                           r + i, bias);
 }
 
 template <bool Q4>
