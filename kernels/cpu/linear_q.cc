@@ -122,11 +122,15 @@ SR3D_QINLINE float tree16(const float* a) {
   for (int l = 0; l < 8; ++l) t[l] = a[l] + a[l + 8];
   return ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
 }
-SR3D_QINLINE float finish(const float* lanes, const float* xs, int64_t m, int64_t k,
-                          const float* wtail, const WeightRef* w, int64_t r, const float* bias) {
-  float t = tree16(lanes);
+SR3D_QINLINE float finish_tree(float t, const float* xs, int64_t m, int64_t k,
+                               const float* wtail, const WeightRef* w, int64_t r,
+                               const float* bias) {
   for (int64_t j = m; j < k; ++j) t = std::fma(xs[j], wtail ? wtail[j] : wq(*w, r, j), t);
   return bias ? t + bias[r] : t;
+}
+SR3D_QINLINE float finish(const float* lanes, const float* xs, int64_t m, int64_t k,
+                          const float* wtail, const WeightRef* w, int64_t r, const float* bias) {
+  return finish_tree(tree16(lanes), xs, m, k, wtail, w, r, bias);
 }
 
 // ---- portable kernels (GCC vectors: NEON on aarch64, SSE on old x86) ------------------------
@@ -169,6 +173,14 @@ void tile_portable(const float* xs, int64_t ldx, const float* ws, int64_t ldw, i
 #define SR3D_T512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #define SR3D_T2 __attribute__((target("avx2,fma")))
 
+// tree16 in registers from b[l] = a[l] + a[l + 8] (8 lanes): c = b[0..3] + b[4..7], then
+// (c0 + c2) + (c1 + c3), the same additions.
+SR3D_T2 SR3D_QINLINE float tree8(__m256 b) {
+  const __m128 c = _mm_add_ps(_mm256_castps256_ps128(b), _mm256_extractf128_ps(b, 1));
+  const __m128 d = _mm_add_ps(c, _mm_movehl_ps(c, c));
+  return _mm_cvtss_f32(_mm_add_ss(d, _mm_movehdup_ps(d)));
+}
+
 // ---- AVX-512 ------------------------------------------------------------------------------
 template <int NX, int NW>
 SR3D_T512 void tile_512(const float* xs, int64_t ldx, const float* ws, int64_t ldw, int64_t m,
@@ -197,6 +209,17 @@ SR3D_T512 void tile_512(const float* xs, int64_t ldx, const float* ws, int64_t l
 // looks nibble t of each up with vpermps, which reads only the low 4 bits of its index, so
 // the whole unpack is one shift per 16 weights. int8 (group % 16 == 0): s * float(q - z) per
 // weight. The next NR-row tile is prefetched while this one is summed.
+// kVminusZ[z][v] = float(v - z), exact: an int4 group's table is one multiply by its scale.
+struct VMinusZ {
+  alignas(64) float v[16][16];
+  constexpr VMinusZ() : v() {
+    for (int z = 0; z < 16; ++z)
+      for (int i = 0; i < 16; ++i) v[z][i] = static_cast<float>(i - z);
+  }
+};
+constexpr VMinusZ kVMinusZTable{};
+constexpr const float (&kVminusZ)[16][16] = kVMinusZTable.v;
+
 template <bool Q4, int NR>
 SR3D_T512 SR3D_QINLINE void gemv_512(const float* xs, const WeightRef& w, int64_t r,
                                      const float* bias, float* y) {
@@ -212,9 +235,15 @@ SR3D_T512 SR3D_QINLINE void gemv_512(const float* xs, const WeightRef& w, int64_
     __m512i z[NR];
     for (int i = 0; i < NR; ++i) {
       s[i] = _mm512_set1_ps(w.scales[(r + i) * ng + g]);
-      z[i] = _mm512_set1_epi32(w.zeros[(r + i) * ng + g]);
-      if (Q4)  // the table
-        s[i] = _mm512_mul_ps(s[i], _mm512_cvtepi32_ps(_mm512_sub_epi32(iota, z[i])));
+      const int zi = w.zeros[(r + i) * ng + g];
+      if (!Q4) {
+        z[i] = _mm512_set1_epi32(zi);
+      } else if (zi < 16) {  // the table, float(v - z) read from kVminusZ (the same value)
+        s[i] = _mm512_mul_ps(s[i], _mm512_load_ps(kVminusZ[zi]));
+      } else {
+        s[i] = _mm512_mul_ps(
+            s[i], _mm512_cvtepi32_ps(_mm512_sub_epi32(iota, _mm512_set1_epi32(zi))));
+      }
     }
     if (Q4) {
       for (; c < ge; c += 128) {
@@ -242,9 +271,9 @@ SR3D_T512 SR3D_QINLINE void gemv_512(const float* xs, const WeightRef& w, int64_
     }
   }
   for (int i = 0; i < NR; ++i) {
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, acc[i]);
-    y[r + i] = finish(lanes, xs, m, k, nullptr, &w, r + i, bias);
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i]), 1));
+    const float t = tree8(_mm256_add_ps(_mm512_castps512_ps256(acc[i]), hi));
+    y[r + i] = finish_tree(t, xs, m, k, nullptr, &w, r + i, bias);
   }
 }
 
@@ -278,11 +307,12 @@ template <bool Q4>
 SR3D_T512 void gemv_rows_512(const float* xs, const WeightRef& w, int64_t r0, int64_t r1,
                              const float* bias, float* y) {
   int64_t r = r0;
+  for (; Q4 && r + 8 <= r1; r += 8) gemv_512<Q4, 8>(xs, w, r, bias, y);
   for (; r + 4 <= r1; r += 4) gemv_512<Q4, 4>(xs, w, r, bias, y);
   for (; r < r1; ++r) gemv_512<Q4, 1>(xs, w, r, bias, y);
 }
 
-// ---- AVX2 (16 lanes = two registers; a 16-entry table = two vpermps + a blend on bit 3) ----
+// ---- AVX2 (16 lanes = two registers) ---------------------------------------------------------
 template <int NX, int NW>
 SR3D_T2 void tile_avx2(const float* xs, int64_t ldx, const float* ws, int64_t ldw, int64_t m,
                        int64_t k, const float* bias, int64_t r0, float* y, int64_t ldy) {
@@ -307,33 +337,25 @@ SR3D_T2 void tile_avx2(const float* xs, int64_t ldx, const float* ws, int64_t ld
     }
 }
 
-SR3D_T2 SR3D_QINLINE __m256 lut16(__m256 lo, __m256 hi, __m256i idx, __m256i sel) {
-  return _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, idx), _mm256_permutevar8x32_ps(hi, idx),
-                          _mm256_castsi256_ps(sel));
-}
-
+// int4 without a table: AVX2's vpermps reads 3 index bits, so a 16-entry table costs two
+// permutes, a blend and a second shift per 8 weights (three uops on the one shuffle port of
+// Intel cores); s * float(v - z) per weight is the same value in as many ops, none a shuffle.
 template <bool Q4, int NR>
 SR3D_T2 SR3D_QINLINE void gemv_avx2(const float* xs, const WeightRef& w, int64_t r,
                                     const float* bias, float* y) {
   const int64_t k = w.cols, G = w.group, ng = k / G, rb = quant_row_bytes(w), m = main_len(w);
   const uint8_t* q = static_cast<const uint8_t*>(w.data) + r * rb;
   const char* pf = reinterpret_cast<const char*>(q + NR * rb);
-  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), eight = _mm256_set1_epi32(8);
+  const __m256i m15 = _mm256_set1_epi32(15);
   __m256 acc[NR][2];
   for (int i = 0; i < NR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   for (int64_t g = 0, c = 0; c < m; ++g) {
     const int64_t ge = std::min(m, (g + 1) * G);
-    __m256 s[NR][2];
+    __m256 s[NR];
     __m256i z[NR];
     for (int i = 0; i < NR; ++i) {
-      const __m256 sv = _mm256_set1_ps(w.scales[(r + i) * ng + g]);
+      s[i] = _mm256_set1_ps(w.scales[(r + i) * ng + g]);
       z[i] = _mm256_set1_epi32(w.zeros[(r + i) * ng + g]);
-      s[i][0] = s[i][1] = sv;
-      if (Q4) {  // the table: entries 0..7 and 8..15
-        const __m256i d = _mm256_sub_epi32(iota, z[i]);
-        s[i][0] = _mm256_mul_ps(sv, _mm256_cvtepi32_ps(d));
-        s[i][1] = _mm256_mul_ps(sv, _mm256_cvtepi32_ps(_mm256_add_epi32(d, eight)));
-      }
     }
     if (Q4) {
       for (; c < ge; c += 128) {
@@ -342,12 +364,11 @@ SR3D_T2 SR3D_QINLINE void gemv_avx2(const float* xs, const WeightRef& w, int64_t
           const uint8_t* qb = q + i * rb + c / 2;
           const __m256i d0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qb));
           const __m256i d1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qb + 32));
-          for (int t = 0; t < 8; ++t) {  // nibble t: perm index bits 4t.., its bit 3 to the sign
-            const int sh = 4 * t, up = 28 - 4 * t;
-            const __m256 w0 =
-                lut16(s[i][0], s[i][1], _mm256_srli_epi32(d0, sh), _mm256_slli_epi32(d0, up));
-            const __m256 w1 =
-                lut16(s[i][0], s[i][1], _mm256_srli_epi32(d1, sh), _mm256_slli_epi32(d1, up));
+          for (int t = 0; t < 8; ++t) {  // nibble t of each dword
+            const __m256 w0 = _mm256_mul_ps(s[i], _mm256_cvtepi32_ps(_mm256_sub_epi32(
+                _mm256_and_si256(_mm256_srli_epi32(d0, 4 * t), m15), z[i])));
+            const __m256 w1 = _mm256_mul_ps(s[i], _mm256_cvtepi32_ps(_mm256_sub_epi32(
+                _mm256_and_si256(_mm256_srli_epi32(d1, 4 * t), m15), z[i])));
             acc[i][0] = _mm256_fmadd_ps(_mm256_loadu_ps(xs + c + 16 * t), w0, acc[i][0]);
             acc[i][1] = _mm256_fmadd_ps(_mm256_loadu_ps(xs + c + 16 * t + 8), w1, acc[i][1]);
           }
@@ -363,20 +384,17 @@ SR3D_T2 SR3D_QINLINE void gemv_avx2(const float* xs, const WeightRef& w, int64_t
           const __m128i* qv1 = reinterpret_cast<const __m128i*>(qb + 8);
           const __m256i b0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(qv0));
           const __m256i b1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(qv1));
-          const __m256 w0 = _mm256_mul_ps(s[i][0], _mm256_cvtepi32_ps(_mm256_sub_epi32(b0, z[i])));
-          const __m256 w1 = _mm256_mul_ps(s[i][0], _mm256_cvtepi32_ps(_mm256_sub_epi32(b1, z[i])));
+          const __m256 w0 = _mm256_mul_ps(s[i], _mm256_cvtepi32_ps(_mm256_sub_epi32(b0, z[i])));
+          const __m256 w1 = _mm256_mul_ps(s[i], _mm256_cvtepi32_ps(_mm256_sub_epi32(b1, z[i])));
           acc[i][0] = _mm256_fmadd_ps(x0, w0, acc[i][0]);
           acc[i][1] = _mm256_fmadd_ps(x1, w1, acc[i][1]);
         }
       }
     }
   }
-  for (int i = 0; i < NR; ++i) {
-    alignas(32) float lanes[16];
-    _mm256_store_ps(lanes, acc[i][0]);
-    _mm256_store_ps(lanes + 8, acc[i][1]);
-    y[r + i] = finish(lanes, xs, m, k, nullptr, &w, r + i, bias);
-  }
+  for (int i = 0; i < NR; ++i)
+    y[r + i] = finish_tree(tree8(_mm256_add_ps(acc[i][0], acc[i][1])), xs, m, k, nullptr, &w,
+                           r + i, bias);
 }
 
 template <bool Q4>
