@@ -119,18 +119,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
         if (r < n) acc[r] = __fmaf_rn(wk, x[r * K + k], acc[r]);
     }
   }
-#pragma unroll
-  for (int r = 0; r < NR; ++r) {
-    if (r < n) {
-      float v = warp_sum(acc[r]);
-      if (lane == 0) {
-        if (bias) v += bias[row];
-        v = act_apply(v, act);
-        if (residual) v += residual[r * N + row];
-        y[r * N + row] = v;
-      }
-    }
-  }
+  gemv_store_rows<NR>(acc, n, lane, row, N, bias, act, residual, y);
 }
 
 // ---- GEMM: C[M][N] = A[M][K] . W[N][K]^T, 128x128x8 tiles, 8x8 outputs per thread --------

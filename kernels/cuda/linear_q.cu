@@ -215,18 +215,7 @@ __global__ void __launch_bounds__(kScalarWarps * 32)
     for (int r = 0; r < NR; ++r)
       if (r < n) acc[r] = __fmaf_rn(w, __ldg(x + r * K + col), acc[r]);
   }
-#pragma unroll
-  for (int r = 0; r < NR; ++r) {
-    if (r < n) {
-      float v = warp_sum(acc[r]);
-      if (lane == 0) {
-        if (bias) v += bias[row];
-        v = act_apply(v, act);
-        if (residual) v += residual[r * N + row];
-        y[r * N + row] = v;
-      }
-    }
-  }
+  gemv_store_rows<NR>(acc, n, lane, row, N, bias, act, residual, y);
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }

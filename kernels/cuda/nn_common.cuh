@@ -43,6 +43,26 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// The end of a warp-per-row GEMV over NR input rows (n of them real): each row's warp sum, then
+// the bias, the activation and the residual, stored by lane 0 (y and residual are n x N).
+template <int NR>
+__device__ __forceinline__ void gemv_store_rows(const float (&acc)[NR], int n, int lane, int64_t row,
+                                                int64_t N, const float* bias, int act,
+                                                const float* residual, float* y) {
+#pragma unroll
+  for (int r = 0; r < NR; ++r) {
+    if (r < n) {
+      float v = warp_sum(acc[r]);
+      if (lane == 0) {
+        if (bias) v += bias[row];
+        v = act_apply(v, act);
+        if (residual) v += residual[r * N + row];
+        y[r * N + row] = v;
+      }
+    }
+  }
+}
+
 // Sum over the block (blockDim.x a multiple of 32, <= 1024), same order every call; every
 // thread gets the result. `red` holds 32 floats.
 __device__ inline float block_sum(float v, float* red) {

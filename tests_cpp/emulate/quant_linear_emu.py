@@ -71,6 +71,21 @@ inline float warp_sum(float v) {
   return s;
 }
 inline float act_apply(float v, int) { return v; }
+template <int NR>
+inline void gemv_store_rows(const float (&acc)[NR], int n, int lane, int64_t row, int64_t N,
+                            const float* bias, int act, const float* residual, float* y) {
+  for (int r = 0; r < NR; ++r) {
+    if (r < n) {
+      float v = warp_sum(acc[r]);
+      if (lane == 0) {
+        if (bias) v += bias[row];
+        v = act_apply(v, act);
+        if (residual) v += residual[r * N + row];
+        y[r * N + row] = v;
+      }
+    }
+  }
+}
 constexpr int kNoAct = -1;
 enum class WType : int32_t { kF32 = 0, kF16 = 1, kBF16 = 2, kQ4 = 3, kQ8 = 4 };
 template <WType T> inline void unpack2(uint32_t, float*) {}
