@@ -16,7 +16,7 @@ import { native } from '../lib/native';
 import { dequantize, quantizeRtn } from '../lib/quant';
 import type { QuantWeight } from '../lib/quant';
 import { writeTinyModel } from '../lib/tinymodel';
-import { rng, collect } from './helpers';
+import { collect, shuffled } from './helpers';
 import { relMaxErr } from './reference64';
 
 const LINEAR = /\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)\.weight$/;
@@ -32,15 +32,6 @@ beforeAll(async () => {
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
-
-function shuffled(n: number, seed: number): Int32Array {
-  const r = rng(seed), p = Int32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
-}
 
 /** The llm WeightSet with its projections quantized (`quant`) or their dequantized f32 (`dense`). */
 function variants(set: WeightSet, bits: 4 | 8, group: number, lmHead = false): { quant: WeightSet; dense: WeightSet } {

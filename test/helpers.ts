@@ -24,6 +24,16 @@ export function rng(seed: number): () => number {
   };
 }
 
+/** A permutation of 0..n-1 (Fisher-Yates over rng(seed)), e.g. a GPTQ act-order perm. */
+export function shuffled(n: number, seed: number): Int32Array {
+  const r = rng(seed), p = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
+}
+
 export interface K { fx: number; fy: number; cx: number; cy: number }
 
 const f32 = Math.fround;

@@ -12,20 +12,11 @@ import { InvalidArgumentError } from '../lib/errors';
 import { native } from '../lib/native';
 import { dequantize, quantizeRtn } from '../lib/quant';
 import type { QuantWeight } from '../lib/quant';
-import { rng } from './helpers';
+import { rng, shuffled } from './helpers';
 
 function rand(n: number, seed: number, scale = 1): Float32Array {
   const r = rng(seed);
   return Float32Array.from({ length: n }, () => (2 * r() - 1) * scale);
-}
-
-function shuffled(n: number, seed: number): Int32Array {
-  const r = rng(seed), p = Int32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
 }
 
 function quantized(rows: number, cols: number, bits: 4 | 8, group: number, actOrder: boolean, seed: number): QuantWeight {

@@ -16,21 +16,12 @@ import type { QuantWeight } from '../lib/quant';
 import { openWeights, writeSafetensorsStreaming } from '../lib/safetensors';
 import type { TensorSpec } from '../lib/safetensors';
 import { writeTinyModel } from '../lib/tinymodel';
-import { rng, collect } from './helpers';
+import { collect, shuffled } from './helpers';
 import { relMaxErr } from './reference64';
 
 const LINEAR = /\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)\.weight$/;
 
 interface Variant { format: 'awq' | 'gptq'; bits: 4 | 8; group: number; actOrder: boolean; skip?: RegExp }
-
-function shuffled(n: number, seed: number): Int32Array {
-  const r = rng(seed), p = Int32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
-}
 
 /** GPTQ tensors of an act-order weight (toGptq writes none): inputs in their own order, g_idx their group. */
 function toGptqActOrder(w: QuantWeight): ReturnType<typeof toGptq> {
