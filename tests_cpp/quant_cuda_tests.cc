@@ -55,19 +55,6 @@ std::vector<float> run_linear(const std::vector<float>& x, int64_t n, const Weig
   return y;
 }
 
-// 1e-5 sum_k |x_k w_k| (+|b|) per output.
-std::vector<double> dot_tolerance(const std::vector<float>& x, int64_t n, const QW& w,
-                                  const float* bias) {
-  const int64_t rows = w.ref.rows, cols = w.ref.cols;
-  std::vector<double> atol(static_cast<size_t>(n * rows));
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t r = 0; r < rows; ++r) {
-      double s = bias ? std::fabs(bias[r]) : 0;
-      for (int64_t c = 0; c < cols; ++c) s += std::fabs(double(x[i * cols + c]) * w.deq[r * cols + c]);
-      atol[i * rows + r] = 1e-5 * s;
-    }
-  return atol;
-}
 
 int test_device() {
 #ifdef SR3D_WITH_CUDA

@@ -101,14 +101,7 @@ void test_quant_linear(int64_t n, int64_t rows, int64_t cols, int bits, int64_t 
     check_floats(name + fmt(" fast, isa %d (2 AVX-512, 1 AVX2, 0 portable) == default", isa), yi,
                  fast, shape, 0);
   }
-  std::vector<double> atol(static_cast<size_t>(n * rows));
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t r = 0; r < rows; ++r) {
-      double s = with_bias ? std::fabs(b[r]) : 0;
-      for (int64_t c = 0; c < cols; ++c) s += std::fabs(double(x[i * cols + c]) * w.deq[r * cols + c]);
-      atol[i * rows + r] = 1e-5 * s;
-    }
-  check_close(name + " fast vs reference", fast, ref, atol, 0, shape);
+  check_close(name + " fast vs reference", fast, ref, dot_tolerance(x, n, w, bias), 0, shape);
   // One input row at a time (an engine's decode steps) == the batch (its prefill).
   std::vector<float> rowwise(fast.size());
   for (int64_t i = 0; i < n; ++i) {

@@ -3,6 +3,7 @@
 // (quant_tests) and CUDA (quant_cuda_tests) quantized-Linear tests.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <numeric>
 #include <vector>
@@ -56,4 +57,18 @@ inline QW make_q(int64_t rows, int64_t cols, int bits, int64_t group, bool act_o
   return w;
 }
 
+
+// 1e-5 sum_k |x_k w_k| (+|b|) per output.
+inline std::vector<double> dot_tolerance(const std::vector<float>& x, int64_t n, const QW& w,
+                                  const float* bias) {
+  const int64_t rows = w.ref.rows, cols = w.ref.cols;
+  std::vector<double> atol(static_cast<size_t>(n * rows));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t r = 0; r < rows; ++r) {
+      double s = bias ? std::fabs(bias[r]) : 0;
+      for (int64_t c = 0; c < cols; ++c) s += std::fabs(double(x[i * cols + c]) * w.deq[r * cols + c]);
+      atol[i * rows + r] = 1e-5 * s;
+    }
+  return atol;
+}
 }  // namespace sr3d_test
