@@ -225,6 +225,20 @@ inline void push_candidate(float x, float lo0, float hi0, float lo1, float hi1,
   if (!(x < lo1) && x <= hi1) out1.push_back(x);
 }
 
+// The vector sweeps' scalar tail [i, n), then their counts s0 / s1 added to below0 / below1.
+inline void bracket_tail(const float* v, int64_t i, int64_t n, float lo0, float hi0, float lo1,
+                         float hi1, int64_t s0, int64_t s1, int64_t* below0, int64_t* below1,
+                         std::vector<float>& out0, std::vector<float>& out1) {
+  for (; i < n; ++i) {
+    const float x = v[i];
+    s0 += x < lo0;
+    s1 += x < lo1;
+    push_candidate(x, lo0, hi0, lo1, hi1, out0, out1);
+  }
+  *below0 += s0;
+  *below1 += s1;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 // AVX2: compare 8 at a time, count with mask subtraction, and find the rare candidates
 // through a movemask (no flag array, no scan).
@@ -254,14 +268,7 @@ __attribute__((target("avx2"))) void bracket_avx2(const float* v, int64_t n, flo
   _mm256_store_si256(reinterpret_cast<__m256i*>(c1), b1);
   int64_t s0 = 0, s1 = 0;
   for (int j = 0; j < 8; ++j) { s0 += c0[j]; s1 += c1[j]; }
-  for (; i < n; ++i) {
-    const float x = v[i];
-    s0 += x < lo0;
-    s1 += x < lo1;
-    push_candidate(x, lo0, hi0, lo1, hi1, out0, out1);
-  }
-  *below0 += s0;
-  *below1 += s1;
+  bracket_tail(v, i, n, lo0, hi0, lo1, hi1, s0, s1, below0, below1, out0, out1);
 }
 
 // AVX-512: the compares give bit masks directly; counts are popcounts.
@@ -288,14 +295,7 @@ __attribute__((target("avx512f,popcnt"))) void bracket_avx512(const float* v, in
       m &= m - 1;
     }
   }
-  for (; i < n; ++i) {
-    const float x = v[i];
-    s0 += x < lo0;
-    s1 += x < lo1;
-    push_candidate(x, lo0, hi0, lo1, hi1, out0, out1);
-  }
-  *below0 += s0;
-  *below1 += s1;
+  bracket_tail(v, i, n, lo0, hi0, lo1, hi1, s0, s1, below0, below1, out0, out1);
 }
 #endif
 
@@ -320,14 +320,7 @@ void bracket_neon(const float* v, int64_t n, float lo0, float hi0, float lo1, fl
       for (int j = 0; j < 4; ++j) push_candidate(v[i + j], lo0, hi0, lo1, hi1, out0, out1);
   }
   int64_t s0 = static_cast<int64_t>(vaddlvq_u32(b0)), s1 = static_cast<int64_t>(vaddlvq_u32(b1));
-  for (; i < n; ++i) {
-    const float x = v[i];
-    s0 += x < lo0;
-    s1 += x < lo1;
-    push_candidate(x, lo0, hi0, lo1, hi1, out0, out1);
-  }
-  *below0 += s0;
-  *below1 += s1;
+  bracket_tail(v, i, n, lo0, hi0, lo1, hi1, s0, s1, below0, below1, out0, out1);
 }
 #endif
 
