@@ -186,8 +186,10 @@ void test_accuracy(int64_t n, int64_t rows, int64_t cols) {
 // Special values through every ISA: x from random bf16 bit patterns over the whole exponent
 // range with random low bits (sums overflow to inf, products underflow below 2^-126, NaN from
 // inf - inf), plus subnormal / inf / NaN / huge x entries and subnormal weights.
-void test_special(int64_t n, int64_t cols, uint64_t seed) {
-  const std::string name = fmt("ab16 special values n=%" PRId64 " cols=%" PRId64, n, cols);
+// tiny: exponents 2^-126 .. 2^-64 only, so the sums live around 2^-126 and every flush shows.
+void test_special(int64_t n, int64_t cols, uint64_t seed, bool tiny = false) {
+  const std::string name = fmt("ab16 special values n=%" PRId64 " cols=%" PRId64 "%s", n, cols,
+                               tiny ? " tiny" : "");
   if (!begin_case(name)) return;
   Rng r(seed);
   auto any_bf16 = [&](int lo, int hi) {
@@ -196,12 +198,13 @@ void test_special(int64_t n, int64_t cols, uint64_t seed) {
   };
   Case c = make_case(n, cols, {13, 5}, true, seed);
   for (auto& w : c.w)
-    for (auto& b : w) b = r.chance(0.1) ? any_bf16(0, 0) : any_bf16(1, r.chance(0.5) ? 254 : 140);
+    for (auto& b : w)
+      b = r.chance(0.1) ? any_bf16(0, 0) : tiny ? any_bf16(1, 63) : any_bf16(1, r.chance(0.5) ? 254 : 140);
   std::vector<float> x(static_cast<size_t>(n * cols));
   for (float& v : x) {
     const uint32_t lo = static_cast<uint32_t>(r.integer(0, 0xffff));
-    v = from_bits(static_cast<uint32_t>(any_bf16(1, r.chance(0.5) ? 254 : 140)) << 16 | lo);
-    switch (r.integer(0, 15)) {
+    v = from_bits(static_cast<uint32_t>(tiny ? any_bf16(1, 63) : any_bf16(1, r.chance(0.5) ? 254 : 140)) << 16 | lo);
+    switch (tiny ? 15 : r.integer(0, 15)) {
       case 0: v = from_bits(static_cast<uint32_t>(r.integer(1, 0x7fffff))); break;  // subnormal
       case 1: v = -from_bits(0x007fffffu); break;  // the largest subnormal (rounds up to 2^-126 unless flushed)
       case 2: v = r.chance(0.5) ? kInf : -kInf; break;
@@ -235,6 +238,9 @@ void test_flush() {
       // 2^-126 - 2^-151: the tie rounds to the even 2^-126, not tiny.
       {0x1p-63f, 0x1p-63f, -0x1p-100f, 0x1p-51f, 0x1p-126f, "window tie to 2^-126"},
       {0x1p-80f, 0x1p-80f, 1.f, 1.f, 1.f, "a flushed product"},
+      {0x1p100f, 0x1p-130f, 0, 0, 0.f, "a subnormal weight reads as 0 (DAZ)"},
+      {0x1.fffffcp-127f, 0x1p100f, 0, 0, 0.f, "a subnormal x converts to 0, not up to 2^-126"},
+      {0x1p100f, 0x1p-126f, 0, 0, 0x1p-26f, "2^-126 weights count"},
   };
   for (const Known& kc : known) {
     const float xr[2] = {kc.x0, kc.x1};
@@ -297,8 +303,10 @@ void run_tests() {
   test_sizes(9, 64, {17, 3}, false);       // count 2 (gate, up)
   test_sizes(17, 896, {7}, true);          // x blocks and a 0.5B row width
   test_sizes(2, 4864, {5}, true);
+  test_sizes(11, 2081, {4}, true);         // K in 32-block chunks (vdpbf16ps GEMM), a partial block
   for (int64_t n : {1, 3, 9}) test_special(n, 77, 40 + static_cast<uint64_t>(n));
   test_special(2, 256, 50);
+  for (int64_t n : {1, 9}) test_special(n, 200, 60 + static_cast<uint64_t>(n), true);
   test_flush();
   test_accuracy(3, 33, 896);
   test_accuracy(2, 9, 4864);

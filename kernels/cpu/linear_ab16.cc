@@ -30,6 +30,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../linear.h"
@@ -95,24 +96,46 @@ SR3D_AINLINE float finish(const float* lanes, const float* bias, int64_t r) {
   return bias ? t + bias[r] : t;
 }
 
-// x rows for the float kernels: per 32-input block, the 16 odd inputs then the 16 even ones
-// (lane l's pair), as float32 values of the bf16.
-void make_x_split(const float* x, int64_t n, int64_t k, float* out) {
-  const int64_t kp = padded_cols(k);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t b = 0; b < kp; b += kBlock)
-      for (int l = 0; l < 16; ++l) {
-        const int64_t j = b + 2 * l;
-        float* o = out + i * kp + b;
-        o[l] = j + 1 < k ? bf16_to_float(to_bf16(x[i * k + j + 1])) : 0.f;
-        o[16 + l] = j < k ? bf16_to_float(to_bf16(x[i * k + j])) : 0.f;
-      }
+// to_bf16 without branches (vectorizes): the same three cases as blends.
+SR3D_AINLINE uint32_t to_bf16_bits(uint32_t u) {
+  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const uint32_t nan = (u >> 16) | 0x40u, zero = (u >> 16) & 0x8000u;
+  const uint32_t r = (u & 0x7fffffffu) > 0x7f800000u ? nan : rounded;
+  return (u & 0x7f800000u) == 0 ? zero : r;
 }
-// x rows for vdpbf16ps: the bf16 bits in order.
-void make_x_bf16(const float* x, int64_t n, int64_t k, uint16_t* out) {
+
+// x row i for the float kernels: per 32-input block, the 16 odd inputs then the 16 even ones
+// (lane l's pair), as float32 values of the bf16.
+SR3D_TARGET_CLONES
+void make_x_split_row(const float* x, int64_t k, float* out) {
   const int64_t kp = padded_cols(k);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < kp; ++j) out[i * kp + j] = j < k ? to_bf16(x[i * k + j]) : 0;
+  for (int64_t b = 0; b < kp; b += kBlock) {
+    uint32_t v[kBlock];
+    const int64_t m = std::min(kBlock, k - b);
+    if (m == kBlock) {
+      std::memcpy(v, x + b, sizeof v);
+    } else {
+      std::memset(v, 0, sizeof v);
+      std::memcpy(v, x + b, static_cast<size_t>(m) * 4);
+    }
+    uint32_t o[kBlock];
+    for (int l = 0; l < 16; ++l) {
+      o[l] = to_bf16_bits(v[2 * l + 1]) << 16;
+      o[16 + l] = to_bf16_bits(v[2 * l]) << 16;
+    }
+    std::memcpy(out + b, o, sizeof o);
+  }
+}
+// x row for vdpbf16ps: the bf16 bits in order.
+SR3D_TARGET_CLONES
+void make_x_bf16_row(const float* x, int64_t k, uint16_t* out) {
+  const int64_t kp = padded_cols(k);
+  for (int64_t j = 0; j < k; ++j) {
+    uint32_t u;
+    std::memcpy(&u, x + j, 4);
+    out[j] = static_cast<uint16_t>(to_bf16_bits(u));
+  }
+  for (int64_t j = k; j < kp; ++j) out[j] = 0;
 }
 
 // Block pointers of NW weight rows: in place for whole blocks, else a zero-padded copy.
@@ -242,25 +265,36 @@ SR3D_TBF SR3D_AINLINE void block_bf16(__m512 (&acc)[NX][NW], const uint16_t* xs,
   }
 }
 
+// Blocks [b0, b1) of the K / 32 blocks of NX x rows against NW weight rows. acc_io null: the
+// whole row (b0 = 0, b1 = K / 32). Else the lane sums continue from acc_io (b0 > 0) and are
+// left there (b1 < K / 32): the exact float values, so splitting K changes no result.
 // PF: prefetch the next NW-row tile while this one streams (decode: the weights come from DRAM).
 template <int NX, int NW, bool PF>
 SR3D_TBF void tile_bf16(const uint16_t* xs, int64_t ldx, const uint16_t* w, int64_t ldw,
-                        int64_t k, const float* bias, int64_t r0, float* y, int64_t ldy) {
+                        int64_t k, int64_t b0, int64_t b1, float* acc_io, const float* bias,
+                        int64_t r0, float* y, int64_t ldy) {
+  const int64_t full = k / kBlock, nbp = padded_cols(k) / kBlock;
   __m512 acc[NX][NW];
   for (int i = 0; i < NX; ++i)
-    for (int j = 0; j < NW; ++j) acc[i][j] = _mm512_setzero_ps();
-  WBlocks<NW> wb(w, ldw, k);
+    for (int j = 0; j < NW; ++j)
+      acc[i][j] = acc_io && b0 > 0 ? _mm512_load_ps(acc_io + (i * NW + j) * 16) : _mm512_setzero_ps();
   const uint16_t* p[NW];
   const char* pf = reinterpret_cast<const char*>(w + NW * ldw);
-  for (int64_t b = 0; b < wb.full; ++b) {
-    for (int j = 0; j < NW; ++j) p[j] = wb.row[j] + b * kBlock;
+  for (int64_t b = b0; b < std::min(b1, full); ++b) {
+    for (int j = 0; j < NW; ++j) p[j] = w + j * ldw + b * kBlock;
     if (PF)
       for (int j = 0; j < NW; ++j) _mm_prefetch(pf + 2 * (j * ldw + b * kBlock), _MM_HINT_T0);
     block_bf16<NX, NW>(acc, xs + b * kBlock, ldx, p);
   }
-  if (wb.partial()) {
+  if (b1 == nbp && full < nbp) {
+    const WBlocks<NW> wb(w, ldw, k);
     for (int j = 0; j < NW; ++j) p[j] = wb.pad[j];
-    block_bf16<NX, NW>(acc, xs + wb.full * kBlock, ldx, p);
+    block_bf16<NX, NW>(acc, xs + full * kBlock, ldx, p);
+  }
+  if (acc_io && b1 < nbp) {
+    for (int i = 0; i < NX; ++i)
+      for (int j = 0; j < NW; ++j) _mm512_store_ps(acc_io + (i * NW + j) * 16, acc[i][j]);
+    return;
   }
   for (int i = 0; i < NX; ++i)
     for (int j = 0; j < NW; ++j) {
@@ -268,6 +302,37 @@ SR3D_TBF void tile_bf16(const uint16_t* xs, int64_t ldx, const uint16_t* w, int6
       const float t = tree8(_mm256_add_ps(_mm512_castps512_ps256(acc[i][j]), hi));
       y[i * ldy + j] = bias ? t + bias[r0 + j] : t;
     }
+}
+
+// The GEMM for long rows: K in chunks of kKChunk blocks, so a chunk of the NW weight rows
+// (3 x 2 KiB) stays in L1 while the x tiles' chunks stream past from L2 (whole 4864-input rows
+// did not fit: both operands then came from L2). Lane sums wait in acc between chunks.
+constexpr int64_t kKChunk = 32;
+template <int NX, int NW>
+void tiles_bf16_chunked(const uint16_t* xs, int64_t n, int64_t kp, const uint16_t* w, int64_t k,
+                        int64_t r0, int64_t r1, const float* bias, float* y, int64_t ldy) {
+  const int64_t nbp = kp / kBlock, ntiles = (n + NX - 1) / NX;
+  thread_local std::vector<float> accv;
+  if (accv.size() < static_cast<size_t>(ntiles * NX * NW * 16 + 16))
+    accv.resize(static_cast<size_t>(ntiles * NX * NW * 16 + 16));
+  float* acc = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(accv.data()) + 63) & ~uintptr_t{63});
+  auto group = [&](auto nw_tag, int64_t r) {
+    constexpr int G = decltype(nw_tag)::value;
+    for (int64_t c0 = 0; c0 < nbp; c0 += kKChunk) {
+      const int64_t c1 = std::min(nbp, c0 + kKChunk);
+      int64_t i = 0;
+      for (; i + NX <= n; i += NX)
+        tile_bf16<NX, G, false>(xs + i * kp, kp, w + r * k, k, k, c0, c1,
+                                acc + i / NX * NX * NW * 16, bias, r, y + i * ldy + r, ldy);
+      for (; i < n; ++i)  // the last tile's rows one by one, each in its own slot
+        tile_bf16<1, G, false>(xs + i * kp, kp, w + r * k, k, k, c0, c1,
+                               acc + (i / NX * NX + i % NX) * NW * 16, bias, r,
+                               y + i * ldy + r, ldy);
+    }
+  };
+  int64_t r = r0;
+  for (; r + NW <= r1; r += NW) group(std::integral_constant<int, NW>{}, r);
+  for (; r < r1; ++r) group(std::integral_constant<int, 1>{}, r);
 }
 
 // ---- AVX-512F emulation -----------------------------------------------------------------------
@@ -397,10 +462,8 @@ void tile_isa(int isa, const void* xs, int64_t ldx, const uint16_t* w, int64_t l
   const float* xf = static_cast<const float*>(xs);
   switch (isa) {
     case 3:
-      return NX == 1 ? tile_bf16<NX, NW, true>(static_cast<const uint16_t*>(xs), ldx, w, ldw, k,
-                                               bias, r0, y, ldy)
-                     : tile_bf16<NX, NW, false>(static_cast<const uint16_t*>(xs), ldx, w, ldw, k,
-                                                bias, r0, y, ldy);
+      return tile_bf16<NX, NW, NX == 1>(static_cast<const uint16_t*>(xs), ldx, w, ldw, k, 0,
+                                        padded_cols(k) / kBlock, nullptr, bias, r0, y, ldy);
     case 2: return tile_512<NX, NW>(xf, ldx, w, ldw, k, bias, r0, y, ldy);
     case 1: return tile_avx2<NX, NW>(xf, ldx, w, ldw, k, bias, r0, y, ldy);
     default: break;
@@ -439,7 +502,7 @@ void rows_ab16(int isa, const void* xs, int64_t n, const WeightRef& w, int64_t r
                const float* bias, float* y) {
   const int64_t k = w.cols, kp = padded_cols(k), esz = isa == 3 ? 2 : 4;
   const uint16_t* wd = static_cast<const uint16_t*>(w.data);
-  const int64_t nb = std::min(n, std::max<int64_t>(8, (256 << 10) / (esz * kp)));
+  const int64_t nb = std::min(n, std::max<int64_t>(8, (256 << 10) / (esz * kp)) & ~int64_t{7});
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
     const int64_t cnt = std::min(nb, n - i0);
     const void* xb = static_cast<const char*>(xs) + i0 * kp * esz;
@@ -450,6 +513,13 @@ void rows_ab16(int isa, const void* xs, int64_t n, const WeightRef& w, int64_t r
       if (isa == 1) tiles<1, 2>(isa, xb, esz, cnt, kp, wd, k, r0, r1, bias, yb, w.rows);
       else tiles<1, 4>(isa, xb, esz, cnt, kp, wd, k, r0, r1, bias, yb, w.rows);
     } else if (isa == 3) {
+#ifdef SR3D_AB16_X86
+      if (kp > 2 * kKChunk * kBlock) {
+        tiles_bf16_chunked<8, 3>(static_cast<const uint16_t*>(xb), cnt, kp, wd, k, r0, r1, bias,
+                                 yb, w.rows);
+        continue;
+      }
+#endif
       tiles<8, 3>(isa, xb, esz, cnt, kp, wd, k, r0, r1, bias, yb, w.rows);
     } else if (isa == 2) {
       tiles<4, 3>(isa, xb, esz, cnt, kp, wd, k, r0, r1, bias, yb, w.rows);
@@ -528,8 +598,16 @@ void linear_ab16_fast(const float* x, int64_t n, const WeightRef* ws, const floa
   const int64_t k = ws[0].cols, kp = padded_cols(k);
   thread_local Scratch xbuf;
   void* xs = xbuf.get(n * kp * (isa == 3 ? 2 : 4));
-  if (isa == 3) make_x_bf16(x, n, k, static_cast<uint16_t*>(xs));
-  else make_x_split(x, n, k, static_cast<float*>(xs));
+  // Rows of x in parallel for GEMMs (128 x 4864 is ~0.6 M conversions).
+  parallel_for(n, static_cast<int>(std::min<int64_t>(cpu_threads(), n * k >> 14) + 1),
+               [&](int, int64_t b, int64_t e) {
+                 for (int64_t i = b; i < e; ++i) {
+                   if (isa == 3)
+                     make_x_bf16_row(x + i * k, k, static_cast<uint16_t*>(xs) + i * kp);
+                   else
+                     make_x_split_row(x + i * k, k, static_cast<float*>(xs) + i * kp);
+                 }
+               });
   int64_t total = 0;
   for (int i = 0; i < count; ++i) total += ws[i].rows;
   // Chunks as the float path: >= ~32 KiB of weights each, one per thread for decode, up to
