@@ -322,6 +322,7 @@ __attribute__((target("avx512f,avx512bf16,avx512bw"), noinline)) double dp_macs(
   for (int i = 0; i < 12; ++i) a[i] = _mm512_setzero_ps();
   const __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), w = (__m512bh)_mm512_set1_epi16(0x3400);
   for (int64_t t = 0; t < iters; ++t)
+#pragma GCC unroll 12  // the accumulators stay in registers (not unrolled: a store-forward chain)
     for (int i = 0; i < 12; ++i) a[i] = _mm512_dpbf16_ps(a[i], x, w);
   float s = 0;
   for (int i = 0; i < 12; ++i) s += _mm512_reduce_add_ps(a[i]);
@@ -332,6 +333,7 @@ __attribute__((target("avx2,fma"), noinline)) double fma_macs(int64_t iters) {
   for (int i = 0; i < 12; ++i) a[i] = _mm256_setzero_ps();
   const __m256 x = _mm256_set1_ps(1.f), w = _mm256_set1_ps(1e-3f);
   for (int64_t t = 0; t < iters; ++t)
+#pragma GCC unroll 12  // the accumulators stay in registers (not unrolled: a store-forward chain)
     for (int i = 0; i < 12; ++i) a[i] = _mm256_fmadd_ps(x, w, a[i]);
   alignas(32) float l[8];
   float s = 0;
@@ -346,6 +348,7 @@ __attribute__((target("avx512f"), noinline)) double fma512_macs(int64_t iters) {
   for (int i = 0; i < 12; ++i) a[i] = _mm512_setzero_ps();
   const __m512 x = _mm512_set1_ps(1.f), w = _mm512_set1_ps(1e-3f);
   for (int64_t t = 0; t < iters; ++t)
+#pragma GCC unroll 12  // the accumulators stay in registers (not unrolled: a store-forward chain)
     for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(x, w, a[i]);
   float s = 0;
   for (int i = 0; i < 12; ++i) s += _mm512_reduce_add_ps(a[i]);
