@@ -10,10 +10,12 @@
 // Napkin math. Exact path (linear.cc): bf16 weights widened to float32, 8 MACs per mul + add
 // pair on 256-bit vectors. vdpbf16ps: 32 MACs per instruction (16 lanes x 2 pairs); Zen 4 runs
 // 512-bit ops as two 256-bit halves, Zen 5 natively. Prefill 128 x 896 -> 4864 is 558 MMAC =
-// 17.4 M vdpbf16ps, ~4.4 ms on one core at 2 per cycle and 2 GHz.
-// Decode reads each bf16 weight once (2 bytes per MAC; 0.5B-class model ~0.99 GB per token for
-// the LLM's linears) and the x row (2 K bytes) from L1: bandwidth-bound on every path, so the
-// mode changes decode only by the cheaper instruction stream.
+// 17.4 M vdpbf16ps: 2.6 ms on one core at 2 per cycle and 3.3 GHz (the one-core peak measured
+// here, ~420 GFLOP/s); the 8 x 3 tile takes ~5 ms (~50%: 11 loads per 24 vdpbf16ps, the trees,
+// the x conversion), the exact path ~14 ms.
+// Decode reads each bf16 weight once (2 bytes per MAC; the 0.5B-class model's linears incl.
+// lm_head ~0.99 GB per token) and the x row (2 K bytes) from L1: bandwidth-bound on every path,
+// so the mode speeds decode only where the weights sit in cache.
 //
 // x is converted once per call to the format of the kernel (bf16 pairs for vdpbf16ps, float32
 // odd / even halves per block for the others) in zero-padded rows of K = cols rounded up to 32;
