@@ -402,7 +402,7 @@ void run_bench(const std::string& device, std::vector<BenchRow>& rows) {
       const std::string shape = fmt("n=%" PRId64 " %" PRId64 "->%" PRId64, n, s.in, s.out);
       const double ms_exact =
           cpu_median_ms([&] { linear(x.data(), n, r, nullptr, y.data(), Impl::kFast); });
-      rows.push_back(make_row("linear bf16 exact", shape, "cpu", thr, ms_exact, bytes, peak,
+      rows.push_back(make_row("linear", "bf16 exact " + shape, "cpu", thr, ms_exact, bytes, peak,
                               kCpuCacheBytes));
       std::fprintf(stderr, "%-22s %-18s %8.3f ms %7.1f GFLOP/s %5.0f%% of the FMA peak\n",
                    "linear bf16 exact", shape.c_str(), ms_exact, flops / ms_exact * 1e-6,
@@ -413,7 +413,8 @@ void run_bench(const std::string& device, std::vector<BenchRow>& rows) {
         float* yp = y.data();
         const double ms = cpu_median_ms([&] { cpu::linear_ab16_fast(x.data(), n, &r, &bias, &yp, 1); });
         const std::string op = std::string("linear ab16 ") + isa_name(isa);
-        rows.push_back(make_row(op, shape, "cpu", thr, ms, bytes, peak, kCpuCacheBytes));
+        rows.push_back(make_row("linear_ab16", shape + " " + isa_name(isa), "cpu", thr, ms, bytes,
+                                peak, kCpuCacheBytes));
         const double pk = isa == 3 ? dp_peak : isa == 2 ? fma512_peak : fma_peak;
         std::fprintf(stderr, "%-22s %-18s %8.3f ms %7.1f GFLOP/s %5.0f%% of its peak, %.2fx exact\n",
                      op.c_str(), shape.c_str(), ms, flops / ms * 1e-6,
