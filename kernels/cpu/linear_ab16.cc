@@ -185,7 +185,7 @@ SR3D_AINLINE void split16(const uint16_t* p, v16f* wo, v16f* we) {
   v16u d;
   std::memcpy(&d, p, sizeof d);
   v16u hi = d & 0xffff0000u, lo = d << 16;
-  // DAZ: a zero exponent keeps only the sign (compare masks, which GCC and Clang both take).
+  // DAZ: a zero exponent keeps only the sign.
   hi &= reinterpret_cast<v16u>((hi & 0x7f800000u) != 0) | 0x80000000u;
   lo &= reinterpret_cast<v16u>((lo & 0x7f800000u) != 0) | 0x80000000u;
   std::memcpy(wo, &hi, sizeof hi);
