@@ -3,7 +3,7 @@
 //   3 AVX-512 BF16: vdpbf16ps, the arithmetic itself.
 //   2 AVX-512F and 1 AVX2: the same steps as two FMAs per pair (odd input, then even) with MXCSR
 //     set to DAZ | FTZ around the lane loop; on the Zen 5 here vfmadd under DAZ | FTZ and
-//     vdpbf16ps agree bit for bit (tests_cpp/ab16_tests.cc checks it on every run).
+//     vdpbf16ps agree bit for bit (tests_cpp/ab16_tests.cc checks it wherever both exist).
 //   0 portable (GCC vectors; the path on aarch64): FMAs in the default FP mode, the DAZ done
 //     while widening the weights and the FTZ by a rare scalar fix-up of results <= 2^-126.
 //
