@@ -51,6 +51,41 @@ void linear_q_fast(const float* x, int64_t n, const WeightRef* ws, const float* 
 // Tests: caps the ISA of the int4 / int8 kernels (2 AVX-512, 1 AVX2, 0 portable; -1 the
 // default, SR3D_CPU_ISA's cap) and returns the one now used. Not thread-safe.
 int set_quant_isa(int isa);
+
+// ---- bf16-activation mode ("ab16", opt-in; kernels/cpu/linear_ab16.cc) ----------------------
+// llama.cpp's precision for bf16 weights: the activations rounded to bf16, bf16 x bf16 products,
+// float32 sums, so the AVX-512 BF16 instruction vdpbf16ps (32 MACs per instruction) can run it.
+// ws: `count` bfloat16 weights (w.rows x w.cols, the same cols) sharing x: (n, cols) f32;
+// biases[i]: (ws[i].rows) f32 or null -> ys[i]: (n, ws[i].rows) f32. Other dtypes, sizes < 1,
+// unequal cols or null buffers throw kInvalidArgument naming the argument.
+// Every output y[i][r] is this sequence, the same on every path (AVX-512 BF16, AVX-512F and
+// AVX2 emulations, portable; decode GEMV and prefill GEMM; any n, any thread count), so a row's
+// result does not depend on the batch (a prefill of n tokens == n decode steps, bit for bit):
+//   - x_j = bf16(x[i][j]) as vcvtne2ps2bf16: round to nearest even; a NaN stays NaN (quieted:
+//     the top 16 bits | 0x40); a float32 subnormal becomes a zero of its sign. w_j = the stored
+//     bf16. Both are zero-padded from cols to K = cols rounded up to a multiple of 32.
+//   - 16 lane sums a[l] = +0; for each block b of 32 inputs (b = 0, 32, .. < K) and lane l:
+//       a[l] = step(a[l], x_(b+2l+1), w_(b+2l+1)); a[l] = step(a[l], x_(b+2l), w_(b+2l))
+//     step(a, x, w) = a + x * w with the product exact and one rounding to nearest even, where a
+//     subnormal x, w or a counts as a zero of its sign and a result that is tiny after rounding
+//     (|r| < 2^-126 with an unbounded exponent) becomes a zero of its sign (DAZ / FTZ). That is
+//     vdpbf16ps as Intel's SDM specifies it (MXCSR ignored), and what an AMD Zen 5 (family 1Ah)
+//     was measured to do bit for bit, including the rounding window just below 2^-126 (there
+//     x86's FTZ, tiny after rounding, differs from a flush of the subnormal result).
+//   - t = ((c0 + c4) + (c2 + c6)) + ((c1 + c5) + (c3 + c7)) with c[l] = a[l] + a[l + 8], then
+//     y = t + bias[r]: ordinary float32 additions (no flushing).
+// Accuracy (no overflow): |y - (sum_j x_j w_j + bias)| <= gamma_m (sum_j |x_j w_j| + |bias|)
+// + K 2^-126, with x_j, w_j the bf16 values after the DAZ, m = K / 16 + 5 roundings on the
+// longest path (K / 16 steps, 4 tree levels, the bias), gamma_m = m u / (1 - m u), u = 2^-24,
+// and each step's flush at most 2^-126 off.
+void linear_ab16_fast(const float* x, int64_t n, const WeightRef* ws, const float* const* biases,
+                      float* const* ys, int count);
+// The same arithmetic as plain scalar loops (the step in float64, exact), for the tests.
+void linear_ab16_reference(const float* x, int64_t n, const WeightRef& w, const float* bias,
+                           float* y);
+// Tests: caps the ISA of the ab16 kernels (3 AVX-512 BF16, 2 AVX-512F, 1 AVX2, 0 portable; -1
+// the default, SR3D_CPU_ISA's cap) and returns the one now used. Not thread-safe.
+int set_ab16_isa(int isa);
 }  // namespace cpu
 
 #ifdef SR3D_WITH_CUDA
