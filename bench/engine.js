@@ -99,7 +99,7 @@ function decodeBytesPerToken(ckpt) {
   }
   const e = w.info(embed);
   if (lc.tieWordEmbeddings) bytes += e.bytes;
-  return bytes + e.bytes / e.shape[0];
+  return bytes + Math.round(e.bytes / e.shape[0]); // a quantized table's row: its share of the stored bytes
 }
 
 /** The 0.5B-class checkpoint, written once (~1.2 GB) into the temp dir and reused. */
