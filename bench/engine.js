@@ -20,12 +20,14 @@
 // os.tmpdir()/sr3d-bench-qwen2-0.5b and reused; both are loaded with loadCheckpoint, like a
 // real checkpoint.
 //
-// int8 / int4 rows: the 0.5B checkpoint's LLM projections AND its lm_head quantized by `sr3d
-// quantize --lm-head` (round-to-nearest; int8 GPTQ per-channel, int4 AWQ gemm group 128; the
-// model column says "+ lm_head"), CPU engine only (the CUDA engine refuses quantized weights for
-// now); their bytes/token count the quantized tensors at their stored size (q + f16 scales +
-// packed zeros), within a few % of what the engine keeps resident. The untied lm_head (151936 x
-// 896) is 28% of the bf16 model's bytes per token: left bf16 it would cap int4 near 2.1x.
+// int8 / int4 rows: the 0.5B checkpoint's LLM projections, its lm_head AND its embedding table
+// quantized by `sr3d quantize --lm-head --embeddings` (round-to-nearest; int8 GPTQ per-channel,
+// int4 AWQ gemm group 128; the model column says "+ lm_head + embeddings"), CPU engine only (the
+// CUDA engine refuses quantized weights for now); their bytes/token count the quantized tensors
+// at their stored size (q + f16 scales + packed zeros), within a few % of what the engine keeps
+// resident. The untied lm_head (151936 x 896) is 28% of the bf16 model's bytes per token: left
+// bf16 it would cap int4 near 2.1x. The embedding table (as large, one row read per token) only
+// weighs on the resident bytes: bf16, it kept int4's at 0.43x of bf16's.
 // Decode bound: a decode step reads every LLM weight once — all decoder matrices, the norms and
 // lm_head — plus one row of the embedding table (bytes/token, from the checkpoint's WeightSet
 // infos; the KV cache read, under 0.5% here, is left out). The fastest decode the memory system
@@ -97,7 +99,7 @@ function decodeBytesPerToken(ckpt) {
   }
   const e = w.info(embed);
   if (lc.tieWordEmbeddings) bytes += e.bytes;
-  return bytes + e.bytes / e.shape[0];
+  return bytes + Math.round(e.bytes / e.shape[0]); // a quantized table's row: its share of the stored bytes
 }
 
 /** The 0.5B-class checkpoint, written once (~1.2 GB) into the temp dir and reused. */
@@ -125,11 +127,11 @@ async function qwen05Dir() {
   return dir;
 }
 
-/** `sr3d quantize --lm-head` of a checkpoint (round-to-nearest; int4 AWQ gemm / int8 GPTQ), written once beside it. */
+/** `sr3d quantize --lm-head --embeddings` of a checkpoint (round-to-nearest; int4 AWQ gemm / int8 GPTQ), written once beside it. */
 async function quantizedDir(src, bits, group) {
-  const dir = `${src}-int${bits}-head`;
+  const dir = `${src}-int${bits}-head-emb`;
   const marker = path.join(dir, 'sr3d-bench.json');
-  const want = { src, bits, group: bits === 4 ? group : -1, lmHead: true, sr3d: sr3d.version };
+  const want = { src, bits, group: bits === 4 ? group : -1, lmHead: true, embeddings: true, sr3d: sr3d.version };
   try {
     const have = JSON.parse(fs.readFileSync(marker, 'utf8'));
     if (Object.keys(want).every((k) => have[k] === want[k])) return dir;
@@ -139,7 +141,7 @@ async function quantizedDir(src, bits, group) {
   const tmp = `${dir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   try {
-    await sr3d.quantizeCheckpoint(src, tmp, { bits, group: want.group, lmHead: true });
+    await sr3d.quantizeCheckpoint(src, tmp, { bits, group: want.group, lmHead: true, embeddings: true });
     fs.writeFileSync(path.join(tmp, 'sr3d-bench.json'), JSON.stringify(want) + '\n');
     fs.renameSync(tmp, dir);
   } catch (e) {
@@ -237,7 +239,7 @@ async function quantizedDir(src, bits, group) {
     const cfg05 = { prefill: [[128, quick ? 1 : 5], [512, quick ? 1 : 3]], decodeTokens: 32, decodeRuns: quick ? 1 : 3 };
     for (const bits of [0, 8, 4]) {
       const ckpt = await sr3d.loadCheckpoint(bits ? await quantizedDir(dir05, bits, 128) : dir05);
-      const model = bits ? `qwen2-0.5b int${bits} + lm_head` : 'qwen2-0.5b';
+      const model = bits ? `qwen2-0.5b int${bits} + lm_head + embeddings` : 'qwen2-0.5b';
       for (const device of bits ? ['cpu'] : deviceList) {
         log(`${model}, ${device}`);
         const engine = await sr3d.createEngine(ckpt, { device, maxContext: 512 });

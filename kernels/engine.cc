@@ -28,8 +28,8 @@ std::string shape_text(const std::vector<int64_t>& s) {
 std::string weight_name(const std::string& key) { return "weight '" + key + "'"; }
 
 // The tensor `key` of any rank; throws when missing or malformed.
-// `quant`: int4 / int8 allowed too (the LLM's projections, an untied lm_head), their group
-// checked against the last dimension.
+// `quant`: int4 / int8 allowed too (the LLM's projections, an untied lm_head, the embedding
+// table), their group checked against the last dimension.
 const WeightTensor& find_tensor(const WeightMap& w, const std::string& key,
                                 const std::string& expect, bool quant = false) {
   auto it = w.find(key);
@@ -59,7 +59,7 @@ const WeightTensor& find_tensor(const WeightMap& w, const std::string& key,
   } else if (t.type != WType::kF32 && t.type != WType::kF16 && t.type != WType::kBF16) {
     throw_invalid_argument(quant ? "dtype float32, float16, bfloat16, int4 or int8"
                                  : "dtype float32, float16 or bfloat16 (int4/int8 only for the "
-                                   "LLM's attention and MLP projections and lm_head)",
+                                   "LLM's attention and MLP projections, lm_head and embed_tokens)",
                            weight_name(key),
                            wtype_quantized(t.type) ? std::string(wtype_name(t.type))
                                                    : "dtype code " + std::to_string(static_cast<int>(t.type)));
@@ -245,7 +245,8 @@ void check_weights(const ModelSpec& spec, const WeightMap& w) {
     const LlmSpec& l = spec.llm;
     const int64_t H = l.hidden, hd = llm_head_dim(l), qd = l.heads * hd, kvd = l.kv_heads * hd;
     namespace L = wn::llm;
-    expect_shape(w, weight_of(wn::llm_key(L::kEmbedTokens)), {l.vocab, H});
+    // A quantized table is dequantized row by row at lookup, and is the tied lm_head's matrix.
+    expect_shape(w, weight_of(wn::llm_key(L::kEmbedTokens)), {l.vocab, H}, true);
     for (int64_t i = 0; i < l.layers; ++i) {
       auto key = [i](const char* module) { return wn::llm_layer_key(i, module); };
       expect_shape(w, weight_of(key(L::kInputNorm)), {H});

@@ -67,8 +67,9 @@ struct WeightTensor {
   const void* data = nullptr;
   WType type = WType::kF32;
   std::vector<int64_t> shape;
-  // kQ4 / kQ8 (the LLM's q/k/v/o/gate/up/down projections only): shape is the logical
-  // [out, in], data the q bytes, and these the rest of weights.h's quantized layout.
+  // kQ4 / kQ8 (the LLM's q/k/v/o/gate/up/down projections, lm_head and embed_tokens only):
+  // shape is the logical [out, in] ([vocab, hidden] for the embedding table), data the q
+  // bytes, and these the rest of weights.h's quantized layout.
   const float* scales = nullptr;
   const uint8_t* zeros = nullptr;
   int64_t group = 0;
@@ -104,7 +105,8 @@ class Engine {
   // The 3D PE added into encode_tiles' features in place (kernels/spatial_pe.h). The default
   // runs the chain with the CPU fast kernels; the CUDA engine runs it with the CUDA kernels.
   virtual void add_spatial_pe(const SpatialPeArgs& a);
-  // Token embedding rows: ids in [0, vocab) -> [n][llm hidden].
+  // Token embedding rows: ids in [0, vocab) -> [n][llm hidden] (a quantized table's rows
+  // dequantized exactly as cpu::dequantize_rows does).
   virtual void embed_tokens(const int32_t* ids, int64_t n, float* out) = 0;
 
   // KV-cache session. reset() empties it. prefill() appends n positions from their input

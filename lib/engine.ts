@@ -542,7 +542,7 @@ function addWeights(out: NativeWeight[], set: WeightSet, prefix: string, keep: (
   for (const key of set.keys()) {
     if (!keep(key)) continue;
     const q = set.quantized?.(key);
-    if (q) {  // int4 / int8 (the LLM's projections; the native engine refuses them elsewhere)
+    if (q) {  // int4 / int8 (the LLM's projections, lm_head, embed_tokens; the native engine refuses them elsewhere)
       out.push({
         name: prefix + key, dtype: q.bits === 4 ? 'q4' : 'q8', shape: [q.rows, q.cols], data: q.q,
         scales: q.scales, zeros: q.zeros, group: q.groupSize, perm: q.perm,

@@ -41,6 +41,11 @@ export interface QuantConfig {
   modulesNotConverted: string[];
   /** `"lm_head": true` (GPTQModel; `sr3d quantize --lm-head`): lm_head is quantized too. */
   lmHead: boolean;
+  /**
+   * `"embed_tokens": true` (`sr3d quantize --embeddings`; no AutoAWQ / AutoGPTQ field): the
+   * embedding table [vocab][hidden] is quantized like a Linear, and a tied lm_head is that table.
+   */
+  embedTokens: boolean;
 }
 
 /** One quantized Linear in sr3d's layout (see the module comment). */
@@ -93,6 +98,7 @@ export function parseQuantConfig(config: Record<string, unknown>, file: string):
   return {
     method, bits: bits as 4 | 8, groupSize: g as number, descAct: qc.desc_act === true, sym: qc.sym !== false,
     checkpointFormat: fmt, modulesNotConverted: Array.isArray(skip) ? skip.map(String) : [], lmHead: qc.lm_head === true,
+    embedTokens: qc.embed_tokens === true,
   };
 }
 

@@ -4,16 +4,20 @@
  * appears as the one key `<prefix>.weight` — info() its logical [out, in] (dtype f32: read()
  * returns the dequantized float32 weight, for float references), quantized() the weight repacked
  * into sr3d's layout (lib/quant.ts, fromAwq / fromGptq) for the engine's int4/int8 kernels.
- * Modules without a qweight (mixed checkpoints, `modules_to_not_convert`, embeddings, lm_head
+ * Modules without a qweight (mixed checkpoints, `modules_to_not_convert`, embeddings and lm_head
  * unless quantized) are passed through as stored; lm_head is a quantized Linear like the others
- * when it has a qweight, and must have one when the config says `"lm_head": true`. Repacking happens on each quantized() call (like read(), lazy,
- * nothing held); the tensors' presence, dtypes and shapes are checked when the set is made.
+ * when it has a qweight, and must have one when the config says `"lm_head": true`. So is the
+ * embedding table `model.embed_tokens` ([vocab][hidden], the engine dequantizes the rows it
+ * looks up), which must have one when the config says `"embed_tokens": true` (sr3d quantize
+ * --embeddings). Repacking happens on each quantized() call (like read(), lazy, nothing held);
+ * the tensors' presence, dtypes and shapes are checked when the set is made.
  */
 import type { WeightInfo, WeightSet, WeightTensor } from './checkpoint_types';
 import { CheckpointError } from './errors';
 import { dequantize, fromAwq, fromGptq } from './quant';
 import type { QuantConfig, QuantWeight } from './quant';
 import type { RawInfo, RawTensorSource } from './safetensors';
+import { LLM_WEIGHTS, weightOf } from './weights';
 
 interface QuantEntry { prefix: string; rows: number; cols: number; file: string; bytes: number; gIdx: boolean }
 
@@ -71,6 +75,13 @@ export function quantizedWeightSet(base: WeightSet & RawTensorSource, qc: QuantC
     throw new CheckpointError(
       `Expected lm_head.qweight (quantization_config says "lm_head": true) in the LLM weights but received ${base.has('lm_head.weight') ? 'an unquantized lm_head.weight' : 'no lm_head tensors'} (in ${configFile}). Set "lm_head" to false, or use the quantized weights the config belongs to.`,
       configFile, 'quantization_config.lm_head',
+    );
+  }
+  const embed = weightOf(LLM_WEIGHTS.embedTokens);
+  if (qc.embedTokens && !entries.has(embed)) {
+    throw new CheckpointError(
+      `Expected ${LLM_WEIGHTS.embedTokens}.qweight (quantization_config says "embed_tokens": true) in the LLM weights but received ${base.has(embed) ? `an unquantized ${embed}` : 'no embedding tensors'} (in ${configFile}). Set "embed_tokens" to false, or use the quantized weights the config belongs to.`,
+      configFile, 'quantization_config.embed_tokens',
     );
   }
   const keys = [...base.keys().filter((k) => !hidden.has(k)), ...entries.keys()];

@@ -3,17 +3,22 @@
  * attention and MLP projections (q/k/v/o, gate/up/down) are quantized by ROUND-TO-NEAREST
  * (lib/quant.ts quantizeRtn: no calibration data, so less accurate than AWQ's or GPTQ's search;
  * use a published AWQ/GPTQ checkpoint when quality matters). Everything else — vision tower,
- * projector, spatial PE, region extractor, embeddings, norms, biases — is copied as is, and so is
- * lm_head unless `lmHead` (`--lm-head`) asks for it too.
+ * projector, spatial PE, region extractor, norms, biases — is copied as is, and so are lm_head
+ * and the embedding table unless `lmHead` (`--lm-head`) / `embeddings` (`--embeddings`) ask for
+ * them too.
  *   int4: AWQ gemm (quant_method awq, version gemm, zero_point true), asymmetric, `group` inputs
  *         per scale (default 128);
  *   int8: GPTQ 8-bit symmetric per-channel (group_size -1, desc_act false, sym true,
  *         checkpoint_format gptq).
  * With `lmHead`, lm_head is quantized the same way and `"lm_head": true` is recorded in
  * quantization_config, as GPTQModel does; AutoAWQ itself never quantizes lm_head, so an int4
- * checkpoint written so is read by sr3d (and GPTQModel-style loaders), not by AutoAWQ. A model
- * whose lm_head is tied to the embeddings (no lm_head tensor) is refused: the embedding table
- * stays float.
+ * checkpoint written so is read by sr3d (and GPTQModel-style loaders), not by AutoAWQ.
+ * With `embeddings`, model.embed_tokens.weight ([vocab][hidden]: the same matrix shape as
+ * lm_head) is quantized with the same bits and group, stored in the same tensors as a quantized
+ * lm_head, and `"embed_tokens": true` is recorded; no AutoAWQ / AutoGPTQ / GPTQModel loader reads
+ * a quantized embedding, so such a checkpoint is for sr3d only. An lm_head tied to the embeddings
+ * (no lm_head tensor) is the quantized table then (one copy), so `lmHead` on a tied model is
+ * accepted with `embeddings` (implied) and refused without it (the table would stay float).
  * The LLM weights go to one llm/model.safetensors, written one tensor at a time (one Linear is
  * quantized and held at a time).
  */
@@ -25,6 +30,7 @@ import { parseQuantConfig, quantizeRtn, toAwq, toGptq } from './quant';
 import type { QuantWeight } from './quant';
 import { openWeights, readJson, toFloat32, writeSafetensorsStreaming } from './safetensors';
 import type { TensorSpec } from './safetensors';
+import { LLM_WEIGHTS, weightOf } from './weights';
 
 export interface QuantizeOptions {
   bits: 4 | 8;
@@ -32,12 +38,18 @@ export interface QuantizeOptions {
   group?: number;
   /** Quantize lm_head too (default false: it stays in the checkpoint's float dtype). */
   lmHead?: boolean;
+  /** Quantize the embedding table (and so a tied lm_head) too (default false: it stays in the checkpoint's float dtype). */
+  embeddings?: boolean;
 }
 
 export interface QuantizeResult {
   outDir: string;
-  /** Linears quantized. */
+  /** Matrices quantized (the projections, then lm_head and the embedding table when asked for). */
   quantized: number;
+  /** The embedding table was quantized. */
+  embeddings: boolean;
+  /** lm_head: its own quantized tensors, the quantized embedding table (tied), or float. */
+  lmHead: 'quantized' | 'tied' | 'float';
   /** LLM weight bytes before and after. */
   bytesIn: number;
   bytesOut: number;
@@ -61,9 +73,12 @@ export async function quantizeCheckpoint(inDir: string, outDir: string, opts: Qu
   if (fs.existsSync(dst) && fs.readdirSync(dst).length) throw new InvalidArgumentError(`Expected an empty or new folder for <out> but ${dst} is not empty`);
 
   const weights = openWeights(sllm);
-  const lmHead = opts.lmHead === true;
-  if (lmHead && !weights.has('lm_head.weight')) throw new InvalidArgumentError(`Expected an lm_head.weight tensor for lmHead (--lm-head) but ${sllm} has none (its lm_head is tied to the embeddings, which stay float); quantize without --lm-head`);
-  const quantizable = (key: string): boolean => QUANTIZABLE.test(key) || (lmHead && key === 'lm_head.weight');
+  const embedKey = weightOf(LLM_WEIGHTS.embedTokens), headKey = weightOf(LLM_WEIGHTS.lmHead);
+  const embeddings = opts.embeddings === true, tied = !weights.has(headKey);
+  const lmHead = opts.lmHead === true && !tied;
+  if (opts.lmHead === true && tied && !embeddings) throw new InvalidArgumentError(`Expected an ${headKey} tensor for lmHead (--lm-head) but ${sllm} has none (its lm_head is tied to the embeddings); add embeddings (--embeddings) to quantize the tied table, or quantize without --lm-head`);
+  if (embeddings && !weights.has(embedKey)) throw new InvalidArgumentError(`Expected a ${embedKey} tensor for embeddings (--embeddings) but ${sllm} has none; quantize without --embeddings`);
+  const quantizable = (key: string): boolean => QUANTIZABLE.test(key) || (lmHead && key === headKey) || (embeddings && key === embedKey);
   const specs: TensorSpec[] = [];
   const qparts = new Set<string>();
   let bytesIn = 0, quantized = 0;
@@ -120,8 +135,11 @@ export async function quantizeCheckpoint(inDir: string, outDir: string, opts: Qu
       ? { quant_method: 'awq', bits: 4, group_size: group, version: 'gemm', zero_point: true }
       : { quant_method: 'gptq', bits: 8, group_size: -1, desc_act: false, sym: true, checkpoint_format: 'gptq' }),
     ...(lmHead ? { lm_head: true } : {}),
+    ...(embeddings ? { embed_tokens: true } : {}),
     quantizer: 'sr3d round-to-nearest',
   };
   fs.writeFileSync(path.join(dst, 'llm', 'config.json'), `${JSON.stringify({ ...cfg, quantization_config: qc }, null, 2)}\n`);
-  return { outDir: dst, quantized, bytesIn, bytesOut: fs.statSync(outFile).size };
+  return {
+    outDir: dst, quantized, embeddings, lmHead: lmHead ? 'quantized' : tied && embeddings ? 'tied' : 'float', bytesIn, bytesOut: fs.statSync(outFile).size,
+  };
 }

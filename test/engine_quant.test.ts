@@ -6,6 +6,8 @@
 // kernels/linear.h), greedy tokens identical; also with lm_head quantized. The CUDA engine on
 // the same quantized weights (its int4 / int8 GEMV and GEMM, kernels/cuda/linear_q.cu) against
 // the CPU engine: 1e-5 relative, greedy tokens identical (CUDA-only, skipped without a GPU).
+// The embedding table quantized too (some with act-order), untied and as the tied lm_head: its
+// rows equal to the dequantized table's bit for bit, logits and tokens as above; on CUDA too.
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
@@ -33,8 +35,13 @@ afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** The llm WeightSet with its projections quantized (`quant`) or their dequantized f32 (`dense`). */
-function variants(set: WeightSet, bits: 4 | 8, group: number, lmHead = false): { quant: WeightSet; dense: WeightSet } {
+const EMBED = 'model.embed_tokens.weight';
+
+/**
+ * The llm WeightSet with its projections quantized (`quant`) or their dequantized f32 (`dense`);
+ * `embed`: the embedding table too, with an act-order perm when 'act-order'.
+ */
+function variants(set: WeightSet, bits: 4 | 8, group: number, lmHead = false, embed: false | 'plain' | 'act-order' = false): { quant: WeightSet; dense: WeightSet } {
   const q = new Map<string, QuantWeight>();
   set.keys().filter((k) => LINEAR.test(k) || (lmHead && k === 'lm_head.weight')).forEach((k, i) => {
     const t = set.read(k);
@@ -42,6 +49,12 @@ function variants(set: WeightSet, bits: 4 | 8, group: number, lmHead = false): {
     const w = quantizeRtn(t.data as Float32Array, rows, cols, bits, group);
     q.set(k, i % 3 === 1 ? { ...w, perm: shuffled(cols, i) } : w); // act-order on some
   });
+  if (embed) {
+    const t = set.read(EMBED);
+    const [rows, cols] = t.shape;
+    const w = quantizeRtn(t.data as Float32Array, rows, cols, bits, group);
+    q.set(EMBED, embed === 'act-order' ? { ...w, perm: shuffled(cols, 99) } : w);
+  }
   const base = { keys: () => set.keys(), has: (k: string) => set.has(k), info: (k: string) => set.info(k), bytes: set.bytes };
   return {
     quant: { ...base, read: (k) => set.read(k), quantized: (k) => q.get(k) },
@@ -84,6 +97,35 @@ describe.each([[4, 32, false], [8, -1, false], [4, 32, true], [8, -1, true]] as 
   }, 120000);
 });
 
+/** `c` with its lm_head tied to the embedding table (the engine then ignores lm_head.weight). */
+function tiedTo(c: Checkpoint, weights: WeightSet): Checkpoint {
+  return { ...c, llm: { ...c.llm, config: { ...c.llm.config, tieWordEmbeddings: true }, weights } } as Checkpoint;
+}
+
+// [bits, group, embedding act-order, lm_head tied to the table]
+describe.each([[4, 32, false, false], [8, -1, true, false], [4, 32, true, true], [8, -1, false, true]] as const)('int%i embedding table (group %i, act-order: %s, tied lm_head: %s)', (bits, group, actOrder, tied) => {
+  it('rows equal to the dequantized table\'s, logits within 1e-5 relative, greedy tokens identical', async () => {
+    const v = variants(ckpt.llm.weights, bits, group, false, actOrder ? 'act-order' : 'plain');
+    const qc = tied ? tiedTo(ckpt, v.quant) : { ...ckpt, llm: { ...ckpt.llm, weights: v.quant } } as Checkpoint;
+    const dc = tied ? tiedTo(ckpt, v.dense) : { ...ckpt, llm: { ...ckpt.llm, weights: v.dense } } as Checkpoint;
+    const de = await createEngine(dc, { device: 'cpu', maxContext: 128 });
+    const qe = await createEngine(qc, { device: 'cpu', maxContext: 128 });
+    try {
+      expect(qe.info().weightBytes).toBeLessThan(de.info().weightBytes);
+      const H = ckpt.llm.config.hiddenSize, ids = [1, 17, 300, 4096, 9, 151000, 42, 0, 152063];
+      const emb = await de.embedTokens(ids);
+      expect(Buffer.from((await qe.embedTokens(ids)).data.buffer).equals(Buffer.from(emb.data.buffer))).toBe(true);
+      const x = { data: emb.data, shape: [ids.length, H] };
+      expect(relMaxErr(await qe.logits(x), await de.logits(x))).toBeLessThanOrEqual(1e-5);
+      const opts = { maxNewTokens: 8, stopTokenIds: [] };
+      expect(await collect(qe.generate(x, opts))).toEqual(await collect(de.generate(x, opts)));
+    } finally {
+      await qe.dispose();
+      await de.dispose();
+    }
+  }, 300000); // a vocab-sized (152064 x 64) table quantized and dequantized in JavaScript
+});
+
 describe('CUDA vs CPU on quantized LLM projections', () => {
   const addon = native();
   const gpus = addon.variant === 'cuda' ? addon.devices().devices.length : 0;
@@ -91,15 +133,19 @@ describe('CUDA vs CPU on quantized LLM projections', () => {
   const maybe = gpus > 0 ? it : it.skip;
   // group -1 = one group per row; int4 group 32 takes the 16-byte vector GEMV, int8 per-row
   // groups of the tiny model's widths too; prefill (9 positions) runs the tiled GEMM.
-  maybe.each([[4, 32], [8, -1]] as const)(`int%i group %i: logits within 1e-5 relative, greedy tokens identical${gpus > 0 ? '' : ` (skipped: ${why})`}`, async (bits, group) => {
-    const v = variants(ckpt.llm.weights, bits, group);
-    const qc = { ...ckpt, llm: { ...ckpt.llm, weights: v.quant } } as Checkpoint;
+  // embed: the table quantized too (its rows gathered and dequantized on the device), tied
+  // to lm_head (the quantized GEMV over the vocab) when 'tied'.
+  maybe.each([[4, 32, false], [8, -1, false], [4, 32, 'tied'], [8, -1, 'act-order']] as const)(`int%i group %i (embedding table: %s): logits within 1e-5 relative, greedy tokens identical${gpus > 0 ? '' : ` (skipped: ${why})`}`, async (bits, group, embed) => {
+    const v = variants(ckpt.llm.weights, bits, group, false, embed === 'tied' ? 'plain' : embed);
+    const qc = embed === 'tied' ? tiedTo(ckpt, v.quant) : { ...ckpt, llm: { ...ckpt.llm, weights: v.quant } } as Checkpoint;
     const ce = await createEngine(qc, { device: 'cpu', maxContext: 128 });
     const ge = await createEngine(qc, { device: 'cuda', maxContext: 128 });
     try {
       expect(ge.info().device).toMatch(/^cuda:\d+$/);
       const H = ckpt.llm.config.hiddenSize, L = 9;
-      const emb = await ce.embedTokens([1, 17, 300, 4096, 9, 151000, 42, 7, 88]);
+      const ids = [1, 17, 300, 4096, 9, 151000, 42, 7, 88];
+      const emb = await ce.embedTokens(ids);
+      expect(Buffer.from((await ge.embedTokens(ids)).data.buffer).equals(Buffer.from(emb.data.buffer))).toBe(true);
       const x = { data: emb.data, shape: [L, H] };
       expect(relMaxErr(await ge.logits(x), await ce.logits(x))).toBeLessThanOrEqual(1e-5);
       const opts = { maxNewTokens: 8, stopTokenIds: [] };
@@ -122,9 +168,9 @@ describe('quantized weights where the engine cannot take them', () => {
     await expect(createEngine(c, { device: 'cpu', maxContext: 64 })).rejects.toThrow(/int4\/int8 only for the LLM's attention and MLP projections/);
   });
 
-  it('an act-order perm that is not a permutation is refused, naming the weight (it would index x out of bounds)', async () => {
+  it.each([['a projection', /mlp\.down_proj\.weight$/], ['the embedding table', /^model\.embed_tokens\.weight$/]])('an act-order perm of %s that is not a permutation is refused, naming the weight (it would index out of bounds)', async (_what, re) => {
     const set = ckpt.llm.weights;
-    const key = set.keys().find((k) => /mlp\.down_proj\.weight$/.test(k))!;
+    const key = set.keys().find((k) => re.test(k))!;
     const t = set.read(key);
     const cols = t.shape[1];
     for (const bad of [(p: Int32Array) => { p[3] = p[4]; }, (p: Int32Array) => { p[0] = cols; }]) {

@@ -4,7 +4,8 @@
 // them with fromAwq / fromGptq) and run on the CPU engine: logits within 1e-5 relative of an f32
 // checkpoint whose LLM projections are the dequantize()d weights the writer started from, greedy
 // tokens identical; mixed checkpoints (a module left unquantized); typed errors for tensors that
-// do not match the declared layout.
+// do not match the declared layout, of a projection and of a quantized embedding table
+// (`sr3d quantize --embeddings`).
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
@@ -15,6 +16,7 @@ import { dequantize, quantizeRtn, toAwq, toGptq } from '../lib/quant';
 import type { QuantWeight } from '../lib/quant';
 import { openWeights, writeSafetensorsStreaming } from '../lib/safetensors';
 import type { TensorSpec } from '../lib/safetensors';
+import { quantizeCheckpoint } from '../lib/quantize_checkpoint';
 import { writeTinyModel } from '../lib/tinymodel';
 import { collect, shuffled } from './helpers';
 import { relMaxErr } from './reference64';
@@ -126,27 +128,29 @@ describe('quantized checkpoints load and run like their dequantized f32 twin', (
   }, 120000);
 });
 
+/** A copy of the checkpoint `from` whose LLM tensors `edit` changed. */
+function rewriteFrom(from: string, edit: (specs: TensorSpec[], data: Array<Float32Array | Uint16Array | Int32Array>) => void): string {
+  const dir = mk();
+  fs.cpSync(from, dir, { recursive: true });
+  const llm = path.join(dir, 'llm'), src = openWeights(llm) as ReturnType<typeof openWeights>;
+  const specs: TensorSpec[] = [], data: Array<Float32Array | Uint16Array | Int32Array> = [];
+  for (const k of src.keys()) {
+    const r = src.rawInfo(k);
+    if (r.dtype === 'F32') { specs.push({ name: k, dtype: 'f32', shape: r.shape }); data.push(src.read(k).data); }
+    else if (r.dtype === 'I32') { specs.push({ name: k, dtype: 'i32', shape: r.shape }); data.push(src.readRaw(k, 'I32').data); }
+    else { specs.push({ name: k, dtype: 'f16', shape: r.shape }); data.push(src.readRaw(k, 'F16').data); }
+  }
+  edit(specs, data);
+  writeSafetensorsStreaming(path.join(llm, 'model.safetensors'), specs, (_s, i) => data[i]);
+  return dir;
+}
+
 describe('quantized checkpoint errors name the tensor', () => {
   let qdir: string;
   beforeAll(async () => {
     ({ qdir } = await writePair(mk(), { format: 'awq', bits: 4, group: 32, actOrder: false }, 12));
   }, 120000);
-
-  function rewrite(edit: (specs: TensorSpec[], data: Array<Float32Array | Uint16Array | Int32Array>) => void): string {
-    const dir = mk();
-    fs.cpSync(qdir, dir, { recursive: true });
-    const llm = path.join(dir, 'llm'), src = openWeights(llm) as ReturnType<typeof openWeights>;
-    const specs: TensorSpec[] = [], data: Array<Float32Array | Uint16Array | Int32Array> = [];
-    for (const k of src.keys()) {
-      const r = src.rawInfo(k);
-      if (r.dtype === 'F32') { specs.push({ name: k, dtype: 'f32', shape: r.shape }); data.push(src.read(k).data); }
-      else if (r.dtype === 'I32') { specs.push({ name: k, dtype: 'i32', shape: r.shape }); data.push(src.readRaw(k, 'I32').data); }
-      else { specs.push({ name: k, dtype: 'f16', shape: r.shape }); data.push(src.readRaw(k, 'F16').data); }
-    }
-    edit(specs, data);
-    writeSafetensorsStreaming(path.join(llm, 'model.safetensors'), specs, (_s, i) => data[i]);
-    return dir;
-  }
+  const rewrite = (edit: Parameters<typeof rewriteFrom>[1]) => rewriteFrom(qdir, edit);
   const Q = 'model.layers.0.self_attn.q_proj';
 
   it('a missing qzeros', async () => {
@@ -167,4 +171,43 @@ describe('quantized checkpoint errors name the tensor', () => {
     const c = await loadCheckpoint(dir);
     await expect(createEngine(c, { device: 'cpu', maxContext: 32 })).rejects.toThrow(/qzeros/);
   });
+});
+
+describe('quantized embedding table errors name the tensor', () => {
+  let qdir: string;
+  beforeAll(async () => {
+    const src = mk();
+    await writeTinyModel(src, { seed: 13, dtype: 'f32' });
+    qdir = path.join(mk(), 'q');
+    await quantizeCheckpoint(src, qdir, { bits: 4, group: 32, embeddings: true });
+  }, 300000);
+  const E = 'model.embed_tokens';
+  const at = (s: TensorSpec[], name: string) => s.findIndex((t) => t.name === name);
+
+  it('a missing qzeros', async () => {
+    const dir = rewriteFrom(qdir, (s, d) => { const i = at(s, `${E}.qzeros`); s.splice(i, 1); d.splice(i, 1); });
+    await expect(loadCheckpoint(dir)).rejects.toThrow(CheckpointError);
+    await expect(loadCheckpoint(dir)).rejects.toThrow(`tensor '${E}.qzeros'`);
+  }, 120000);
+  it('scales stored as F32', async () => {
+    const dir = rewriteFrom(qdir, (s, d) => { const i = at(s, `${E}.scales`); s[i] = { ...s[i], dtype: 'f32' }; d[i] = new Float32Array(d[i].length); });
+    await expect(loadCheckpoint(dir)).rejects.toThrow(/Expected dtype F16 for tensor 'model\.embed_tokens\.scales' but received F32/);
+  }, 120000);
+  it('a qweight whose shape disagrees with the scales', async () => {
+    const dir = rewriteFrom(qdir, (s) => { const i = at(s, `${E}.qweight`); s[i] = { ...s[i], shape: [s[i].shape[0] / 2, s[i].shape[1] * 2] }; });
+    await expect(loadCheckpoint(dir)).rejects.toThrow(/for tensor 'model\.embed_tokens\.qweight'/);
+  }, 120000);
+  it('a table with fewer rows than the vocabulary (every part consistent)', async () => {
+    // AWQ gemm: qweight [hidden][vocab / 8], qzeros [groups][vocab / 8], scales [groups][vocab]: keep the first 8 · 100 rows.
+    const dir = rewriteFrom(qdir, (s, d) => {
+      for (const part of ['qweight', 'qzeros', 'scales']) {
+        const i = at(s, `${E}.${part}`), [r, c] = s[i].shape, keep = part === 'scales' ? 800 : 100;
+        const src = d[i], out = new (src.constructor as Int32ArrayConstructor)(r * keep);
+        for (let y = 0; y < r; y++) out.set(src.subarray(y * c, y * c + keep), y * keep);
+        s[i] = { ...s[i], shape: [r, keep] };
+        d[i] = out;
+      }
+    });
+    await expect(loadCheckpoint(dir)).rejects.toThrow(/Expected shape \[152064, 64\] for llm\/model\.embed_tokens\.weight but received \[800, 64\]/);
+  }, 120000);
 });

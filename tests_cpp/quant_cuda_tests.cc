@@ -191,8 +191,10 @@ struct QuantModel {
     l.intermediate = 128; l.vocab = 301; l.eps = 1e-6f; l.rope_theta = 1e6;
     spec.has_llm = true;
     spec.max_context = 540;
-    bf16(weight_of(wn::llm_key(WL::kEmbedTokens)), 301, 64, 1.0);
     const std::vector<int32_t> p64a = shuffled(64, rng), p64b = shuffled(64, rng), p128 = shuffled(128, rng);
+    // A quantized embedding table (sr3d quantize --embeddings), act-order: decode's lookups
+    // dequantize its rows (the CUDA gather against cpu::dequantize_rows).
+    q(weight_of(wn::llm_key(WL::kEmbedTokens)), 301, 64, 4, 32, &p64b);
     for (int i = 0; i < 2; ++i) {
       auto W = [i](const char* module) { return weight_of(wn::llm_layer_key(i, module)); };
       auto B = [i](const char* module) { return bias_of(wn::llm_layer_key(i, module)); };
@@ -258,6 +260,11 @@ void test_engine() {
     check("engine/quantized decode step " + std::to_string(step) + " logits");
   }
   record(toks_cpu == toks_gpu, "engine/quantized greedy tokens equal", "", nullptr);
+  const std::vector<int32_t> ids = {0, 7, 300, 151, 42};
+  std::vector<float> rows_cpu(ids.size() * H), rows_gpu(ids.size() * H);
+  cpu->embed_tokens(ids.data(), static_cast<int64_t>(ids.size()), rows_cpu.data());
+  gpu->embed_tokens(ids.data(), static_cast<int64_t>(ids.size()), rows_gpu.data());
+  record(rows_cpu == rows_gpu, "engine/quantized embedding rows equal (cuda vs cpu, bit for bit)", "", nullptr);
   // The dense twin on the GPU agrees too (the dequantized-to-float32 reference of issue 11).
   gpu_dense->prefill(emb.data(), 530);
   cpu->reset();

@@ -198,7 +198,9 @@ class CpuEngine final : public Engine {
     const int64_t H = spec_.llm.hidden;
     for (int64_t i = 0; i < n; ++i) {
       const int64_t base = static_cast<int64_t>(ids[i]) * H;
-      if (embed_.type == WType::kF32)
+      if (wtype_quantized(embed_.type))
+        cpu::dequantize_rows(embed_, ids[i], 1, out + i * H);
+      else if (embed_.type == WType::kF32)
         std::memcpy(out + i * H, static_cast<const float*>(embed_.data) + base, H * sizeof(float));
       else
         for (int64_t c = 0; c < H; ++c) out[i * H + c] = load_weight(embed_.data, embed_.type, base + c);

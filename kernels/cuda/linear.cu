@@ -331,6 +331,20 @@ __global__ void embed_rows_kernel(const void* __restrict__ table, int64_t cols,
   }
 }
 
+// A quantized table's rows as dequantize_rows writes them: stored column j of row ids[t] is
+// s * float(q - z) (dequant_at), placed at input perm[j] under act-order.
+template <WType T>
+__global__ void embed_rows_q_kernel(const void* __restrict__ table, int64_t cols, QuantArgs qa,
+                                    const int32_t* __restrict__ ids, int64_t n, float* __restrict__ out) {
+  const int64_t total = n * cols;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t t = e / cols, j = e - t * cols;
+    const float v = dequant_at<T>(table, static_cast<int64_t>(ids[t]), j, cols, qa);
+    out[t * cols + (qa.perm ? static_cast<int64_t>(__ldg(qa.perm + j)) : j)] = v;
+  }
+}
+
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 template <WType T>
@@ -393,8 +407,22 @@ void embed_rows_dev(const WeightRef& table, const int32_t* ids, int64_t n, float
       break;
     case WType::kBF16:
       SR3D_LAUNCH(embed_rows_kernel<WType::kBF16>, grid_for(total), kBlock, 0, s, table.data, table.cols, ids, n, out);
-      break;    default:  // check_weights keeps quantized tables out of the engine
-      throw_invalid_argument("an embedding table of dtype float32, float16 or bfloat16", "table",
+      break;
+    case WType::kQ4:
+    case WType::kQ8: {
+      QuantArgs qa;
+      qa.scales = table.scales;
+      qa.zeros = table.zeros;
+      qa.group = table.group;
+      qa.perm = table.perm;
+      if (table.type == WType::kQ4)
+        SR3D_LAUNCH(embed_rows_q_kernel<WType::kQ4>, grid_for(total), kBlock, 0, s, table.data, table.cols, qa, ids, n, out);
+      else
+        SR3D_LAUNCH(embed_rows_q_kernel<WType::kQ8>, grid_for(total), kBlock, 0, s, table.data, table.cols, qa, ids, n, out);
+      break;
+    }
+    default:
+      throw_invalid_argument("an embedding table of dtype float32, float16, bfloat16, int4 or int8", "table",
                              wtype_name(table.type));
   }
 }

@@ -92,7 +92,8 @@ void im2col_patches_dev(const float* img, int64_t n, int64_t size, int64_t patch
 // x[i][t][c] += pos[t][c] for i < n, t < tokens, c < channels.
 void add_rows_dev(float* x, int64_t n, int64_t tokens, int64_t channels, const float* pos,
                   cudaStream_t s);
-// out[t][c] = float(table[ids[t]][c]) (ids on the device, already validated).
+// out[t][c] = float(table[ids[t]][c]) (ids on the device, already validated); an int4 / int8
+// table's rows dequantized as cpu::dequantize_rows does (bit-identical).
 void embed_rows_dev(const WeightRef& table, const int32_t* ids, int64_t n, float* out,
                     cudaStream_t s);
 
