@@ -23,7 +23,7 @@
 // int8 / int4 rows: the 0.5B checkpoint's LLM projections, its lm_head AND its embedding table
 // quantized by `sr3d quantize --lm-head --embeddings` (round-to-nearest; int8 GPTQ per-channel,
 // int4 AWQ gemm group 128; the model column says "+ lm_head + embeddings"), CPU engine only (the
-// CUDA engine refuses quantized weights for now); their bytes/token count the quantized tensors
+// CUDA engine's int kernels are timed by bench/gpu_full.sh on a lent GPU); their bytes/token count the quantized tensors
 // at their stored size (q + f16 scales + packed zeros), within a few % of what the engine keeps
 // resident. The untied lm_head (151936 x 896) is 28% of the bf16 model's bytes per token: left
 // bf16 it would cap int4 near 2.1x. The embedding table (as large, one row read per token) only
