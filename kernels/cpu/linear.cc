@@ -376,20 +376,6 @@ __attribute__((target("avx2,avx512f,avx512vl"))) void linear_block_avx512(
   else linear_block_avx<8, 3, false>(x, n, k, w, ldw, rows, bias, y, ldy);
 }
 
-// 2: AVX-512VL, 1: AVX2, 0: neither. SR3D_CPU_ISA=avx2|portable caps it (the tests run every
-// variant this way).
-int gemm_isa() {
-  static const int isa = [] {
-    const char* cap = std::getenv("SR3D_CPU_ISA");
-    const std::string want = cap ? cap : "";
-    __builtin_cpu_init();
-    if (want.empty() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
-      return 2;
-    if ((want.empty() || want == "avx2") && __builtin_cpu_supports("avx2")) return 1;
-    return 0;
-  }();
-  return isa;
-}
 #endif
 
 // y[i][r] for i < n, r in [0, rows) (see linear_block_generic): the best kernel for this CPU.
@@ -399,7 +385,7 @@ void linear_block(const float* x, int64_t n, int64_t k, const void* w, bool bf16
   if (cpu_neon()) return cpu::linear_block_neon(x, n, k, w, bf16, ldw, rows, bias, y, ldy);
 #endif
 #ifdef SR3D_HAVE_GEMV_AVX2
-  switch (gemm_isa()) {
+  switch (cpu::x86_isa()) {
     case 2: return linear_block_avx512(x, n, k, w, bf16, ldw, rows, bias, y, ldy);
     case 1: return linear_block_avx2(x, n, k, w, bf16, ldw, rows, bias, y, ldy);
     default: break;
