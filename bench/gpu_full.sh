@@ -4,7 +4,8 @@
 # Needs cmake + nvcc; Node is optional. In order of value:
 #   1. every C++ test executable built with nvcc for sm_90 only (SR3D_CUDA_ARCHS, default 90):
 #      Impl::kCuda vs the CPU reference, the CUDA engine vs the CPU engine, the int4 / int8
-#      kernels and the quantized CUDA engine (sr3d_quant_cuda_tests);
+#      kernels and the quantized CUDA engine (sr3d_quant_cuda_tests); then the CUDA ones again
+#      with SR3D_ZERO_COPY=1 (Jetson's zero-copy path, forced on this discrete GPU);
 #   2. their CUDA benchmark rows: the bf16 / int8 / int4 GEMV at NVILA-Lite-8B shapes in GB/s and
 #      % of the measured d2d copy, the prefill GEMM, decode steps (0.5B bf16, 8B-shaped int4 and
 #      int8), attention (JSON per executable under $OUT);
@@ -46,6 +47,18 @@ for EXE in $EXES; do
   stage "$(basename "$EXE")" || continue
   log="$OUT/$(basename "$EXE").log"
   timeout 120 "$EXE" >"$log" 2>&1 || status=1
+  grep -E "^  FAIL|XPASS" "$log" | head -8
+  tail -n 1 "$log"
+done
+# Once more with zero copy forced on (SR3D_ZERO_COPY=1; the default only on integrated GPUs such
+# as Jetson's, which no session has): the CUDA engine's mapped host buffers (ids, logits, mapped
+# inputs) against the CPU engine, and the ops' mapped round trips. ~15 s on an H100.
+for EXE in "$BUILD"/sr3d_nn_cuda_tests "$BUILD"/sr3d_quant_cuda_tests "$BUILD"/sr3d_kernel_tests \
+           "$BUILD"/sr3d_region_tests "$BUILD"/sr3d_tiling_tests; do
+  [ -x "$EXE" ] || continue
+  stage "$(basename "$EXE") with SR3D_ZERO_COPY=1" || continue
+  log="$OUT/$(basename "$EXE")-zero-copy.log"
+  SR3D_ZERO_COPY=1 timeout 60 "$EXE" >"$log" 2>&1 || status=1
   grep -E "^  FAIL|XPASS" "$log" | head -8
   tail -n 1 "$log"
 done

@@ -16,6 +16,9 @@ struct CudaDeviceInfo {
   // host memory mapped into the GPU needs no copy and "free memory" is the shared pool.
   bool integrated = false;
   bool can_map_host_memory = false;
+  // The engine and the ops use mapped host memory instead of copies on this device
+  // (SR3D_ZERO_COPY: unset = integrated GPUs only, 0 = never, 1 = any GPU that can map).
+  bool zero_copy = false;
   int64_t free_memory = -1;  // bytes (cudaMemGetInfo), -1 when not asked for
 };
 

@@ -51,6 +51,9 @@ void linear_q_fast(const float* x, int64_t n, const WeightRef* ws, const float* 
 // Tests: caps the ISA of the int4 / int8 kernels (2 AVX-512, 1 AVX2, 0 portable; -1 the
 // default, SR3D_CPU_ISA's cap) and returns the one now used. Not thread-safe.
 int set_quant_isa(int isa);
+// Tests: the x86 kernel of the float32 / bf16 decode GEMV (n = 1): 1 AVX2, 0 the generic code
+// (SR3D_CPU_ISA=portable, a CPU without AVX2 + FMA, or a build without the x86 kernels).
+int linear_gemv_isa();
 
 // ---- bf16-activation mode ("ab16", opt-in; kernels/cpu/linear_ab16.cc) ----------------------
 // llama.cpp's precision for bf16 weights: the activations rounded to bf16, bf16 x bf16 products,

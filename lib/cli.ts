@@ -63,7 +63,8 @@ function info(json: boolean): number {
     `devices:  ${d.length ? '' : 'none'}`,
     ...d.map((x) => `  [${x.index}] ${x.name}, ${(x.totalMemory / 2 ** 30).toFixed(1)} GiB` +
       `${x.freeMemory !== undefined ? ` (${(x.freeMemory / 2 ** 30).toFixed(1)} GiB free${x.integrated ? ', shared with the CPU' : ''})` : ''}, ` +
-      `compute ${x.computeCapability}, ${x.multiprocessors} SMs${x.integrated ? ', integrated (Jetson: zero-copy host memory)' : ''}`),
+      `compute ${x.computeCapability}, ${x.multiprocessors} SMs${x.integrated ? ', integrated' : ''}, ` +
+      `zero copy ${x.zeroCopy ? 'on' : 'off'}`),
   ];
   process.stdout.write(lines.join('\n') + '\n');
   return 0;

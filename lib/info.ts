@@ -65,6 +65,13 @@ export interface Device {
   integrated: boolean;
   /** Host memory can be mapped into the GPU's address space (zero-copy). */
   canMapHostMemory: boolean;
+  /**
+   * The engine and the ops use mapped host memory on this GPU instead of copying inputs and
+   * outputs (zero copy): by default on integrated GPUs (Jetson) only; `SR3D_ZERO_COPY=0` turns
+   * it off, `SR3D_ZERO_COPY=1` on for any GPU that can map host memory (a test of the path:
+   * slow over PCIe).
+   */
+  zeroCopy: boolean;
   /** Free device memory in bytes (on Jetson: the pool shared with the CPU); only with `{ freeMemory: true }`. */
   freeMemory?: number;
 }

@@ -75,6 +75,7 @@ export interface NativeDevice {
   multiprocessors: number;
   integrated: boolean;
   canMapHostMemory: boolean;
+  zeroCopy: boolean;
   freeMemory?: number;
 }
 

@@ -43,6 +43,7 @@ Napi::Value Devices(const Napi::CallbackInfo& info) {
     d.Set("multiprocessors", Napi::Number::New(env, ds[i].multiprocessors));
     d.Set("integrated", Napi::Boolean::New(env, ds[i].integrated));
     d.Set("canMapHostMemory", Napi::Boolean::New(env, ds[i].can_map_host_memory));
+    d.Set("zeroCopy", Napi::Boolean::New(env, ds[i].zero_copy));
     if (ds[i].free_memory >= 0) d.Set("freeMemory", Napi::Number::New(env, static_cast<double>(ds[i].free_memory)));
     arr.Set(static_cast<uint32_t>(i), d);
   }

@@ -500,4 +500,31 @@ describe('CUDA vs CPU', () => {
       await g.dispose();
     }
   });
+  // Jetson's default (integrated GPUs) forced on this GPU: the engine, created with
+  // SR3D_ZERO_COPY=1, keeps ids / logits in mapped host memory and maps its inputs.
+  maybe(`with SR3D_ZERO_COPY=1 every stage and greedy tokens match the CPU engine${gpus > 0 ? '' : ` (skipped: ${why})`}`, async () => {
+    const old = process.env.SR3D_ZERO_COPY;
+    process.env.SR3D_ZERO_COPY = '1';
+    let g: Engine | undefined;
+    try {
+      expect(addon.devices().devices.every((d) => d.zeroCopy === d.canMapHostMemory)).toBe(true);
+      g = await createEngine(ckpt, { device: 'cuda', maxContext: 256 });
+      const V = ckpt.vision.config.hiddenSize;
+      const [fc, fg] = [await engine.encodeTiles({ data: tile, shape: [1, 3, 448, 448] }), await g.encodeTiles({ data: tile, shape: [1, 3, 448, 448] })];
+      expect(relMaxErr(fg.data, fc.data)).toBeLessThanOrEqual(1e-5);
+      const [pc, pg] = [await engine.project(fc), await g.project(fc)];
+      expect(relMaxErr(pg.data, pc.data)).toBeLessThanOrEqual(1e-5);
+      const x = rand(3 * V, 30);
+      expect(relMaxErr((await g.runMlp('region', { data: x, shape: [3, V] })).data, (await engine.runMlp('region', { data: x, shape: [3, V] })).data)).toBeLessThanOrEqual(1e-5);
+      const e = { data: prompt, shape: [promptLen, 64] };
+      expect(relMaxErr(await g.logits(e), await engine.logits(e))).toBeLessThanOrEqual(1e-5);
+      const a = await collect(engine.generate(e, { maxNewTokens: 8, stopTokenIds: [] }));
+      const b = await collect(g.generate(e, { maxNewTokens: 8, stopTokenIds: [] }));
+      expect(b).toEqual(a);
+    } finally {
+      await g?.dispose();
+      if (old === undefined) delete process.env.SR3D_ZERO_COPY;
+      else process.env.SR3D_ZERO_COPY = old;
+    }
+  });
 });

@@ -140,8 +140,15 @@ describe('Engine.addSpatialPe', () => {
   const addon = native();
   const gpus = addon.variant === 'cuda' ? addon.devices().devices.length : 0;
   const maybe = gpus > 0 ? test : test.skip;
-  maybe(`on a CUDA engine: equals the unfused chain there (CUDA pool / sinusoid / MLP) bit for bit${gpus > 0 ? '' : ' (skipped: no usable GPU)'}`, async () => {
-    const gpu = await createEngine(ckpt, { device: 'cuda', maxContext: 64 });
+  // Also with SR3D_ZERO_COPY=1 (Jetson's default forced on this GPU): the points mapped, the
+  // validity bytes and row list in the engine's mapped host buffers.
+  maybe.each([['', undefined], [' with SR3D_ZERO_COPY=1', '1']])(`on a CUDA engine%s: equals the unfused chain there (CUDA pool / sinusoid / MLP) bit for bit${gpus > 0 ? '' : ' (skipped: no usable GPU)'}`, async (_name, zeroCopy) => {
+    const old = process.env.SR3D_ZERO_COPY;
+    if (zeroCopy !== undefined) process.env.SR3D_ZERO_COPY = zeroCopy;
+    const gpu = await createEngine(ckpt, { device: 'cuda', maxContext: 64 }).finally(() => {
+      if (old === undefined) delete process.env.SR3D_ZERO_COPY;
+      else process.env.SR3D_ZERO_COPY = old;
+    });
     try {
       const plan = planTiles(900, 400, { maxTiles: 2 });
       // The second image has a handful of valid patches: the MLP's GEMV path (<= 4 rows).

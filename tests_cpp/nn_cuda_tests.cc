@@ -428,7 +428,8 @@ void test_engine() {
 
 
 // Out of memory is a typed error carrying the bytes asked for and free, the error state is
-// cleared (the next op runs), and SR3D_ZERO_COPY picks mapped host memory only where asked.
+// cleared (the next op runs), and SR3D_ZERO_COPY picks mapped host memory: by default on integrated
+// GPUs, never with 0, on any GPU with 1.
 void test_memory() {
 #ifdef SR3D_WITH_CUDA
   for (int pooled = 0; pooled < 2; ++pooled) {
@@ -467,15 +468,28 @@ void test_memory() {
     cuda::use_selected_device();
     const char* old = std::getenv("SR3D_ZERO_COPY");
     const std::string saved = old ? old : "";
-    int integrated = 0;
+    int integrated = 0, can_map = 0;
     SR3D_CUDA_CHECK(cudaDeviceGetAttribute(&integrated, cudaDevAttrIntegrated, cuda::selected_device()));
+    SR3D_CUDA_CHECK(cudaDeviceGetAttribute(&can_map, cudaDevAttrCanMapHostMemory, cuda::selected_device()));
     unsetenv("SR3D_ZERO_COPY");
-    const bool off = cuda::zero_copy_enabled();
+    const bool unset = cuda::zero_copy_enabled();
+    const bool unset_for = cuda::zero_copy_for(integrated != 0, can_map != 0);
+    setenv("SR3D_ZERO_COPY", "0", 1);
+    const bool zero = cuda::zero_copy_enabled();
     setenv("SR3D_ZERO_COPY", "1", 1);
     const bool one = cuda::zero_copy_enabled();
     setenv("SR3D_ZERO_COPY", "force", 1);
     const bool force = cuda::zero_copy_enabled();
-    // Under force, an output maps the host array and to_host copies nothing.
+    setenv("SR3D_ZERO_COPY", "yes", 1);
+    std::string invalid = "no error";
+    try {
+      (void)cuda::zero_copy_enabled();
+    } catch (const Error& e) {
+      invalid = e.kind == ErrorKind::kInvalidArgument ? e.what() : kind_name(e.kind);
+    }
+    const bool invalid_for = cuda::zero_copy_for(true, true);
+    // Forced on, an output maps the host array and to_host copies nothing.
+    setenv("SR3D_ZERO_COPY", "1", 1);
     std::vector<float> h(1000, 1.f);
     cuda::Stream stream;
     bool mapped = false;
@@ -483,12 +497,30 @@ void test_memory() {
       cuda::DeviceBuffer<float> d = cuda::output_for(h.data(), 1000, stream.get());
       mapped = d.maps(h.data());
     }
+    // A mapped engine-style host buffer: the device writes it, the host reads it after a sync.
+    bool host_buffer = false;
+    {
+      cuda::HostBuffer<float> b;
+      b.reserve(1000, true);
+      if (b.device()) {
+        SR3D_CUDA_CHECK(cudaMemsetAsync(b.device(), 0, b.bytes(), stream.get()));
+        SR3D_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
+        host_buffer = b.host()[0] == 0.f && b.host()[999] == 0.f;
+      }
+    }
     if (old) setenv("SR3D_ZERO_COPY", saved.c_str(), 1);
     else unsetenv("SR3D_ZERO_COPY");
-    record(!off && one == (integrated != 0) && force && mapped, "memory/SR3D_ZERO_COPY switch",
-           "unset " + std::to_string(off) + ", 1 " + std::to_string(one) + " (integrated " +
-               std::to_string(integrated) + "), force " + std::to_string(force) + ", mapped " +
-               std::to_string(mapped),
+    const bool want_unset = integrated != 0 && can_map != 0;
+    const bool invalid_ok = invalid.find("SR3D_ZERO_COPY") != std::string::npos &&
+                            invalid.find("'yes'") != std::string::npos;
+    record(unset == want_unset && unset_for == want_unset && !zero && one == (can_map != 0) &&
+               force == one && invalid_ok && !invalid_for && mapped == one && host_buffer == one,
+           "memory/SR3D_ZERO_COPY switch",
+           "unset " + std::to_string(unset) + " / " + std::to_string(unset_for) + " (integrated " +
+               std::to_string(integrated) + ", can map " + std::to_string(can_map) + "), 0 " +
+               std::to_string(zero) + ", 1 " + std::to_string(one) + ", force " + std::to_string(force) +
+               ", yes: " + invalid + ", mapped " + std::to_string(mapped) + ", host buffer " +
+               std::to_string(host_buffer),
            nullptr);
   }
 #endif

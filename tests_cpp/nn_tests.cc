@@ -28,6 +28,7 @@
 
 #include "activation.h"
 #include "attention.h"
+#include "cpu/simd.h"
 #include "engine.h"
 #include "harness.h"
 #include "linear.h"
@@ -209,6 +210,30 @@ void test_cpu_features() {
   if (const char* want = std::getenv("SR3D_EXPECT_CPU_FEATURES"))
     record(got == want, "linear_kernels/cpu_features [== SR3D_EXPECT_CPU_FEATURES]",
            "got '" + got + "', want '" + std::string(want) + "'", nullptr);
+}
+
+// cpu::x86_isa() and the decode GEMV's kernel under the SR3D_CPU_ISA cap of this run (CTest runs
+// each executable uncapped, =avx2 and =portable). The GEMV once asked the CPU alone, so
+// =portable still ran its AVX2 kernel (same bits, so only this check shows it).
+void test_isa_cap() {
+  if (!begin_case("linear_kernels/SR3D_CPU_ISA caps x86_isa and the GEMV")) return;
+  const char* env = std::getenv("SR3D_CPU_ISA");
+  const std::string cap = env ? env : "";
+  int want_isa = 0, want_gemv = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+  const std::vector<std::string> f = cpu_features();
+  auto has = [&](const char* n) { return std::find(f.begin(), f.end(), n) != f.end(); };
+  const bool avx2 = has("avx2") && has("fma"), avx512 = avx2 && has("avx512f") && has("avx512vl");
+  want_isa = cap == "portable" || !avx2 ? 0 : (cap.empty() && avx512 ? 2 : 1);
+#if !defined(__clang__)
+  want_gemv = want_isa >= 1 ? 1 : 0;
+#endif
+#endif
+  const int isa = cpu::x86_isa(), gemv = cpu::linear_gemv_isa();
+  record(isa == want_isa && gemv == want_gemv, "linear_kernels/SR3D_CPU_ISA caps x86_isa and the GEMV",
+         fmt("SR3D_CPU_ISA='%s': x86_isa %d (want %d), GEMV %d (want %d)", cap.c_str(), isa, want_isa,
+             gemv, want_gemv),
+         nullptr);
 }
 
 // ---- norms -------------------------------------------------------------------------------
@@ -1084,6 +1109,7 @@ void run_tests() {
   // rows not a multiple of the GEMV's 4 or the GEMM tile's 2-3, n = 1 (decode GEMV), 2, 5, 17.
   std::printf("linear kernels: %s\n", linear_path_name().c_str());
   test_cpu_features();
+  test_isa_cap();
   for (int64_t n : {1, 2, 5, 17})
     for (auto [in, out] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 5}, {8, 4}, {9, 13}, {31, 7}, {64, 6}, {257, 9}})
       for (WType t : kAllTypes) test_linear_exact(n, in, out, t, (in + out + n) % 2 == 1);

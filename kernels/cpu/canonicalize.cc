@@ -330,12 +330,9 @@ BracketFn pick_bracket() {
   if (cpu_neon()) return bracket_neon;
 #endif
 #if defined(__x86_64__) && defined(__GNUC__)
-  const char* cap = std::getenv("SR3D_CPU_ISA");
-  const std::string want = cap ? cap : "";
-  __builtin_cpu_init();
-  if (want.empty() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt"))
-    return bracket_avx512;
-  if ((want.empty() || want == "avx2") && __builtin_cpu_supports("avx2")) return bracket_avx2;
+  // AVX-512F implies POPCNT on every CPU that has it (x86_isa asks for F + VL).
+  if (cpu::x86_isa() >= 2) return bracket_avx512;
+  if (cpu::x86_isa() >= 1) return bracket_avx2;
 #endif
   return bracket_portable;
 }

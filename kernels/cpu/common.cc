@@ -1,4 +1,5 @@
 #include "../common.h"
+#include "simd.h"
 
 #include <algorithm>
 #include <cmath>
@@ -295,6 +296,24 @@ class Pool {
 thread_local bool Pool::in_pool_ = false;
 
 }  // namespace
+
+namespace cpu {
+int x86_isa() {
+  static const int isa = [] {
+#if defined(__x86_64__) && defined(__GNUC__)
+    const char* cap = std::getenv("SR3D_CPU_ISA");
+    const std::string want = cap ? cap : "";
+    __builtin_cpu_init();
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    if (want.empty() && avx2 && avx512) return 2;
+    if ((want.empty() || want == "avx2") && avx2) return 1;
+#endif
+    return 0;
+  }();
+  return isa;
+}
+}  // namespace cpu
 
 int cpu_threads() { return Pool::get().threads(); }
 void set_cpu_threads(int n) { Pool::get().set_threads(n); }

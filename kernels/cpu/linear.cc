@@ -151,13 +151,6 @@ __attribute__((target("avx2"))) void gemv_avx2(const float* x, int64_t k, const 
   }
 }
 
-bool cpu_has_avx2() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;
-  }();
-  return has;
-}
 
 // ---- GEMM tiles (n > 1) ------------------------------------------------------------------------
 // linear_block_generic's GCC vector code lowers the bf16 -> f32 widening to six shuffle/shift
@@ -376,20 +369,6 @@ __attribute__((target("avx2,avx512f,avx512vl"))) void linear_block_avx512(
   else linear_block_avx<8, 3, false>(x, n, k, w, ldw, rows, bias, y, ldy);
 }
 
-// 2: AVX-512VL, 1: AVX2, 0: neither. SR3D_CPU_ISA=avx2|portable caps it (the tests run every
-// variant this way).
-int gemm_isa() {
-  static const int isa = [] {
-    const char* cap = std::getenv("SR3D_CPU_ISA");
-    const std::string want = cap ? cap : "";
-    __builtin_cpu_init();
-    if (want.empty() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
-      return 2;
-    if ((want.empty() || want == "avx2") && __builtin_cpu_supports("avx2")) return 1;
-    return 0;
-  }();
-  return isa;
-}
 #endif
 
 // y[i][r] for i < n, r in [0, rows) (see linear_block_generic): the best kernel for this CPU.
@@ -399,7 +378,7 @@ void linear_block(const float* x, int64_t n, int64_t k, const void* w, bool bf16
   if (cpu_neon()) return cpu::linear_block_neon(x, n, k, w, bf16, ldw, rows, bias, y, ldy);
 #endif
 #ifdef SR3D_HAVE_GEMV_AVX2
-  switch (gemm_isa()) {
+  switch (cpu::x86_isa()) {
     case 2: return linear_block_avx512(x, n, k, w, bf16, ldw, rows, bias, y, ldy);
     case 1: return linear_block_avx2(x, n, k, w, bf16, ldw, rows, bias, y, ldy);
     default: break;
@@ -415,7 +394,8 @@ void gemv_rows(const float* x, int64_t k, const void* w, bool bf16, int64_t rows
   if (cpu_neon()) return cpu::gemv_neon(x, k, w, bf16 ? WType::kBF16 : WType::kF32, rows, bias, y);
 #endif
 #ifdef SR3D_HAVE_GEMV_AVX2
-  if (cpu_has_avx2()) {
+  // SR3D_CPU_ISA caps this one too (it once asked the CPU alone, so =portable still ran AVX2).
+  if (cpu::linear_gemv_isa() == 1) {
     if (bf16) gemv_avx2<true>(x, k, w, rows, bias, y);
     else gemv_avx2<false>(x, k, w, rows, bias, y);
     return;
@@ -477,6 +457,14 @@ void linear_check(const float* x, int64_t n, const WeightRef& w, const float* /*
 }
 
 namespace cpu {
+
+int linear_gemv_isa() {
+#ifdef SR3D_HAVE_GEMV_AVX2
+  return x86_isa() >= 1 ? 1 : 0;
+#else
+  return 0;
+#endif
+}
 
 void dequantize_rows(const WeightRef& w, int64_t r0, int64_t count, float* out) {
   const int64_t ng = w.cols / w.group, rb = quant_row_bytes(w);

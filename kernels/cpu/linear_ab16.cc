@@ -474,25 +474,19 @@ SR3D_T2 void tile_avx2(const float* xs, int64_t ldx, const uint16_t* w, int64_t 
 #endif  // SR3D_AB16_X86
 
 // 3: AVX-512 BF16 (+F, VL, BW, DQ), 2: AVX-512F (+VL), 1: AVX2 + FMA, 0: portable.
-// SR3D_CPU_ISA=avx2|portable caps it as for the other fast paths; set_ab16_isa (tests)
-// overrides it.
+// cpu::x86_isa() (simd.h: the CPU and SR3D_CPU_ISA's cap) decides the base; BF16 on top of its
+// AVX-512. set_ab16_isa (tests) overrides it.
 int g_isa_override = -1;
 int best_isa() {
   static const int isa = [] {
+    const int base = x86_isa();
 #ifdef SR3D_AB16_X86
-    const char* cap = std::getenv("SR3D_CPU_ISA");
-    const std::string want = cap ? cap : "";
     __builtin_cpu_init();
-    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
-    const bool bf16 = avx512 && __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512dq") &&
-                      __builtin_cpu_supports("avx512bf16");
-    if (want.empty() && avx2 && bf16) return 3;
-    if (want.empty() && avx2 && avx512) return 2;
-    if ((want.empty() || want == "avx2") && avx2) return 1;
+    if (base == 2 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bf16"))
+      return 3;
 #endif
-    return 0;
+    return base;
   }();
   return isa;
 }

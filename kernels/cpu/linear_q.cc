@@ -406,23 +406,15 @@ SR3D_T2 void gemv_rows_avx2(const float* xs, const WeightRef& w, int64_t r0, int
 }
 #endif  // SR3D_Q_X86
 
-// 2: AVX-512 (F + VL), 1: AVX2 + FMA, 0: the portable kernels. SR3D_CPU_ISA=avx2|portable
-// caps it as for the other fast paths; set_quant_isa (tests) overrides it.
+// 2: AVX-512 (F + VL), 1: AVX2 + FMA, 0: the portable kernels: cpu::x86_isa() (SR3D_CPU_ISA
+// caps it as for the other fast paths); set_quant_isa (tests) lowers it further.
 int g_isa_override = -1;
 int best_isa() {
-  static const int isa = [] {
 #ifdef SR3D_Q_X86
-    const char* cap = std::getenv("SR3D_CPU_ISA");
-    const std::string want = cap ? cap : "";
-    __builtin_cpu_init();
-    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
-    if (want.empty() && avx2 && avx512) return 2;
-    if ((want.empty() || want == "avx2") && avx2) return 1;
+  return cpu::x86_isa();
+#else
+  return 0;
 #endif
-    return 0;
-  }();
-  return isa;
 }
 int quant_isa() { return g_isa_override >= 0 ? std::min(g_isa_override, best_isa()) : best_isa(); }
 

@@ -32,6 +32,13 @@ struct RowBuffer {
 
 void interleave3(const float* x, const float* y, const float* z, int64_t n, float* out);
 
+// The one answer to "which x86 vector ISA may the hand-written kernels run": 2 = AVX-512 (F +
+// VL, with AVX2 + FMA), 1 = AVX2 + FMA, 0 = neither (the portable code; always 0 off x86-64).
+// SR3D_CPU_ISA=avx2 caps it at 1, SR3D_CPU_ISA=portable at 0 (CTest runs every test executable
+// with each cap). Read once per process. Every x86 fast path dispatches on it (linear.cc,
+// linear_q.cc, canonicalize.cc); the GCC target_clones loops pick their own clone.
+int x86_isa();
+
 // Copies n floats to dst with non-temporal stores where dst is 16-byte aligned (plain
 // stores for the unaligned head and the tail). Call stream_fence() before the data is
 // read by another thread.

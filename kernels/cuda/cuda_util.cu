@@ -47,6 +47,7 @@ const char* alloc_call(MemoryKind kind) {
     case MemoryKind::kDevice: return "cudaMalloc(&p, bytes)";
     case MemoryKind::kStreamOrdered: return "cudaMallocAsync(&p, bytes, stream)";
     case MemoryKind::kPinnedHost: return "cudaMallocHost(&p, bytes)";
+    case MemoryKind::kMappedHost: return "cudaHostAlloc(&p, bytes, cudaHostAllocMapped)";
   }
   return "cudaMalloc(&p, bytes)";
 }
@@ -101,6 +102,7 @@ void* alloc_checked(size_t bytes, MemoryKind kind, cudaStream_t stream, MemoryKi
   }
   if (kind == MemoryKind::kDevice) err = cudaMalloc(&p, bytes);
   if (kind == MemoryKind::kPinnedHost) err = cudaMallocHost(&p, bytes);
+  if (kind == MemoryKind::kMappedHost) err = cudaHostAlloc(&p, bytes, cudaHostAllocMapped);
   if (err == cudaErrorMemoryAllocation) throw_out_of_memory(bytes, alloc_call(kind), file, line);
   check(err, alloc_call(kind), file, line);
   if (used) *used = kind;
@@ -109,32 +111,61 @@ void* alloc_checked(size_t bytes, MemoryKind kind, cudaStream_t stream, MemoryKi
 
 namespace {
 
-// Per device: 1 integrated and host registration supported, 0 not, -1 not asked yet.
+// Per device: 1 zero copy by default (integrated, can map host memory), 0 not, -1 not asked.
 std::mutex g_zero_copy_mu;
-std::vector<int> g_integrated;
+std::vector<int> g_integrated, g_can_map;
 
-bool device_can_map(int dev) {
+void device_caps(int dev, bool* integrated, bool* can_map) {
   std::lock_guard<std::mutex> lock(g_zero_copy_mu);
-  if (static_cast<int>(g_integrated.size()) <= dev) g_integrated.resize(dev + 1, -1);
-  if (g_integrated[dev] < 0) {
-    int integrated = 0, can_register = 0;
-    SR3D_CUDA_CHECK(cudaDeviceGetAttribute(&integrated, cudaDevAttrIntegrated, dev));
-    SR3D_CUDA_CHECK(cudaDeviceGetAttribute(&can_register, cudaDevAttrHostRegisterSupported, dev));
-    g_integrated[dev] = integrated && can_register ? 1 : 0;
+  if (static_cast<int>(g_integrated.size()) <= dev) {
+    g_integrated.resize(dev + 1, -1);
+    g_can_map.resize(dev + 1, -1);
   }
-  return g_integrated[dev] == 1;
+  if (g_integrated[dev] < 0) {
+    int integ = 0, map = 0;
+    SR3D_CUDA_CHECK(cudaDeviceGetAttribute(&integ, cudaDevAttrIntegrated, dev));
+    SR3D_CUDA_CHECK(cudaDeviceGetAttribute(&map, cudaDevAttrCanMapHostMemory, dev));
+    g_integrated[dev] = integ ? 1 : 0;
+    g_can_map[dev] = map ? 1 : 0;
+  }
+  *integrated = g_integrated[dev] == 1;
+  *can_map = g_can_map[dev] == 1;
+}
+
+enum class ZeroCopyMode { kAuto, kOff, kOn, kInvalid };
+ZeroCopyMode zero_copy_mode(std::string* value) {
+  const char* v = std::getenv("SR3D_ZERO_COPY");
+  if (!v || !*v) return ZeroCopyMode::kAuto;
+  if (std::strcmp(v, "0") == 0) return ZeroCopyMode::kOff;
+  if (std::strcmp(v, "1") == 0 || std::strcmp(v, "force") == 0) return ZeroCopyMode::kOn;
+  if (value) *value = v;
+  return ZeroCopyMode::kInvalid;
+}
+
+bool zero_copy_decide(ZeroCopyMode mode, bool integrated, bool can_map) {
+  if (mode == ZeroCopyMode::kOn) return can_map;
+  return mode == ZeroCopyMode::kAuto && integrated && can_map;
 }
 
 }  // namespace
 
+bool zero_copy_for(bool integrated, bool can_map_host_memory) {
+  return zero_copy_decide(zero_copy_mode(nullptr), integrated, can_map_host_memory);
+}
+
 bool zero_copy_enabled() {
-  // Read on every call (getenv is cheap next to a round trip), so tests can switch it.
-  const char* v = std::getenv("SR3D_ZERO_COPY");
-  if (!v || (std::strcmp(v, "1") != 0 && std::strcmp(v, "force") != 0)) return false;
-  if (std::strcmp(v, "force") == 0) return true;
+  std::string value;
+  const ZeroCopyMode mode = zero_copy_mode(&value);
+  if (mode == ZeroCopyMode::kOff) return false;
+  if (mode == ZeroCopyMode::kInvalid)
+    throw_invalid_argument("0 (copies), 1 (zero copy on any GPU) or unset (zero copy on integrated "
+                           "GPUs such as Jetson)", "the environment variable SR3D_ZERO_COPY",
+                           "'" + value + "'");
   int dev = 0;
   SR3D_CUDA_CHECK(cudaGetDevice(&dev));
-  return device_can_map(dev);
+  bool integrated = false, can_map = false;
+  device_caps(dev, &integrated, &can_map);
+  return zero_copy_decide(mode, integrated, can_map);
 }
 
 void* map_host(void* h, size_t bytes) {

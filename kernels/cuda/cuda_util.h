@@ -37,6 +37,7 @@ enum class MemoryKind {
   kDevice,         // cudaMalloc
   kStreamOrdered,  // cudaMallocAsync on a stream (falls back to kDevice without memory pools)
   kPinnedHost,     // cudaMallocHost (on a Jetson, the same shared DRAM as the GPU's)
+  kMappedHost,     // cudaHostAlloc(cudaHostAllocMapped): pinned and in the GPU's address space
 };
 
 // The one allocation helper: every device (and pinned host) allocation of the engine and
@@ -51,14 +52,21 @@ void* alloc_checked(size_t bytes, MemoryKind kind, cudaStream_t stream, MemoryKi
 // Out-of-memory error of `call` asking for `bytes` (alloc_checked's; public for the tests).
 [[noreturn]] void throw_out_of_memory(size_t bytes, const char* call, const char* file, int line);
 
-// Zero-copy host arrays. On an integrated GPU (cudaDeviceProp::integrated: Jetson) device
-// memory is the same DRAM as host memory, so uploading an input is a DRAM-to-DRAM copy.
-// With SR3D_ZERO_COPY=1 the host round trips (RoundTrip) map the caller's arrays into the
-// device address space instead (cudaHostRegister, mapped) and the kernels read and write them
-// in place. Off by default until a Jetson run has verified it
-// (correctness and speed: mapped pages are uncached on some Tegra parts). Discrete GPUs keep
-// the copies; SR3D_ZERO_COPY=force maps on any GPU (over PCIe: slow, only to test the path).
+// Zero-copy host memory. On an integrated GPU (cudaDeviceProp::integrated: Jetson) device
+// memory is the same DRAM as host memory, so uploading an input is a DRAM-to-DRAM copy. With
+// zero copy on, the host round trips (RoundTrip) map the caller's arrays into the device
+// address space instead (cudaHostRegister, mapped) and the kernels read and write them in
+// place, and the CUDA engine keeps its per-step host buffers (token ids, logits, ...) in
+// mapped pinned memory (cudaHostAlloc(cudaHostAllocMapped)) that the kernels use directly.
+// SR3D_ZERO_COPY: unset (or empty) = on where the GPU is integrated and can map host memory
+// (cudaDevAttrIntegrated, cudaDevAttrCanMapHostMemory), off on discrete GPUs; 0 = off; 1 (or
+// the older spelling "force") = on for any GPU that can map host memory (over PCIe: slow,
+// only to test the path). Another value is an invalid-argument error naming the variable.
+// Read on every call, so tests can switch it; an engine decides once, when it is created.
 bool zero_copy_enabled();
+// The same decision for device `dev` from its attributes, without throwing: false for an
+// invalid SR3D_ZERO_COPY (the ops report that one). devices() reports it.
+bool zero_copy_for(bool integrated, bool can_map_host_memory);
 // The device address of [h, h + bytes) registered as mapped host memory, or null when the
 // registration fails (already registered, read-only pages, unsupported): the caller copies.
 void* map_host(void* h, size_t bytes);
@@ -157,6 +165,54 @@ class DeviceBuffer {
   cudaStream_t stream_ = nullptr;
   bool pooled_ = false;
   void* host_ = nullptr;  // mapped view: the registered host address
+};
+
+// Host memory the CUDA engine owns and the GPU reads or writes on every call (token ids,
+// logits, ...). Pinned (cudaMallocHost) on the copy path; under zero copy mapped pinned
+// memory (cudaHostAlloc(cudaHostAllocMapped)) whose device() address the kernels use in
+// place of a device buffer and a copy. Grow-only; freed in the destructor (cudaFreeHost
+// waits for the device). The host reads it only after a stream synchronize and writes it
+// only while no queued kernel still reads it.
+template <typename T>
+class HostBuffer {
+ public:
+  HostBuffer() = default;
+  ~HostBuffer() { release(); }
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+
+  // At least count elements (a larger earlier allocation is kept). mapped: device() is the
+  // GPU's address of the memory, or null when the driver does not give one (the caller copies).
+  void reserve(size_t count, bool mapped) {
+    if (count <= count_ && mapped == mapped_) return;
+    release();
+    if (count == 0) return;
+    host_ = static_cast<T*>(alloc_checked(count * sizeof(T),
+                                          mapped ? MemoryKind::kMappedHost : MemoryKind::kPinnedHost,
+                                          nullptr, nullptr, __FILE__, __LINE__));
+    count_ = count;
+    mapped_ = mapped;
+    void* d = nullptr;
+    if (mapped && cudaHostGetDevicePointer(&d, host_, 0) == cudaSuccess) device_ = static_cast<T*>(d);
+    else if (mapped) (void)cudaGetLastError();
+  }
+  void release() noexcept {
+    if (host_ && cudaFreeHost(host_) != cudaSuccess) (void)cudaGetLastError();
+    host_ = nullptr;
+    device_ = nullptr;
+    count_ = 0;
+    mapped_ = false;
+  }
+  T* host() const { return host_; }
+  T* device() const { return device_; }
+  size_t size() const { return count_; }
+  size_t bytes() const { return count_ * sizeof(T); }
+
+ private:
+  T* host_ = nullptr;
+  T* device_ = nullptr;
+  size_t count_ = 0;
+  bool mapped_ = false;
 };
 
 // The host side of the _host entry points, on one stream. An input becomes device memory

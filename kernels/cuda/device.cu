@@ -110,6 +110,7 @@ std::vector<CudaDeviceInfo> cuda_devices(std::string* error, bool with_free_memo
     d.multiprocessors = prop.multiProcessorCount;
     d.integrated = prop.integrated != 0;
     d.can_map_host_memory = prop.canMapHostMemory != 0;
+    d.zero_copy = cuda::zero_copy_for(d.integrated, d.can_map_host_memory);
     if (with_free_memory) {
       int previous = 0;
       size_t free_b = 0, total_b = 0;

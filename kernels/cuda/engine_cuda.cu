@@ -12,6 +12,14 @@
 //   reads the cache), which bounds the scratch at ~chunk x (2 intermediate) floats.
 // - Every public call selects the engine's device and serializes on a mutex, so the engine
 //   may be driven from any thread; each call ends with a stream synchronize.
+// - Zero copy (cuda::zero_copy_enabled, decided when the engine is created: by default on an
+//   integrated GPU such as Jetson's, whose device memory is the host's DRAM): the per-step
+//   host buffers are mapped pinned memory the kernels use directly (token ids read by the
+//   embedding lookup, logits written by lm_head, the spatial-PE validity bytes and row list),
+//   the read-only scene inputs (tiles, features, points) are the caller's arrays mapped in
+//   place, and the projector writes its output straight into the caller's array. Where a
+//   mapping fails, the copy path runs. The prefill embeddings and the MLP inputs are still
+//   copied: the kernels update those buffers in place.
 #ifdef SR3D_WITH_CUDA
 #include <algorithm>
 #include <cmath>
@@ -49,25 +57,6 @@ int64_t numel(const WeightTensor& t) {
   for (int64_t d : t.shape) n *= d;
   return n;
 }
-
-// Pinned host memory (the logits), freed in the destructor.
-class PinnedFloats {
- public:
-  PinnedFloats() = default;
-  ~PinnedFloats() {
-    if (p_ && cudaFreeHost(p_) != cudaSuccess) (void)cudaGetLastError();
-  }
-  PinnedFloats(const PinnedFloats&) = delete;
-  PinnedFloats& operator=(const PinnedFloats&) = delete;
-  void allocate(size_t n) {
-    p_ = static_cast<float*>(cuda::alloc_checked(n * sizeof(float), cuda::MemoryKind::kPinnedHost,
-                                                 nullptr, nullptr, __FILE__, __LINE__));
-  }
-  float* get() const { return p_; }
-
- private:
-  float* p_ = nullptr;
-};
 
 // Lays the weights out in one device allocation. The same layout code runs twice: once to
 // size the arena (copy = false: only offsets advance), once to copy (copy = true).
@@ -215,6 +204,7 @@ class CudaEngine final : public Engine {
     if (spec_.has_llm && spec_.llm.head_dim <= 0)
       spec_.llm.head_dim = spec_.llm.hidden / spec_.llm.heads;
     SR3D_CUDA_CHECK(cudaSetDevice(device_));
+    zero_copy_ = cuda::zero_copy_enabled();
     stream_.reset(new cuda::Stream());
 
     Placer sizing(weights, nullptr);
@@ -228,8 +218,9 @@ class CudaEngine final : public Engine {
       const size_t per = static_cast<size_t>(l.layers * spec_.max_context * l.kv_heads * l.head_dim);
       kcache_.allocate(per);
       vcache_.allocate(per);
-      logits_.allocate(static_cast<size_t>(l.vocab));
-      logits_dev_.allocate(static_cast<size_t>(l.vocab));
+      // Under zero copy lm_head writes the host-visible logits itself (no device copy).
+      logits_.reserve(static_cast<size_t>(l.vocab), zero_copy_);
+      if (!logits_.device()) logits_dev_.allocate(static_cast<size_t>(l.vocab));
       std::vector<float> inv(static_cast<size_t>(l.head_dim / 2));
       rope_inv_freq(l.head_dim, l.rope_theta, inv.data());
       inv_freq_.allocate(inv.size());
@@ -240,6 +231,7 @@ class CudaEngine final : public Engine {
   ~CudaEngine() override {
     // The members free after this body; make their device current and let queued work end.
     if (cudaSetDevice(device_) != cudaSuccess) (void)cudaGetLastError();
+    // (the mapped / pinned host buffers included: cudaFreeHost in ~HostBuffer).
     stream_.reset();
   }
 
@@ -268,16 +260,18 @@ class CudaEngine final : public Engine {
     const int64_t hd = H / vs.heads, I = vs.intermediate;
     const float scale = static_cast<float>(std::pow(static_cast<double>(hd), -0.5));
     cudaStream_t s = stream();
+    const DeviceBuffer<float> tiles_view = map_input(tiles, n * 3 * S * S);
     for (int64_t i0 = 0; i0 < n; i0 += kTileChunk) {
       const int64_t nt = std::min(kTileChunk, n - i0), rows = nt * T;
-      float* img = buf(kSlotIn, nt * 3 * S * S);
+      const float* img = tiles_view.get() ? tiles_view.get() + i0 * 3 * S * S : buf(kSlotIn, nt * 3 * S * S);
       float* h = buf(kSlotH, rows * H);
       float* a = buf(kSlotA, rows * H);
       float* qkv = buf(kSlotQkv, rows * 3 * H);
       float* att = buf(kSlotAtt, rows * H);
       float* m = buf(kSlotBig, rows * std::max(I, 3 * p * p));
-      SR3D_CUDA_CHECK(cudaMemcpyAsync(img, tiles + i0 * 3 * S * S, sizeof(float) * nt * 3 * S * S,
-                                      cudaMemcpyHostToDevice, s));
+      if (!tiles_view.get())
+        SR3D_CUDA_CHECK(cudaMemcpyAsync(const_cast<float*>(img), tiles + i0 * 3 * S * S,
+                                        sizeof(float) * nt * 3 * S * S, cudaMemcpyHostToDevice, s));
       cuda::im2col_patches_dev(img, nt, S, p, m, s);
       cuda::linear_dev(m, rows, patch_w_, patch_b_, h, s);
       cuda::add_rows_dev(h, nt, T, H, pos_, s);
@@ -320,22 +314,27 @@ class CudaEngine final : public Engine {
     const int64_t c = proj_c_, w2 = proj_l2_.rows, w5 = proj_l5_.rows, w7 = proj_l7_.rows;
     const float eps = spec_.projector.eps;
     cudaStream_t s = stream();
+    const DeviceBuffer<float> in_view = map_input(features, n * g * g * c);
+    const DeviceBuffer<float> out_view = zero_copy_ ? DeviceBuffer<float>::map(out, static_cast<size_t>(n * G * G * w7), s)
+                                                    : DeviceBuffer<float>();
     for (int64_t i0 = 0; i0 < n; i0 += kTileChunk) {
       const int64_t nt = std::min(kTileChunk, n - i0), rows = nt * G * G;
-      float* in = buf(kSlotIn, nt * g * g * c);
+      const float* in = in_view.get() ? in_view.get() + i0 * g * g * c : buf(kSlotIn, nt * g * g * c);
       float* a = buf(kSlotBig, rows * std::max(9 * c, w5));
       float* b = buf(kSlotA, rows * w2);
-      float* o = buf(kSlotH, rows * w7);
-      SR3D_CUDA_CHECK(cudaMemcpyAsync(in, features + i0 * g * g * c, sizeof(float) * nt * g * g * c,
-                                      cudaMemcpyHostToDevice, s));
+      float* o = out_view.get() ? out_view.get() + i0 * G * G * w7 : buf(kSlotH, rows * w7);
+      if (!in_view.get())
+        SR3D_CUDA_CHECK(cudaMemcpyAsync(const_cast<float*>(in), features + i0 * g * g * c,
+                                        sizeof(float) * nt * g * g * c, cudaMemcpyHostToDevice, s));
       cuda::space_to_channel3_dev(in, nt, g, c, a, s);
       cuda::layer_norm_dev(a, rows, 9 * c, proj_ln1_g_, proj_ln1_b_, eps, a, s);
       cuda::linear_dev(a, rows, proj_l2_, proj_l2_b_, b, s, static_cast<int>(Act::kGeluErf));
       cuda::layer_norm_dev(b, rows, w2, proj_ln4_g_, proj_ln4_b_, eps, b, s);
       cuda::linear_dev(b, rows, proj_l5_, proj_l5_b_, a, s, static_cast<int>(Act::kGeluErf));
       cuda::linear_dev(a, rows, proj_l7_, proj_l7_b_, o, s);
-      SR3D_CUDA_CHECK(cudaMemcpyAsync(out + i0 * G * G * w7, o, sizeof(float) * rows * w7,
-                                      cudaMemcpyDeviceToHost, s));
+      if (!out_view.get())
+        SR3D_CUDA_CHECK(cudaMemcpyAsync(out + i0 * G * G * w7, o, sizeof(float) * rows * w7,
+                                        cudaMemcpyDeviceToHost, s));
       SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
     }
   }
@@ -362,10 +361,16 @@ class CudaEngine final : public Engine {
     select();
     cudaStream_t s = stream();
     const int64_t rows = a.n * a.tokens, px = a.n * a.tile * a.tile;
-    float* points = buf(kSlotIn, 3 * px);
+    const DeviceBuffer<float> points_view = map_input(a.points, 3 * px);
+    const float* points = points_view.get() ? points_view.get() : buf(kSlotIn, 3 * px);
     float* pooled = buf(kSlotH, 3 * rows);
-    uint8_t* valid = reinterpret_cast<uint8_t*>(buf(kSlotQkv, rows / 4 + 1));
-    SR3D_CUDA_CHECK(cudaMemcpyAsync(points, a.points, sizeof(float) * 3 * px, cudaMemcpyHostToDevice, s));
+    if (zero_copy_) valid_host_.reserve(static_cast<size_t>(rows), true);
+    uint8_t* valid = zero_copy_ && valid_host_.device()
+                         ? valid_host_.device()
+                         : reinterpret_cast<uint8_t*>(buf(kSlotQkv, rows / 4 + 1));
+    if (!points_view.get())
+      SR3D_CUDA_CHECK(cudaMemcpyAsync(const_cast<float*>(points), a.points, sizeof(float) * 3 * px,
+                                      cudaMemcpyHostToDevice, s));
     PoolPointsArgs pa;
     pa.points = points;
     pa.batch = a.n;
@@ -375,13 +380,22 @@ class CudaEngine final : public Engine {
     pa.pooled = pooled;
     pa.valid = valid;
     cuda::pool_points(pa, s);
-    std::vector<uint8_t> valid_host(static_cast<size_t>(rows));
-    SR3D_CUDA_CHECK(cudaMemcpyAsync(valid_host.data(), valid, static_cast<size_t>(rows), cudaMemcpyDeviceToHost, s));
+    std::vector<uint8_t> valid_copy;
+    const uint8_t* valid_host = valid_host_.host();
+    if (valid != valid_host_.device()) {
+      valid_copy.resize(static_cast<size_t>(rows));
+      SR3D_CUDA_CHECK(cudaMemcpyAsync(valid_copy.data(), valid, static_cast<size_t>(rows), cudaMemcpyDeviceToHost, s));
+      valid_host = valid_copy.data();
+    }
     SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
-    const ValidRows v = spatial_pe_valid_rows(a, valid_host.data());
+    const ValidRows v = spatial_pe_valid_rows(a, valid_host);
     if (v.rows.empty()) return;
-    int32_t* at = reinterpret_cast<int32_t*>(buf(kSlotAtt, static_cast<int64_t>(v.rows.size())));
-    SR3D_CUDA_CHECK(cudaMemcpyAsync(at, v.rows.data(), sizeof(int32_t) * v.rows.size(), cudaMemcpyHostToDevice, s));
+    const int32_t* at = host_visible(rows_host_, v.rows.data(), v.rows.size());
+    if (!at) {
+      int32_t* d = reinterpret_cast<int32_t*>(buf(kSlotAtt, static_cast<int64_t>(v.rows.size())));
+      SR3D_CUDA_CHECK(cudaMemcpyAsync(d, v.rows.data(), sizeof(int32_t) * v.rows.size(), cudaMemcpyHostToDevice, s));
+      at = d;
+    }
     std::vector<float> pe;
     for (size_t i = 0; i + 1 < v.starts.size(); ++i) {
       const int64_t nv = v.starts[i + 1] - v.starts[i];
@@ -396,10 +410,18 @@ class CudaEngine final : public Engine {
       sa.features = mlp_input(m, nv);
       cuda::sinusoidal_encode(sa, s);
       const float* y = mlp_on_device(m, nv, s);
-      pe.resize(static_cast<size_t>(nv * a.hidden));
-      SR3D_CUDA_CHECK(cudaMemcpyAsync(pe.data(), y, sizeof(float) * nv * a.hidden, cudaMemcpyDeviceToHost, s));
+      // Under zero copy the rows come back into pinned memory (one DMA, no staging copy).
+      float* pe_rows = nullptr;
+      if (zero_copy_) {
+        pe_host_.reserve(static_cast<size_t>(nv * a.hidden), false);
+        pe_rows = pe_host_.host();
+      } else {
+        pe.resize(static_cast<size_t>(nv * a.hidden));
+        pe_rows = pe.data();
+      }
+      SR3D_CUDA_CHECK(cudaMemcpyAsync(pe_rows, y, sizeof(float) * nv * a.hidden, cudaMemcpyDeviceToHost, s));
       SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
-      spatial_pe_add(a, v.rows.data() + v.starts[i], nv, pe.data());
+      spatial_pe_add(a, v.rows.data() + v.starts[i], nv, pe_rows);
     }
   }
   int64_t mlp_in_dim(const std::string& module) const override { return mlp(module).in; }
@@ -482,7 +504,7 @@ class CudaEngine final : public Engine {
     if (!has_logits_)
       throw_invalid_argument("a prefill() or decode() before last_logits()", "last_logits",
                              "an empty session");
-    return logits_.get();
+    return logits_.host();
   }
 
  private:
@@ -532,9 +554,33 @@ class CudaEngine final : public Engine {
   // ids (host, validated) -> rows of float32 embeddings at `out` (device).
   void embed_on_device(const int32_t* ids, int64_t n, float* out) {
     cudaStream_t s = stream();
+    if (const int32_t* mapped = host_visible(ids_host_, ids, static_cast<size_t>(n))) {
+      cuda::embed_rows_dev(embed_, mapped, n, out, s);
+      return;
+    }
     if (ids_.size() < static_cast<size_t>(n)) ids_.allocate(static_cast<size_t>(n));
     SR3D_CUDA_CHECK(cudaMemcpyAsync(ids_.get(), ids, sizeof(int32_t) * n, cudaMemcpyHostToDevice, s));
     cuda::embed_rows_dev(embed_, ids_.get(), n, out, s);
+  }
+
+  // Under zero copy: h[0, n) written into the engine's mapped buffer b, returned as the
+  // device address the kernels read; null on the copy path (or when b got no mapping).
+  // Waits for the stream first: a kernel of an earlier call that threw may still read b.
+  template <typename T>
+  const T* host_visible(cuda::HostBuffer<T>& b, const T* h, size_t n) {
+    if (!zero_copy_) return nullptr;
+    b.reserve(n, true);
+    if (!b.device()) return nullptr;
+    SR3D_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    std::memcpy(b.host(), h, n * sizeof(T));
+    return b.device();
+  }
+
+  // Under zero copy: the caller's read-only input mapped in place (released, after a stream
+  // synchronize, when the view goes); a null buffer on the copy path or when mapping fails.
+  DeviceBuffer<float> map_input(const float* h, int64_t count) {
+    if (!zero_copy_) return DeviceBuffer<float>();
+    return DeviceBuffer<float>::map(const_cast<float*>(h), static_cast<size_t>(count), stream());
   }
 
   // The decoder over c new positions (cached_ ..), h [c][hidden] in place; advances cached_.
@@ -593,8 +639,12 @@ class CudaEngine final : public Engine {
     cudaStream_t s = stream();
     float* a = buf(kSlotA, l.hidden);
     cuda::rms_norm_dev(row, 1, l.hidden, final_norm_, l.eps, a, s);
+    if (logits_.device()) {
+      cuda::linear_dev(a, 1, lm_head_, nullptr, logits_.device(), s);
+      return;
+    }
     cuda::linear_dev(a, 1, lm_head_, nullptr, logits_dev_.get(), s);
-    SR3D_CUDA_CHECK(cudaMemcpyAsync(logits_.get(), logits_dev_.get(), logits_dev_.bytes(),
+    SR3D_CUDA_CHECK(cudaMemcpyAsync(logits_.host(), logits_dev_.get(), logits_dev_.bytes(),
                                     cudaMemcpyDeviceToHost, s));
   }
 
@@ -690,13 +740,18 @@ class CudaEngine final : public Engine {
   const float* final_norm_ = nullptr;
   std::vector<LlmLayer> llayers_;
   DeviceBuffer<float> kcache_, vcache_, logits_dev_, inv_freq_;
-  PinnedFloats logits_;
+  cuda::HostBuffer<float> logits_;  // mapped under zero copy: lm_head writes it directly
   int64_t cached_ = 0;
   bool has_logits_ = false;
 
   engine_detail::MlpModules mlps_;
   DeviceBuffer<float> scratch_[kSlots];
   DeviceBuffer<int32_t> ids_;
+  // Zero copy only: the mapped per-call host buffers (see host_visible).
+  bool zero_copy_ = false;
+  cuda::HostBuffer<int32_t> ids_host_, rows_host_;
+  cuda::HostBuffer<uint8_t> valid_host_;
+  cuda::HostBuffer<float> pe_host_;
 };
 
 }  // namespace

@@ -19,7 +19,7 @@ import type { AskInput } from '../model_types';
 import { SR3D } from '../sr3d';
 import { checkMaxNewTokens, checkTemperature } from '../validate';
 import { MODEL_HELP, isCheckpointDir } from './model_help';
-import { checked, num, parseOrUsage, UsageError } from './types';
+import { checked, num, parseOrUsage, UsageError, walkArgs } from './types';
 import type { Command } from './types';
 
 const USAGE = 'ask <scene.json | scene dir | image> --model <dir> [--region SPEC …] [--json] [--overlay out.png] [--max-new-tokens n] ' +
@@ -45,16 +45,7 @@ interface Args {
 function parseArgs(args: string[], chat = false): Args {
   const pos: string[] = [];
   const out: Partial<Args> & { regions: RegionSpec[]; json: boolean } = { regions: [], json: false };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (!a.startsWith('--')) { pos.push(a); continue; }
-    const eq = a.indexOf('=');
-    const [flag, inline] = eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
-    const value = () => {
-      const v = inline ?? args[++i];
-      if (v === undefined) throw new UsageError(`Expected a value after ${flag} but received nothing. Fix: sr3d ${USAGE}`);
-      return v;
-    };
+  walkArgs(args, USAGE, (flag, value) => {
     switch (flag) {
       case '--model': out.model = value(); break;
       case '--region':
@@ -79,9 +70,11 @@ function parseArgs(args: string[], chat = false): Args {
         break;
       }
       default:
-        throw new UsageError(`Unknown option ${flag}. Usage: sr3d ${USAGE}`);
+        // Anything not starting with -- is the scene or the question (a question may hold '=' or start with '-').
+        if (!flag.startsWith('--')) pos.push(flag);
+        else throw new UsageError(`Unknown option ${flag}. Usage: sr3d ${USAGE}`);
     }
-  }
+  });
   if (chat ? pos.length !== 1 : pos.length !== 2) {
     throw new UsageError(chat
       ? `Expected a scene (or image) but received ${pos.length} positional arguments; the questions come on stdin, one per line. ` +
