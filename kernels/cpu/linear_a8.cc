@@ -1,0 +1,507 @@
+// CPU int4 / int8 Linear with int8 activations (linear.h states the arithmetic every path
+// performs): x is quantized per 32-input block as llama.cpp's Q8_0, each block's dot product
+// with the weights is an exact int32, and the float steps are one fixed fma chain per output.
+// Integer sums are exact in any order, so the kernels may sum in whatever order their
+// instructions like: AVX-512 VNNI (vpdpbusd: 64 u8 x s8 products into 16 int32 per
+// instruction), AVX2 and the portable loops all give the reference's bits.
+//
+// Where the time goes (one output row, k inputs; Zen4 runs a zmm op per cycle per port pair):
+//   - decode GEMV: the weights stream once from memory (int4 k/2 bytes, int8 k bytes), so it
+//     is bandwidth-bound if the ALU keeps up. A 64-byte int4 load is 128 weights: and, shift,
+//     and, two vpdpbusd (lanes = 4 blocks x 4 partials of one row), then 16 rows' partials are
+//     transposed and added once (44 ops per 16 x 128 weights): ~10 ops per 128 weights, against
+//     ~24 for the exact path's 8 vpermps + 8 vfmadd per 128 (fp32: 16 MACs per instruction).
+//   - prefill GEMM: 16 rows are repacked per call to [k/4][16 rows][4 bytes] (int4 unpacked to
+//     bytes), so one vpdpbusd with x's 4 bytes as an embedded broadcast does 64 MACs with the
+//     lanes being output rows (no reduction). Per 32-input block and token: 8 vpdpbusd and 4
+//     float/int ops to apply the scales, i.e. ~40 MACs per instruction against the exact
+//     path's 16; the 16 x k repack (k bytes per row) is amortized over all n tokens.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "../linear.h"
+#include "simd.h"
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define SR3D_A8_X86 1
+#endif
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace sr3d {
+
+void linear_check(const float* x, int64_t n, const WeightRef& w, const float* bias, const float* y);
+
+namespace cpu {
+namespace {
+
+constexpr int64_t kBlock = 32;  // inputs per activation block (llama.cpp's QK8_0)
+
+// One input row quantized, in the kernels' "stream" order: per 32-input block, int8 weights
+// keep stored order; int4 puts the block's 16 even stored columns first, then the 16 odd ones
+// (the low and high nibbles of its 16 bytes). Padded with zero blocks to a multiple of 4
+// blocks (128 inputs), which the AVX-512 GEMV reads as one chunk.
+struct XQ {
+  std::vector<int8_t> q;    // n x kp
+  std::vector<float> d;     // n x nbp, the block scales
+  std::vector<int32_t> sx;  // n x nbp, sum of the block's xq
+  int64_t kp = 0, nbp = 0;
+  const int8_t* row(int64_t i) const { return q.data() + i * kp; }
+  const float* dr(int64_t i) const { return d.data() + i * nbp; }
+  const int32_t* sr(int64_t i) const { return sx.data() + i * nbp; }
+};
+
+// The block quantization of linear.h, on 32 values in stored order.
+inline float quantize_block(const float* v, int8_t* out) {
+  float amax = 0.f;
+  for (int j = 0; j < kBlock; ++j) amax = std::max(amax, std::fabs(v[j]));
+  const float d = amax / 127.f;
+  for (int j = 0; j < kBlock; ++j) {
+    float r = d == 0.f ? 0.f : std::round(v[j] / d);
+    r = std::min(127.f, std::max(-127.f, r));
+    out[j] = static_cast<int8_t>(r);
+  }
+  return d;
+}
+
+// ---- portable (plain loops; GCC vectorizes the integer dots) -------------------------------
+// Block b's exact dot of row r (before the zero-point term) with the stream-ordered xq.
+inline int32_t dot_block(const WeightRef& w, const uint8_t* qrow, const int8_t* xs, int64_t b) {
+  int32_t s = 0;
+  if (w.type == WType::kQ4) {
+    const uint8_t* q = qrow + b * (kBlock / 2);
+    const int8_t* xb = xs + b * kBlock;
+    for (int j = 0; j < 16; ++j) s += (q[j] & 15) * xb[j] + (q[j] >> 4) * xb[16 + j];
+  } else {
+    const uint8_t* q = qrow + b * kBlock;
+    const int8_t* xb = xs + b * kBlock;
+    for (int j = 0; j < kBlock; ++j) s += q[j] * xb[j];
+  }
+  return s;
+}
+
+void rows_portable(const XQ& xq, int64_t n, const WeightRef& w, int64_t r0, int64_t r1,
+                   const float* bias, float* y) {
+  const int64_t k = w.cols, nb = k / kBlock, ng = k / w.group, rb = quant_row_bytes(w);
+  const int64_t bpg = w.group / kBlock;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* qrow = static_cast<const uint8_t*>(w.data) + r * rb;
+    for (int64_t i = 0; i < n; ++i) {
+      const int8_t* xs = xq.row(i);
+      const float* d = xq.dr(i);
+      const int32_t* sx = xq.sr(i);
+      float t = 0.f;
+      for (int64_t b = 0; b < nb; ++b) {
+        const int64_t g = r * ng + b / bpg;
+        const int32_t D = dot_block(w, qrow, xs, b) - static_cast<int32_t>(w.zeros[g]) * sx[b];
+        t = std::fma(static_cast<float>(D), w.scales[g] * d[b], t);
+      }
+      y[i * w.rows + r] = bias ? t + bias[r] : t;
+    }
+  }
+}
+
+#ifdef SR3D_A8_X86
+#define SR3D_TVNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
+#define SR3D_A8INLINE inline __attribute__((always_inline))
+
+// 16 rows' s and -z per group, [group][16] at sv / nzv (rows past r1 - 1 repeat the last one;
+// their lanes are computed and never stored).
+void tile_scales(const WeightRef& w, int64_t r, int64_t r1, float* sv, int32_t* nzv) {
+  const int64_t ng = w.cols / w.group;
+  for (int i = 0; i < 16; ++i) {
+    const int64_t rr = std::min(r + i, r1 - 1);
+    const float* sc = w.scales + rr * ng;
+    const uint8_t* z = w.zeros + rr * ng;
+    for (int64_t g = 0; g < ng; ++g) {
+      sv[g * 16 + i] = sc[g];
+      nzv[g * 16 + i] = -static_cast<int32_t>(z[g]);
+    }
+  }
+}
+
+// Decode: 16 rows [r, r + 16) clipped to r1. Per 128-input chunk each row gives one zmm of
+// 4 blocks x 4 partial int32 (128-bit lane L = block L); 16 of them are transposed and added
+// into 4 zmm of 16 rows (one per block).
+template <bool Q4>
+SR3D_TVNNI void gemv16_vnni(const XQ& xq, const WeightRef& w, int64_t r, int64_t r1,
+                            const float* sv, const int32_t* nzv, const float* bias, float* y) {
+  const int64_t k = w.cols, nb = k / kBlock, rb = quant_row_bytes(w), bpg = w.group / kBlock;
+  const uint8_t* q = static_cast<const uint8_t*>(w.data);
+  const int8_t* xs = xq.row(0);
+  const float* d = xq.dr(0);
+  const int32_t* sx = xq.sr(0);
+  const uint8_t* rows[16];
+  for (int i = 0; i < 16; ++i) rows[i] = q + std::min(r + i, r1 - 1) * rb;
+  const __m512i m4 = _mm512_set1_epi8(15);
+  __m512 t = _mm512_setzero_ps();
+  for (int64_t b0 = 0; b0 < nb; b0 += 4) {
+    const int nblk = static_cast<int>(std::min<int64_t>(4, nb - b0));
+    const __m512i X0 = _mm512_loadu_si512(xs + b0 * kBlock);
+    const __m512i X1 = _mm512_loadu_si512(xs + b0 * kBlock + 64);
+    __m512i P[16];
+    // 16 rows stream side by side (more than the hardware prefetchers follow): ask ~1 KiB ahead.
+    for (int i = 0; i < 16; ++i)
+      _mm_prefetch(reinterpret_cast<const char*>(rows[i] + b0 * (Q4 ? 16 : 32)) + 1024, _MM_HINT_T0);
+    if (!Q4)
+      for (int i = 0; i < 16; ++i)
+        _mm_prefetch(reinterpret_cast<const char*>(rows[i] + b0 * 32) + 1088, _MM_HINT_T0);
+    if (Q4) {
+      // X0 = [b0 even | b0 odd | b1 even | b1 odd], X1 likewise for b2, b3.
+      const __m512i xe = _mm512_shuffle_i32x4(X0, X1, 0x88), xo = _mm512_shuffle_i32x4(X0, X1, 0xDD);
+      const __mmask64 mk = nblk == 4 ? ~__mmask64{0} : (__mmask64{1} << (16 * nblk)) - 1;
+      for (int i = 0; i < 16; ++i) {
+        const __m512i wb = _mm512_maskz_loadu_epi8(mk, rows[i] + b0 * 16);
+        const __m512i lo = _mm512_and_si512(wb, m4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(wb, 4), m4);
+        P[i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xe), hi, xo);
+      }
+    } else {
+      const __mmask64 m0 = nblk >= 2 ? ~__mmask64{0} : (__mmask64{1} << 32) - 1;
+      const __mmask64 m1 = nblk == 4 ? ~__mmask64{0} : nblk == 3 ? (__mmask64{1} << 32) - 1 : 0;
+      for (int i = 0; i < 16; ++i) {
+        const uint8_t* p = rows[i] + b0 * kBlock;
+        const __m512i A = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_maskz_loadu_epi8(m0, p), X0);
+        const __m512i B = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_maskz_loadu_epi8(m1, p + 64), X1);
+        // A's lanes: b0 b0 b1 b1; B's: b2 b2 b3 b3 -> block L in lane L
+        P[i] = _mm512_add_epi32(_mm512_shuffle_i32x4(A, B, 0x88), _mm512_shuffle_i32x4(A, B, 0xDD));
+      }
+    }
+    __m512i U[8], W[4], V[4];
+    for (int m = 0; m < 8; ++m)
+      U[m] = _mm512_add_epi32(_mm512_unpacklo_epi32(P[2 * m], P[2 * m + 1]),
+                              _mm512_unpackhi_epi32(P[2 * m], P[2 * m + 1]));
+    for (int m = 0; m < 4; ++m)  // lane L of W[m]: rows 4m..4m+3 of block L
+      W[m] = _mm512_add_epi32(_mm512_unpacklo_epi64(U[2 * m], U[2 * m + 1]),
+                              _mm512_unpackhi_epi64(U[2 * m], U[2 * m + 1]));
+    const __m512i T0 = _mm512_shuffle_i32x4(W[0], W[1], 0x44), T1 = _mm512_shuffle_i32x4(W[2], W[3], 0x44);
+    const __m512i T2 = _mm512_shuffle_i32x4(W[0], W[1], 0xEE), T3 = _mm512_shuffle_i32x4(W[2], W[3], 0xEE);
+    V[0] = _mm512_shuffle_i32x4(T0, T1, 0x88);
+    V[1] = _mm512_shuffle_i32x4(T0, T1, 0xDD);
+    V[2] = _mm512_shuffle_i32x4(T2, T3, 0x88);
+    V[3] = _mm512_shuffle_i32x4(T2, T3, 0xDD);
+    for (int L = 0; L < nblk; ++L) {
+      const int64_t b = b0 + L, g = b / bpg;
+      const __m512 s = _mm512_load_ps(sv + g * 16);
+      const __m512i nz = _mm512_load_si512(nzv + g * 16);
+      const __m512i D = _mm512_add_epi32(V[L], _mm512_mullo_epi32(nz, _mm512_set1_epi32(sx[b])));
+      t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(D), _mm512_mul_ps(s, _mm512_set1_ps(d[b])), t);
+    }
+  }
+  const __mmask16 mr = static_cast<__mmask16>(r1 - r >= 16 ? 0xFFFF : (1u << (r1 - r)) - 1);
+  if (bias) t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(mr, bias + r));
+  _mm512_mask_storeu_ps(y + r, mr, t);
+}
+
+// quantize_block on 32 values, in stream order at out (the same IEEE operations: the division
+// is correctly rounded in both, and round-half-away is trunc(a) + (a - trunc(a) >= 0.5), exact).
+SR3D_TVNNI float quantize_block_512(const float* v, bool q4, int8_t* out, int32_t* sum) {
+  __m512 a = _mm512_loadu_ps(v), b = _mm512_loadu_ps(v + 16);
+  if (q4) {  // even stored columns first, then the odd ones
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512 e = _mm512_permutex2var_ps(a, ev, b);
+    b = _mm512_permutex2var_ps(a, _mm512_add_epi32(ev, _mm512_set1_epi32(1)), b);
+    a = e;
+  }
+  const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+  const float d = amax / 127.f;
+  __m512i q[2];
+  const __m512 h = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.f), lim = _mm512_set1_ps(127.f);
+  for (int p = 0; p < 2; ++p) {
+    const __m512 x = p ? b : a;
+    if (d == 0.f) {
+      q[p] = _mm512_setzero_si512();
+      continue;
+    }
+    const __m512 y = _mm512_div_ps(x, _mm512_set1_ps(d));
+    const __m512 m = _mm512_abs_ps(y);
+    const __m512 tr = _mm512_roundscale_ps(m, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __mmask16 up = _mm512_cmp_ps_mask(_mm512_sub_ps(m, tr), h, _CMP_GE_OQ);
+    const __m512 r = _mm512_min_ps(_mm512_mask_add_ps(tr, up, tr, one), lim);
+    const __m512i ri = _mm512_cvttps_epi32(r);
+    const __mmask16 neg = _mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_LT_OQ);
+    q[p] = _mm512_mask_sub_epi32(ri, neg, _mm512_setzero_si512(), ri);
+  }
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi32_epi8(q[0]));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm512_cvtepi32_epi8(q[1]));
+  *sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q[0], q[1]));
+  return d;
+}
+
+// Rows [r, r + 16) (clipped to r1) in stream order as [k/4][16 rows][4 bytes] u8 at out.
+void repack16(const WeightRef& w, int64_t r, int64_t r1, uint8_t* out) {
+  const int64_t k = w.cols, rb = quant_row_bytes(w);
+  const uint8_t* q = static_cast<const uint8_t*>(w.data);
+  for (int i = 0; i < 16; ++i) {
+    const uint8_t* src = q + std::min(r + i, r1 - 1) * rb;
+    if (w.type == WType::kQ8) {
+      for (int64_t u = 0; u < k / 4; ++u) std::memcpy(out + u * 64 + i * 4, src + 4 * u, 4);
+      continue;
+    }
+    for (int64_t b = 0; b < k / kBlock; ++b) {
+      uint8_t s[kBlock];
+      const uint8_t* qb = src + b * 16;
+      for (int j = 0; j < 16; ++j) {
+        s[j] = qb[j] & 15;
+        s[16 + j] = qb[j] >> 4;
+      }
+      for (int u = 0; u < 8; ++u) std::memcpy(out + (b * 8 + u) * 64 + i * 4, s + 4 * u, 4);
+    }
+  }
+}
+
+// NX tokens x 16 repacked rows. sv / nzv: per group, the 16 rows' s and -z.
+template <int NX>
+SR3D_TVNNI void gemm_tile_vnni(const XQ& xq, int64_t i0, const WeightRef& w, const uint8_t* rp,
+                               const float* sv, const int32_t* nzv, int64_t r, int64_t r1,
+                               const float* bias, float* y) {
+  const int64_t nb = w.cols / kBlock, bpg = w.group / kBlock;
+  __m512 t[NX];
+  for (int i = 0; i < NX; ++i) t[i] = _mm512_setzero_ps();
+  const int32_t* xd[NX];
+  const float* dd[NX];
+  const int32_t* ss[NX];
+  for (int i = 0; i < NX; ++i) {
+    xd[i] = reinterpret_cast<const int32_t*>(xq.row(i0 + i));
+    dd[i] = xq.dr(i0 + i);
+    ss[i] = xq.sr(i0 + i);
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t g = b / bpg;
+    const __m512 s = _mm512_load_ps(sv + g * 16);
+    const __m512i nz = _mm512_load_si512(nzv + g * 16);
+    __m512i acc[NX];
+    for (int i = 0; i < NX; ++i) acc[i] = _mm512_mullo_epi32(nz, _mm512_set1_epi32(ss[i][b]));
+    for (int u = 0; u < 8; ++u) {
+      const __m512i wv = _mm512_load_si512(rp + (b * 8 + u) * 64);
+      for (int i = 0; i < NX; ++i)
+        acc[i] = _mm512_dpbusd_epi32(acc[i], wv, _mm512_set1_epi32(xd[i][b * 8 + u]));
+    }
+    for (int i = 0; i < NX; ++i)
+      t[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i]), _mm512_mul_ps(s, _mm512_set1_ps(dd[i][b])), t[i]);
+  }
+  const __mmask16 mr = static_cast<__mmask16>(r1 - r >= 16 ? 0xFFFF : (1u << (r1 - r)) - 1);
+  const __m512 bv = bias ? _mm512_maskz_loadu_ps(mr, bias + r) : _mm512_setzero_ps();
+  for (int i = 0; i < NX; ++i) {
+    const __m512 o = bias ? _mm512_add_ps(t[i], bv) : t[i];
+    _mm512_mask_storeu_ps(y + (i0 + i) * w.rows + r, mr, o);
+  }
+}
+
+// Per-thread byte scratch, 64-byte aligned.
+struct Bytes {
+  std::vector<uint8_t> v;
+  uint8_t* get(size_t n) {
+    if (v.size() < n + 64) v.resize(n + 64);
+    return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t{63});
+  }
+};
+
+SR3D_TVNNI void rows_vnni(const XQ& xq, int64_t n, const WeightRef& w, int64_t r0, int64_t r1,
+                          const float* bias, float* y) {
+  const bool q4 = w.type == WType::kQ4;
+  const int64_t k = w.cols, ng = k / w.group;
+  thread_local Bytes buf;
+  uint8_t* rp = buf.get(static_cast<size_t>((n > 1 ? 16 * k : 0) + ng * 16 * 8));
+  float* sv = reinterpret_cast<float*>(rp + (n > 1 ? 16 * k : 0));
+  int32_t* nzv = reinterpret_cast<int32_t*>(sv + ng * 16);
+  for (int64_t r = r0; r < r1; r += 16) {
+    const int64_t re = std::min(r + 16, r1);
+    tile_scales(w, r, re, sv, nzv);
+    if (n == 1) {
+      if (q4) gemv16_vnni<true>(xq, w, r, re, sv, nzv, bias, y);
+      else gemv16_vnni<false>(xq, w, r, re, sv, nzv, bias, y);
+      continue;
+    }
+    repack16(w, r, re, rp);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) gemm_tile_vnni<8>(xq, i, w, rp, sv, nzv, r, re, bias, y);
+    for (; i + 4 <= n; i += 4) gemm_tile_vnni<4>(xq, i, w, rp, sv, nzv, r, re, bias, y);
+    for (; i < n; ++i) gemm_tile_vnni<1>(xq, i, w, rp, sv, nzv, r, re, bias, y);
+  }
+}
+#endif  // SR3D_A8_X86
+
+void make_xq(int isa, const float* x, int64_t n, const WeightRef& w, XQ* o) {
+  const int64_t k = w.cols, nb = k / kBlock;
+  o->nbp = (nb + 3) & ~int64_t{3};
+  o->kp = o->nbp * kBlock;
+  o->q.assign(static_cast<size_t>(n * o->kp), 0);
+  o->d.assign(static_cast<size_t>(n * o->nbp), 0.f);
+  o->sx.assign(static_cast<size_t>(n * o->nbp), 0);
+  const bool q4 = w.type == WType::kQ4;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xi = x + i * k;
+    for (int64_t b = 0; b < nb; ++b) {
+      float v[kBlock];
+      int8_t qs[kBlock];
+      for (int j = 0; j < kBlock; ++j) {
+        const int64_t c = b * kBlock + j;
+        v[j] = xi[w.perm ? w.perm[c] : c];
+      }
+      int8_t* dst = o->q.data() + i * o->kp + b * kBlock;
+#ifdef SR3D_A8_X86
+      if (isa == 2) {
+        o->d[i * o->nbp + b] = quantize_block_512(v, q4, dst, &o->sx[i * o->nbp + b]);
+        continue;
+      }
+#endif
+      (void)isa;
+      o->d[i * o->nbp + b] = quantize_block(v, qs);
+      int32_t s = 0;
+      for (int j = 0; j < kBlock; ++j) {
+        s += qs[j];
+        // int4: stored column j -> stream position j/2 (even) or 16 + j/2 (odd)
+        dst[q4 ? (j & 1 ? 16 + j / 2 : j / 2) : j] = qs[j];
+      }
+      o->sx[i * o->nbp + b] = s;
+    }
+  }
+}
+
+// 2: AVX-512 VNNI (+BW, VL), 1: AVX2, 0: portable. SR3D_CPU_ISA=avx2|portable caps it as for
+// the other fast paths; set_a8_isa (tests) overrides it.
+int g_a8_override = -1;
+int a8_best_isa() {
+  static const int isa = [] {
+#ifdef SR3D_A8_X86
+    const char* cap = std::getenv("SR3D_CPU_ISA");
+    const std::string want = cap ? cap : "";
+    __builtin_cpu_init();
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    if (want.empty() && avx2 && vnni) return 2;
+    if ((want.empty() || want == "avx2") && avx2) return 1;
+#endif
+    return 0;
+  }();
+  return isa;
+}
+int a8_isa() { return g_a8_override >= 0 ? std::min(g_a8_override, a8_best_isa()) : a8_best_isa(); }
+
+void rows_a8(int isa, const XQ& xq, int64_t n, const WeightRef& w, int64_t r0, int64_t r1,
+             const float* bias, float* y) {
+#ifdef SR3D_A8_X86
+  if (isa == 2) return rows_vnni(xq, n, w, r0, r1, bias, y);
+#endif
+  (void)isa;
+  rows_portable(xq, n, w, r0, r1, bias, y);
+}
+
+}  // namespace
+
+bool a8_supported(const WeightRef& w) {
+  return wtype_quantized(w.type) && w.group > 0 && w.group % kBlock == 0 && w.cols % w.group == 0;
+}
+
+int set_a8_isa(int isa) {
+  g_a8_override = isa;
+  return a8_isa();
+}
+
+const char* a8_isa_name() {
+  switch (a8_isa()) {
+    case 2: return "avx512vnni";
+    case 1: return "avx2";
+    default: return "portable";
+  }
+}
+
+void linear_a8_reference(const float* x, int64_t n, const WeightRef& w, const float* bias,
+                         float* y) {
+  if (!a8_supported(w)) return linear_fast(x, n, w, bias, y);
+  const int64_t k = w.cols, ng = k / w.group, rb = quant_row_bytes(w);
+  const uint8_t* q = static_cast<const uint8_t*>(w.data);
+  std::vector<int8_t> xq(static_cast<size_t>(k));
+  std::vector<float> d(static_cast<size_t>(k / kBlock));
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t b = 0; b < k / kBlock; ++b) {  // the inputs in stored-column order
+      float v[kBlock];
+      for (int j = 0; j < kBlock; ++j) {
+        const int64_t c = b * kBlock + j;
+        v[j] = x[i * k + (w.perm ? w.perm[c] : c)];
+      }
+      d[b] = quantize_block(v, xq.data() + b * kBlock);
+    }
+    for (int64_t r = 0; r < w.rows; ++r) {
+      float t = 0.f;
+      for (int64_t b = 0; b < k / kBlock; ++b) {
+        const int64_t g = r * ng + b * kBlock / w.group;
+        int32_t dot = 0, sum = 0;
+        for (int64_t c = b * kBlock; c < (b + 1) * kBlock; ++c) {
+          const uint8_t byte = q[r * rb + (w.type == WType::kQ4 ? c / 2 : c)];
+          const int qv = w.type == WType::kQ4 ? (c % 2 ? byte >> 4 : byte & 15) : byte;
+          dot += qv * xq[c];
+          sum += xq[c];
+        }
+        const int32_t D = dot - static_cast<int32_t>(w.zeros[g]) * sum;
+        t = std::fma(static_cast<float>(D), w.scales[g] * d[b], t);
+      }
+      y[i * w.rows + r] = bias ? t + bias[r] : t;
+    }
+  }
+}
+
+void linear_a8_fast(const float* x, int64_t n, const WeightRef* ws, const float* const* biases,
+                    float* const* ys, int count) {
+  std::vector<int> a8;
+  for (int i = 0; i < count; ++i) {
+    if (a8_supported(ws[i])) a8.push_back(i);
+    else linear_multi_fast(x, n, &ws[i], &biases[i], &ys[i], 1);  // the exact path
+  }
+  if (a8.empty()) return;
+  const int isa = a8_isa();
+  // One quantized x per distinct (type, perm): q/k/v or gate/up share theirs.
+  thread_local std::vector<XQ> xbufs;
+  if (xbufs.size() < a8.size()) xbufs.resize(a8.size());
+  std::vector<const XQ*> xs(a8.size(), nullptr);
+  int64_t strips = 0, bytes = 0, total = 0;
+  std::vector<int64_t> first(a8.size() + 1, 0);  // first 16-row strip of each weight
+  for (size_t a = 0; a < a8.size(); ++a) {
+    const WeightRef& w = ws[a8[a]];
+    for (size_t b = 0; b < a && !xs[a]; ++b)
+      if (ws[a8[b]].type == w.type && ws[a8[b]].perm == w.perm) xs[a] = xs[b];
+    if (!xs[a]) {
+      make_xq(isa, x, n, w, &xbufs[a]);
+      xs[a] = &xbufs[a];
+    }
+    first[a] = strips;
+    strips += (w.rows + 15) / 16;
+    total += w.rows;
+    bytes += w.rows * (quant_row_bytes(w) + 5 * (w.cols / w.group));
+  }
+  first[a8.size()] = strips;
+  const int64_t k = ws[a8[0]].cols;
+  // Chunks as linear_q_fast: >= ~32 KiB of weights (or work) each; whole 16-row strips.
+  const int64_t work = std::max<int64_t>(bytes, n * total * k / 4);
+  const int64_t cap = n <= 4 ? cpu_threads() : 4LL * cpu_threads();
+  const int chunks =
+      static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({work >> 15, cap, strips})));
+  parallel_for(strips, chunks, [&](int, int64_t b, int64_t e) {
+    for (size_t a = 0; a < a8.size(); ++a) {
+      const int64_t lo = std::max(b, first[a]) - first[a], hi = std::min(e, first[a + 1]) - first[a];
+      if (lo >= hi) continue;
+      const WeightRef& w = ws[a8[a]];
+      rows_a8(isa, *xs[a], n, w, lo * 16, std::min(hi * 16, w.rows), biases[a8[a]], ys[a8[a]]);
+    }
+  });
+}
+
+}  // namespace cpu
+
+void linear_a8(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y,
+               Impl impl) {
+  linear_check(x, n, w, bias, y);
+  if (impl == Impl::kReference) return cpu::linear_a8_reference(x, n, w, bias, y);
+  if (impl == Impl::kFast) return cpu::linear_a8_fast(x, n, &w, &bias, &y, 1);
+  throw_invalid_argument("Impl::kReference or Impl::kFast (int8 activations run on the CPU only)",
+                         "impl", impl == Impl::kCuda ? "kCuda" : "unknown");
+}
+
+}  // namespace sr3d
