@@ -221,6 +221,8 @@ void run_tests() {
     test_a8(n, 18, 160, 8, 160, false, true, 0);
     test_a8(n, 18, 160, 8, 32, false, false, 255);
     test_a8(n, 18, 160, 8, 160, true, true, 128);
+    test_a8(n, 35, 1184, 4, 32, true, true);    // 37 groups: 16-group transposes + a 5-group tail
+    test_a8(n, 35, 2048, 8, 64, false, false);  // 32 groups
   }
   test_fallback();
   test_multi();

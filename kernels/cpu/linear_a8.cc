@@ -110,17 +110,48 @@ void rows_portable(const XQ& xq, int64_t n, const WeightRef& w, int64_t r0, int6
 #define SR3D_TVNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
 #define SR3D_A8INLINE inline __attribute__((always_inline))
 
+// 16 x 16 dwords transposed in registers (r[i] lane c -> r[c] lane i): 64 shuffles.
+SR3D_TVNNI SR3D_A8INLINE void transpose16(__m512i* r) {
+  __m512i t[16], u[16];
+  for (int k = 0; k < 8; ++k) {
+    t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+  }
+  for (int k = 0; k < 4; ++k) {  // u[4k + j], 128-bit lane L: rows 4k..4k+3 of column 4L + j
+    u[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+    u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+    u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+    u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512i A = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x44), B = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x44);
+    const __m512i C = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xEE), D = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xEE);
+    r[j] = _mm512_shuffle_i32x4(A, B, 0x88);
+    r[4 + j] = _mm512_shuffle_i32x4(A, B, 0xDD);
+    r[8 + j] = _mm512_shuffle_i32x4(C, D, 0x88);
+    r[12 + j] = _mm512_shuffle_i32x4(C, D, 0xDD);
+  }
+}
+
 // 16 rows' s and -z per group, [group][16] at sv / nzv (rows past r1 - 1 repeat the last one;
-// their lanes are computed and never stored).
-void tile_scales(const WeightRef& w, int64_t r, int64_t r1, float* sv, int32_t* nzv) {
+// their lanes are computed and never stored): 16 groups at a time through transpose16.
+SR3D_TVNNI void tile_scales_512(const WeightRef& w, int64_t r, int64_t r1, float* sv, int32_t* nzv) {
   const int64_t ng = w.cols / w.group;
-  for (int i = 0; i < 16; ++i) {
-    const int64_t rr = std::min(r + i, r1 - 1);
-    const float* sc = w.scales + rr * ng;
-    const uint8_t* z = w.zeros + rr * ng;
-    for (int64_t g = 0; g < ng; ++g) {
-      sv[g * 16 + i] = sc[g];
-      nzv[g * 16 + i] = -static_cast<int32_t>(z[g]);
+  for (int64_t g0 = 0; g0 < ng; g0 += 16) {
+    const int cnt = static_cast<int>(std::min<int64_t>(16, ng - g0));
+    const __mmask16 m = static_cast<__mmask16>(cnt == 16 ? 0xFFFF : (1u << cnt) - 1);
+    __m512i a[16], z[16];
+    for (int i = 0; i < 16; ++i) {
+      const int64_t rr = std::min(r + i, r1 - 1);
+      a[i] = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, w.scales + rr * ng + g0));
+      z[i] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                              _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, w.zeros + rr * ng + g0)));
+    }
+    transpose16(a);
+    transpose16(z);
+    for (int j = 0; j < cnt; ++j) {
+      _mm512_store_si512(sv + (g0 + j) * 16, a[j]);
+      _mm512_store_si512(nzv + (g0 + j) * 16, z[j]);
     }
   }
 }
@@ -233,24 +264,31 @@ SR3D_TVNNI float quantize_block_512(const float* v, bool q4, int8_t* out, int32_
   return d;
 }
 
-// Rows [r, r + 16) (clipped to r1) in stream order as [k/4][16 rows][4 bytes] u8 at out.
-void repack16(const WeightRef& w, int64_t r, int64_t r1, uint8_t* out) {
+// Rows [r, r + 16) (clipped to r1) in stream order as [k/4][16 rows][4 bytes] u8 at out: each
+// 64-byte line is one vpdpbusd operand (dword u of 16 rows).
+SR3D_TVNNI void repack16(const WeightRef& w, int64_t r, int64_t r1, uint8_t* out) {
   const int64_t k = w.cols, rb = quant_row_bytes(w);
   const uint8_t* q = static_cast<const uint8_t*>(w.data);
+  const __m128i m4 = _mm_set1_epi8(15);
   for (int i = 0; i < 16; ++i) {
     const uint8_t* src = q + std::min(r + i, r1 - 1) * rb;
+    uint8_t* o = out + i * 4;
     if (w.type == WType::kQ8) {
-      for (int64_t u = 0; u < k / 4; ++u) std::memcpy(out + u * 64 + i * 4, src + 4 * u, 4);
+      for (int64_t u = 0; u < k / 4; ++u) std::memcpy(o + u * 64, src + 4 * u, 4);
       continue;
     }
-    for (int64_t b = 0; b < k / kBlock; ++b) {
-      uint8_t s[kBlock];
-      const uint8_t* qb = src + b * 16;
-      for (int j = 0; j < 16; ++j) {
-        s[j] = qb[j] & 15;
-        s[16 + j] = qb[j] >> 4;
-      }
-      for (int u = 0; u < 8; ++u) std::memcpy(out + (b * 8 + u) * 64 + i * 4, s + 4 * u, 4);
+    for (int64_t b = 0; b < k / kBlock; ++b) {  // 16 bytes: low nibbles, then high nibbles
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + b * 16));
+      const __m128i lo = _mm_and_si128(v, m4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+      uint8_t* ob = o + b * 8 * 64;
+      _mm_storeu_si32(ob, lo);
+      _mm_storeu_si32(ob + 64, _mm_srli_si128(lo, 4));
+      _mm_storeu_si32(ob + 128, _mm_srli_si128(lo, 8));
+      _mm_storeu_si32(ob + 192, _mm_srli_si128(lo, 12));
+      _mm_storeu_si32(ob + 256, hi);
+      _mm_storeu_si32(ob + 320, _mm_srli_si128(hi, 4));
+      _mm_storeu_si32(ob + 384, _mm_srli_si128(hi, 8));
+      _mm_storeu_si32(ob + 448, _mm_srli_si128(hi, 12));
     }
   }
 }
@@ -312,7 +350,7 @@ SR3D_TVNNI void rows_vnni(const XQ& xq, int64_t n, const WeightRef& w, int64_t r
   int32_t* nzv = reinterpret_cast<int32_t*>(sv + ng * 16);
   for (int64_t r = r0; r < r1; r += 16) {
     const int64_t re = std::min(r + 16, r1);
-    tile_scales(w, r, re, sv, nzv);
+    tile_scales_512(w, r, re, sv, nzv);
     if (n == 1) {
       if (q4) gemv16_vnni<true>(xq, w, r, re, sv, nzv, bias, y);
       else gemv16_vnni<false>(xq, w, r, re, sv, nzv, bias, y);
