@@ -363,6 +363,95 @@ SR3D_TVNNI void rows_vnni(const XQ& xq, int64_t n, const WeightRef& w, int64_t r
     for (; i < n; ++i) gemm_tile_vnni<1>(xq, i, w, rp, sv, nzv, r, re, bias, y);
   }
 }
+
+// ---- AVX2 (no VNNI): vpmaddubsw / vpmaddwd ------------------------------------------------------
+// int4: u8 weights <= 15 times s8 xq, pairs summed by vpmaddubsw: |15 * 127 * 2| < 32767, no
+// saturation. int8: u8 * s8 pairs reach 2 * 255 * 127 > 32767, so both are widened to int16 and
+// vpmaddwd sums the pairs in int32 (exact). Lanes = 8 rows after an hadd tree per block.
+#define SR3D_TA2 __attribute__((target("avx2,fma")))
+
+// 8 rows' partial sums (8 int32 each) -> one int32 per row.
+SR3D_TA2 SR3D_A8INLINE __m256i reduce8(const __m256i* P) {
+  const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(P[0], P[1]), _mm256_hadd_epi32(P[2], P[3]));
+  const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(P[4], P[5]), _mm256_hadd_epi32(P[6], P[7]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+// Tokens [i0, i0 + NX) of xq against 8 rows [r, r + 8) clipped to r1: each row's block is
+// unpacked once for the NX tokens.
+template <bool Q4, int NX>
+SR3D_TA2 void tile8_avx2(const XQ& xq, int64_t i0, const WeightRef& w, int64_t r, int64_t r1,
+                         const float* bias, float* y) {
+  const int64_t k = w.cols, nb = k / kBlock, ng = k / w.group, rb = quant_row_bytes(w), bpg = w.group / kBlock;
+  const uint8_t* q = static_cast<const uint8_t*>(w.data);
+  const uint8_t* rows[8];
+  alignas(32) int32_t ri[8];
+  for (int j = 0; j < 8; ++j) {
+    const int64_t rr = std::min(r + j, r1 - 1);
+    rows[j] = q + rr * rb;
+    ri[j] = static_cast<int32_t>(rr);
+  }
+  const __m128i m4 = _mm_set1_epi8(15);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 t[NX];
+  for (int i = 0; i < NX; ++i) t[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t g = b / bpg;
+    __m256i P[NX][8];
+    for (int j = 0; j < 8; ++j) {
+      if (Q4) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[j] + b * 16));
+        const __m256i wv = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _mm_and_si128(v, m4));
+        for (int i = 0; i < NX; ++i) {
+          const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.row(i0 + i) + b * kBlock));
+          P[i][j] = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv), ones);
+        }
+      } else {
+        const __m128i* wp = reinterpret_cast<const __m128i*>(rows[j] + b * kBlock);
+        const __m256i w0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(wp)), w1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(wp + 1));
+        for (int i = 0; i < NX; ++i) {
+          const __m128i* xp = reinterpret_cast<const __m128i*>(xq.row(i0 + i) + b * kBlock);
+          P[i][j] = _mm256_add_epi32(_mm256_madd_epi16(w0, _mm256_cvtepi8_epi16(_mm_loadu_si128(xp))),
+                                     _mm256_madd_epi16(w1, _mm256_cvtepi8_epi16(_mm_loadu_si128(xp + 1))));
+        }
+      }
+    }
+    alignas(32) float sv[8];
+    alignas(32) int32_t zv[8];
+    for (int j = 0; j < 8; ++j) {
+      sv[j] = w.scales[ri[j] * ng + g];
+      zv[j] = w.zeros[ri[j] * ng + g];
+    }
+    const __m256 s = _mm256_load_ps(sv);
+    const __m256i z = _mm256_load_si256(reinterpret_cast<const __m256i*>(zv));
+    for (int i = 0; i < NX; ++i) {
+      const __m256i D = _mm256_sub_epi32(reduce8(P[i]), _mm256_mullo_epi32(z, _mm256_set1_epi32(xq.sr(i0 + i)[b])));
+      t[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(D), _mm256_mul_ps(s, _mm256_set1_ps(xq.dr(i0 + i)[b])), t[i]);
+    }
+  }
+  for (int i = 0; i < NX; ++i) {
+    alignas(32) float o[8];
+    _mm256_store_ps(o, t[i]);
+    for (int j = 0; j < 8 && r + j < r1; ++j) y[(i0 + i) * w.rows + r + j] = bias ? o[j] + bias[r + j] : o[j];
+  }
+}
+
+template <bool Q4>
+void rows_avx2_t(const XQ& xq, int64_t n, const WeightRef& w, int64_t r0, int64_t r1,
+                 const float* bias, float* y) {
+  for (int64_t r = r0; r < r1; r += 8) {
+    const int64_t re = std::min(r + 8, r1);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) tile8_avx2<Q4, 4>(xq, i, w, r, re, bias, y);
+    for (; i < n; ++i) tile8_avx2<Q4, 1>(xq, i, w, r, re, bias, y);
+  }
+}
+
+void rows_avx2(const XQ& xq, int64_t n, const WeightRef& w, int64_t r0, int64_t r1,
+               const float* bias, float* y) {
+  if (w.type == WType::kQ4) rows_avx2_t<true>(xq, n, w, r0, r1, bias, y);
+  else rows_avx2_t<false>(xq, n, w, r0, r1, bias, y);
+}
 #endif  // SR3D_A8_X86
 
 void make_xq(int isa, const float* x, int64_t n, const WeightRef& w, XQ* o) {
@@ -427,6 +516,7 @@ void rows_a8(int isa, const XQ& xq, int64_t n, const WeightRef& w, int64_t r0, i
              const float* bias, float* y) {
 #ifdef SR3D_A8_X86
   if (isa == 2) return rows_vnni(xq, n, w, r0, r1, bias, y);
+  if (isa == 1) return rows_avx2(xq, n, w, r0, r1, bias, y);
 #endif
   (void)isa;
   rows_portable(xq, n, w, r0, r1, bias, y);
