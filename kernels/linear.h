@@ -77,7 +77,8 @@ void linear_a8_fast(const float* x, int64_t n, const WeightRef* ws, const float*
 // Tests: caps the ISA of the int8-activation kernels (2 AVX-512 VNNI, 1 AVX2, 0 portable; -1
 // the default, SR3D_CPU_ISA's cap) and returns the one now used. Not thread-safe.
 int set_a8_isa(int isa);
-// The one now used: "avx512vnni", "avx2" or "portable" (buildInfo / engine info report it).
+// The one now used: "avx512vnni", "avx2", "neon-dotprod" (aarch64 SDOT) or "portable"
+// (buildInfo / engine info report it).
 const char* a8_isa_name();
 }  // namespace cpu
 

@@ -35,8 +35,9 @@ export interface BuildInfo {
      */
     features: string[];
     /**
-     * ISA of the int8-activation kernels (`activations: 'int8'`): `"avx512vnni"`, `"avx2"` or
-     * `"portable"` (`SR3D_CPU_ISA=avx2|portable` caps it as the other fast paths).
+     * ISA of the int8-activation kernels (`activations: 'int8'`): `"avx512vnni"`, `"avx2"`,
+     * `"neon-dotprod"` (arm64 with the dot-product extension) or `"portable"`
+     * (`SR3D_CPU_ISA=avx2|portable` caps it as the other fast paths).
      */
     int8Activations: string;
   };

@@ -124,6 +124,6 @@ describe('activations option', () => {
   });
 
   it("buildInfo reports the int8 kernels' ISA", () => {
-    expect(['avx512vnni', 'avx2', 'portable']).toContain(buildInfo().cpu.int8Activations);
+    expect(['avx512vnni', 'avx2', 'neon-dotprod', 'portable']).toContain(buildInfo().cpu.int8Activations);
   });
 });

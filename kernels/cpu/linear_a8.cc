@@ -3,19 +3,21 @@
 // with the weights is an exact int32, and the float steps are one fixed fma chain per output.
 // Integer sums are exact in any order, so the kernels may sum in whatever order their
 // instructions like: AVX-512 VNNI (vpdpbusd: 64 u8 x s8 products into 16 int32 per
-// instruction), AVX2 and the portable loops all give the reference's bits.
+// instruction), AVX2 (vpmaddubsw / vpmaddwd), aarch64 SDOT and the portable loops all give the
+// reference's bits.
 //
 // Where the time goes (one output row, k inputs; Zen4 runs a zmm op per cycle per port pair):
 //   - decode GEMV: the weights stream once from memory (int4 k/2 bytes, int8 k bytes), so it
 //     is bandwidth-bound if the ALU keeps up. A 64-byte int4 load is 128 weights: and, shift,
 //     and, two vpdpbusd (lanes = 4 blocks x 4 partials of one row), then 16 rows' partials are
 //     transposed and added once (44 ops per 16 x 128 weights): ~10 ops per 128 weights, against
-//     ~24 for the exact path's 8 vpermps + 8 vfmadd per 128 (fp32: 16 MACs per instruction).
+//     ~24 for the exact path's 8 shifts + 8 vpermps + 8 vfmadd per 128 (16 MACs per FMA).
 //   - prefill GEMM: 16 rows are repacked per call to [k/4][16 rows][4 bytes] (int4 unpacked to
 //     bytes), so one vpdpbusd with x's 4 bytes as an embedded broadcast does 64 MACs with the
-//     lanes being output rows (no reduction). Per 32-input block and token: 8 vpdpbusd and 4
-//     float/int ops to apply the scales, i.e. ~40 MACs per instruction against the exact
-//     path's 16; the 16 x k repack (k bytes per row) is amortized over all n tokens.
+//     lanes being output rows (no reduction). Per 32-input block and token: 8 vpdpbusd and ~6
+//     ops to apply the zero point and the scales (mullo, cvt, mul, fma, 2 broadcasts), i.e.
+//     ~35 MACs per instruction against the exact path's 16; the 16 x k repack (one byte per
+//     weight written, once per call) is amortized over all n tokens.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <algorithm>
@@ -30,6 +32,11 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 #define SR3D_A8_X86 1
+#endif
+#if defined(__aarch64__) && defined(__GNUC__) && defined(__linux__)
+#include <arm_neon.h>
+#include <sys/auxv.h>
+#define SR3D_A8_ARM 1
 #endif
 #pragma GCC diagnostic ignored "-Wpsabi"
 
@@ -491,8 +498,72 @@ void make_xq(int isa, const float* x, int64_t n, const WeightRef& w, XQ* o) {
   }
 }
 
-// 2: AVX-512 VNNI (+BW, VL), 1: AVX2, 0: portable. SR3D_CPU_ISA=avx2|portable caps it as for
-// the other fast paths; set_a8_isa (tests) overrides it.
+#ifdef SR3D_A8_ARM
+// ---- aarch64 dot product (SDOT, ARMv8.2 FEAT_DotProd, chosen at run time by HWCAP_ASIMDDP) ------
+// SDOT multiplies s8 x s8: int4 weights (0..15) are s8 already; int8 weights go in as q - 128
+// (q ^ 0x80) and D gets 128 * sum xq back, still exact. 4 rows at a time; pairwise adds leave one
+// int32 per row, and the float steps run on 4 lanes = 4 rows.
+#define SR3D_TDOT __attribute__((target("arch=armv8.2-a+dotprod")))
+
+template <bool Q4>
+SR3D_TDOT void tile4_dot(const XQ& xq, int64_t i, const WeightRef& w, int64_t r, int64_t r1,
+                         const float* bias, float* y) {
+  const int64_t k = w.cols, nb = k / kBlock, ng = k / w.group, rb = quant_row_bytes(w), bpg = w.group / kBlock;
+  const uint8_t* q = static_cast<const uint8_t*>(w.data);
+  const int8_t* xs = xq.row(i);
+  const float* d = xq.dr(i);
+  const int32_t* sx = xq.sr(i);
+  const uint8_t* rows[4];
+  int64_t ri[4];
+  for (int j = 0; j < 4; ++j) {
+    ri[j] = std::min(r + j, r1 - 1);
+    rows[j] = q + ri[j] * rb;
+  }
+  const uint8x16_t m4 = vdupq_n_u8(15), flip = vdupq_n_u8(0x80);
+  float32x4_t t = vdupq_n_f32(0.f);
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t g = b / bpg;
+    const int8x16_t x0 = vld1q_s8(xs + b * kBlock), x1 = vld1q_s8(xs + b * kBlock + 16);
+    int32x4_t P[4];
+    for (int j = 0; j < 4; ++j) {
+      int8x16_t w0, w1;
+      if (Q4) {
+        const uint8x16_t v = vld1q_u8(rows[j] + b * 16);
+        w0 = vreinterpretq_s8_u8(vandq_u8(v, m4));
+        w1 = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));
+      } else {
+        w0 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(rows[j] + b * kBlock), flip));
+        w1 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(rows[j] + b * kBlock + 16), flip));
+      }
+      P[j] = vdotq_s32(vdotq_s32(vdupq_n_s32(0), w0, x0), w1, x1);
+    }
+    int32x4_t dot = vpaddq_s32(vpaddq_s32(P[0], P[1]), vpaddq_s32(P[2], P[3]));
+    float sv[4];
+    int32_t zv[4];
+    for (int j = 0; j < 4; ++j) {
+      sv[j] = w.scales[ri[j] * ng + g];
+      zv[j] = (Q4 ? 0 : 128) - static_cast<int32_t>(w.zeros[ri[j] * ng + g]);
+    }
+    dot = vmlaq_s32(dot, vld1q_s32(zv), vdupq_n_s32(sx[b]));  // D = dot (+128 sx) - z sx
+    t = vfmaq_f32(t, vcvtq_f32_s32(dot), vmulq_f32(vld1q_f32(sv), vdupq_n_f32(d[b])));
+  }
+  float o[4];
+  vst1q_f32(o, t);
+  for (int j = 0; j < 4 && r + j < r1; ++j) y[i * w.rows + r + j] = bias ? o[j] + bias[r + j] : o[j];
+}
+
+void rows_dot(const XQ& xq, int64_t n, const WeightRef& w, int64_t r0, int64_t r1,
+              const float* bias, float* y) {
+  for (int64_t r = r0; r < r1; r += 4)
+    for (int64_t i = 0; i < n; ++i) {
+      if (w.type == WType::kQ4) tile4_dot<true>(xq, i, w, r, std::min(r + 4, r1), bias, y);
+      else tile4_dot<false>(xq, i, w, r, std::min(r + 4, r1), bias, y);
+    }
+}
+#endif  // SR3D_A8_ARM
+
+// 2: AVX-512 VNNI (+BW, VL) or, on aarch64, SDOT; 1: AVX2; 0: portable. SR3D_CPU_ISA=avx2|portable
+// caps it as for the other fast paths; set_a8_isa (tests) overrides it.
 int g_a8_override = -1;
 int a8_best_isa() {
   static const int isa = [] {
@@ -506,6 +577,10 @@ int a8_best_isa() {
     if (want.empty() && avx2 && vnni) return 2;
     if ((want.empty() || want == "avx2") && avx2) return 1;
 #endif
+#ifdef SR3D_A8_ARM
+    const char* cap = std::getenv("SR3D_CPU_ISA");
+    if ((!cap || std::string(cap) != "portable") && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP)) return 2;
+#endif
     return 0;
   }();
   return isa;
@@ -517,6 +592,9 @@ void rows_a8(int isa, const XQ& xq, int64_t n, const WeightRef& w, int64_t r0, i
 #ifdef SR3D_A8_X86
   if (isa == 2) return rows_vnni(xq, n, w, r0, r1, bias, y);
   if (isa == 1) return rows_avx2(xq, n, w, r0, r1, bias, y);
+#endif
+#ifdef SR3D_A8_ARM
+  if (isa == 2) return rows_dot(xq, n, w, r0, r1, bias, y);
 #endif
   (void)isa;
   rows_portable(xq, n, w, r0, r1, bias, y);
@@ -535,7 +613,11 @@ int set_a8_isa(int isa) {
 
 const char* a8_isa_name() {
   switch (a8_isa()) {
+#ifdef SR3D_A8_ARM
+    case 2: return "neon-dotprod";
+#else
     case 2: return "avx512vnni";
+#endif
     case 1: return "avx2";
     default: return "portable";
   }
