@@ -54,6 +54,13 @@ struct MlpStep {
   float eps = 1e-5f;
 };
 
+// The activations the LLM's int4 / int8 linears multiply with (kernels/linear.h): kF32 the exact
+// path; kInt8 per-32-input int8 blocks (linear_a8, llama.cpp's Q8_0 precision; CPU only). Other
+// weights (bf16 / f32, int groups not a multiple of 32) keep the exact path either way. New
+// precisions (e.g. bf16) are added here with their code in native/engine.cc.
+enum class ActPrecision : int32_t { kF32 = 0, kInt8 = 1 };
+const char* act_precision_name(ActPrecision a);  // "f32", "int8"
+
 struct ModelSpec {
   bool has_vision = false, has_projector = false, has_llm = false;
   VisionSpec vision;
@@ -61,6 +68,7 @@ struct ModelSpec {
   LlmSpec llm;
   std::map<std::string, std::vector<MlpStep>> mlps;  // "spatial_pe", "region", ...
   int64_t max_context = 4096;                        // KV-cache capacity in positions
+  ActPrecision llm_activations = ActPrecision::kF32;  // the CUDA engine takes kF32 only
 };
 
 struct WeightTensor {
@@ -86,6 +94,7 @@ struct EngineInfo {
   int64_t kv_cache_bytes = 0;  // allocated KV cache
   int64_t scratch_bytes = 0;   // activation buffers currently held
   int64_t max_context = 0;
+  std::string activations = "f32";  // act_precision_name; int8 adds the kernels' ISA: "int8 (avx512vnni)"
 };
 
 class Engine {

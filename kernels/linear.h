@@ -34,6 +34,26 @@ namespace sr3d {
 // reference (the same products, fused, summed in another order; the tests check that bound).
 // Impl::kCuda: kernels/cuda/linear_q.cu (its own summation order; equal within float32 rounding).
 void linear(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y, Impl impl);
+// linear()'s argument checks (sizes, null buffers, weight layout), typed errors naming the
+// argument; the other entry points (linear_a8_fast ...) run them too.
+void linear_check(const float* x, int64_t n, const WeightRef& w, const float* bias, const float* y);
+
+// int8 activations (opt-in: the engine's `activations: 'int8'`; llama.cpp's Q8_0 precision) for
+// int4 / int8 weights whose group is a multiple of 32 (other groups and non-quantized weights:
+// the exact path above, unchanged). Arithmetic, the same in every path:
+//   - each input row, taken through the act-order perm (stored column j has input x[perm[j]]),
+//     is cut into blocks of B = 32 consecutive stored columns; per block d = amax / 127.f
+//     (amax = max |x_j|, a float division), xq_j = round-half-away(x_j / d) clamped to
+//     [-127, 127] (d == 0: every xq_j = 0);
+//   - per block b of row r, in group g: D_b = sum_j q_j * xq_j - z_g * sum_j xq_j (an exact int32);
+//   - t = 0; for b = 0, 1, ..: t = fma(float(D_b), s_g * d_b, t) (s_g * d_b one float multiply);
+//     y = t + bias.
+// Integer sums are exact in any order and the float steps are one fixed sequence per output, so
+// AVX-512 VNNI, AVX2 and the portable kernels, the decode GEMV and the prefill GEMM, any n and
+// any thread count give linear_a8_reference's bits, and an engine prefill of n tokens equals n
+// decode steps. The error against the exact path is the activation rounding: per block at most
+// d / 2 per input (x finite). Impl::kReference / kFast only (CPU).
+void linear_a8(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y, Impl impl);
 
 namespace cpu {
 // Quantized w only: rows [r0, r0 + count) dequantized to float32 (count x w.cols) at out.
@@ -89,6 +109,19 @@ void linear_ab16_reference(const float* x, int64_t n, const WeightRef& w, const 
 // Tests: caps the ISA of the ab16 kernels (3 AVX-512 BF16, 2 AVX-512F, 1 AVX2, 0 portable; -1
 // the default, SR3D_CPU_ISA's cap) and returns the one now used. Not thread-safe.
 int set_ab16_isa(int isa);
+
+// int8 activations (kernels/cpu/linear_a8.cc). a8_supported: int4 / int8 with group % 32 == 0.
+bool a8_supported(const WeightRef& w);
+void linear_a8_reference(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y);
+// linear_multi_fast's signature; weights !a8_supported take linear_multi_fast (exact) instead.
+void linear_a8_fast(const float* x, int64_t n, const WeightRef* ws, const float* const* biases,
+                    float* const* ys, int count);
+// Tests: caps the ISA of the int8-activation kernels (2 AVX-512 VNNI, 1 AVX2, 0 portable; -1
+// the default, SR3D_CPU_ISA's cap) and returns the one now used. Not thread-safe.
+int set_a8_isa(int isa);
+// The one now used: "avx512vnni", "avx2", "neon-dotprod" (aarch64 SDOT) or "portable"
+// (buildInfo / engine info report it).
+const char* a8_isa_name();
 }  // namespace cpu
 
 #ifdef SR3D_WITH_CUDA

@@ -15,11 +15,12 @@
  */
 import type { Checkpoint, WeightSet } from './checkpoint_types';
 import { pickImpl } from './dispatch';
-import { Sr3dError, fromNative, invalidArgument } from './errors';
+import { InvalidArgumentError, Sr3dError, fromNative, invalidArgument } from './errors';
 import { native } from './native';
 import type { NativeEngine, NativeEngineSpec, NativeMlpStep, NativeWeight } from './native';
 import { toContiguous, toNdArray } from './tensor';
-import { checkSampling } from './validate';
+import { checkActivations, checkSampling } from './validate';
+import type { Activations } from './validate';
 import { LLM_WEIGHTS, MLP_MODULES, NATIVE_PREFIX, PROJECTOR_WEIGHTS, REGION_WEIGHTS, SPATIAL_PE_WEIGHTS, biasOf, weightOf } from './weights';
 import type { NdArray, TensorLike } from './tensor';
 import { EngineBusyError, EngineDisposedError } from './errors';
@@ -44,6 +45,15 @@ export interface EngineOptions {
    * `max_position_embeddings`: a config's maximum alone never sizes the cache.
    */
   maxContext?: number;
+  /**
+   * What the language model's int4 / int8 linears multiply their weights with: `'f32'`, the
+   * exact path (the result of the float32 weights dequantized); `'int8'`, each input row cut
+   * into 32-input blocks quantized to int8 with one float scale each (llama.cpp's Q8_0
+   * activations) and integer dot products (AVX-512 VNNI where the CPU has it): faster, within
+   * the activation rounding of the exact result. CPU only (a CUDA engine refuses `'int8'`);
+   * bf16 / f32 weights and int groups not a multiple of 32 stay exact. Defaults to `'f32'`.
+   */
+  activations?: Activations;
 }
 
 /**
@@ -117,6 +127,8 @@ export interface EngineInfo {
   kvCacheBytes: number;
   /** KV-cache capacity in positions. */
   maxContext: number;
+  /** {@link EngineOptions.activations}; `'int8'` with the kernels' ISA, e.g. `'int8 (avx512vnni)'`. */
+  activations: string;
 }
 
 const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
@@ -411,7 +423,7 @@ export class Engine {
   info(): EngineInfo {
     if (this.disposePromise) throw new EngineDisposedError();
     const i = this.handle.info();
-    return { device: i.device, weightBytes: i.weightBytes, kvCacheBytes: i.kvCacheBytes, maxContext: this.maxContext };
+    return { device: i.device, weightBytes: i.weightBytes, kvCacheBytes: i.kvCacheBytes, maxContext: this.maxContext, activations: i.activations };
   }
 
   /**
@@ -587,6 +599,11 @@ export async function createEngine(ckpt: Checkpoint, opts: EngineOptions = {}): 
   if (!Number.isInteger(maxContext) || maxContext < 1 || maxContext > (1 << 24)) {
     throw invalidArgument('a positive integer number of positions (at most 2^24)', 'maxContext', maxContext);
   }
+  const activations = checkActivations(opts.activations ?? 'f32');
+  if (activations !== 'f32' && impl.impl === 'cuda') {
+    throw new InvalidArgumentError(`Expected activations 'f32' on CUDA but received '${activations}': int8 activations run on the CPU ` +
+      `engine only. Fix: pass device: 'cpu' (or activations: 'f32').`);
+  }
   if (vc.layersToRun > vc.numLayers || vc.layersToRun < 0) {
     throw invalidArgument(`a vision layer count in [0, ${vc.numLayers}]`, 'vision.config.layersToRun', vc.layersToRun);
   }
@@ -605,6 +622,7 @@ export async function createEngine(ckpt: Checkpoint, opts: EngineOptions = {}): 
     },
     mlps: {},
     maxContext,
+    activations,
   };
   const mlpDims = new Map<string, { inDim: number; outDim: number }>();
   const weights: NativeWeight[] = [];

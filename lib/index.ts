@@ -15,6 +15,7 @@ export type {
 } from './model_types';
 export { createEngine, Engine, DEFAULT_MAX_CONTEXT } from './engine';
 export type { EngineInfo, EngineOptions, GenerateOptions, GenerationStream, MlpModule, StopReason } from './engine';
+export type { Activations } from './validate';
 export { TrtllmError, readTrtllmEngineConfig } from './llm/trtllm';
 export type { LlmBackendOptions, TrtllmEngineConfig } from './llm/trtllm';
 export { promptTableRequest } from './llm/trtllm_request';

@@ -34,6 +34,12 @@ export interface BuildInfo {
      * kernels need only `asimd`, as fp16 / dot-product / bf16 arithmetic would round differently.
      */
     features: string[];
+    /**
+     * ISA of the int8-activation kernels (`activations: 'int8'`): `"avx512vnni"`, `"avx2"`,
+     * `"neon-dotprod"` (arm64 with the dot-product extension) or `"portable"`
+     * (`SR3D_CPU_ISA=avx2|portable` caps it as the other fast paths).
+     */
+    int8Activations: string;
   };
 }
 
@@ -49,7 +55,7 @@ export function buildInfo(): BuildInfo {
       version: b.cudaCompiled ? `${Math.floor(v / 1000)}.${Math.floor((v % 1000) / 10)}` : null,
       archs: b.cudaArchs ? b.cudaArchs.split(/[;,]/).filter(Boolean).map((a) => `sm_${a}`) : [],
     },
-    cpu: { threads: b.cpuThreads, simd: b.simd, features: b.simdFeatures ?? [] },
+    cpu: { threads: b.cpuThreads, simd: b.simd, features: b.simdFeatures ?? [], int8Activations: b.int8Activations ?? 'portable' },
   };
 }
 

@@ -65,6 +65,8 @@ export interface NativeBuildInfo {
   simd: string;
   /** Vector features detected at run time (absent from addons built before they were reported). */
   simdFeatures?: string[];
+  /** ISA of the int8-activation kernels (absent from addons built before they existed). */
+  int8Activations?: string;
 }
 
 export interface NativeDevice {
@@ -117,6 +119,8 @@ export interface NativeEngineSpec {
   mlps?: Record<string, NativeMlpStep[]>;
   /** KV-cache capacity in positions. */
   maxContext: number;
+  /** The LLM's int4 / int8 linears: exact f32 or int8 activations (CPU only). Defaults to 'f32'. */
+  activations?: 'f32' | 'int8';
 }
 
 export interface NativeEngineInfo {
@@ -125,6 +129,8 @@ export interface NativeEngineInfo {
   kvCacheBytes: number;
   scratchBytes: number;
   maxContext: number;
+  /** 'f32', or 'int8 (<isa>)' with the int8-activation kernels' ISA. */
+  activations: string;
   /** Positions in the KV cache. */
   cached: number;
 }

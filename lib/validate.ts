@@ -8,6 +8,8 @@
  * |                                        | a scene's frames: scene.ts (SCENE_LIMITS)  | C++ kernel entry); native/geometry.cc: none   |
  * | temperature, maxNewTokens (>= 0)       | here; Engine, SR3D and every CLI flag      | native Step: internal; sample_token: typed    |
  * | topP, topK, seed, stop ids             | here (checkSampling): Engine, TensorRT-LLM | native/engine.cc: internal (SR3D_INTERNAL)    |
+ * | activations ('f32' | 'int8')           | here (checkActivations): createEngine, the | native/engine.cc: typed (str), CUDA refused   |
+ * |                                        | CLI's --activations                        |                                               |
  * | token ids,                             | engine.ts (Engine)                         |                                               |
  * | KV room, the model's parts, projector  |                                            | (the C++ Engine's own checks stay typed: its  |
  * | width, one call at a time, disposed    |                                            | C++ API, used by tests_cpp)                   |
@@ -25,6 +27,20 @@ import { invalidArgument } from './errors';
 export function checkMaxNewTokens(v: unknown, name = 'maxNewTokens'): number {
   if (!Number.isInteger(v) || (v as number) < 0) throw invalidArgument('a non-negative integer', name, v);
   return v as number;
+}
+
+/**
+ * The activations the language model's int4 / int8 linears multiply with: `'f32'` (exact) or
+ * `'int8'` (per-32-input int8 blocks, llama.cpp's Q8_0 precision; CPU only). A union to extend
+ * (e.g. `'bf16'`) with its code in native/engine.cc's ActPrecision.
+ */
+export type Activations = 'f32' | 'int8';
+export const ACTIVATIONS: readonly Activations[] = ['f32', 'int8'];
+
+/** `activations`: one of {@link ACTIVATIONS}. */
+export function checkActivations(v: unknown, name = 'activations'): Activations {
+  if (!ACTIVATIONS.includes(v as Activations)) throw invalidArgument(`one of ${ACTIVATIONS.map((a) => `'${a}'`).join(', ')}`, name, v);
+  return v as Activations;
 }
 
 /** `temperature`: a finite number >= 0; `0` is greedy. */

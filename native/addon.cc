@@ -6,6 +6,7 @@
 // reject with an Error whose `code` is SR3D_INVALID_ARGUMENT | SR3D_CUDA | SR3D_INTERNAL
 // (CUDA errors also carry call, file, line, device). Nothing here aborts the process.
 #include "common.h"
+#include "../kernels/linear.h"
 
 namespace sr3d_napi {
 
@@ -20,6 +21,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   o.Set("cudaArchs", bi.cuda_archs);
   o.Set("cpuThreads", Napi::Number::New(env, sr3d::cpu_threads()));
   o.Set("simd", sr3d::cpu_simd());
+  o.Set("int8Activations", sr3d::cpu::a8_isa_name());
   const std::vector<std::string> feats = sr3d::cpu_features();
   Napi::Array fa = Napi::Array::New(env, feats.size());
   for (size_t i = 0; i < feats.size(); ++i) fa.Set(static_cast<uint32_t>(i), feats[i]);

@@ -440,6 +440,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("kvCacheBytes", Napi::Number::New(env, static_cast<double>(i.kv_cache_bytes)));
     o.Set("scratchBytes", Napi::Number::New(env, static_cast<double>(i.scratch_bytes)));
     o.Set("maxContext", Napi::Number::New(env, static_cast<double>(i.max_context)));
+    o.Set("activations", i.activations);
     o.Set("cached", Napi::Number::New(env, static_cast<double>(st_->cached)));
     return o;
   }
@@ -591,6 +592,11 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
     }
     spec.max_context = b.integer("maxContext", 1, int64_t(1) << 24);
     const std::string dev = b.str("device", {"cpu", "cuda"});
+    // The LLM's int4 / int8 linears: exact f32 activations or int8 blocks (CPU only).
+    if (b.has("activations") && b.str("activations", {"f32", "int8"}) == "int8") {
+      if (dev == "cuda") bad("activations 'f32' on CUDA (int8 activations run on the CPU engine)", "activations", "'int8'");
+      spec.llm_activations = sr3d::ActPrecision::kInt8;
+    }
     st->device = dev == "cuda" ? static_cast<int>(b.integer("deviceIndex", 0, 1023)) : -1;
 
     Napi::Value wv = b.value("weights");

@@ -94,6 +94,8 @@ class CpuEngine final : public Engine {
       i.scratch_bytes += static_cast<int64_t>(b->capacity() * 4);
     i.scratch_bytes += static_cast<int64_t>(logits_.capacity() * 4);
     i.max_context = spec_.has_llm ? spec_.max_context : 0;
+    i.activations = act_precision_name(spec_.llm_activations);
+    if (spec_.llm_activations == ActPrecision::kInt8) i.activations += std::string(" (") + cpu::a8_isa_name() + ")";
     return i;
   }
   const ModelSpec& spec() const override { return spec_; }
@@ -359,6 +361,18 @@ class CpuEngine final : public Engine {
   }
 
   // Appends n positions starting at cached_ and keeps the last position's logits.
+  // The decoder layers' linears: int8 activations (linear_a8) when the spec asks for them and
+  // the weight is int4 / int8 with 32-multiple groups; else the exact path.
+  void llm_linear(const float* x, int64_t n, const WeightRef* ws, const float* const* bs,
+                  float* const* ys, int count) {
+    if (spec_.llm_activations == ActPrecision::kInt8) cpu::linear_a8_fast(x, n, ws, bs, ys, count);
+    else cpu::linear_multi_fast(x, n, ws, bs, ys, count);
+  }
+  void llm_linear(const float* x, int64_t n, const WeightRef& w, float* y) {
+    const float* b = nullptr;
+    llm_linear(x, n, &w, &b, &y, 1);
+  }
+
   void run_llm(const float* emb, int64_t n) {
     const LlmSpec& l = spec_.llm;
     const int64_t H = l.hidden, hd = l.head_dim, qd = l.heads * hd, kvd = l.kv_heads * hd;
@@ -383,27 +397,27 @@ class CpuEngine final : public Engine {
         const WeightRef ws[3] = {L.q, L.k, L.v};
         const float* bs[3] = {L.qb, L.kb, L.vb};
         float* ys[3] = {q, kc + start * kvd, vc + start * kvd};
-        cpu::linear_multi_fast(a, n, ws, bs, ys, 3);
+        llm_linear(a, n, ws, bs, ys, 3);
       }
       rope(q, n, l.heads, hd, pos_ids_.data(), l.rope_theta, Impl::kFast);
       rope(kc + start * kvd, n, l.kv_heads, hd, pos_ids_.data(), l.rope_theta, Impl::kFast);
       attention(q, kc, vc, n, total, l.heads, l.kv_heads, hd, scale, true, start, att,
                 Impl::kFast);
-      linear(att, n, L.o, nullptr, a, Impl::kFast);
+      llm_linear(att, n, L.o, a);
       add_inplace(h, a, n * H);
       rms_norm(h, n, H, L.post_norm, l.eps, a, Impl::kFast);
       {
         const WeightRef ws[2] = {L.gate, L.up};
         const float* bs[2] = {nullptr, nullptr};
         float* ys[2] = {gate, up};
-        cpu::linear_multi_fast(a, n, ws, bs, ys, 2);
+        llm_linear(a, n, ws, bs, ys, 2);
       }
       silu_mul(gate, up, n * I, gate, Impl::kFast);
-      linear(gate, n, L.down, nullptr, a, Impl::kFast);
+      llm_linear(gate, n, L.down, a);
       add_inplace(h, a, n * H);
     }
     rms_norm(h + (n - 1) * H, 1, H, final_norm_, l.eps, a, Impl::kFast);
-    linear(a, 1, lm_head_, nullptr, logits_.data(), Impl::kFast);
+    llm_linear(a, 1, lm_head_, logits_.data());  // int8 activations too when lm_head is int4 / int8
     cached_ = total;
     has_logits_ = true;
   }

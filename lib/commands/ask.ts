@@ -1,7 +1,7 @@
 /**
  * `sr3d ask <scene.json | dir | image> --model <dir> [--region SPEC …] [--json] [--overlay out.png]
  * [--max-new-tokens n] [--temperature t] [--top-p p] [--top-k k] [--seed s] [--max-frames n]
- * [--device auto|cpu|cuda] "question"`: the model's answer, streamed to stdout.
+ * [--device auto|cpu|cuda] [--activations f32|int8] "question"`: the model's answer, streamed to stdout.
  * Progress (stages, tiles, tokens/s) goes to stderr when stderr is a terminal, never with --json.
  */
 import * as fs from 'fs';
@@ -19,11 +19,12 @@ import type { AskInput } from '../model_types';
 import { SR3D } from '../sr3d';
 import { checkMaxNewTokens, checkTemperature } from '../validate';
 import { MODEL_HELP, isCheckpointDir } from './model_help';
-import { checked, num, parseOrUsage, UsageError, walkArgs } from './types';
+import { activationsFlag, checked, num, parseOrUsage, UsageError, walkArgs } from './types';
+import type { Activations } from '../validate';
 import type { Command } from './types';
 
 const USAGE = 'ask <scene.json | scene dir | image> --model <dir> [--region SPEC …] [--json] [--overlay out.png] [--max-new-tokens n] ' +
-  '[--temperature t] [--top-p p] [--top-k k] [--seed s] [--max-frames n] [--device auto|cpu|cuda] "question"';
+  '[--temperature t] [--top-p p] [--top-k k] [--seed s] [--max-frames n] [--device auto|cpu|cuda] [--activations f32|int8] "question"';
 
 
 interface Args {
@@ -40,6 +41,7 @@ interface Args {
   seed?: number;
   maxFrames?: number;
   device?: 'auto' | 'cpu' | 'cuda';
+  activations?: Activations;
 }
 
 function parseArgs(args: string[], chat = false): Args {
@@ -69,6 +71,7 @@ function parseArgs(args: string[], chat = false): Args {
         out.device = d;
         break;
       }
+      case '--activations': out.activations = activationsFlag(value()); break;
       default:
         // Anything not starting with -- is the scene or the question (a question may hold '=' or start with '-').
         if (!flag.startsWith('--')) pos.push(flag);
@@ -111,7 +114,7 @@ async function run(argv: string[]): Promise<number> {
   let model: SR3D | null = null;
   try {
     say(`loading ${modelDir} …`);
-    model = await SR3D.load(modelDir, { device: args.device, onNotice: (m) => { if (!args.json) process.stderr.write(`sr3d: ${m}\n`); } });
+    model = await SR3D.load(modelDir, { device: args.device, activations: args.activations, onNotice: (m) => { if (!args.json) process.stderr.write(`sr3d: ${m}\n`); } });
     say(`engine: ${model.engine.info().device}`);
     const input: AskInput = IMAGE_EXT.test(args.input) && fs.existsSync(args.input) && fs.statSync(args.input).isFile()
       ? { image: path.resolve(args.input), question: args.question, regions: args.regions }
@@ -157,7 +160,7 @@ async function run(argv: string[]): Promise<number> {
 }
 
 const CHAT_USAGE = 'chat <scene.json | scene dir | image> --model <dir> [--region SPEC …] [--json] [--max-new-tokens n] ' +
-  '[--temperature t] [--top-p p] [--top-k k] [--seed s] [--max-frames n] [--device auto|cpu|cuda]  (questions on stdin, one per line)';
+  '[--temperature t] [--top-p p] [--top-k k] [--seed s] [--max-frames n] [--device auto|cpu|cuda] [--activations f32|int8]  (questions on stdin, one per line)';
 
 /**
  * `sr3d chat`: a conversation about one scene. Questions come on stdin, one per line (a `> `
@@ -175,7 +178,7 @@ async function runChat(argv: string[]): Promise<number> {
   const tty = process.stdin.isTTY === true;
   let model: SR3D | null = null;
   try {
-    model = await SR3D.load(modelDir, { device: args.device, onNotice: (m) => { if (!args.json) process.stderr.write(`sr3d: ${m}\n`); } });
+    model = await SR3D.load(modelDir, { device: args.device, activations: args.activations, onNotice: (m) => { if (!args.json) process.stderr.write(`sr3d: ${m}\n`); } });
     const input = IMAGE_EXT.test(args.input) && fs.existsSync(args.input) && fs.statSync(args.input).isFile()
       ? { image: path.resolve(args.input), regions: args.regions }
       : { scene: args.input, regions: args.regions, maxFrames: args.maxFrames };

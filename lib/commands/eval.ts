@@ -1,6 +1,6 @@
 /**
  * `sr3d eval <benchmark.jsonl> --model <dir> [--predictions out.jsonl] [--max-new-tokens n]
- * [--device auto|cpu|cuda] [--json]` asks the model every question of a benchmark file and
+ * [--device auto|cpu|cuda] [--activations f32|int8] [--json]` asks the model every question of a benchmark file and
  * scores the answers; `sr3d eval <benchmark.jsonl> --score-only --predictions in.jsonl [--json]`
  * scores an existing predictions file without a model (answers from any runtime, same code).
  * The per-type table (or the JSON report) goes to stdout, progress to stderr.
@@ -12,10 +12,11 @@ import { Sr3dError } from '../errors';
 import { evaluate, formatReport, readBenchmark, readPredictions, reportJson } from '../eval';
 import type { EvalPrediction } from '../eval';
 import { checkMaxNewTokens } from '../validate';
-import { checked, num, parseOrUsage, UsageError, walkArgs } from './types';
+import { activationsFlag, checked, num, parseOrUsage, UsageError, walkArgs } from './types';
+import type { Activations } from '../validate';
 import type { Command } from './types';
 
-const USAGE = 'eval <benchmark.jsonl> (--model <dir> [--predictions out.jsonl] | --score-only --predictions in.jsonl) [--max-new-tokens n] [--device auto|cpu|cuda] [--json]';
+const USAGE = 'eval <benchmark.jsonl> (--model <dir> [--predictions out.jsonl] | --score-only --predictions in.jsonl) [--max-new-tokens n] [--device auto|cpu|cuda] [--activations f32|int8] [--json]';
 
 
 interface Args {
@@ -26,6 +27,7 @@ interface Args {
   json: boolean;
   maxNewTokens?: number;
   device?: 'auto' | 'cpu' | 'cuda';
+  activations?: Activations;
 }
 
 function parseArgs(args: string[]): Args {
@@ -45,6 +47,7 @@ function parseArgs(args: string[]): Args {
         out.device = v;
         break;
       }
+      case '--activations': out.activations = activationsFlag(value()); break;
       default:
         if (flag.startsWith('--')) throw new UsageError(`Unknown option ${flag}. Usage: sr3d ${USAGE}`);
         positional.push(flag);
@@ -72,7 +75,7 @@ async function run(argv: string[]): Promise<number> {
     } else {
       // Loaded lazily: scoring alone needs no native engine.
       const { SR3D } = await import('../sr3d');
-      const model = await SR3D.load(args.model!, { device: args.device, onNotice: (m) => process.stderr.write(`sr3d: ${m}\n`) });
+      const model = await SR3D.load(args.model!, { device: args.device, activations: args.activations, onNotice: (m) => process.stderr.write(`sr3d: ${m}\n`) });
       const outFd = args.predictions ? fs.openSync(args.predictions, 'w') : null;
       try {
         report = await evaluate(items, {

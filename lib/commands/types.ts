@@ -1,4 +1,6 @@
 import { finite } from '../camera';
+import { checkActivations } from '../validate';
+import type { Activations } from '../validate';
 
 /** One `sr3d` subcommand (registered in lib/cli.ts). */
 export interface Command {
@@ -59,6 +61,15 @@ export function num(v: string, flag: string, opts: { int?: boolean; min?: number
 }
 
 /** A value through the API's own validator (one rule for the API and the CLI), as a usage error naming the flag. */
+/** `--activations f32|int8` (ask, chat, eval): validate.ts's rule as a usage error. */
+export function activationsFlag(v: string, flag = '--activations'): Activations {
+  try {
+    return checkActivations(v, flag);
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}. Fix: e.g. ${flag} int8`);
+  }
+}
+
 export function checked(check: (v: unknown, name: string) => number, v: number, flag: string, example: string): number {
   try {
     return check(v, flag);
