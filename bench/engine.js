@@ -28,8 +28,10 @@
 // resident. The untied lm_head (151936 x 896) is 28% of the bf16 model's bytes per token: left
 // bf16 it would cap int4 near 2.1x. The embedding table (as large, one row read per token) only
 // weighs on the resident bytes: bf16, it kept int4's at 0.43x of bf16's.
-// Each quantized model runs twice: exact f32 activations, then `activations: 'int8'` (", int8
-// acts": per-32-input int8 blocks, llama.cpp Q8_0's precision, the integer dot-product kernels).
+// Each model runs twice: exact f32 activations, then llama.cpp's precision on the CPU engine:
+// the quantized ones with `activations: 'int8'` (", int8 acts": per-32-input int8 blocks, Q8_0's
+// activations, the integer dot-product kernels), the bf16 one with `activations: 'bf16'`
+// (", bf16 acts": activations rounded to bf16, vdpbf16ps).
 // Decode bound: a decode step reads every LLM weight once — all decoder matrices, the norms and
 // lm_head — plus one row of the embedding table (bytes/token, from the checkpoint's WeightSet
 // infos; the KV cache read, under 0.5% here, is left out). The fastest decode the memory system
@@ -241,10 +243,12 @@ async function quantizedDir(src, bits, group) {
     const cfg05 = { prefill: [[128, quick ? 1 : 5], [512, quick ? 1 : 3]], decodeTokens: 32, decodeRuns: quick ? 1 : 3 };
     for (const bits of [0, 8, 4]) {
       const ckpt = await sr3d.loadCheckpoint(bits ? await quantizedDir(dir05, bits, 128) : dir05);
-      // int8 / int4 twice: exact f32 activations, then int8 activations (Q8_0's precision).
-      for (const activations of bits ? ['f32', 'int8'] : ['f32']) {
-        const model = bits ? `qwen2-0.5b int${bits} + lm_head + embeddings${activations === 'int8' ? ', int8 acts' : ''}` : 'qwen2-0.5b';
-        for (const device of bits ? ['cpu'] : deviceList) {
+      // Each model twice: exact f32 activations, then llama.cpp's precision on the CPU: bf16
+      // activations for the bf16 model, int8 (Q8_0's) for int8 / int4.
+      for (const activations of bits ? ['f32', 'int8'] : ['f32', 'bf16']) {
+        const acts = activations === 'f32' ? '' : `, ${activations} acts`;
+        const model = bits ? `qwen2-0.5b int${bits} + lm_head + embeddings${acts}` : `qwen2-0.5b${acts}`;
+        for (const device of bits || activations !== 'f32' ? ['cpu'] : deviceList) {
           log(`${model}, ${device}`);
           const engine = await sr3d.createEngine(ckpt, { device, maxContext: 512, activations });
           try {

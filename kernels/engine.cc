@@ -188,15 +188,16 @@ void check_spec_numbers(const ModelSpec& spec) {
     need_eps(l.eps, "llm.eps");
     need_positive(spec.max_context, "max_context");
   }
-  if (spec.llm_activations != ActPrecision::kF32 && spec.llm_activations != ActPrecision::kInt8)
-    throw_invalid_argument("ActPrecision::kF32 or kInt8", "llm_activations",
+  if (spec.llm_activations != ActPrecision::kF32 && spec.llm_activations != ActPrecision::kInt8 &&
+      spec.llm_activations != ActPrecision::kBF16)
+    throw_invalid_argument("ActPrecision::kF32, kInt8 or kBF16", "llm_activations",
                            std::to_string(static_cast<int>(spec.llm_activations)));
 }
 
 }  // namespace
 
 const char* act_precision_name(ActPrecision a) {
-  return a == ActPrecision::kInt8 ? "int8" : "f32";
+  return a == ActPrecision::kInt8 ? "int8" : a == ActPrecision::kBF16 ? "bf16" : "f32";
 }
 
 void check_weights(const ModelSpec& spec, const WeightMap& w) {

@@ -54,12 +54,14 @@ struct MlpStep {
   float eps = 1e-5f;
 };
 
-// The activations the LLM's int4 / int8 linears multiply with (kernels/linear.h): kF32 the exact
-// path; kInt8 per-32-input int8 blocks (linear_a8, llama.cpp's Q8_0 precision; CPU only). Other
-// weights (bf16 / f32, int groups not a multiple of 32) keep the exact path either way. New
-// precisions (e.g. bf16) are added here with their code in native/engine.cc.
-enum class ActPrecision : int32_t { kF32 = 0, kInt8 = 1 };
-const char* act_precision_name(ActPrecision a);  // "f32", "int8"
+// The activations the LLM's linears multiply with (kernels/linear.h): kF32 the exact path;
+// kInt8 per-32-input int8 blocks for int4 / int8 weights (linear_a8, llama.cpp's Q8_0
+// precision); kBF16 activations rounded to bf16 for bf16 weights (linear_ab16, vdpbf16ps:
+// llama.cpp's precision for bf16 weights). CPU only. Weights the mode does not cover (int
+// groups not a multiple of 32 under kInt8; anything but bf16 under kBF16) keep the exact path.
+// A new precision goes here with its code in native/engine.cc.
+enum class ActPrecision : int32_t { kF32 = 0, kInt8 = 1, kBF16 = 2 };
+const char* act_precision_name(ActPrecision a);  // "f32", "int8", "bf16"
 
 struct ModelSpec {
   bool has_vision = false, has_projector = false, has_llm = false;

@@ -109,6 +109,9 @@ void linear_ab16_reference(const float* x, int64_t n, const WeightRef& w, const 
 // Tests: caps the ISA of the ab16 kernels (3 AVX-512 BF16, 2 AVX-512F, 1 AVX2, 0 portable; -1
 // the default, SR3D_CPU_ISA's cap) and returns the one now used. Not thread-safe.
 int set_ab16_isa(int isa);
+// The one now used: "avx512bf16" (vdpbf16ps), "avx512f" / "avx2" (its emulation) or "portable"
+// (buildInfo / engine info report it).
+const char* ab16_isa_name();
 
 // int8 activations (kernels/cpu/linear_a8.cc). a8_supported: int4 / int8 with group % 32 == 0.
 bool a8_supported(const WeightRef& w);

@@ -46,12 +46,16 @@ export interface EngineOptions {
    */
   maxContext?: number;
   /**
-   * What the language model's int4 / int8 linears multiply their weights with: `'f32'`, the
-   * exact path (the result of the float32 weights dequantized); `'int8'`, each input row cut
-   * into 32-input blocks quantized to int8 with one float scale each (llama.cpp's Q8_0
-   * activations) and integer dot products (AVX-512 VNNI where the CPU has it): faster, within
-   * the activation rounding of the exact result. CPU only (a CUDA engine refuses `'int8'`);
-   * bf16 / f32 weights and int groups not a multiple of 32 stay exact. Defaults to `'f32'`.
+   * What the language model's linears multiply their weights with: `'f32'`, the exact path
+   * (for int4 / int8 weights: the result of the float32 weights dequantized); `'int8'`, for
+   * int4 / int8 weights, each input row cut into 32-input blocks quantized to int8 with one
+   * float scale each (llama.cpp's Q8_0 activations) and integer dot products (AVX-512 VNNI,
+   * arm64 SDOT where the CPU has them); `'bf16'`, for bf16 weights, the activations rounded to
+   * bf16 and bf16 x bf16 products summed in float32 (llama.cpp's precision for bf16 weights;
+   * AVX-512 BF16 `vdpbf16ps` where the CPU has it, the same bits elsewhere). Both are faster
+   * and within the activation rounding of the exact result. CPU only (a CUDA engine refuses
+   * them); weights a mode does not cover (int groups not a multiple of 32; under `'bf16'`
+   * anything but bf16) stay exact. Defaults to `'f32'`.
    */
   activations?: Activations;
 }
@@ -127,7 +131,7 @@ export interface EngineInfo {
   kvCacheBytes: number;
   /** KV-cache capacity in positions. */
   maxContext: number;
-  /** {@link EngineOptions.activations}; `'int8'` with the kernels' ISA, e.g. `'int8 (avx512vnni)'`. */
+  /** {@link EngineOptions.activations}; `'int8'` / `'bf16'` with the kernels' ISA, e.g. `'int8 (avx512vnni)'`, `'bf16 (avx512bf16)'`. */
   activations: string;
 }
 
@@ -601,7 +605,7 @@ export async function createEngine(ckpt: Checkpoint, opts: EngineOptions = {}): 
   }
   const activations = checkActivations(opts.activations ?? 'f32');
   if (activations !== 'f32' && impl.impl === 'cuda') {
-    throw new InvalidArgumentError(`Expected activations 'f32' on CUDA but received '${activations}': int8 activations run on the CPU ` +
+    throw new InvalidArgumentError(`Expected activations 'f32' on CUDA but received '${activations}': int8 / bf16 activations run on the CPU ` +
       `engine only. Fix: pass device: 'cpu' (or activations: 'f32').`);
   }
   if (vc.layersToRun > vc.numLayers || vc.layersToRun < 0) {

@@ -40,6 +40,11 @@ export interface BuildInfo {
      * (`SR3D_CPU_ISA=avx2|portable` caps it as the other fast paths).
      */
     int8Activations: string;
+    /**
+     * ISA of the bf16-activation kernels (`activations: 'bf16'`): `"avx512bf16"` (`vdpbf16ps`),
+     * `"avx512f"` / `"avx2"` (the same bits as FMAs under DAZ / FTZ) or `"portable"`.
+     */
+    bf16Activations: string;
   };
 }
 
@@ -55,7 +60,7 @@ export function buildInfo(): BuildInfo {
       version: b.cudaCompiled ? `${Math.floor(v / 1000)}.${Math.floor((v % 1000) / 10)}` : null,
       archs: b.cudaArchs ? b.cudaArchs.split(/[;,]/).filter(Boolean).map((a) => `sm_${a}`) : [],
     },
-    cpu: { threads: b.cpuThreads, simd: b.simd, features: b.simdFeatures ?? [], int8Activations: b.int8Activations ?? 'portable' },
+    cpu: { threads: b.cpuThreads, simd: b.simd, features: b.simdFeatures ?? [], int8Activations: b.int8Activations ?? 'portable', bf16Activations: b.bf16Activations ?? 'portable' },
   };
 }
 

@@ -67,6 +67,8 @@ export interface NativeBuildInfo {
   simdFeatures?: string[];
   /** ISA of the int8-activation kernels (absent from addons built before they existed). */
   int8Activations?: string;
+  /** ISA of the bf16-activation kernels (absent from addons built before they existed). */
+  bf16Activations?: string;
 }
 
 export interface NativeDevice {
@@ -119,8 +121,8 @@ export interface NativeEngineSpec {
   mlps?: Record<string, NativeMlpStep[]>;
   /** KV-cache capacity in positions. */
   maxContext: number;
-  /** The LLM's int4 / int8 linears: exact f32 or int8 activations (CPU only). Defaults to 'f32'. */
-  activations?: 'f32' | 'int8';
+  /** The LLM's linears: exact f32, int8 (int4 / int8 weights) or bf16 (bf16 weights) activations (CPU only). Defaults to 'f32'. */
+  activations?: 'f32' | 'int8' | 'bf16';
 }
 
 export interface NativeEngineInfo {

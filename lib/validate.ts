@@ -8,7 +8,7 @@
  * |                                        | a scene's frames: scene.ts (SCENE_LIMITS)  | C++ kernel entry); native/geometry.cc: none   |
  * | temperature, maxNewTokens (>= 0)       | here; Engine, SR3D and every CLI flag      | native Step: internal; sample_token: typed    |
  * | topP, topK, seed, stop ids             | here (checkSampling): Engine, TensorRT-LLM | native/engine.cc: internal (SR3D_INTERNAL)    |
- * | activations ('f32' | 'int8')           | here (checkActivations): createEngine, the | native/engine.cc: typed (str), CUDA refused   |
+ * | activations ('f32' | 'int8' | 'bf16')    | here (checkActivations): createEngine, the | native/engine.cc: typed (str), CUDA refused   |
  * |                                        | CLI's --activations                        |                                               |
  * | token ids,                             | engine.ts (Engine)                         |                                               |
  * | KV room, the model's parts, projector  |                                            | (the C++ Engine's own checks stay typed: its  |
@@ -30,12 +30,13 @@ export function checkMaxNewTokens(v: unknown, name = 'maxNewTokens'): number {
 }
 
 /**
- * The activations the language model's int4 / int8 linears multiply with: `'f32'` (exact) or
- * `'int8'` (per-32-input int8 blocks, llama.cpp's Q8_0 precision; CPU only). A union to extend
- * (e.g. `'bf16'`) with its code in native/engine.cc's ActPrecision.
+ * The activations the language model's linears multiply with: `'f32'` (exact), `'int8'`
+ * (int4 / int8 weights: per-32-input int8 blocks, llama.cpp's Q8_0 precision) or `'bf16'`
+ * (bf16 weights: activations rounded to bf16, llama.cpp's precision for bf16 weights); CPU only.
+ * A union to extend with its code in native/engine.cc's ActPrecision.
  */
-export type Activations = 'f32' | 'int8';
-export const ACTIVATIONS: readonly Activations[] = ['f32', 'int8'];
+export type Activations = 'f32' | 'int8' | 'bf16';
+export const ACTIVATIONS: readonly Activations[] = ['f32', 'int8', 'bf16'];
 
 /** `activations`: one of {@link ACTIVATIONS}. */
 export function checkActivations(v: unknown, name = 'activations'): Activations {

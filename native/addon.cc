@@ -22,6 +22,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   o.Set("cpuThreads", Napi::Number::New(env, sr3d::cpu_threads()));
   o.Set("simd", sr3d::cpu_simd());
   o.Set("int8Activations", sr3d::cpu::a8_isa_name());
+  o.Set("bf16Activations", sr3d::cpu::ab16_isa_name());
   const std::vector<std::string> feats = sr3d::cpu_features();
   Napi::Array fa = Napi::Array::New(env, feats.size());
   for (size_t i = 0; i < feats.size(); ++i) fa.Set(static_cast<uint32_t>(i), feats[i]);

@@ -592,10 +592,12 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
     }
     spec.max_context = b.integer("maxContext", 1, int64_t(1) << 24);
     const std::string dev = b.str("device", {"cpu", "cuda"});
-    // The LLM's int4 / int8 linears: exact f32 activations or int8 blocks (CPU only).
-    if (b.has("activations") && b.str("activations", {"f32", "int8"}) == "int8") {
-      if (dev == "cuda") bad("activations 'f32' on CUDA (int8 activations run on the CPU engine)", "activations", "'int8'");
-      spec.llm_activations = sr3d::ActPrecision::kInt8;
+    // The LLM's linears: exact f32 activations, int8 blocks (int4 / int8 weights) or bf16
+    // (bf16 weights); CPU only.
+    const std::string act = b.has("activations") ? b.str("activations", {"f32", "int8", "bf16"}) : "f32";
+    if (act != "f32") {
+      if (dev == "cuda") bad("activations 'f32' on CUDA (int8 / bf16 activations run on the CPU engine)", "activations", "'" + act + "'");
+      spec.llm_activations = act == "int8" ? sr3d::ActPrecision::kInt8 : sr3d::ActPrecision::kBF16;
     }
     st->device = dev == "cuda" ? static_cast<int>(b.integer("deviceIndex", 0, 1023)) : -1;
 

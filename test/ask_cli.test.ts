@@ -115,7 +115,7 @@ describe('sr3d ask', () => {
     expect(neg.stderr).toMatch(/^sr3d ask: Expected a non-negative integer for --max-new-tokens but received -1\. Fix: e\.g\. --max-new-tokens 64/);
     const acts = sr3d(['ask', CABINET, '--model', MODEL, '--activations', 'int4', 'Hi']);
     expect(acts.status).toBe(2);
-    expect(acts.stderr).toMatch(/^sr3d ask: Expected one of 'f32', 'int8' for --activations but received 'int4' of type string\. Fix: e\.g\. --activations int8/);
+    expect(acts.stderr).toMatch(/^sr3d ask: Expected one of 'f32', 'int8', 'bf16' for --activations but received 'int4' of type string\. Fix: e\.g\. --activations int8/);
     const temp = sr3d(['ask', CABINET, '--model', MODEL, '--temperature', '-0.5', 'Hi']);
     expect(temp.stderr).toMatch(/^sr3d ask: Expected a finite number >= 0 \(0 = greedy\) for --temperature but received -0\.5/);
     const zero = sr3d(['ask', CABINET, '--model', MODEL, '--max-frames', '2', '--max-new-tokens', '0', '--json', 'Hi']);

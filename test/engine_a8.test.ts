@@ -117,10 +117,10 @@ it('int4 group 16 (not a multiple of 32) keeps the exact path: logits bit-identi
 }, 120000);
 
 describe('activations option', () => {
-  it.each([['bf16'], ['INT8'], [8], [true]])('%p is refused naming the option', async (v) => {
+  it.each([['fp8'], ['INT8'], [8], [true]])('%p is refused naming the option', async (v) => {
     const err = await createEngine(ckpt, { device: 'cpu', maxContext: 64, activations: v as never }).catch((e) => e);
     expect(err).toBeInstanceOf(InvalidArgumentError);
-    expect((err as Error).message).toMatch(/^Expected one of 'f32', 'int8' for activations but received /);
+    expect((err as Error).message).toMatch(/^Expected one of 'f32', 'int8', 'bf16' for activations but received /);
   });
 
   it("buildInfo reports the int8 kernels' ISA", () => {

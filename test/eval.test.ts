@@ -209,9 +209,9 @@ describe('sr3d eval', () => {
     const neg = cli(['eval', BENCH, '--max-new-tokens', '-1']);
     expect(neg.status).toBe(2);
     expect(neg.stderr).toBe('sr3d eval: Expected a non-negative integer for --max-new-tokens but received -1. Fix: e.g. --max-new-tokens 64\n');
-    const acts = cli(['eval', BENCH, '--activations', 'bf16']);
+    const acts = cli(['eval', BENCH, '--activations', 'fp8']);
     expect(acts.status).toBe(2);
-    expect(acts.stderr).toBe("sr3d eval: Expected one of 'f32', 'int8' for --activations but received 'bf16' of type string. Fix: e.g. --activations int8\n");
+    expect(acts.stderr).toBe("sr3d eval: Expected one of 'f32', 'int8', 'bf16' for --activations but received 'fp8' of type string. Fix: e.g. --activations int8\n");
     const zero = cli(['eval', BENCH, '--max-new-tokens', '0']);
     expect(zero.status).toBe(2);
     expect(zero.stderr).toMatch(/^sr3d eval: Expected a model/); // 0 passed; the missing model is the next error

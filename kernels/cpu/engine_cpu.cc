@@ -96,6 +96,7 @@ class CpuEngine final : public Engine {
     i.max_context = spec_.has_llm ? spec_.max_context : 0;
     i.activations = act_precision_name(spec_.llm_activations);
     if (spec_.llm_activations == ActPrecision::kInt8) i.activations += std::string(" (") + cpu::a8_isa_name() + ")";
+    if (spec_.llm_activations == ActPrecision::kBF16) i.activations += std::string(" (") + cpu::ab16_isa_name() + ")";
     return i;
   }
   const ModelSpec& spec() const override { return spec_; }
@@ -361,12 +362,17 @@ class CpuEngine final : public Engine {
   }
 
   // Appends n positions starting at cached_ and keeps the last position's logits.
-  // The decoder layers' linears: int8 activations (linear_a8) when the spec asks for them and
-  // the weight is int4 / int8 with 32-multiple groups; else the exact path.
+  // The decoder layers' linears and lm_head: int8 activations (linear_a8) when the spec asks
+  // for them and the weight is int4 / int8 with 32-multiple groups; bf16 activations
+  // (linear_ab16) when it asks for those and every weight of the call is bf16; else the exact
+  // path.
   void llm_linear(const float* x, int64_t n, const WeightRef* ws, const float* const* bs,
                   float* const* ys, int count) {
-    if (spec_.llm_activations == ActPrecision::kInt8) cpu::linear_a8_fast(x, n, ws, bs, ys, count);
-    else cpu::linear_multi_fast(x, n, ws, bs, ys, count);
+    if (spec_.llm_activations == ActPrecision::kInt8) return cpu::linear_a8_fast(x, n, ws, bs, ys, count);
+    if (spec_.llm_activations == ActPrecision::kBF16 &&
+        std::all_of(ws, ws + count, [](const WeightRef& w) { return w.type == WType::kBF16; }))
+      return cpu::linear_ab16_fast(x, n, ws, bs, ys, count);
+    cpu::linear_multi_fast(x, n, ws, bs, ys, count);
   }
   void llm_linear(const float* x, int64_t n, const WeightRef& w, float* y) {
     const float* b = nullptr;

@@ -610,6 +610,15 @@ int set_ab16_isa(int isa) {
   return ab16_isa();
 }
 
+const char* ab16_isa_name() {
+  switch (ab16_isa()) {
+    case 3: return "avx512bf16";
+    case 2: return "avx512f";
+    case 1: return "avx2";
+    default: return "portable";
+  }
+}
+
 void linear_ab16_reference(const float* x, int64_t n, const WeightRef& w, const float* bias,
                            float* y) {
   ab16_check(x, n, &w, &bias, &y, 1);

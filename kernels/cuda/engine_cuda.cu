@@ -758,8 +758,8 @@ class CudaEngine final : public Engine {
 
 std::unique_ptr<Engine> make_cuda_engine(const ModelSpec& spec, const WeightMap& weights,
                                          int device) {
-  if (spec.llm_activations != ActPrecision::kF32)  // int8 activations: kernels/cpu/linear_a8.cc only
-    throw_invalid_argument("activations 'f32' on CUDA (int8 activations run on the CPU engine)",
+  if (spec.llm_activations != ActPrecision::kF32)  // kernels/cpu/linear_a8.cc / linear_ab16.cc only
+    throw_invalid_argument("activations 'f32' on CUDA (int8 / bf16 activations run on the CPU engine)",
                            "activations", act_precision_name(spec.llm_activations));
   return std::unique_ptr<Engine>(new CudaEngine(spec, weights, device));
 }

@@ -1,7 +1,7 @@
 /**
  * `sr3d ask <scene.json | dir | image> --model <dir> [--region SPEC …] [--json] [--overlay out.png]
  * [--max-new-tokens n] [--temperature t] [--top-p p] [--top-k k] [--seed s] [--max-frames n]
- * [--device auto|cpu|cuda] [--activations f32|int8] "question"`: the model's answer, streamed to stdout.
+ * [--device auto|cpu|cuda] [--activations f32|int8|bf16] "question"`: the model's answer, streamed to stdout.
  * Progress (stages, tiles, tokens/s) goes to stderr when stderr is a terminal, never with --json.
  */
 import * as fs from 'fs';
@@ -24,7 +24,7 @@ import type { Activations } from '../validate';
 import type { Command } from './types';
 
 const USAGE = 'ask <scene.json | scene dir | image> --model <dir> [--region SPEC …] [--json] [--overlay out.png] [--max-new-tokens n] ' +
-  '[--temperature t] [--top-p p] [--top-k k] [--seed s] [--max-frames n] [--device auto|cpu|cuda] [--activations f32|int8] "question"';
+  '[--temperature t] [--top-p p] [--top-k k] [--seed s] [--max-frames n] [--device auto|cpu|cuda] [--activations f32|int8|bf16] "question"';
 
 
 interface Args {
@@ -160,7 +160,7 @@ async function run(argv: string[]): Promise<number> {
 }
 
 const CHAT_USAGE = 'chat <scene.json | scene dir | image> --model <dir> [--region SPEC …] [--json] [--max-new-tokens n] ' +
-  '[--temperature t] [--top-p p] [--top-k k] [--seed s] [--max-frames n] [--device auto|cpu|cuda] [--activations f32|int8]  (questions on stdin, one per line)';
+  '[--temperature t] [--top-p p] [--top-k k] [--seed s] [--max-frames n] [--device auto|cpu|cuda] [--activations f32|int8|bf16]  (questions on stdin, one per line)';
 
 /**
  * `sr3d chat`: a conversation about one scene. Questions come on stdin, one per line (a `> `

@@ -1,6 +1,6 @@
 /**
  * `sr3d eval <benchmark.jsonl> --model <dir> [--predictions out.jsonl] [--max-new-tokens n]
- * [--device auto|cpu|cuda] [--activations f32|int8] [--json]` asks the model every question of a benchmark file and
+ * [--device auto|cpu|cuda] [--activations f32|int8|bf16] [--json]` asks the model every question of a benchmark file and
  * scores the answers; `sr3d eval <benchmark.jsonl> --score-only --predictions in.jsonl [--json]`
  * scores an existing predictions file without a model (answers from any runtime, same code).
  * The per-type table (or the JSON report) goes to stdout, progress to stderr.
@@ -16,7 +16,7 @@ import { activationsFlag, checked, num, parseOrUsage, UsageError, walkArgs } fro
 import type { Activations } from '../validate';
 import type { Command } from './types';
 
-const USAGE = 'eval <benchmark.jsonl> (--model <dir> [--predictions out.jsonl] | --score-only --predictions in.jsonl) [--max-new-tokens n] [--device auto|cpu|cuda] [--activations f32|int8] [--json]';
+const USAGE = 'eval <benchmark.jsonl> (--model <dir> [--predictions out.jsonl] | --score-only --predictions in.jsonl) [--max-new-tokens n] [--device auto|cpu|cuda] [--activations f32|int8|bf16] [--json]';
 
 
 interface Args {

@@ -60,8 +60,7 @@ export function num(v: string, flag: string, opts: { int?: boolean; min?: number
   return x;
 }
 
-/** A value through the API's own validator (one rule for the API and the CLI), as a usage error naming the flag. */
-/** `--activations f32|int8` (ask, chat, eval): validate.ts's rule as a usage error. */
+/** `--activations f32|int8|bf16` (ask, chat, eval): validate.ts's rule as a usage error. */
 export function activationsFlag(v: string, flag = '--activations'): Activations {
   try {
     return checkActivations(v, flag);
@@ -70,6 +69,7 @@ export function activationsFlag(v: string, flag = '--activations'): Activations 
   }
 }
 
+/** A value through the API's own validator (one rule for the API and the CLI), as a usage error naming the flag. */
 export function checked(check: (v: unknown, name: string) => number, v: number, flag: string, example: string): number {
   try {
     return check(v, flag);
