@@ -10,6 +10,7 @@
 
 #include "arg_checks.h"
 #include "linear_neon.h"
+#include "linear_rows.h"
 #include "simd.h"
 #include "vec8.h"
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -412,13 +413,9 @@ int64_t x_block_rows(int64_t k, int64_t n) {
   return std::min(nb, n);
 }
 
-// Chunks of output rows: enough that a chunk streams >= ~32 KiB of weights (the pool's
-// workers spin between regions, so handing a chunk over costs ~1 µs, not a wake-up), one per
-// thread for decode-sized n (uniform work), up to 4 per thread for GEMMs (load balance).
+// Chunks of output rows (linear_rows.h) for rows of k weights of esz bytes.
 int linear_chunks(int64_t n, int64_t rows, int64_t k, int64_t esz) {
-  const int64_t work = std::max<int64_t>(rows * k * esz, n * rows * k);
-  const int64_t cap = n <= 4 ? cpu_threads() : 4LL * cpu_threads();
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({work >> 15, cap, rows})));
+  return cpu::linear_chunk_count(n, rows, rows * k * esz, n * rows * k);
 }
 
 }  // namespace
@@ -567,24 +564,20 @@ void linear_multi_fast(const float* x, int64_t n, const WeightRef* ws, const flo
   // gate,up share their input): fewer pool wake-ups per decode step.
   const int64_t esz_avg = std::max<int64_t>(1, bytes / std::max<int64_t>(1, total));
   parallel_for(total, linear_chunks(n, total, k, esz_avg), [&](int, int64_t b, int64_t e) {
-    int64_t base = 0;
-    for (int i = 0; i < count; ++i) {
+    for_rows_in(ws, count, b, e, [&](int i, int64_t lo, int64_t hi) {
       const WeightRef& w = ws[i];
-      const int64_t lo = std::max(b, base) - base, hi = std::min(e, base + w.rows) - base;
-      base += w.rows;
-      if (lo >= hi) continue;
       const bool bf16 = w.type == WType::kBF16;
       const int64_t esz = bf16 ? 2 : 4;
       if (n == 1) {
         gemv_rows(x, k, static_cast<const char*>(w.data) + lo * k * esz, bf16, hi - lo,
                   biases[i] ? biases[i] + lo : nullptr, ys[i] + lo);
-        continue;
+        return;
       }
       for (int64_t i0 = 0; i0 < n; i0 += nb)
         linear_block(x + i0 * k, std::min(nb, n - i0), k,
                      static_cast<const char*>(w.data) + lo * k * esz, bf16, k, hi - lo,
                      biases[i] ? biases[i] + lo : nullptr, ys[i] + i0 * w.rows + lo, w.rows);
-    }
+    });
   });
 }
 

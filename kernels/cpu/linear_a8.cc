@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "../linear.h"
+#include "linear_rows.h"
 #include "simd.h"
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
@@ -685,12 +686,9 @@ void linear_a8_fast(const float* x, int64_t n, const WeightRef* ws, const float*
   }
   first[a8.size()] = strips;
   const int64_t k = ws[a8[0]].cols;
-  // Chunks as linear_q_fast: >= ~32 KiB of weights (or work) each; whole 16-row strips.
-  const int64_t work = std::max<int64_t>(bytes, n * total * k / 4);
-  const int64_t cap = n <= 4 ? cpu_threads() : 4LL * cpu_threads();
-  const int chunks =
-      static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({work >> 15, cap, strips})));
-  parallel_for(strips, chunks, [&](int, int64_t b, int64_t e) {
+  // Chunks as linear_q_fast (linear_rows.h; integer multiply-adds count a quarter); whole
+  // 16-row strips.
+  parallel_for(strips, linear_chunk_count(n, strips, bytes, n * total * k / 4), [&](int, int64_t b, int64_t e) {
     for (size_t a = 0; a < a8.size(); ++a) {
       const int64_t lo = std::max(b, first[a]) - first[a], hi = std::min(e, first[a + 1]) - first[a];
       if (lo >= hi) continue;

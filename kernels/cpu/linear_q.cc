@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../linear.h"
+#include "linear_rows.h"
 #include "simd.h"
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
@@ -536,20 +537,10 @@ void linear_q_fast(const float* x, int64_t n, const WeightRef* ws, const float* 
     make_xs(x, n, w, b);
     xs[i] = b;
   }
-  // Chunks as the float path: >= ~32 KiB of weights each, one per thread for decode, up to
-  // 4 per thread for GEMMs.
-  const int64_t work = std::max<int64_t>(bytes, n * total * k);
-  const int64_t cap = n <= 4 ? cpu_threads() : 4LL * cpu_threads();
-  const int chunks =
-      static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({work >> 15, cap, total})));
-  parallel_for(total, chunks, [&](int, int64_t b, int64_t e) {
-    int64_t base = 0;
-    for (int i = 0; i < count; ++i) {
-      const WeightRef& w = ws[i];
-      const int64_t lo = std::max(b, base) - base, hi = std::min(e, base + w.rows) - base;
-      base += w.rows;
-      if (lo < hi) rows_q(isa, xs[static_cast<size_t>(i)], n, w, lo, hi, biases[i], ys[i]);
-    }
+  parallel_for(total, linear_chunk_count(n, total, bytes, n * total * k), [&](int, int64_t b, int64_t e) {
+    for_rows_in(ws, count, b, e, [&](int i, int64_t lo, int64_t hi) {
+      rows_q(isa, xs[static_cast<size_t>(i)], n, ws[i], lo, hi, biases[i], ys[i]);
+    });
   });
 }
 
