@@ -16,7 +16,7 @@ import { buildInfo } from '../lib/info';
 import { quantizeRtn } from '../lib/quant';
 import type { QuantWeight } from '../lib/quant';
 import { writeTinyModel } from '../lib/tinymodel';
-import { collect, shuffled } from './helpers';
+import { appendVsWhole, collect, shuffled } from './helpers';
 import { relMaxErr } from './reference64';
 
 const LINEAR = /\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)\.weight$/;
@@ -88,15 +88,8 @@ describe.each([[4, 32], [8, -1]] as const)('int%i LLM projections + lm_head (gro
     const engine = await createEngine(quantized(bits, group), { device: 'cpu', maxContext: 128, activations: 'int8' });
     try {
       const H = ckpt.llm.config.hiddenSize;
-      const e = { data: (await engine.embedTokens(IDS)).data, shape: [IDS.length, H] };
-      const first = await collect(engine.generate(e, { maxNewTokens: 4, stopTokenIds: [] }));
-      const more = [11, 22, 33];
-      const tail = (await engine.embedTokens([engine.pendingToken!, ...more])).data;
-      const second = await collect(engine.generate({ data: tail, shape: [4, H] }, { maxNewTokens: 5, stopTokenIds: [], append: true }));
-      const whole = new Float32Array((IDS.length + 7) * H);
-      whole.set(e.data);
-      whole.set((await engine.embedTokens([...first, ...more])).data, IDS.length * H);
-      expect(await collect(engine.generate({ data: whole, shape: [IDS.length + 7, H] }, { maxNewTokens: 5, stopTokenIds: [] }))).toEqual(second);
+      const [appended, whole] = await appendVsWhole(engine, (await engine.embedTokens(IDS)).data, H);
+      expect(whole).toEqual(appended);
     } finally {
       await engine.dispose();
     }

@@ -13,7 +13,7 @@ import { loadCheckpoint } from '../lib/checkpoint';
 import { createEngine } from '../lib/engine';
 import { buildInfo } from '../lib/info';
 import { writeTinyModel } from '../lib/tinymodel';
-import { collect } from './helpers';
+import { appendVsWhole, collect } from './helpers';
 import { relMaxErr } from './reference64';
 
 let root: string;
@@ -64,15 +64,8 @@ it('bf16 activations: a prefill continued by append (decode steps, then a 4-row 
   const engine = await createEngine(bf16, { device: 'cpu', maxContext: 128, activations: 'bf16' });
   try {
     const H = bf16.llm.config.hiddenSize;
-    const e = { data: (await engine.embedTokens(IDS)).data, shape: [IDS.length, H] };
-    const first = await collect(engine.generate(e, { maxNewTokens: 4, stopTokenIds: [] }));
-    const more = [11, 22, 33];
-    const tail = (await engine.embedTokens([engine.pendingToken!, ...more])).data;
-    const second = await collect(engine.generate({ data: tail, shape: [4, H] }, { maxNewTokens: 5, stopTokenIds: [], append: true }));
-    const whole = new Float32Array((IDS.length + 7) * H);
-    whole.set(e.data);
-    whole.set((await engine.embedTokens([...first, ...more])).data, IDS.length * H);
-    expect(await collect(engine.generate({ data: whole, shape: [IDS.length + 7, H] }, { maxNewTokens: 5, stopTokenIds: [] }))).toEqual(second);
+    const [appended, whole] = await appendVsWhole(engine, (await engine.embedTokens(IDS)).data, H);
+    expect(whole).toEqual(appended);
   } finally {
     await engine.dispose();
   }

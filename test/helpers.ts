@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { PNG } from 'pngjs';
 
+import type { Engine } from '../lib/engine';
 import { CheckpointError, InvalidArgumentError } from '../lib/errors';
 
 /** Real RGB-D data inside the repository (a clone alone passes the tests): test/data/ holds
@@ -235,6 +236,23 @@ export async function collect(it: AsyncIterable<number>): Promise<number[]> {
   const out: number[] = [];
   for await (const t of it) out.push(t);
   return out;
+}
+
+/**
+ * Greedy tokens of a prompt (`hidden`-wide embeddings) continued by `append` — 4 generated, then
+ * the pending token and 3 more ids as a 4-row prefill, 5 generated — and of one prefill of the
+ * whole sequence: [appended, whole], equal when a prefill of n rows equals n decode steps.
+ */
+export async function appendVsWhole(engine: Engine, prompt: Float32Array, hidden: number): Promise<[number[], number[]]> {
+  const rows = prompt.length / hidden;
+  const first = await collect(engine.generate({ data: prompt, shape: [rows, hidden] }, { maxNewTokens: 4, stopTokenIds: [] }));
+  const more = [11, 22, 33];
+  const tail = (await engine.embedTokens([engine.pendingToken!, ...more])).data;
+  const appended = await collect(engine.generate({ data: tail, shape: [4, hidden] }, { maxNewTokens: 5, stopTokenIds: [], append: true }));
+  const whole = new Float32Array((rows + 7) * hidden);
+  whole.set(prompt);
+  whole.set((await engine.embedTokens([...first, ...more])).data, rows * hidden);
+  return [appended, await collect(engine.generate({ data: whole, shape: [rows + 7, hidden] }, { maxNewTokens: 5, stopTokenIds: [] }))];
 }
 
 /** n random points in [-4, 4)³; a fraction `invalidFrac` invalid (NaN, or y = Infinity). */
