@@ -71,4 +71,23 @@ const LLC = (() => {
   return 32 * 2 ** 20;
 })();
 
-module.exports = { median, timeIt, rand, randIds, triadPeak, LLC };
+// The benches load the compiled dist/: one older than a lib/ source would time yesterday's code
+// (e.g. ignore an engine option it does not know yet). Exits with the fix instead.
+function requireFreshDist(root) {
+  const fs = require('fs');
+  const path = require('path');
+  const lib = path.join(root, 'lib'), built = path.join(root, 'dist', 'index.js');
+  if (!fs.existsSync(lib)) return; // an installed package: dist/ is all there is
+  if (process.env.SR3D_BENCH_DIST_OK === '1') return; // a copied tree (bench/gpu_full.sh): mtimes say nothing
+  const newest = (dir) => fs.readdirSync(dir, { withFileTypes: true }).reduce((m, e) => {
+    const p = path.join(dir, e.name);
+    return Math.max(m, e.isDirectory() ? newest(p) : e.name.endsWith('.ts') ? fs.statSync(p).mtimeMs : 0);
+  }, 0);
+  const src = newest(lib);
+  if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < src) {
+    console.error(`dist/ is older than lib/ (or missing): the bench would time stale code. Fix: npm run build:ts (in ${root})`);
+    process.exit(2);
+  }
+}
+
+module.exports = { median, timeIt, rand, randIds, triadPeak, LLC, requireFreshDist };

@@ -46,6 +46,7 @@ const os = require('os');
 const path = require('path');
 const { performance } = require('perf_hooks');
 const root = path.resolve(__dirname, '..');
+require('./common').requireFreshDist(root);
 const sr3d = require(root);
 const { native } = require(path.join(root, 'dist', 'native.js'));
 const common = require('./common');

@@ -11,6 +11,7 @@
 'use strict';
 const path = require('path');
 const root = path.resolve(__dirname, '..');
+require('./common').requireFreshDist(root);
 const sr3d = require(root);
 const { native } = require(path.join(root, 'dist', 'native.js'));
 const common = require('./common');
