@@ -182,22 +182,7 @@ void test_errors() {
   };
   for (Impl impl : {Impl::kReference, Impl::kFast}) {
     const std::string p = std::string("errors/a8 ") + impl_name(impl) + ": ";
-    WeightRef r = w.ref;
-    r.group = 48;
-    expect_error(p + "group not dividing cols", IA, run(r, impl));
-    r.group = 0;
-    expect_error(p + "group 0", IA, run(r, impl));
-    r = w.ref;
-    r.scales = nullptr;
-    expect_error(p + "null scales", IA, run(r, impl));
-    r = w.ref;
-    r.zeros = nullptr;
-    expect_error(p + "null zeros", IA, run(r, impl));
-    std::vector<int32_t> dup = w.perm;
-    dup[5] = dup[6];
-    r = w.ref;
-    r.perm = dup.data();
-    expect_error(p + "perm with a repeated input", IA, run(r, impl));
+    expect_bad_q4_refs(p, w, [&](WeightRef r) { return run(r, impl); });
     expect_error(p + "n = 0", IA, run(w.ref, impl, 0));
   }
   expect_error("errors/a8: Impl::kCuda", IA, run(w.ref, Impl::kCuda));

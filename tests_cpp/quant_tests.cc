@@ -136,7 +136,6 @@ void test_multi() {
 }
 
 void test_errors() {
-  const auto IA = ErrorKind::kInvalidArgument;
   QW w = make_q(4, 64, 4, 32, true, 21);
   const std::vector<float> x = uniform_floats(64, 22);
   std::vector<float> y(4);
@@ -144,38 +143,8 @@ void test_errors() {
     return [&x, &y, r, impl] { linear(x.data(), 1, r, nullptr, y.data(), impl); };
   };
   for (Impl impl : {Impl::kReference, Impl::kFast}) {
-    const std::string p = std::string("errors/q ") + impl_name(impl) + ": ";
-    WeightRef r = w.ref;
-    r.group = 48;
-    expect_error(p + "group not dividing cols", IA, run(r, impl));
-    r.group = 0;
-    expect_error(p + "group 0", IA, run(r, impl));
-    r = w.ref;
-    r.cols = 62, r.group = 31;
-    expect_error(p + "odd int4 group", IA, run(r, impl));
-    r = w.ref;
-    r.scales = nullptr;
-    expect_error(p + "null scales", IA, run(r, impl));
-    r = w.ref;
-    r.zeros = nullptr;
-    expect_error(p + "null zeros", IA, run(r, impl));
-    r = w.ref;
-    r.data = nullptr;
-    expect_error(p + "null q", IA, run(r, impl));
-    std::vector<int32_t> dup = w.perm;
-    dup[5] = dup[6];
-    r = w.ref;
-    r.perm = dup.data();
-    expect_error(p + "perm with a repeated input", IA, run(r, impl));
-    std::vector<int32_t> out = w.perm;
-    out[0] = 64;
-    r.perm = out.data();
-    expect_error(p + "perm out of range", IA, run(r, impl));
-    out[0] = -1;
-    expect_error(p + "perm negative", IA, run(r, impl));
-    r = w.ref;
-    r.type = static_cast<WType>(5);
-    expect_error(p + "unknown dtype code", IA, run(r, impl));
+    expect_bad_q4_refs(std::string("errors/q ") + impl_name(impl) + ": ", w,
+                       [&](WeightRef r) { return run(r, impl); });
   }
 }
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "harness.h"
@@ -71,4 +72,42 @@ inline std::vector<double> dot_tolerance(const std::vector<float>& x, int64_t n,
     }
   return atol;
 }
+// The malformed int4 weights every quantized entry point must refuse with kInvalidArgument:
+// w is make_q(4, 64, 4, 32, true, ...); run(r) returns the call on weight r.
+template <class Run>
+void expect_bad_q4_refs(const std::string& p, const QW& w, Run run) {
+  const auto IA = sr3d::ErrorKind::kInvalidArgument;
+  WeightRef r = w.ref;
+  r.group = 48;
+  expect_error(p + "group not dividing cols", IA, run(r));
+  r.group = 0;
+  expect_error(p + "group 0", IA, run(r));
+  r = w.ref;
+  r.cols = 62, r.group = 31;
+  expect_error(p + "odd int4 group", IA, run(r));
+  r = w.ref;
+  r.scales = nullptr;
+  expect_error(p + "null scales", IA, run(r));
+  r = w.ref;
+  r.zeros = nullptr;
+  expect_error(p + "null zeros", IA, run(r));
+  r = w.ref;
+  r.data = nullptr;
+  expect_error(p + "null q", IA, run(r));
+  std::vector<int32_t> dup = w.perm;
+  dup[5] = dup[6];
+  r = w.ref;
+  r.perm = dup.data();
+  expect_error(p + "perm with a repeated input", IA, run(r));
+  std::vector<int32_t> out = w.perm;
+  out[0] = 64;
+  r.perm = out.data();
+  expect_error(p + "perm out of range", IA, run(r));
+  out[0] = -1;
+  expect_error(p + "perm negative", IA, run(r));
+  r = w.ref;
+  r.type = static_cast<WType>(5);
+  expect_error(p + "unknown dtype code", IA, run(r));
+}
+
 }  // namespace sr3d_test
