@@ -10,7 +10,9 @@
 //                                          GEMV bf16 896->4864 and 3584->18944, GEMM
 //                                          1024x1152->4304, attention (SigLIP tile, decode at
 //                                          4k), and a 0.5B-class Qwen2 decode step (random
-//                                          bf16) in tokens/s and % of the d2d copy bandwidth
+//                                          bf16; launch by launch and replayed as a CUDA graph,
+//                                          at ~83 and ~470 positions) in tokens/s and % of the
+//                                          d2d copy bandwidth
 //
 // Without a usable device the cases print "skipped" and pass (the CPU side has its own
 // tests in nn_tests.cc). Tolerances: relative to the largest |reference| value of the
@@ -351,11 +353,32 @@ struct TinyModel {
   }
 };
 
-void test_engine() {
-  if (!begin_case("engine/tiny bf16 model: cuda vs cpu") || skip_without_cuda()) return;
+#ifdef SR3D_WITH_CUDA
+// Sets the CUDA-graph mode for the engines made in its scope, then hands the choice back to
+// SR3D_CUDA_GRAPH (also when a check throws).
+struct GraphModeScope {
+  explicit GraphModeScope(cuda::CudaGraphMode m) { cuda::set_cuda_graph_mode(m); }
+  ~GraphModeScope() { cuda::clear_cuda_graph_mode(); }
+};
+
+#endif
+
+// graph: the CUDA engine decodes through CUDA graphs (its second decode step is a replay).
+void test_engine(bool graph) {
+  if (!begin_case(std::string("engine/tiny bf16 model: cuda vs cpu") + (graph ? " (cuda graph decode)" : "")) ||
+      skip_without_cuda())
+    return;
   TinyModel m;
   std::unique_ptr<Engine> cpu = make_cpu_engine(m.spec, m.map);
-  std::unique_ptr<Engine> gpu = make_cuda_engine(m.spec, m.map, test_device());
+  std::unique_ptr<Engine> gpu;
+#ifdef SR3D_WITH_CUDA
+  {
+    GraphModeScope mode(graph ? cuda::CudaGraphMode::kOn : cuda::CudaGraphMode::kOff);
+    gpu = make_cuda_engine(m.spec, m.map, test_device());
+  }
+#else
+  gpu = make_cuda_engine(m.spec, m.map, test_device());
+#endif
   const EngineInfo info = gpu->info();
   record(info.device.rfind("cuda:", 0) == 0 && info.weight_bytes > 0 && info.kv_cache_bytes ==
              2LL * 2 * 540 * 2 * 10 * 4,
@@ -426,6 +449,159 @@ void test_engine() {
   check_rel("engine/reset + prefill 3 logits", logits(*gpu), logits(*cpu), {V}, rel);
 }
 
+
+#ifdef SR3D_WITH_CUDA
+int32_t argmax(const float* v, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; ++i)
+    if (v[i] > v[best]) best = i;
+  return static_cast<int32_t>(best);
+}
+
+// The decode step replayed as a CUDA graph (engine_cuda.cu) runs the plain step's kernels in
+// its order with the position read from device memory: greedy tokens and logits equal the
+// plain CUDA engine's bitwise, across the 128-key bucket boundary (one split, then several),
+// after reset(), after a longer prompt regrows the scratch (the graphs are captured again)
+// and up to max_context. gpu_full.sh runs it again with SR3D_ZERO_COPY=1.
+void test_engine_graph() {
+  const std::string zc = g_cuda && cuda::zero_copy_enabled() ? " (zero copy)" : "";
+  const std::string name = "engine/cuda graph decode: bitwise the plain decode" + zc;
+  if (begin_case(name) && !skip_without_cuda()) {
+    cuda::use_selected_device();
+    TinyModel m;
+    std::unique_ptr<Engine> plain, graph;
+    {
+      GraphModeScope off(cuda::CudaGraphMode::kOff);
+      plain = make_cuda_engine(m.spec, m.map, test_device());
+    }
+    {
+      GraphModeScope on(cuda::CudaGraphMode::kOn);
+      graph = make_cuda_engine(m.spec, m.map, test_device());
+    }
+    const cuda::CudaGraphStats before = cuda::cuda_graph_stats();
+    const int64_t V = m.spec.llm.vocab, H = m.spec.llm.hidden;
+    Rng r(31);
+    std::vector<float> emb = randn(r, 530 * H);
+    auto logits = [&](Engine& e) { return std::vector<float>(e.last_logits(), e.last_logits() + V); };
+    int64_t steps = 0;
+    // prefill `n` prompt rows (from row `from`), then `decodes` greedy steps on both engines.
+    auto session = [&](const std::string& what, int64_t from, int64_t n, int64_t decodes) {
+      plain->prefill(emb.data() + from * H, n);
+      graph->prefill(emb.data() + from * H, n);
+      std::vector<int32_t> want_tokens, got_tokens;
+      for (int64_t i = 0; i < decodes; ++i) {
+        const std::vector<float> want = logits(*plain), got = logits(*graph);
+        want_tokens.push_back(argmax(want.data(), V));
+        got_tokens.push_back(argmax(got.data(), V));
+        plain->decode(want_tokens.back());
+        graph->decode(want_tokens.back());
+        ++steps;
+        check_floats(name + "/" + what + " step " + std::to_string(i) + " (position " +
+                         std::to_string(graph->cached() - 1) + ") logits",
+                     logits(*graph), logits(*plain), {V}, 0);
+      }
+      record(got_tokens == want_tokens && graph->cached() == plain->cached(),
+             name + "/" + what + " greedy tokens", "the graph engine's tokens differ", nullptr);
+    };
+    session("prompt 120 + 30 decodes (128-key bucket boundary)", 0, 120, 30);
+    graph->reset();
+    plain->reset();
+    session("reset, prompt 3 + 12 decodes", 200, 3, 12);
+    graph->reset();
+    plain->reset();
+    session("reset, prompt 500 + 40 decodes (to max_context)", 0, 500, 40);
+    Outcome want = run_op([&] { plain->decode(1); });
+    Outcome got = run_op([&] { graph->decode(1); });
+    if (!same_outcome(name + "/decode past max_context", got, want))
+      record(false, name + "/decode past max_context", "neither engine threw", nullptr);
+    const cuda::CudaGraphStats after = cuda::cuda_graph_stats();
+    const int64_t replayed = after.replayed - before.replayed, captured = after.captured - before.captured;
+    // Each bucket's first step runs plain; the rest replay: 128, 256 | 128 | 512 (again: the
+    // 500-row prompt regrew the scratch), 540.
+    record(after.failed == before.failed && captured >= 4 && replayed >= steps - captured,
+           name + "/graphs replayed",
+           "captured " + std::to_string(captured) + ", replayed " + std::to_string(replayed) + " of " +
+               std::to_string(steps) + " steps, failed " + std::to_string(after.failed - before.failed),
+           nullptr);
+  }
+
+  const std::string fallback = "engine/cuda graph: a failed capture falls back to the plain decode" + zc;
+  if (begin_case(fallback) && !skip_without_cuda()) {
+    cuda::use_selected_device();
+    TinyModel m;
+    std::unique_ptr<Engine> plain, graph;
+    {
+      GraphModeScope off(cuda::CudaGraphMode::kOff);
+      plain = make_cuda_engine(m.spec, m.map, test_device());
+    }
+    {
+      GraphModeScope failing(cuda::CudaGraphMode::kFailCapture);
+      graph = make_cuda_engine(m.spec, m.map, test_device());
+    }
+    const cuda::CudaGraphStats before = cuda::cuda_graph_stats();
+    const int64_t V = m.spec.llm.vocab, H = m.spec.llm.hidden;
+    Rng r(37);
+    std::vector<float> emb = randn(r, 120 * H);
+    plain->prefill(emb.data(), 120);
+    graph->prefill(emb.data(), 120);
+    for (int32_t tok : {5, 9, 300, 0, 42, 42, 7, 8, 1, 2, 3, 4}) {  // across the 128-key boundary
+      plain->decode(tok);
+      graph->decode(tok);
+    }
+    check_floats(fallback + "/logits after 12 decodes",
+                 std::vector<float>(graph->last_logits(), graph->last_logits() + V),
+                 std::vector<float>(plain->last_logits(), plain->last_logits() + V), {V}, 0);
+    const cuda::CudaGraphStats after = cuda::cuda_graph_stats();
+    // One failed capture turns graphs off for that engine: no second try, no replay.
+    record(after.failed - before.failed == 1 && after.replayed == before.replayed &&
+               after.captured == before.captured,
+           fallback + "/graphs off after the failure",
+           "failed " + std::to_string(after.failed - before.failed) + ", replayed " +
+               std::to_string(after.replayed - before.replayed) + ", captured " +
+               std::to_string(after.captured - before.captured),
+           nullptr);
+  }
+
+  // SR3D_CUDA_GRAPH: unset / 0 off, 1 on, another value a typed error naming the variable
+  // (no device needed: only the variable is read).
+  if (begin_case("engine/SR3D_CUDA_GRAPH switch")) {
+    cuda::clear_cuda_graph_mode();
+    const char* old = std::getenv("SR3D_CUDA_GRAPH");
+    const std::string saved = old ? old : "";
+    unsetenv("SR3D_CUDA_GRAPH");
+    const bool unset_off = cuda::cuda_graph_mode() == cuda::CudaGraphMode::kOff;
+    setenv("SR3D_CUDA_GRAPH", "0", 1);
+    const bool zero_off = cuda::cuda_graph_mode() == cuda::CudaGraphMode::kOff;
+    setenv("SR3D_CUDA_GRAPH", "1", 1);
+    const bool one_on = cuda::cuda_graph_mode() == cuda::CudaGraphMode::kOn;
+    bool hook_wins = false;
+    {
+      GraphModeScope off(cuda::CudaGraphMode::kOff);
+      hook_wins = cuda::cuda_graph_mode() == cuda::CudaGraphMode::kOff;
+    }
+    const bool cleared_on = cuda::cuda_graph_mode() == cuda::CudaGraphMode::kOn;
+    setenv("SR3D_CUDA_GRAPH", "yes", 1);
+    std::string invalid = "no error";
+    try {
+      (void)cuda::cuda_graph_mode();
+    } catch (const Error& e) {
+      invalid = e.kind == ErrorKind::kInvalidArgument ? e.what() : kind_name(e.kind);
+    }
+    if (old) setenv("SR3D_CUDA_GRAPH", saved.c_str(), 1);
+    else unsetenv("SR3D_CUDA_GRAPH");
+    const bool invalid_ok = invalid.find("SR3D_CUDA_GRAPH") != std::string::npos &&
+                            invalid.find("'yes'") != std::string::npos;
+    record(unset_off && zero_off && one_on && hook_wins && cleared_on && invalid_ok,
+           "engine/SR3D_CUDA_GRAPH switch",
+           "unset off " + std::to_string(unset_off) + ", 0 off " + std::to_string(zero_off) + ", 1 on " +
+               std::to_string(one_on) + ", hook wins " + std::to_string(hook_wins) + ", cleared " +
+               std::to_string(cleared_on) + ", yes: " + invalid,
+           nullptr);
+  }
+}
+#else
+void test_engine_graph() {}
+#endif
 
 // Out of memory is a typed error carrying the bytes asked for and free, the error state is
 // cleared (the next op runs), and SR3D_ZERO_COPY picks mapped host memory: by default on integrated
@@ -532,7 +708,9 @@ void run_tests() {
   test_norms();
   test_elementwise();
   test_attention();
-  test_engine();
+  test_engine(false);
+  test_engine(true);
+  test_engine_graph();
 }
 
 // ---- benchmarks ----------------------------------------------------------------------------
@@ -655,27 +833,45 @@ void bench_cuda(std::vector<BenchRow>& rows) {
       big(weight_of(p(WL::kDown)), 896, 4864);
     }
     vec(weight_of(wn::llm_key(WL::kNorm)), 896, 1.f);
-    std::unique_ptr<Engine> e = make_cuda_engine(spec, w, cuda::selected_device());
+    // Plain (launch by launch), then replayed as CUDA graphs (SR3D_CUDA_GRAPH=1's path).
+    for (const bool graph : {false, true}) {
+      std::unique_ptr<Engine> e;
+      {
+        GraphModeScope mode(graph ? cuda::CudaGraphMode::kOn : cuda::CudaGraphMode::kOff);
+        e = make_cuda_engine(spec, w, cuda::selected_device());
+      }
+      // ~83 positions (one key split: as before this row had a graph) and ~470 (split attention
+      // and its combine in every layer, the graph's 512-key bucket).
+      for (const int64_t prompt : {int64_t{16}, int64_t{400}}) {
+        e->reset();
+        const cuda::CudaGraphStats before = cuda::cuda_graph_stats();
+        std::vector<float> emb(static_cast<size_t>(prompt * 896), 0.01f);
+        e->prefill(emb.data(), prompt);
+        std::vector<double> ms;
+        for (int i = 0; i < 3; ++i) e->decode(i);  // the warm-up captures the graph (one bucket)
+        for (int i = 0; i < 64; ++i) {
+          const auto t0 = std::chrono::steady_clock::now();
+          e->decode(100 + i);
+          ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        }
+        const cuda::CudaGraphStats after = cuda::cuda_graph_stats();
+        if (graph && after.replayed - before.replayed < 64)
+          std::fprintf(stderr, "decode_step graph: only %lld of 67 steps replayed (%lld failed)\n",
+                       static_cast<long long>(after.replayed - before.replayed),
+                       static_cast<long long>(after.failed - before.failed));
+        const double med = median(ms);
+        const EngineInfo info = e->info();
+        char shape[96];
+        std::snprintf(shape, sizeof shape, "0.5B bf16 24L ctx~%lld %.0f tok/s %s",
+                      static_cast<long long>(e->cached()), 1e3 / med, graph ? "graph" : "plain");
+        // Bytes: every weight once (the tied table once, as lm_head) + the KV rows read.
+        const double kv = 2.0 * 24 * e->cached() * 2 * 64 * 4;
+        rows.push_back(make_row("decode_step", shape, dev, 0, med,
+                                static_cast<double>(info.weight_bytes) + kv, peak, cache));
+      }
+    }
     bf.clear();
     f32.clear();
-    std::vector<float> emb(static_cast<size_t>(16 * 896), 0.01f);
-    e->prefill(emb.data(), 16);
-    std::vector<double> ms;
-    for (int i = 0; i < 3; ++i) e->decode(i);
-    for (int i = 0; i < 64; ++i) {
-      const auto t0 = std::chrono::steady_clock::now();
-      e->decode(100 + i);
-      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    }
-    const double med = median(ms);
-    const EngineInfo info = e->info();
-    char shape[96];
-    std::snprintf(shape, sizeof shape, "0.5B bf16 24L ctx~%lld %.0f tok/s", static_cast<long long>(e->cached()),
-                  1e3 / med);
-    // Bytes: every weight once (the tied table once, as lm_head) + the KV rows read.
-    const double kv = 2.0 * 24 * e->cached() * 2 * 64 * 4;
-    rows.push_back(make_row("decode_step", shape, dev, 0, med,
-                            static_cast<double>(info.weight_bytes) + kv, peak, cache));
   }
 }
 #endif  // SR3D_WITH_CUDA

@@ -25,10 +25,44 @@ constexpr int kAttnWarps = 4, kQPerWarp = 4, kQT = kAttnWarps * kQPerWarp, kKT =
 
 struct AttnParams {
   AttentionArgs a;
-  int64_t splits, keys_per_split;
+  int64_t splits, keys_per_split;  // of the grid (with a.q_offset_dev: sized for a.nk keys)
+  int64_t base, sms;               // for split_plan on the device (a.q_offset_dev)
   float* part_acc;  // [batch][splits][nq][hq][d]
   float* part_ml;   // [batch][splits][nq][hq][2]
 };
+
+// How attention_dev splits kmax keys over blocks: too few query tiles (base = qtiles x heads x
+// batch) for the GPU (decode, short prefills at long context) split the keys so ~8 blocks per
+// SM stay resident, each with >= 64 keys (two tiles). One integer function for the host and
+// the device, so a replayed graph (a.q_offset_dev) partitions the keys of the real position
+// exactly as a plain launch there would: the same partial sums, bitwise.
+struct SplitPlan {
+  int64_t splits, keys_per_split;
+};
+__host__ __device__ inline SplitPlan split_plan(int64_t kmax, int64_t base, int64_t sms) {
+  int64_t splits = 1;
+  if (base < 2 * sms && kmax > 2 * 64) {
+    const int64_t fill = (8 * sms + base - 1) / base, enough = (kmax + 63) / 64;
+    splits = fill < enough ? fill : enough;
+    if (splits < 1) splits = 1;
+  }
+  const int64_t per = ((kmax > 1 ? kmax : 1) + splits - 1) / splits;
+  return SplitPlan{splits, (per + kKT - 1) / kKT * kKT};
+}
+
+// The per-step values of one launch: the arguments, or (a.q_offset_dev: a decode step replayed
+// from a CUDA graph, whose kernel arguments are frozen) the position read from device memory,
+// nk = q_offset + nq keys and the split plan of that real count.
+struct AttnStep {
+  int64_t q_offset, nk, splits, keys_per_split;
+};
+__device__ __forceinline__ AttnStep attn_step(const AttnParams& p) {
+  const AttentionArgs& a = p.a;
+  if (!a.q_offset_dev) return AttnStep{a.q_offset, a.nk, p.splits, p.keys_per_split};
+  const int64_t q_offset = *a.q_offset_dev, nk = q_offset + a.nq;
+  const SplitPlan plan = split_plan(nk, p.base, p.sms);  // causal or not, kmax = nk here
+  return AttnStep{q_offset, nk, plan.splits, plan.keys_per_split};
+}
 
 inline size_t attention_smem(int64_t d) {
   return sizeof(float) * static_cast<size_t>(kQT * d + kKT * (d + 1) + kKT * d);
@@ -46,15 +80,17 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attention_kernel(AttnParams p
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t h = blockIdx.y, kvh = h / (a.hq / a.hkv);
   const int64_t b = blockIdx.z / p.splits, sp = blockIdx.z % p.splits;
+  const AttnStep st = attn_step(p);
+  if (sp >= st.splits) return;  // a graph's grid sized for more keys than this step has (block-uniform)
   const int64_t q0 = static_cast<int64_t>(blockIdx.x) * kQT;
   const int64_t qn = min(static_cast<int64_t>(kQT), a.nq - q0);
   const float* qb = a.q + b * a.q_bstride;
   const float* kb = a.k + b * a.kv_bstride + kvh * d;
   const float* vb = a.v + b * a.kv_bstride + kvh * d;
 
-  const int64_t k_begin = sp * p.keys_per_split;
-  int64_t k_end = min(a.nk, k_begin + p.keys_per_split);
-  if (a.causal) k_end = min(k_end, a.q_offset + q0 + qn);
+  const int64_t k_begin = sp * st.keys_per_split;
+  int64_t k_end = min(st.nk, k_begin + st.keys_per_split);
+  if (a.causal) k_end = min(k_end, st.q_offset + q0 + qn);
 
   for (int64_t i = warp; i < qn; i += kAttnWarps)  // row per warp: no index division
     for (int64_t c = lane; c < d; c += 32) Qs[i * d + c] = qb[(q0 + i) * a.q_stride + h * d + c];
@@ -81,7 +117,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attention_kernel(AttnParams p
     for (int qq = 0; qq < kQPerWarp; ++qq) {
       const int64_t i = warp + kAttnWarps * qq;
       if (i >= qn) continue;  // warp-uniform
-      const int64_t qpos = a.q_offset + q0 + i;
+      const int64_t qpos = st.q_offset + q0 + i;
       const int64_t key = kt + lane;
       const bool valid = lane < kn && (!a.causal || key <= qpos);
       float s = -INFINITY;
@@ -119,7 +155,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attention_kernel(AttnParams p
     const int64_t i = warp + kAttnWarps * qq;
     if (i >= qn) continue;
     const int64_t qi = q0 + i;
-    if (p.splits == 1) {
+    if (st.splits == 1) {
       float* o = a.out + b * a.out_bstride + qi * a.out_stride + h * d;
       const float inv = l[qq] > 0.f ? 1.f / l[qq] : 0.f;
 #pragma unroll
@@ -128,7 +164,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attention_kernel(AttnParams p
         if (c < d) o[c] = acc[qq][u] * inv;
       }
     } else {
-      const int64_t slot = ((b * p.splits + sp) * a.nq + qi) * a.hq + h;
+      const int64_t slot = ((b * st.splits + sp) * a.nq + qi) * a.hq + h;
       float* o = p.part_acc + slot * d;
 #pragma unroll
       for (int u = 0; u < DPL; ++u) {
@@ -147,22 +183,24 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attention_kernel(AttnParams p
 __global__ void attention_combine_kernel(AttnParams p) {
   const AttentionArgs& a = p.a;
   const int64_t h = blockIdx.x % a.hq, qi = (blockIdx.x / a.hq) % a.nq, b = blockIdx.x / (a.hq * a.nq);
+  const int64_t splits = attn_step(p).splits;
+  if (splits == 1) return;  // a graph step with one split: attention_kernel wrote the output
   float M = -INFINITY;
-  for (int64_t s = 0; s < p.splits; ++s) {
-    const int64_t slot = ((b * p.splits + s) * a.nq + qi) * a.hq + h;
+  for (int64_t s = 0; s < splits; ++s) {
+    const int64_t slot = ((b * splits + s) * a.nq + qi) * a.hq + h;
     if (p.part_ml[slot * 2 + 1] > 0.f) M = fmaxf(M, p.part_ml[slot * 2]);
   }
   float L = 0.f;
-  for (int64_t s = 0; s < p.splits; ++s) {
-    const int64_t slot = ((b * p.splits + s) * a.nq + qi) * a.hq + h;
+  for (int64_t s = 0; s < splits; ++s) {
+    const int64_t slot = ((b * splits + s) * a.nq + qi) * a.hq + h;
     const float ls = p.part_ml[slot * 2 + 1];
     if (ls > 0.f) L += ls * expf(p.part_ml[slot * 2] - M);
   }
   float* o = a.out + b * a.out_bstride + qi * a.out_stride + h * a.d;
   for (int64_t c = threadIdx.x; c < a.d; c += blockDim.x) {
     float v = 0.f;
-    for (int64_t s = 0; s < p.splits; ++s) {
-      const int64_t slot = ((b * p.splits + s) * a.nq + qi) * a.hq + h;
+    for (int64_t s = 0; s < splits; ++s) {
+      const int64_t slot = ((b * splits + s) * a.nq + qi) * a.hq + h;
       const float ls = p.part_ml[slot * 2 + 1];
       if (ls > 0.f) v += p.part_acc[slot * a.d + c] * expf(p.part_ml[slot * 2] - M);
     }
@@ -211,19 +249,19 @@ void attention_dev(const AttentionArgs& a, cudaStream_t s) {
     throw_invalid_argument("kv heads dividing the query heads", "hkv", std::to_string(a.hkv));
   AttnParams p;
   p.a = a;
+  if (a.q_offset_dev && a.q_offset + a.nq != a.nk)
+    throw_invalid_argument("nk = q_offset + nq (the bound of a device-position launch)", "nk",
+                           std::to_string(a.nk) + " with q_offset " + std::to_string(a.q_offset) +
+                               " and nq " + std::to_string(a.nq));
   const int64_t qtiles = (a.nq + kQT - 1) / kQT;
   const int64_t kmax = a.causal ? std::min(a.nk, a.q_offset + a.nq) : a.nk;
-  // Too few query tiles for the GPU (decode, short prefills at long context): split the keys
-  // so ~8 blocks per SM stay resident, each with >= 64 keys (two tiles).
   const int64_t base = qtiles * a.hq * a.batch, sms = sm_count();
-  int64_t splits = 1;
-  if (base < 2 * sms && kmax > 2 * 64) {
-    splits = std::min((8 * sms + base - 1) / base, (kmax + 63) / 64);
-    if (splits < 1) splits = 1;
-  }
-  const int64_t per = (std::max<int64_t>(kmax, 1) + splits - 1) / splits;
-  p.keys_per_split = (per + kKT - 1) / kKT * kKT;
+  const SplitPlan plan = split_plan(kmax, base, sms);
+  const int64_t splits = plan.splits;
+  p.keys_per_split = plan.keys_per_split;
   p.splits = splits;
+  p.base = base;
+  p.sms = sms;
   DeviceBuffer<float> own;
   if (splits > 1) {
     const int64_t slots = a.batch * splits * a.nq * a.hq;

@@ -2,6 +2,7 @@
 #ifdef SR3D_WITH_CUDA
 #include "cuda_util.h"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -166,6 +167,39 @@ bool zero_copy_enabled() {
   bool integrated = false, can_map = false;
   device_caps(dev, &integrated, &can_map);
   return zero_copy_decide(mode, integrated, can_map);
+}
+
+namespace {
+// -1: SR3D_CUDA_GRAPH decides; else a CudaGraphMode (set_cuda_graph_mode).
+std::atomic<int> g_graph_override{-1};
+std::atomic<int64_t> g_graph_captured{0}, g_graph_replayed{0}, g_graph_failed{0};
+}  // namespace
+
+CudaGraphMode cuda_graph_mode() {
+  const int forced = g_graph_override.load();
+  if (forced >= 0) return static_cast<CudaGraphMode>(forced);
+  const char* v = std::getenv("SR3D_CUDA_GRAPH");
+  if (!v || !*v || std::strcmp(v, "0") == 0) return CudaGraphMode::kOff;
+  if (std::strcmp(v, "1") == 0) return CudaGraphMode::kOn;
+  throw_invalid_argument("0 or unset (decode launch by launch) or 1 (decode steps replayed as CUDA graphs)",
+                         "the environment variable SR3D_CUDA_GRAPH", std::string("'") + v + "'");
+}
+void set_cuda_graph_mode(CudaGraphMode mode) { g_graph_override.store(static_cast<int>(mode)); }
+void clear_cuda_graph_mode() { g_graph_override.store(-1); }
+
+CudaGraphStats cuda_graph_stats() {
+  CudaGraphStats s;
+  s.captured = g_graph_captured.load();
+  s.replayed = g_graph_replayed.load();
+  s.failed = g_graph_failed.load();
+  return s;
+}
+void count_cuda_graph(CudaGraphEvent e) {
+  switch (e) {
+    case CudaGraphEvent::kCaptured: ++g_graph_captured; break;
+    case CudaGraphEvent::kReplayed: ++g_graph_replayed; break;
+    case CudaGraphEvent::kFailed: ++g_graph_failed; break;
+  }
 }
 
 void* map_host(void* h, size_t bytes) {

@@ -67,6 +67,28 @@ bool zero_copy_enabled();
 // The same decision for device `dev` from its attributes, without throwing: false for an
 // invalid SR3D_ZERO_COPY (the ops report that one). devices() reports it.
 bool zero_copy_for(bool integrated, bool can_map_host_memory);
+// CUDA-graph decode: the CUDA engine's decode step captured once per KV-length bucket and
+// replayed (engine_cuda.cu). SR3D_CUDA_GRAPH: unset, empty or 0 = off (the launch-by-launch path,
+// the default until a device run has checked the graph), 1 = on; another value is an
+// invalid-argument error naming the variable. Read on every call (so tests can switch it); an
+// engine decides once, when it is created. set_cuda_graph_mode (a test hook, process-wide)
+// overrides the variable: kFailCapture is on with every capture made to fail, which checks the
+// engine's fallback to the plain path.
+enum class CudaGraphMode { kOff, kOn, kFailCapture };
+CudaGraphMode cuda_graph_mode();
+void set_cuda_graph_mode(CudaGraphMode mode);
+void clear_cuda_graph_mode();  // back to SR3D_CUDA_GRAPH
+// What the engines did with graphs in this process (tests check that a replay really ran, or
+// that a failed capture fell back); counted by the engines, never reset.
+struct CudaGraphStats {
+  int64_t captured = 0;  // decode graphs instantiated
+  int64_t replayed = 0;  // decode steps run as one graph launch
+  int64_t failed = 0;    // captures, instantiations or launches that failed (plain path instead)
+};
+CudaGraphStats cuda_graph_stats();
+enum class CudaGraphEvent { kCaptured, kReplayed, kFailed };
+void count_cuda_graph(CudaGraphEvent e);
+
 // The device address of [h, h + bytes) registered as mapped host memory, or null when the
 // registration fails (already registered, read-only pages, unsupported): the caller copies.
 void* map_host(void* h, size_t bytes);

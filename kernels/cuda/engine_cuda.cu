@@ -20,6 +20,24 @@
 //   place, and the projector writes its output straight into the caller's array. Where a
 //   mapping fails, the copy path runs. The prefill embeddings and the MLP inputs are still
 //   copied: the kernels update those buffers in place.
+// - CUDA-graph decode (SR3D_CUDA_GRAPH=1, cuda::cuda_graph_mode; off by default until a device
+//   run has checked it): the decode step's launches captured once per KV-length bucket
+//   (decode_bucket) and replayed; the per-step values (token id, position) are read by the
+//   kernels from a small device buffer the graph's first node fills from pinned host memory, so
+//   the host work per token is two int32 stores and one cudaGraphLaunch. The kernels and their
+//   order are the plain step's, so tokens and logits are bitwise the plain path's. A bucket's
+//   first step runs plain and its graph is captured after it; a failed capture, instantiation
+//   or launch turns graphs off for the engine (the plain path runs; never a wrong answer).
+//   Prefill and every other call stay launch by launch.
+//   Napkin math, launches per decode step: plain = 1 ids copy + 1 embed + layers x 10 (RMSNorm,
+//   q|k|v, RoPE + cache, attention + split combine, o, RMSNorm, gate|up, SiLU*up, down) + final
+//   norm + lm_head (+ logits copy) = 245 for Qwen2-0.5B (24 layers), 285 at 8B shapes (28
+//   layers); with the graph: 1 launch of the same nodes. 0.5B on an H100 ran ~2 ms per token
+//   against a ~0.29 ms weight-read bound (14.6%): ~8 us per launch, the host's submit rate and
+//   the launch gaps, not the bytes. Replayed, a dependent kernel node costs ~1-2 us, so
+//   0.5B: ~0.25 ms bound + ~0.4 ms of gaps ~ 0.6 ms (~3x, ~40% of the bound on the H200);
+//   8B bf16 (~15 GB of weights, ~3.5 ms bound on the H200): the GEMVs are long enough that the
+//   host already runs ahead, so only the gaps go: ~285 x ~2 us ~ 0.5 ms, ~10-15%.
 #ifdef SR3D_WITH_CUDA
 #include <algorithm>
 #include <cmath>
@@ -51,6 +69,22 @@ constexpr size_t kAlign = 256;
 namespace wn = weight_names;
 using wn::bias_of;
 using wn::weight_of;
+
+// An instantiated CUDA graph, destroyed with its owner (errors dropped: nobody to report to).
+class GraphExec {
+ public:
+  explicit GraphExec(cudaGraphExec_t e = nullptr) : e_(e) {}
+  ~GraphExec() {
+    if (e_ && cudaGraphExecDestroy(e_) != cudaSuccess) (void)cudaGetLastError();
+  }
+  GraphExec(GraphExec&& o) noexcept : e_(o.e_) { o.e_ = nullptr; }
+  GraphExec(const GraphExec&) = delete;
+  GraphExec& operator=(const GraphExec&) = delete;
+  cudaGraphExec_t get() const { return e_; }
+
+ private:
+  cudaGraphExec_t e_;
+};
 
 int64_t numel(const WeightTensor& t) {
   int64_t n = 1;
@@ -205,7 +239,8 @@ class CudaEngine final : public Engine {
       spec_.llm.head_dim = spec_.llm.hidden / spec_.llm.heads;
     SR3D_CUDA_CHECK(cudaSetDevice(device_));
     zero_copy_ = cuda::zero_copy_enabled();
-    stream_.reset(new cuda::Stream());
+    graph_mode_ = cuda::cuda_graph_mode();
+    stream_.reset(new cuda::Stream());  // non-blocking: a stream that can be captured
 
     Placer sizing(weights, nullptr);
     layout(sizing);
@@ -490,12 +525,16 @@ class CudaEngine final : public Engine {
     select();
     cudaStream_t s = stream();
     has_logits_ = false;
-    float* h = buf(kSlotH, spec_.llm.hidden);
-    embed_on_device(&token, 1, h);
-    run_layers(h, 1);
-    logits_of(h);
+    int64_t capture = 0;  // a bucket without its graph yet: captured after this plain step
+    if (!replay_decode_graph(token, &capture)) {
+      float* h = buf(kSlotH, spec_.llm.hidden);
+      embed_on_device(&token, 1, h);
+      run_layers(h, 1);
+      logits_of(h);
+    }
     SR3D_CUDA_CHECK(cudaStreamSynchronize(s));
     has_logits_ = true;
+    if (capture) capture_decode_graph(capture);
   }
 
   const float* last_logits() override {
@@ -513,10 +552,14 @@ class CudaEngine final : public Engine {
   cudaStream_t stream() const { return stream_->get(); }
   void select() const { SR3D_CUDA_CHECK(cudaSetDevice(device_)); }
 
-  // Grow-only scratch; a regrow frees the old buffer (cudaFree waits for queued work).
+  // Grow-only scratch; a regrow frees the old buffer (cudaFree waits for queued work) and
+  // makes the decode graphs' frozen pointers stale (scratch_epoch_).
   float* buf(Slot slot, int64_t count) {
     DeviceBuffer<float>& b = scratch_[slot];
-    if (b.size() < static_cast<size_t>(count)) b.allocate(static_cast<size_t>(count));
+    if (b.size() < static_cast<size_t>(count)) {
+      b.allocate(static_cast<size_t>(count));
+      ++scratch_epoch_;
+    }
     return b.get();
   }
 
@@ -583,28 +626,51 @@ class CudaEngine final : public Engine {
     return DeviceBuffer<float>::map(const_cast<float*>(h), static_cast<size_t>(count), stream());
   }
 
+  // The scratch of run_layers over c positions (a graph capture reserves it first: a capture
+  // must allocate nothing).
+  struct LayerScratch {
+    float *a, *qkv, *att, *gu, *act, *ws;
+    size_t ws_floats;
+  };
+  LayerScratch layer_scratch(int64_t c) {
+    const LlmSpec& l = spec_.llm;
+    const int64_t H = l.hidden, hd = l.head_dim, hq = l.heads, hkv = l.kv_heads, I = l.intermediate;
+    LayerScratch t;
+    t.a = buf(kSlotA, c * H);
+    t.qkv = buf(kSlotQkv, c * (hq + 2 * hkv) * hd);
+    t.att = buf(kSlotAtt, c * hq * hd);
+    t.gu = buf(kSlotBig, c * 2 * I);
+    t.act = buf(kSlotAct, c * I);
+    t.ws_floats = cuda::attention_workspace_floats(c, hq, hd);
+    t.ws = buf(kSlotWs, static_cast<int64_t>(t.ws_floats));
+    return t;
+  }
+
   // The decoder over c new positions (cached_ ..), h [c][hidden] in place; advances cached_.
   void run_layers(float* h, int64_t c) {
+    run_layers_at(h, c, cached_, nullptr);
+    cached_ += c;
+  }
+  // run_layers' launches for positions pos0 .. pos0 + c - 1. pos_dev (a decode graph's capture):
+  // RoPE, the cache write and attention read the first position from *pos_dev when they run,
+  // and pos0 is the largest it may be (the attention grid covers pos0 + c keys).
+  void run_layers_at(float* h, int64_t c, int64_t pos0, const int32_t* pos_dev) {
     const LlmSpec& l = spec_.llm;
     cudaStream_t s = stream();
     const int64_t H = l.hidden, hd = l.head_dim, hq = l.heads, hkv = l.kv_heads, I = l.intermediate;
-    const int64_t qkv_cols = (hq + 2 * hkv) * hd, pos0 = cached_;
+    const int64_t qkv_cols = (hq + 2 * hkv) * hd;
     const int64_t per_layer = spec_.max_context * hkv * hd;
     const float scale = static_cast<float>(std::pow(static_cast<double>(hd), -0.5));
-    float* a = buf(kSlotA, c * H);
-    float* qkv = buf(kSlotQkv, c * qkv_cols);
-    float* att = buf(kSlotAtt, c * hq * hd);
-    float* gu = buf(kSlotBig, c * 2 * I);
-    float* act = buf(kSlotAct, c * I);
-    const size_t ws_floats = cuda::attention_workspace_floats(c, hq, hd);
-    float* ws = buf(kSlotWs, static_cast<int64_t>(ws_floats));
+    const LayerScratch t = layer_scratch(c);
+    float *a = t.a, *qkv = t.qkv, *att = t.att, *gu = t.gu, *act = t.act, *ws = t.ws;
+    const size_t ws_floats = t.ws_floats;
     for (size_t li = 0; li < llayers_.size(); ++li) {
       const LlmLayer& L = llayers_[li];
       float* kc = kcache_.get() + static_cast<int64_t>(li) * per_layer;
       float* vc = vcache_.get() + static_cast<int64_t>(li) * per_layer;
       cuda::rms_norm_dev(h, c, H, L.in_norm, l.eps, a, s);
       cuda::linear_dev(a, c, L.qkv, L.qkv_b, qkv, s);
-      cuda::rope_qkv_to_cache_dev(qkv, c, hq, hkv, hd, pos0, inv_freq_.get(), kc, vc, s);
+      cuda::rope_qkv_to_cache_dev(qkv, c, hq, hkv, hd, pos0, inv_freq_.get(), kc, vc, s, pos_dev);
       cuda::AttentionArgs at;
       at.q = qkv;
       at.k = kc;
@@ -621,6 +687,7 @@ class CudaEngine final : public Engine {
       at.scale = scale;
       at.causal = true;
       at.q_offset = pos0;
+      at.q_offset_dev = pos_dev;
       at.workspace = ws;
       at.workspace_floats = ws_floats;
       cuda::attention_dev(at, s);
@@ -630,7 +697,98 @@ class CudaEngine final : public Engine {
       cuda::silu_mul_dev(gu, gu + I, c, I, 2 * I, act, s);
       cuda::linear_dev(act, c, L.down, nullptr, h, s, cuda::kNoAct, h);
     }
-    cached_ = pos0 + c;
+  }
+
+  // KV-length bucket of the decode step at position pos (pos + 1 keys): 128 keys, then powers
+  // of two, capped at max_context. A bucket's graph sizes the attention grid (its key splits)
+  // for the bucket's largest count; the blocks past a step's real keys return at once (at most
+  // half the split blocks, each a few instructions). <= 9 graphs up to 32k positions.
+  int64_t decode_bucket(int64_t pos) const {
+    int64_t cap = 128;
+    while (cap < pos + 1) cap *= 2;
+    return std::min(cap, spec_.max_context);
+  }
+
+  // The decode step at cached_ as one launch of its bucket's graph: true when it ran (cached_
+  // advanced, logits queued). False: the caller runs the plain step; *capture is then the
+  // bucket whose graph to capture after it (0: none).
+  bool replay_decode_graph(int32_t token, int64_t* capture) {
+    *capture = 0;
+    if (graph_mode_ == cuda::CudaGraphMode::kOff) return false;
+    if (graphs_epoch_ != scratch_epoch_) graphs_.clear();  // a scratch slot moved since the captures
+    const int64_t bucket = decode_bucket(cached_);
+    const DecodeGraph* g = nullptr;
+    for (const DecodeGraph& d : graphs_)
+      if (d.bucket == bucket) g = &d;
+    if (!g) {
+      *capture = bucket;
+      return false;
+    }
+    // The previous step's copy node has run: every decode ends with a stream synchronize.
+    step_host_.host()[0] = token;
+    step_host_.host()[1] = static_cast<int32_t>(cached_);
+    if (cudaGraphLaunch(g->exec.get(), stream()) != cudaSuccess) {  // nothing ran: plain instead
+      (void)cudaGetLastError();
+      drop_graphs();
+      return false;
+    }
+    cuda::count_cuda_graph(cuda::CudaGraphEvent::kReplayed);
+    ++cached_;
+    return true;
+  }
+
+  // Captures the decode step of `bucket` (nothing runs) and keeps its instantiated graph; on
+  // any failure graphs go off for this engine and the plain path stays.
+  void capture_decode_graph(int64_t bucket) {
+    cudaGraphExec_t exec = nullptr;
+    try {
+      exec = capture_decode_step(bucket);
+    } catch (const std::exception&) {  // out of memory reserving the step's buffers
+      exec = nullptr;
+    }
+    (void)cudaGetLastError();
+    if (!exec) {
+      drop_graphs();
+      return;
+    }
+    cuda::count_cuda_graph(cuda::CudaGraphEvent::kCaptured);
+    graphs_.push_back(DecodeGraph{bucket, GraphExec(exec)});
+    graphs_epoch_ = scratch_epoch_;
+  }
+  cudaGraphExec_t capture_decode_step(int64_t bucket) {
+    // Every buffer the step uses exists before the capture: a capture may allocate nothing.
+    step_host_.reserve(2, false);  // pinned: the graph's copy node reads it at each replay
+    if (step_dev_.size() < 2) step_dev_.allocate(2);
+    float* h = buf(kSlotH, spec_.llm.hidden);
+    (void)layer_scratch(1);  // logits_of's kSlotA included
+    if (graphs_epoch_ != scratch_epoch_) graphs_.clear();
+    cudaStream_t s = stream();
+    cudaGraph_t graph = nullptr;
+    bool queued = false;
+    if (cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) != cudaSuccess) return nullptr;
+    try {
+      // The test hook's failure: a synchronize is illegal while capturing (it invalidates it).
+      if (graph_mode_ == cuda::CudaGraphMode::kFailCapture) (void)cudaStreamSynchronize(s);
+      SR3D_CUDA_CHECK(cudaMemcpyAsync(step_dev_.get(), step_host_.host(), 2 * sizeof(int32_t),
+                                      cudaMemcpyHostToDevice, s));
+      cuda::embed_rows_dev(embed_, step_dev_.get(), 1, h, s);
+      run_layers_at(h, 1, bucket - 1, step_dev_.get() + 1);
+      logits_of(h);
+      queued = true;
+    } catch (const std::exception&) {  // a call refused while capturing: no graph
+    }
+    if (cudaStreamEndCapture(s, &graph) != cudaSuccess) queued = false;
+    cudaGraphExec_t exec = nullptr;
+    if (queued && graph && cudaGraphInstantiateWithFlags(&exec, graph, 0) != cudaSuccess) exec = nullptr;
+    if (graph && cudaGraphDestroy(graph) != cudaSuccess) (void)cudaGetLastError();
+    return exec;
+  }
+
+  // Graphs off for this engine (a capture, instantiation or launch failed): the plain path.
+  void drop_graphs() {
+    cuda::count_cuda_graph(cuda::CudaGraphEvent::kFailed);
+    graph_mode_ = cuda::CudaGraphMode::kOff;
+    graphs_.clear();
   }
 
   // Final norm + lm_head of one position (device row) into the pinned logits (queued).
@@ -752,6 +910,19 @@ class CudaEngine final : public Engine {
   cuda::HostBuffer<int32_t> ids_host_, rows_host_;
   cuda::HostBuffer<uint8_t> valid_host_;
   cuda::HostBuffer<float> pe_host_;
+
+  // CUDA-graph decode (see the top of the file): one graph per KV-length bucket, valid while
+  // no scratch slot has moved (graphs_epoch_ == scratch_epoch_); the step's [token, position]
+  // in pinned host memory, copied by each graph's first node into step_dev_.
+  struct DecodeGraph {
+    int64_t bucket;
+    GraphExec exec;
+  };
+  cuda::CudaGraphMode graph_mode_ = cuda::CudaGraphMode::kOff;
+  std::vector<DecodeGraph> graphs_;
+  uint64_t scratch_epoch_ = 0, graphs_epoch_ = 0;
+  cuda::HostBuffer<int32_t> step_host_;
+  DeviceBuffer<int32_t> step_dev_;
 };
 
 }  // namespace

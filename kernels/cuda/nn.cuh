@@ -52,10 +52,12 @@ void rope_dev(float* x, int64_t n_tok, int64_t n_heads, int64_t head_dim, int64_
               const int32_t* positions, const float* inv_freq, cudaStream_t s);
 // Qwen2 step after the fused q|k|v projection qkv[n][(hq + 2 hkv) d]: RoPE on the q heads in
 // place at positions pos0 + t, RoPE'd k and the v heads written to the caches
-// (k_cache/v_cache [max_context][hkv][d], rows pos0..pos0+n-1).
+// (k_cache/v_cache [max_context][hkv][d], rows pos0..pos0+n-1). pos0_dev (device int32, may
+// be null): pos0 is read from there when the kernel runs instead (a decode step replayed from a
+// CUDA graph, whose kernel arguments are frozen at capture); the same math as the argument.
 void rope_qkv_to_cache_dev(float* qkv, int64_t n, int64_t hq, int64_t hkv, int64_t d,
                            int64_t pos0, const float* inv_freq, float* k_cache,
-                           float* v_cache, cudaStream_t s);
+                           float* v_cache, cudaStream_t s, const int32_t* pos0_dev = nullptr);
 
 // Attention over `batch` independent sequences. Token t of sequence b: q at
 // q + b * q_bstride + t * q_stride + h * d (likewise k / v with kv_*, out with out_*).
@@ -70,6 +72,12 @@ struct AttentionArgs {
   float scale = 1.f;
   bool causal = false;
   int64_t q_offset = 0;
+  // Device int32 (may be null): the real q_offset, read when the kernels run, with nk =
+  // q_offset + nq (a decoder over its KV cache; a decode step replayed from a CUDA graph, whose
+  // kernel arguments are frozen at capture). q_offset / nk above are then the largest the launch
+  // covers (nk = q_offset + nq): the grid and the split workspace are sized for them, and blocks
+  // past the real keys return at once. Results are bitwise those of a launch with the real values.
+  const int32_t* q_offset_dev = nullptr;
   // Optional scratch for the split partials (attention_workspace_floats floats); when
   // null or short, attention_dev allocates its own from the stream-ordered pool.
   float* workspace = nullptr;

@@ -41,8 +41,10 @@ __global__ void rope_kernel(float* x, int64_t n_tok, int64_t heads, int64_t d, i
 }
 
 __global__ void rope_qkv_cache_kernel(float* qkv, int64_t n, int64_t hq, int64_t hkv, int64_t d,
-                                      int64_t pos0, const float* __restrict__ inv_freq, float* __restrict__ kc,
+                                      int64_t pos0, const int32_t* __restrict__ pos0_dev,
+                                      const float* __restrict__ inv_freq, float* __restrict__ kc,
                                       float* __restrict__ vc) {
+  if (pos0_dev) pos0 = *pos0_dev;  // a replayed graph's step position (frozen arguments)
   const int64_t half = d / 2, heads = hq + 2 * hkv, total = n * heads * half;
   for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
        e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -79,11 +81,12 @@ void rope_dev(float* x, int64_t n_tok, int64_t n_heads, int64_t head_dim, int64_
 }
 
 void rope_qkv_to_cache_dev(float* qkv, int64_t n, int64_t hq, int64_t hkv, int64_t d, int64_t pos0,
-                           const float* inv_freq, float* k_cache, float* v_cache, cudaStream_t s) {
+                           const float* inv_freq, float* k_cache, float* v_cache, cudaStream_t s,
+                           const int32_t* pos0_dev) {
   const int64_t total = n * (hq + 2 * hkv) * (d / 2);
   if (total <= 0) return;
   SR3D_LAUNCH(rope_qkv_cache_kernel, grid_for(total), kBlock, 0, s, qkv, n, hq, hkv, d, pos0,
-              inv_freq, k_cache, v_cache);
+              pos0_dev, inv_freq, k_cache, v_cache);
 }
 
 void rope_host(float* x, int64_t n_tok, int64_t n_heads, int64_t head_dim, const int32_t* positions,
