@@ -7,8 +7,8 @@
 #      kernels and the quantized CUDA engine (sr3d_quant_cuda_tests); then the CUDA ones again
 #      with SR3D_ZERO_COPY=1 (Jetson's zero-copy path, forced on this discrete GPU);
 #   2. their CUDA benchmark rows: the bf16 / int8 / int4 GEMV at NVILA-Lite-8B shapes in GB/s and
-#      % of the measured d2d copy, the prefill GEMM, decode steps (0.5B bf16, 8B-shaped int4 and
-#      int8), attention (JSON per executable under $OUT);
+#      % of the measured d2d copy, the prefill GEMM, decode steps (0.5B bf16 launch by launch and
+#      as a CUDA graph, 8B-shaped int4 and int8), attention (JSON per executable under $OUT);
 #   3. with a carried folder .gpu/ (node.xz: this machine's node, xz-compressed; node_modules.tar;
 #      dist/; sr3d_{cpu,cuda}.node; scripts/prepare-gpu-carry.sh makes it, see bench/README.md):
 #      the JavaScript API on the CUDA binary (bench/gpu_node.js), the fidelity check against
@@ -62,6 +62,15 @@ for EXE in "$BUILD"/sr3d_nn_cuda_tests "$BUILD"/sr3d_quant_cuda_tests "$BUILD"/s
   grep -E "^  FAIL|XPASS" "$log" | head -8
   tail -n 1 "$log"
 done
+# The quantized CUDA engine against the CPU engine with the CUDA-graph decode on
+# (SR3D_CUDA_GRAPH=1, off by default; sr3d_nn_cuda_tests checks the float engine's graph bitwise
+# against its plain decode above, zero copy included). ~5 s.
+if [ -x "$BUILD"/sr3d_quant_cuda_tests ] && stage "sr3d_quant_cuda_tests --filter engine with SR3D_CUDA_GRAPH=1"; then
+  log="$OUT/sr3d_quant_cuda_tests-cuda-graph.log"
+  SR3D_CUDA_GRAPH=1 timeout 60 "$BUILD"/sr3d_quant_cuda_tests --filter engine >"$log" 2>&1 || status=1
+  grep -E "^  FAIL|XPASS" "$log" | head -8
+  tail -n 1 "$log"
+fi
 for EXE in "$BUILD"/sr3d_quant_cuda_tests "$BUILD"/sr3d_nn_cuda_tests "$BUILD"/sr3d_kernel_tests; do
   [ -x "$EXE" ] || continue
   stage "$(basename "$EXE") --bench --device cuda" || continue
