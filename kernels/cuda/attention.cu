@@ -3,7 +3,10 @@
 // attention_dev / attention_workspace_floats / sm_count are declared in nn.cuh.
 //
 // Napkin math: 16 queries x 32 keys per shared-memory tile, one warp per query row, online
-// softmax; decode (one query) splits the keys over blocks and combines the partials.
+// softmax; decode (one query) splits the keys over blocks and combines the partials. A launch
+// with AttentionArgs::q_offset_dev (the CUDA-graph decode) reads the position when it runs and
+// plans its split on the device with the host's split_plan (tests_cpp/emulate/
+// step_position_emu.py checks the two paths bitwise on the CPU).
 // --fmad=false is on for the whole file: the FMAs below are explicit (__fmaf_rn).
 #ifdef SR3D_WITH_CUDA
 #include <algorithm>

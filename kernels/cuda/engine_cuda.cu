@@ -743,7 +743,7 @@ class CudaEngine final : public Engine {
     cudaGraphExec_t exec = nullptr;
     try {
       exec = capture_decode_step(bucket);
-    } catch (const std::exception&) {  // out of memory reserving the step's buffers
+    } catch (...) {  // out of memory reserving the step's buffers: no graph, the step ran already
       exec = nullptr;
     }
     (void)cudaGetLastError();
@@ -775,7 +775,7 @@ class CudaEngine final : public Engine {
       run_layers_at(h, 1, bucket - 1, step_dev_.get() + 1);
       logits_of(h);
       queued = true;
-    } catch (const std::exception&) {  // a call refused while capturing: no graph
+    } catch (...) {  // a call refused while capturing: no graph (the capture still ends below)
     }
     if (cudaStreamEndCapture(s, &graph) != cudaSuccess) queued = false;
     cudaGraphExec_t exec = nullptr;
