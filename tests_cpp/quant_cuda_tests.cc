@@ -12,7 +12,8 @@
 //                                             decode GEMV at NVILA-Lite-8B shapes for bf16 /
 //                                             int8 / int4 (GB/s, % of the d2d copy), a prefill
 //                                             GEMM, and decode steps of the 8B-shaped LLM in
-//                                             int4 and int8 (random weights)
+//                                             int4 (also replayed as a CUDA graph) and int8
+//                                             (random weights)
 //
 // Without a usable device the CUDA cases print "skipped" and pass. Tolerances: one Linear,
 // |cuda - ref| <= 1e-5 sum_k |x_k w_k| (+|b|) per output (float32 sums in another order, the
@@ -358,7 +359,10 @@ std::string dtype_label(WType t) {
 // every projection in dtype t, random; one host copy of each layer's weights shared by all
 // layers (the engine copies each into its own device memory). Embeddings tied (bf16), so
 // lm_head is read once per token and counted once in weight_bytes.
-void bench_decode_8b(WType t, const std::string& dev, double peak, std::vector<BenchRow>& rows) {
+// graph: the decode steps replayed as CUDA graphs (SR3D_CUDA_GRAPH=1's path; the warm-up
+// captures the one bucket).
+void bench_decode_8b(WType t, const std::string& dev, double peak, std::vector<BenchRow>& rows,
+                     bool graph = false) {
   ModelSpec spec;
   spec.has_llm = true;
   LlmSpec& l = spec.llm;
@@ -418,7 +422,15 @@ void bench_decode_8b(WType t, const std::string& dev, double peak, std::vector<B
     w[W(WL::kUp)] = up;
     w[W(WL::kDown)] = down;
   }
-  std::unique_ptr<Engine> e = make_cuda_engine(spec, w, cuda::selected_device());
+  cuda::set_cuda_graph_mode(graph ? cuda::CudaGraphMode::kOn : cuda::CudaGraphMode::kOff);
+  std::unique_ptr<Engine> e;
+  try {
+    e = make_cuda_engine(spec, w, cuda::selected_device());
+  } catch (...) {
+    cuda::clear_cuda_graph_mode();
+    throw;
+  }
+  cuda::clear_cuda_graph_mode();
   store.clear();
   std::vector<float> emb(static_cast<size_t>(16 * H), 0.01f);
   e->prefill(emb.data(), 16);
@@ -432,8 +444,9 @@ void bench_decode_8b(WType t, const std::string& dev, double peak, std::vector<B
   const double med = median(ms);
   const double kv = 2.0 * l.layers * e->cached() * l.kv_heads * l.head_dim * 4;
   const double bytes = static_cast<double>(e->info().weight_bytes) + kv;
-  rows.push_back(make_row("decode_step", fmt("8B shapes %s, tied bf16 lm_head, ctx~%lld %.1f tok/s",
-                                             dtype_label(t).c_str(), static_cast<long long>(e->cached()), 1e3 / med),
+  rows.push_back(make_row("decode_step", fmt("8B shapes %s, tied bf16 lm_head, ctx~%lld %.1f tok/s%s",
+                                             dtype_label(t).c_str(), static_cast<long long>(e->cached()), 1e3 / med,
+                                             graph ? ", cuda graph" : ""),
                           dev, 0, med, bytes, peak, kGpuCacheBytes));
 }
 
@@ -481,6 +494,7 @@ void bench_cuda(std::vector<BenchRow>& rows) {
                             dev, 0, ms, w.bytes + 4.0 * n * (N + K), peak, kGpuCacheBytes));
   }
   bench_decode_8b(WType::kQ4, dev, peak, rows);
+  bench_decode_8b(WType::kQ4, dev, peak, rows, true);
   bench_decode_8b(WType::kQ8, dev, peak, rows);
 }
 #endif  // SR3D_WITH_CUDA
