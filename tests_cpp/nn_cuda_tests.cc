@@ -516,8 +516,9 @@ void test_engine_graph() {
       record(false, name + "/decode past max_context", "neither engine threw", nullptr);
     const cuda::CudaGraphStats after = cuda::cuda_graph_stats();
     const int64_t replayed = after.replayed - before.replayed, captured = after.captured - before.captured;
-    // Each bucket's first step runs plain; the rest replay: 128, 256 | 128 | 512 (again: the
-    // 500-row prompt regrew the scratch), 540.
+    // Each bucket's first step runs plain and captures its graph; the rest replay. Captures:
+    // 128, 256 | none (128's graph again) | 512, 540 (all again: the 500-row prompt regrew
+    // the scratch the graphs point into).
     record(after.failed == before.failed && captured >= 4 && replayed >= steps - captured,
            name + "/graphs replayed",
            "captured " + std::to_string(captured) + ", replayed " + std::to_string(replayed) + " of " +
