@@ -274,8 +274,10 @@ class WeightPool {
     b.slack = slack;
     if (b.data.empty()) return nullptr;
     if (shapes_only_ || slack == 0) return b.data.data();
-    const int64_t k = count_++;
-    return b.data.data() + (k * 4099 * 64) % slack;  // 64-element (128 B+) aligned
+    // A hashed, 64-element (>= 64 B) aligned offset: consecutive requests (q, k, v; layer after
+    // layer) get unrelated windows, not shifted copies of one another.
+    const uint64_t k = static_cast<uint64_t>(count_++) + 1;
+    return b.data.data() + static_cast<int64_t>((k * 2654435761ull) % static_cast<uint64_t>(slack / 64)) * 64;
   }
   template <typename T, typename Draw>
   void alloc(Buf<T>& b, Draw draw, uint64_t seed) {
@@ -562,6 +564,16 @@ struct BenchConfig {
   bool many = true;    // the 32-view TTFT and SigLIP rows
 };
 
+// --json-out: rewritten after each group of rows, so a run cut short keeps what it measured.
+std::string g_json_out;
+void save_rows(const std::vector<Row>& rows) {
+  if (g_json_out.empty()) return;
+  FILE* f = std::fopen(g_json_out.c_str(), "w");
+  if (!f) throw_invalid_argument("a writable file", "--json-out", g_json_out);
+  std::fputs(rows_json(rows).c_str(), f);
+  std::fclose(f);
+}
+
 // The rows of one model on one engine maker. `peak_gbps`: the measured copy (0 on the CPU: no
 // bound). `ok` turns false on a non-finite output.
 template <class Make>
@@ -614,6 +626,7 @@ void model_rows(const Shapes& s, Make make, const std::string& dev, double peak_
     r.note = fmt("%.3f GB a step at ctx %.0f; bound %.0f GB/s copy (floor %.2f ms); %s", bytes / 1e9, d.ctx,
                  peak_gbps, peak_gbps > 0 ? bytes / (peak_gbps * 1e9) * 1e3 : 0.0, held.c_str());
     rows.push_back(r);
+    save_rows(rows);
 
     TtftBuffers b(s, cfg.many ? s.tiles_many : s.tiles_one);
     auto ttft_rows = [&](int64_t tiles, int runs) {
@@ -639,6 +652,7 @@ void model_rows(const Shapes& s, Make make, const std::string& dev, double peak_
       host_row(what + ": greedy argmax", med(&Ttft::first_token), "host argmax over the vocabulary");
       if (tiles == s.tiles_many)  // SigLIP over 32 tiles: the encode stage of these runs
         flop_row("siglip", fmt("%lld tiles", static_cast<long long>(tiles)), med(&Ttft::encode), siglip_flops(s, tiles));
+      save_rows(rows);
     };
     (void)run_ttft(*e, s, s.tiles_one, b);  // warm-up: scratch buffers grow, pages touched
     ttft_rows(s.tiles_one, cfg.runs);
@@ -662,6 +676,7 @@ void model_rows(const Shapes& s, Make make, const std::string& dev, double peak_
                  bytes / 1e9, d.ctx, peak_gbps, peak_gbps > 0 ? bytes / (peak_gbps * 1e9) * 1e3 : 0.0,
                  e->info().device.c_str(), e->info().weight_bytes / 1e9);
     rows.push_back(r);
+    save_rows(rows);
   }
 }
 
@@ -698,6 +713,7 @@ bool cuda_rows(const BenchConfig& cfg, std::vector<Row>& rows, bool* ok) {
     r.pct_bound = 100;
     r.note = "the decode rows' bound";
     rows.push_back(r);
+    save_rows(rows);
   }
   const Shapes s = nvila8b_shapes();
   auto make = [&](const Model& m) {
@@ -723,7 +739,9 @@ bool cuda_rows(const BenchConfig& cfg, std::vector<Row>& rows, bool* ok) {
 #endif
 
 int run_bench_mode(const std::string& device, const BenchConfig& cfg, bool json, const std::string& json_out) {
+  g_json_out = json_out;
   std::vector<Row> rows;
+  save_rows(rows);  // an unwritable path fails before minutes of work
   bool ok = true, cuda_ok = true;
   const auto t0 = Clock::now();
   if (device == "cpu" || device == "all") cpu_rows(cfg, rows, &ok);
@@ -738,15 +756,7 @@ int run_bench_mode(const std::string& device, const BenchConfig& cfg, bool json,
   if (json) std::printf("%s", rows_json(rows).c_str());
   else print_rows(rows);
   std::fprintf(stderr, "engine8b bench: %zu rows in %.1f s\n", rows.size(), ms_since(t0) / 1e3);
-  if (!json_out.empty()) {
-    FILE* f = std::fopen(json_out.c_str(), "w");
-    if (!f) {
-      std::fprintf(stderr, "cannot write %s\n", json_out.c_str());
-      return 1;
-    }
-    std::fputs(rows_json(rows).c_str(), f);
-    std::fclose(f);
-  }
+  save_rows(rows);
   if (!ok) std::printf("FAIL: a stage produced a non-finite output (see the rows above)\n");
   // --device cuda without a usable device is a failure: the GPU script must not pass empty.
   return ok && (cuda_ok || device == "all") ? 0 : 1;
@@ -855,9 +865,14 @@ void test_tiny() {
       }
       double m_abs = 1e-3;
       for (float x : want) m_abs = std::max(m_abs, static_cast<double>(std::fabs(x)));
-      // nn_cuda_tests' whole-engine bound (float32 sums in another order through the stack).
-      check_floats(int4 ? "engine8b/tiny int4 decode logits cuda vs cpu" : "engine8b/tiny TTFT logits cuda vs cpu",
-                   got, want, {V}, 2e-3 * m_abs);
+      // The verified path: nn_cuda_tests' whole-engine bound (float32 sums in another order
+      // through the stack). Under SR3D_CUDA_TC / SR3D_CUDA_GRAPH (bf16 tensor-core GEMMs whose
+      // own tests hold the documented bound): a sanity bound only, 5e-2 of the largest logit,
+      // which a wrong result (not bf16 rounding over 54 layers) exceeds.
+      const bool fast = !switches_label().empty();
+      check_floats(std::string(int4 ? "engine8b/tiny int4 decode logits cuda vs cpu" : "engine8b/tiny TTFT logits cuda vs cpu") +
+                       (fast ? switches_label() + " (bf16-level sanity bound)" : ""),
+                   got, want, {V}, (fast ? 5e-2 : 2e-3) * m_abs);
     }
   }
 #endif
