@@ -45,9 +45,10 @@
 //   attention) = 84.6 TFLOP: floor 107 ms (target <= 250 ms); SIMT prediction ~4 s.
 // - SigLIP over 32 tiles: 30.0 TFLOP, floor 38 ms at 790; SIMT prediction ~1.9 s (~16 TFLOP/s,
 //   2% of the bf16 peak; target >= 50%).
-// Time on the device (SIMT): ~2-8 s to upload 16 GB (the shared host buffer is pinned with
-// cudaHostRegister when it can be), ~6 s of TTFT-13 (a warm-up + 3 runs), ~12 s of TTFT-32 (2
-// runs), 1 s of decode, ~3 s for the int4 engine: ~30-40 s a run.
+// Time on the device (SIMT): ~1-4 s to upload 16 GB (the shared host buffer is pinned with
+// cudaHostRegister when it can be: DMA instead of a pageable copy's bounce buffer), ~6.5 s of
+// TTFT-13 (a warm-up + 3 runs), ~8.5 s of TTFT-32 (2 runs), <1 s of decode, ~2 s for the int4
+// engine: ~20-25 s a run (bench/gpu_full.sh budgets 60 s).
 //
 // Weights: every matrix is a window into ONE host buffer of random bf16 (as large as the
 // largest matrix, the 1.09 GB embedding table, plus a 128 KB slack that staggers the windows),
