@@ -68,8 +68,9 @@ done
 # Issue 15's rows at the 8B shapes (tests_cpp/engine8b_bench.cc has the napkin math): ~1 GB of
 # random bf16 on the host, 16.2 GB uploaded (then 5.7 GB for the int4 engine), TTFT 13 tiles x4
 # and 32 tiles x2, decode. Predicted on the fp32 SIMT path: TTFT ~1.6 s / ~4 s, ~20-25 s a run
-# with the uploads; 60 s budgeted (SR3D_8B_EST_S). Each run first checks the tiny model's CUDA engine against the CPU one
-# under the same switches (seconds); a run with less than its estimate left drops the 32-view rows.
+# with the uploads; 60 s budgeted (SR3D_8B_EST_S). Each run first checks the tiny model's CUDA
+# engine against the CPU one under the same switches (seconds); a run with less than its
+# estimate left drops the 32-view rows.
 E8B="$BUILD/sr3d_engine8b_bench"
 E8B_EST=${SR3D_8B_EST_S:-60}
 for E8B_MODE in verified fast; do
