@@ -6,10 +6,13 @@
 #      Impl::kCuda vs the CPU reference, the CUDA engine vs the CPU engine, the int4 / int8
 #      kernels and the quantized CUDA engine (sr3d_quant_cuda_tests); then the CUDA ones again
 #      with SR3D_ZERO_COPY=1 (Jetson's zero-copy path, forced on this discrete GPU);
-#   2. their CUDA benchmark rows: the bf16 / int8 / int4 GEMV at NVILA-Lite-8B shapes in GB/s and
+#   2. issue 15's engine rows at NVILA-Lite-8B shapes (sr3d_engine8b_bench: random weights, ~16 GB
+#      uploaded): decode bf16 / int4, TTFT for 13 and 32 tiles, SigLIP over 32 tiles; once on the
+#      verified path, once with SR3D_CUDA_TC=1 SR3D_CUDA_GRAPH=1 (its rows say so in `model`);
+#   3. their CUDA benchmark rows: the bf16 / int8 / int4 GEMV at NVILA-Lite-8B shapes in GB/s and
 #      % of the measured d2d copy, the prefill GEMM, decode steps (0.5B bf16 launch by launch and
 #      as a CUDA graph, 8B-shaped int4 and int8), attention (JSON per executable under $OUT);
-#   3. with a carried folder .gpu/ (node.xz: this machine's node, xz-compressed; node_modules.tar;
+#   4. with a carried folder .gpu/ (node.xz: this machine's node, xz-compressed; node_modules.tar;
 #      dist/; sr3d_{cpu,cuda}.node; scripts/prepare-gpu-carry.sh makes it, see bench/README.md):
 #      the JavaScript API on the CUDA binary (bench/gpu_node.js), the fidelity check against
 #      Hugging Face transformers, and the engine benchmark's CUDA rows.
@@ -71,6 +74,29 @@ if [ -x "$BUILD"/sr3d_quant_cuda_tests ] && stage "sr3d_quant_cuda_tests --filte
   grep -E "^  FAIL|XPASS" "$log" | head -8
   tail -n 1 "$log"
 fi
+# Issue 15's rows at the 8B shapes (tests_cpp/engine8b_bench.cc has the napkin math): ~1 GB of
+# random bf16 on the host, 16.2 GB uploaded (then 5.7 GB for the int4 engine), TTFT 13 tiles x4
+# and 32 tiles x2, decode. Predicted on the fp32 SIMT path: TTFT ~1.6 s / ~4 s, ~20-25 s a run
+# with the uploads; 60 s budgeted (SR3D_8B_EST_S). Each run first checks the tiny model's CUDA
+# engine against the CPU one under the same switches (seconds); a run with less than its
+# estimate left drops the 32-view rows.
+E8B="$BUILD/sr3d_engine8b_bench"
+E8B_EST=${SR3D_8B_EST_S:-60}
+for E8B_MODE in verified fast; do
+  [ -x "$E8B" ] || break
+  stage "sr3d_engine8b_bench at 8B shapes ($E8B_MODE path; estimated ${E8B_EST} s)" || break
+  if [ "$E8B_MODE" = fast ]; then E8B_ENV="SR3D_CUDA_TC=1 SR3D_CUDA_GRAPH=1"; else E8B_ENV="-u SR3D_CUDA_TC -u SR3D_CUDA_GRAPH"; fi
+  E8B_ARGS=""
+  [ $((BUDGET - SECONDS)) -lt "$E8B_EST" ] && E8B_ARGS="--no-32 --runs 2" && echo "   (under ${E8B_EST} s of budget left: $E8B_ARGS)"
+  t0=$SECONDS
+  env $E8B_ENV timeout 60 "$E8B" >"$OUT/engine8b-$E8B_MODE-check.log" 2>&1 || status=1
+  grep -E "^  FAIL|XPASS" "$OUT/engine8b-$E8B_MODE-check.log" | head -4
+  tail -n 1 "$OUT/engine8b-$E8B_MODE-check.log"
+  # The rows file is rewritten after each group of rows: a run cut by the timeout keeps its rows.
+  E8B_T=$((BUDGET - SECONDS + 60)); [ "$E8B_T" -gt 300 ] && E8B_T=300; [ "$E8B_T" -lt 60 ] && E8B_T=60
+  env $E8B_ENV timeout "$E8B_T" "$E8B" --bench --device cuda $E8B_ARGS --json-out "$OUT/rows-engine8b-$E8B_MODE.json" 2>&1 || status=1
+  echo "   engine8b ($E8B_MODE): $((SECONDS - t0)) s"
+done
 for EXE in "$BUILD"/sr3d_quant_cuda_tests "$BUILD"/sr3d_nn_cuda_tests "$BUILD"/sr3d_kernel_tests; do
   [ -x "$EXE" ] || continue
   stage "$(basename "$EXE") --bench --device cuda" || continue
@@ -89,6 +115,9 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], 'bench-*.json'))):
             rows.append({'op': 'decode' if decode else r['op'], 'model': r['shape'], 'device': r['device'],
                          'medianMs': r['medianMs'], 'rate': 1e3 / r['medianMs'] if decode else r['gbps'],
                          'unit': 'tokens/s' if decode else 'GB/s', 'pctBound': r['pctPeak']})
+# Rows already in issue 15's shape (sr3d_engine8b_bench --json-out rows-*.json).
+for f in sorted(glob.glob(os.path.join(sys.argv[1], 'rows-*.json'))):
+    rows += json.load(open(f))
 json.dump(rows, open(os.path.join(sys.argv[1], 'gpu-rows.json'), 'w'), indent=1)
 print(f'{len(rows)} CUDA rows -> gpu-rows.json')
 PY
