@@ -34,6 +34,16 @@ void linear_dev(const float* x, int64_t n, const WeightRef& w, const float* bias
 // Threads per block of the int4 / int8 vector GEMV: 0 = linear_q.cu's heuristic, else 32, 64,
 // 96 or 128 (a benchmark knob: process-wide, not thread-safe; the GPU bench times both shapes).
 void set_quant_gemv_threads(int threads);
+// The bf16 tensor-core GEMM (gemm_tc.cu) for n > 4 with float32 / float16 / bfloat16 weights:
+// SR3D_CUDA_TC=1 turns it on (unset or 0: the float32 SIMT GEMM; another value is an
+// invalid-argument error at the first GEMM); it runs on sm_80+ GPUs when K % 8 == 0 and x and
+// W are 16-byte aligned, else the SIMT GEMM does. set_tc_gemm (tests, benchmarks; process-wide,
+// not thread-safe with running GEMMs): 1 = on, 0 = off, -1 = SR3D_CUDA_TC decides again;
+// returns the previous setting. tc_gemm_enabled: the switch (throws for an invalid
+// SR3D_CUDA_TC); tc_gemm_supported: whether the current device runs the kernel.
+int set_tc_gemm(int mode);
+bool tc_gemm_enabled();
+bool tc_gemm_supported();
 // LayerNorm (beta may be null = 0) / RMSNorm over rows of d; y may alias x.
 void layer_norm_dev(const float* x, int64_t n, int64_t d, const float* gamma, const float* beta,
                     float eps, float* y, cudaStream_t s);
