@@ -316,6 +316,7 @@ bool tc_gemm_supported() {
 
 bool linear_tc_dev(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y,
                    cudaStream_t s, int act, const float* residual) {
+  if (n <= 0 || w.rows <= 0) return false;
   if (w.type != WType::kF32 && w.type != WType::kF16 && w.type != WType::kBF16) return false;
   if (!tc_gemm_enabled()) return false;
   const int64_t N = w.rows, K = w.cols;

@@ -26,7 +26,8 @@ constexpr int kNoAct = -1;
 // y[n][w.rows] = act(x[n][w.cols] . W^T + bias) + residual. bias and residual may be null;
 // residual may alias y (each element is read before it is written, by the same thread);
 // x must not alias y. n <= 4 runs the bandwidth-bound GEMV (one warp per output row,
-// 16-byte weight loads), larger n the tiled shared-memory GEMM (128x128 tiles, fp32 FMA).
+// 16-byte weight loads), larger n the tiled shared-memory GEMM (128x128 tiles, fp32 FMA), or,
+// when switched on (SR3D_CUDA_TC=1 / set_tc_gemm below), the bf16 tensor-core GEMM.
 // int4 / int8 weights (w.scales / zeros / perm on the device too): n <= 8 runs linear_q.cu's
 // GEMV (dequantized in registers), larger n the same GEMM with each tile dequantized.
 void linear_dev(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y,
@@ -42,6 +43,11 @@ void set_quant_gemv_threads(int threads);
 // returns the previous setting. tc_gemm_enabled: the switch (throws for an invalid
 // SR3D_CUDA_TC); tc_gemm_supported: whether the current device runs the kernel.
 int set_tc_gemm(int mode);
+// Launches the tensor-core GEMM and returns true when it applies (switch on, sm_80+ device,
+// float32 / float16 / bfloat16 W, K % 8 == 0, 16-byte aligned x and W); false leaves the
+// call to linear_dev's SIMT GEMM. Same arguments as linear_dev, n >= 1.
+bool linear_tc_dev(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y,
+                   cudaStream_t s, int act = kNoAct, const float* residual = nullptr);
 bool tc_gemm_enabled();
 bool tc_gemm_supported();
 // LayerNorm (beta may be null = 0) / RMSNorm over rows of d; y may alias x.

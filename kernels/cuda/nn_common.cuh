@@ -98,12 +98,6 @@ __device__ __forceinline__ void unpack2(uint32_t u, float* f) {
   }
 }
 
-// gemm_tc.cu: launches the tensor-core GEMM and returns true when it applies (switch on,
-// sm_80+ device, float32 / float16 / bfloat16 W, K % 8 == 0, 16-byte aligned x and W); false
-// leaves the call to linear.cu's SIMT GEMM.
-bool linear_tc_dev(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y,
-                   cudaStream_t s, int act, const float* residual);
-
 // The weight's device copy, and a WeightRef to it (the _host entry points); a quantized
 // weight's scales, zeros and perm too.
 struct DeviceWeight {
