@@ -8,7 +8,9 @@
 #      with SR3D_ZERO_COPY=1 (Jetson's zero-copy path, forced on this discrete GPU);
 #   2. their CUDA benchmark rows: the bf16 / int8 / int4 GEMV at NVILA-Lite-8B shapes in GB/s and
 #      % of the measured d2d copy, the prefill GEMM, decode steps (0.5B bf16, 8B-shaped int4 and
-#      int8), attention (JSON per executable under $OUT);
+#      int8), attention (JSON per executable under $OUT); the GEMMs (SigLIP MLP, 8B prefill
+#      1600x3584->18944) and the SigLIP / 8B-prefill attention each with the float32 kernel
+#      ("simt") and the bf16 tensor-core one ("tc", SR3D_CUDA_TC's kernels) in TFLOP/s;
 #   3. with a carried folder .gpu/ (node.xz: this machine's node, xz-compressed; node_modules.tar;
 #      dist/; sr3d_{cpu,cuda}.node; scripts/prepare-gpu-carry.sh makes it, see bench/README.md):
 #      the JavaScript API on the CUDA binary (bench/gpu_node.js), the fidelity check against
@@ -77,7 +79,7 @@ for EXE in "$BUILD"/sr3d_quant_cuda_tests "$BUILD"/sr3d_nn_cuda_tests "$BUILD"/s
 done
 
 # The rows in issue 15's shape ({ op, model, device, medianMs, rate, pctBound }: decode steps in
-# tokens/s, GEMMs in TFLOP/s and % of SR3D_GPU_TFLOPS (790: the H200's measured dense bf16),
+# tokens/s, GEMMs and prefill / vision attention in TFLOP/s and % of SR3D_GPU_TFLOPS (790: the H200's measured dense bf16),
 # other kernels in GB/s) for bench/results/gpu-<chip>-<date>.json.
 python3 - "$OUT" <<'PY' || true
 import glob, json, os, re, sys
@@ -91,7 +93,7 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], 'bench-*.json'))):
                          'medianMs': r['medianMs'], 'rate': 1e3 / r['medianMs'] if decode else r['gbps'],
                          'unit': 'tokens/s' if decode else 'GB/s', 'pctBound': r['pctPeak']})
             tf = re.search(r'([0-9.]+) TFLOP/s', r['shape'])
-            if tf:  # a GEMM: compute-bound, so its rate and bound in TFLOP/s
+            if tf and r['op'] in ('linear_gemm', 'attention'):  # compute-bound: TFLOP/s
                 rows[-1].update(rate=float(tf.group(1)), unit='TFLOP/s', pctBound=100 * float(tf.group(1)) / peak_tflops)
 json.dump(rows, open(os.path.join(sys.argv[1], 'gpu-rows.json'), 'w'), indent=1)
 print(f'{len(rows)} CUDA rows -> gpu-rows.json')

@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -428,6 +429,109 @@ void test_attention() {
   }
 }
 
+// The tensor-core attention (attention_tc.cu, switched on through set_tc_gemm) against a
+// float64 reference of the float32 inputs: every query row of the small cases, 8 rows x every
+// head of the SigLIP (1024 x 1024, 16 heads, d 72) and 8B-prefill (1600 causal, 28:4, d 128)
+// ones. Per element |got - ref| <= ((e^(2D) - 1) + 2^-7 + 2^-8) max_j |v_j| + 1e-5 with
+// D = 2^-7 scale max_j sum_c |q_c k_jc| (the score error of bf16 q and k; P and v rounded to
+// bf16), and ||got - ref|| / ||ref|| <= 1e-2.
+void test_attention_tc() {
+#ifdef SR3D_WITH_CUDA
+  struct C { int64_t nq, nk, hq, hkv, d; bool causal; int64_t off; };
+  const C cases[] = {{70, 70, 2, 1, 72, false, 0},     {67, 130, 4, 2, 128, true, 63},
+                     {130, 130, 2, 2, 128, true, 0},   {17, 5, 1, 1, 64, false, 0},
+                     {1024, 1024, 16, 16, 72, false, 0}, {1600, 1600, 28, 4, 128, true, 0}};
+  for (const C& c : cases) {
+    const std::string name = "attention_tc/nq=" + std::to_string(c.nq) + ",nk=" + std::to_string(c.nk) +
+                             ",hq=" + std::to_string(c.hq) + ",hkv=" + std::to_string(c.hkv) +
+                             ",d=" + std::to_string(c.d) + (c.causal ? ",causal,off=" + std::to_string(c.off) : "");
+    if (!begin_case(name) || skip_without_cuda()) continue;
+    if (!cuda::tc_gemm_supported()) {
+      std::printf("  skipped: the tensor-core kernels need an sm_80+ GPU and sm_80+ code in this build\n");
+      continue;
+    }
+    Rng r(c.nq * 13 + c.nk * 7 + c.d);
+    std::vector<float> q = randn(r, c.nq * c.hq * c.d), k = randn(r, c.nk * c.hkv * c.d),
+                       v = randn(r, c.nk * c.hkv * c.d);
+    cuda::DeviceBuffer<float> dq = to_device(q), dk = to_device(k), dv = to_device(v);
+    cuda::DeviceBuffer<float> dout = to_device(std::vector<float>(c.nq * c.hq * c.d, kNaN));
+    cuda::AttentionArgs a;
+    a.q = dq.get();
+    a.k = dk.get();
+    a.v = dv.get();
+    a.out = dout.get();
+    a.q_stride = a.out_stride = c.hq * c.d;
+    a.kv_stride = c.hkv * c.d;
+    a.nq = c.nq;
+    a.nk = c.nk;
+    a.hq = c.hq;
+    a.hkv = c.hkv;
+    a.d = c.d;
+    a.scale = 1.0f / std::sqrt(static_cast<float>(c.d));
+    a.causal = c.causal;
+    a.q_offset = c.off;
+    bool launched = false;
+    {
+      TcSwitch on(1);
+      launched = cuda::attention_tc_dev(a, nullptr);
+    }
+    std::vector<float> got(c.nq * c.hq * c.d);
+    SR3D_CUDA_CHECK(cudaMemcpy(got.data(), dout.get(), got.size() * sizeof(float), cudaMemcpyDeviceToHost));
+    record(launched, name + " (launched)", "attention_tc_dev declined on an sm_80+ device", nullptr);
+    std::vector<int64_t> rows;
+    if (c.nq > 256) {
+      for (int64_t i : {int64_t{0}, int64_t{1}, c.nq / 3, c.nq / 2, c.nq - 65, c.nq - 2, c.nq - 1}) rows.push_back(i);
+      rows.push_back(r.integer(0, c.nq - 1));
+    } else {
+      for (int64_t i = 0; i < c.nq; ++i) rows.push_back(i);
+    }
+    double err2 = 0, ref2 = 0, worst = 0;
+    std::string worst_at;
+    for (int64_t i : rows)
+      for (int64_t h = 0; h < c.hq; ++h) {
+        const int64_t kvh = h / (c.hq / c.hkv), kend = c.causal ? std::min(c.nk, c.off + i + 1) : c.nk;
+        std::vector<double> sc(kend);
+        double mx = -1e300, dmax = 0;
+        for (int64_t j = 0; j < kend; ++j) {
+          double dot = 0, mag = 0;
+          for (int64_t e = 0; e < c.d; ++e) {
+            const double p = static_cast<double>(q[(i * c.hq + h) * c.d + e]) * k[(j * c.hkv + kvh) * c.d + e];
+            dot += p;
+            mag += std::fabs(p);
+          }
+          sc[j] = dot * a.scale;
+          mx = std::max(mx, sc[j]);
+          dmax = std::max(dmax, std::ldexp(mag * a.scale, -7));
+        }
+        double den = 0;
+        for (int64_t j = 0; j < kend; ++j) den += (sc[j] = std::exp(sc[j] - mx));
+        for (int64_t e = 0; e < c.d; ++e) {
+          double num = 0, vmax = 0;
+          for (int64_t j = 0; j < kend; ++j) {
+            const double vv = v[(j * c.hkv + kvh) * c.d + e];
+            num += sc[j] * vv;
+            vmax = std::max(vmax, std::fabs(vv));
+          }
+          const double ref = num / den, g = got[(i * c.hq + h) * c.d + e];
+          const double bound = (std::expm1(2 * dmax) + std::ldexp(1.0, -7) + std::ldexp(1.0, -8)) * vmax + 1e-5;
+          const double ratio = std::fabs(g - ref) / bound;
+          if (!(ratio <= worst)) {
+            worst = ratio;
+            worst_at = fmt("[q %lld][h %lld][%lld] got %.9g want %.9g bound %.3g", static_cast<long long>(i),
+                           static_cast<long long>(h), static_cast<long long>(e), g, ref, bound);
+          }
+          err2 += (g - ref) * (g - ref);
+          ref2 += ref * ref;
+        }
+      }
+    const double rel = std::sqrt(err2 / std::max(ref2, 1e-300));
+    std::printf("  relative error %.3g, worst element at %.3g of its bound\n", rel, worst);
+    record(rel <= 1e-2, name + " (relative error)", fmt("||got - ref|| / ||ref|| = %.3g > 1e-2", rel), nullptr);
+    record(worst <= 1, name + " (bf16 bound)", "element " + worst_at, nullptr);
+  }
+#endif
+}
+
 // ---- engine: CUDA vs CPU on a tiny random model --------------------------------------------
 
 struct TinyModel {
@@ -709,6 +813,7 @@ void run_tests() {
   test_norms();
   test_elementwise();
   test_attention();
+  test_attention_tc();
   test_engine();
 }
 
@@ -764,8 +869,13 @@ void bench_cuda(std::vector<BenchRow>& rows) {
     linear_row(1600, 3584, 18944, "linear_gemm", kernel);
   }
 
+  // kernel: null (the default dispatch, GB/s rows), "simt" (the float32 kernel) or "tc"
+  // (attention_tc.cu through set_tc_gemm): named in the shape with TFLOP/s.
   auto attn_row = [&](int64_t batch, int64_t nq, int64_t nk, int64_t hq, int64_t hkv, int64_t d,
-                      bool causal) {
+                      bool causal, const char* kernel = nullptr) {
+    const bool tc = kernel && std::string(kernel) == "tc";
+    if (tc && !cuda::tc_gemm_supported()) return;
+    TcSwitch sw(tc ? 1 : 0);
     cuda::DeviceBuffer<float> q = to_device(std::vector<float>(batch * nq * hq * d, 0.1f));
     cuda::DeviceBuffer<float> kv = to_device(std::vector<float>(batch * nk * hkv * d, 0.2f));
     cuda::DeviceBuffer<float> out(batch * nq * hq * d);
@@ -790,16 +900,25 @@ void bench_cuda(std::vector<BenchRow>& rows) {
     a.workspace = ws.get();
     a.workspace_floats = ws.size();
     const double ms = gpu_median_ms(s, [&] { cuda::attention_dev(a, s); });
-    char shape[96];
+    // QK^T and PV, causal: the keys each query sees (q_offset = nk - nq).
+    double pairs = 0;
+    for (int64_t i = 0; i < nq; ++i) pairs += causal ? std::min(nk, nk - nq + i + 1) : nk;
+    const double tflops = 4.0 * batch * hq * d * pairs / (ms * 1e-3) / 1e12;
+    char shape[128];
     std::snprintf(shape, sizeof shape, "b%lld q%lld k%lld h%lld/%lld d%lld%s", static_cast<long long>(batch),
                   static_cast<long long>(nq), static_cast<long long>(nk), static_cast<long long>(hq),
                   static_cast<long long>(hkv), static_cast<long long>(d), causal ? " causal" : "");
+    if (kernel) std::snprintf(shape + std::strlen(shape), sizeof shape - std::strlen(shape), " %s %.1f TFLOP/s", kernel, tflops);
     rows.push_back(make_row("attention", shape, dev, 0, ms,
                             4.0 * batch * (2 * nq * hq * d + 2 * nk * hkv * d), peak, cache));
   };
   attn_row(1, 1024, 1024, 16, 16, 72, false);  // one SigLIP tile layer
   attn_row(1, 1, 4096, 28, 4, 128, true);      // a 7B decode step at 4k context
   attn_row(1, 512, 4096, 28, 4, 128, true);    // the last prefill chunk at 4k
+  for (const char* kernel : {"simt", "tc"}) {
+    attn_row(1, 1024, 1024, 16, 16, 72, false, kernel);  // SigLIP tile layer
+    attn_row(1, 1600, 1600, 28, 4, 128, true, kernel);   // 8B prefill of 1600 positions
+  }
 
   // A 0.5B-class Qwen2 decode step (Qwen2-0.5B sizes, tied embeddings, random bf16).
   {

@@ -57,13 +57,7 @@ namespace {
 
 constexpr int kTcBM = 128, kTcBN = 128, kTcBK = 32, kTcThreads = 256;
 constexpr int kTcLd = kTcBK / 2 + 4;  // words (bf16 pairs) per shared row, padded
-// The device code exists for sm_80+ (and the host pass); sm_75 gets an empty kernel.
-#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
-#define SR3D_TC_BODY 1
-#else
-#define SR3D_TC_BODY 0
-#endif
-#if SR3D_TC_BODY
+#if SR3D_TC_BODY  // mma.cuh: sm_80+ and the host pass; sm_75 gets an empty kernel
 // Registers of one thread's share of a W tile in flight: 16 floats (float32: four 4-k chunks)
 // or 2 x 8 halves (float16); nothing for bf16 (cp.async).
 template <WType T>
@@ -295,6 +289,7 @@ bool tc_aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u)
 
 }  // namespace
 
+// The switch of attention_tc.cu too (one switch for every tensor-core kernel).
 int set_tc_gemm(int mode) { return g_tc_override.exchange(mode < 0 ? -1 : mode != 0 ? 1 : 0); }
 
 bool tc_gemm_enabled() {

@@ -22,6 +22,14 @@
 
 #include <cstdint>
 
+// 1 where the tensor-core kernels have their bodies (sm_80+ device code, and the host pass
+// that only needs them to parse); 0 for sm_75, whose kernels are empty stubs.
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+#define SR3D_TC_BODY 1
+#else
+#define SR3D_TC_BODY 0
+#endif
+
 namespace sr3d {
 namespace cuda {
 

@@ -60,7 +60,7 @@ inline uint2 make_uint2(uint32_t a, uint32_t b) { return {a, b}; }
 template <class T> T __ldg(const T* p) { T v; std::memcpy(&v, p, sizeof(T)); return v; }
 inline float __uint_as_float(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
 inline uint32_t __float_as_uint(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
-struct Dim { unsigned x = 0, y = 0; };
+struct Dim { unsigned x = 0, y = 0, z = 0; };
 thread_local Dim threadIdx;
 Dim blockIdx, blockDim;
 std::barrier<>* g_block = nullptr;
@@ -109,6 +109,7 @@ inline void unpack2(uint32_t u, float* f) {
 }
 
 // ---- mma.cuh, emulated --------------------------------------------------------------------
+#define SR3D_TC_BODY 1
 inline uint32_t bf16x2_rn(float lo, float hi) {
   return static_cast<uint32_t>(bf16_rn(lo)) | (static_cast<uint32_t>(bf16_rn(hi)) << 16);
 }
