@@ -1,11 +1,13 @@
 // The tensor-core GEMM of the CUDA Linear (kernels/linear.h): y = act(x . W^T + b) + residual
-// with x float32 [M][K], W [N][K] of dtype float32 / float16 / bfloat16, both rounded to bf16
+// with x float32 [M][K], W [N][K] of dtype float32 / float16 / bfloat16 (or int4 / int8
+// without act-order, dequantized s * float(q - z) as the reference does), both rounded to bf16
 // (nearest even) on their way into shared memory, products accumulated in float32 by
 // mma.sync m16n8k16 (mma.cuh), float32 output. linear.cu's linear_launch calls linear_tc_dev
-// for n > 4 and falls back to its fp32 SIMT GEMM when this declines: off (SR3D_CUDA_TC unset
-// or 0, the default until a device run has checked this kernel; set_tc_gemm for the tests),
-// a GPU below sm_80 or a binary without sm_80+ code for it, K % 8 != 0, x or W not 16-byte
-// aligned, or an int4 / int8 weight. Results are bf16-level, not the SIMT kernel's float32.
+// for n > 4 (int4 / int8: n > 8) and falls back to its fp32 SIMT GEMM when this declines:
+// off (SR3D_CUDA_TC unset or 0, the default until a device run has checked this kernel;
+// set_tc_gemm for the tests), a GPU below sm_80 or a binary without sm_80+ code for it, K % 8 != 0, x or W not 16-byte
+// aligned, or an int4 / int8 weight with act-order or a group that is not a multiple of 8.
+// Results are bf16-level, not the SIMT kernel's float32.
 //
 // Napkin math (H200: ~790 TFLOP/s dense bf16 measured with torch, /work/.library/device/
 // KINDS.md; 132 SMs at ~1.98 GHz: ~3000 FLOP/clk/SM):
@@ -33,7 +35,8 @@
 // pairs, rows of 16 + 4 words: the 4-word pad makes the fragment loads (lane = 4 * row + k
 // pair) hit 32 different banks. x is loaded to registers one step ahead, rounded to bf16 and
 // stored after the current step's mma; a bf16 W streams with cp.async (no conversion), a
-// float32 / float16 W goes through registers like x.
+// float32 / float16 W goes through registers like x, an int4 / int8 one is dequantized into
+// bf16 registers at the load (8 k of one group per 4- or 8-byte load).
 #ifdef SR3D_WITH_CUDA
 #include <atomic>
 #include <cstdlib>
@@ -55,14 +58,21 @@ namespace {
 
 // ---- the kernel (tests_cpp/emulate/gemm_tc_emu.py compiles from here to "host side") ----
 
-constexpr int kTcBM = 128, kTcBN = 128, kTcBK = 32, kTcThreads = 256;
-constexpr int kTcLd = kTcBK / 2 + 4;  // words (bf16 pairs) per shared row, padded
+constexpr int kTcBM = 128, kTcBN = 128, kTcThreads = 256;
+// The quantized fields of an int4 / int8 W (weights.h; no act-order: linear_tc_dev declines a
+// perm); unused for the dense dtypes.
+struct TcQuant {
+  const float* scales = nullptr;
+  const uint8_t* zeros = nullptr;
+  int64_t group = 1;
+};
 #if SR3D_TC_BODY  // mma.cuh: sm_80+ and the host pass; sm_75 gets an empty kernel
-// Registers of one thread's share of a W tile in flight: 16 floats (float32: four 4-k chunks)
-// or 2 x 8 halves (float16); nothing for bf16 (cp.async).
+constexpr int kTcBK = 32, kTcLd = kTcBK / 2 + 4;  // k per step; words per shared row (+pad)
+// Registers of one thread's share of a W tile in flight: 16 floats (float32: four 4-k chunks),
+// 2 x 8 halves (float16) or 2 x 8 dequantized bf16 (int4 / int8); nothing for bf16 (cp.async).
 template <WType T>
 struct TcWStage {
-  uint4 v[T == WType::kF32 ? 4 : T == WType::kF16 ? 2 : 1];
+  uint4 v[T == WType::kF32 ? 4 : T == WType::kBF16 ? 1 : 2];
 };
 
 // Four consecutive k of row `row` of a float32 matrix [rows][K] (zeros past the edges;
@@ -78,6 +88,36 @@ __device__ __forceinline__ uint4 tc_load8h(const void* w, int64_t row, int64_t r
   if (row < rows && k < K)
     return __ldg(reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(w) + row * K + k));
   return make_uint4(0u, 0u, 0u, 0u);
+}
+// Eight consecutive k of row `row` of an int4 / int8 W, dequantized as the reference does
+// (s * float(q - z), one group: group % 8 == 0) and rounded to bf16 pairs; zeros past the edges.
+template <WType T>
+__device__ __forceinline__ uint4 tc_load8q(const void* w, int64_t row, int64_t rows, int64_t k,
+                                           int64_t K, const TcQuant& qz) {
+  if (!(row < rows && k < K)) return make_uint4(0u, 0u, 0u, 0u);
+  const uint8_t* q = static_cast<const uint8_t*>(w);
+  const int64_t gi = row * (K / qz.group) + k / qz.group;
+  const float sc = __ldg(qz.scales + gi);
+  const int z = __ldg(qz.zeros + gi);
+  int qv[8];
+  if constexpr (T == WType::kQ4) {
+    const uint32_t u = __ldg(reinterpret_cast<const unsigned int*>(q + row * (K / 2) + k / 2));
+#pragma unroll
+    for (int i = 0; i < 8; ++i) qv[i] = (u >> (4 * i)) & 15;  // k even: the low nibble
+  } else {
+    const uint2 u = __ldg(reinterpret_cast<const uint2*>(q + row * K + k));
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      qv[i] = (u.x >> (8 * i)) & 255;
+      qv[4 + i] = (u.y >> (8 * i)) & 255;
+    }
+  }
+  uint32_t p[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+    p[i] = bf16x2_rn(__fmul_rn(sc, static_cast<float>(qv[2 * i] - z)),
+                     __fmul_rn(sc, static_cast<float>(qv[2 * i + 1] - z)));
+  return make_uint4(p[0], p[1], p[2], p[3]);
 }
 __device__ __forceinline__ uint2 tc_f32x4_to_bf16(const uint4& u) {
   return make_uint2(bf16x2_rn(__uint_as_float(u.x), __uint_as_float(u.y)),
@@ -106,8 +146,13 @@ __device__ __forceinline__ void tc_store_a(uint32_t (*As)[kTcLd], const uint4 (&
 // to shared memory; float16 the same pieces through registers; float32 as x.
 template <WType T>
 __device__ __forceinline__ void tc_load_w(TcWStage<T>& rw, uint32_t (*Bs)[kTcLd], const void* W,
-                                          int64_t n0, int64_t N, int64_t k0, int64_t K, int tid) {
-  if constexpr (T == WType::kBF16) {
+                                          int64_t n0, int64_t N, int64_t k0, int64_t K, int tid,
+                                          const TcQuant& qz) {
+  if constexpr (T == WType::kQ4 || T == WType::kQ8) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+      rw.v[i] = tc_load8q<T>(W, n0 + (tid >> 2) + 64 * i, N, k0 + (tid & 3) * 8, K, qz);
+  } else if constexpr (T == WType::kBF16) {
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
       const int r = (tid >> 2) + 64 * i, kc = (tid & 3) * 8;
@@ -141,6 +186,9 @@ __device__ __forceinline__ void tc_store_w(uint32_t (*Bs)[kTcLd], const TcWStage
 #pragma unroll
     for (int i = 0; i < 4; ++i)
       *reinterpret_cast<uint2*>(&Bs[(tid >> 3) + 32 * i][(tid & 7) * 2]) = tc_f32x4_to_bf16(rw.v[i]);
+  } else if constexpr (T == WType::kQ4 || T == WType::kQ8) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) *reinterpret_cast<uint4*>(&Bs[(tid >> 2) + 64 * i][(tid & 3) * 4]) = rw.v[i];
   }
 }
 
@@ -150,7 +198,7 @@ template <WType T>
 __global__ void __launch_bounds__(kTcThreads, 2)
     gemm_tc_kernel(const float* __restrict__ A, const void* __restrict__ W,
                    const float* __restrict__ bias, const float* residual, float* C, int64_t M,
-                   int64_t N, int64_t K, int act) {
+                   int64_t N, int64_t K, int act, TcQuant qz) {
 #if SR3D_TC_BODY
   __shared__ __align__(16) uint32_t As[2][kTcBM][kTcLd];
   __shared__ __align__(16) uint32_t Bs[2][kTcBN][kTcLd];
@@ -172,7 +220,7 @@ __global__ void __launch_bounds__(kTcThreads, 2)
   uint4 ra[4];
   TcWStage<T> rw;
   tc_load_a(ra, A, m0, M, 0, K, lr, lk);
-  tc_load_w<T>(rw, Bs[0], W, n0, N, 0, K, tid);
+  tc_load_w<T>(rw, Bs[0], W, n0, N, 0, K, tid, qz);
   tc_store_a(As[0], ra, lr, lk);
   tc_store_w<T>(Bs[0], rw, tid);
   cp_async_wait_all();
@@ -185,7 +233,7 @@ __global__ void __launch_bounds__(kTcThreads, 2)
     if (more) {  // the next step's loads in flight while this one's mma run
       const int64_t k0 = (t + 1) * kTcBK;
       tc_load_a(ra, A, m0, M, k0, K, lr, lk);
-      tc_load_w<T>(rw, Bs[buf ^ 1], W, n0, N, k0, K, tid);
+      tc_load_w<T>(rw, Bs[buf ^ 1], W, n0, N, k0, K, tid, qz);
     }
 #pragma unroll
     for (int ks = 0; ks < kTcBK / 16; ++ks) {
@@ -312,25 +360,42 @@ bool tc_gemm_supported() {
 bool linear_tc_dev(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y,
                    cudaStream_t s, int act, const float* residual) {
   if (n <= 0 || w.rows <= 0) return false;
-  if (w.type != WType::kF32 && w.type != WType::kF16 && w.type != WType::kBF16) return false;
+  const bool quant = w.type == WType::kQ4 || w.type == WType::kQ8;
+  if (w.type != WType::kF32 && w.type != WType::kF16 && w.type != WType::kBF16 && !quant) return false;
+  // int4 / int8: 8-k chunks inside one group, no act-order gather of x (the SIMT GEMM has it).
+  if (quant && (w.perm || w.group <= 0 || w.group % 8 != 0)) return false;
   if (!tc_gemm_enabled()) return false;
   const int64_t N = w.rows, K = w.cols;
   if (K % 8 != 0 || !tc_aligned16(x) || !tc_aligned16(w.data)) return false;
   if (!tc_gemm_supported()) return false;
   const dim3 grid(static_cast<unsigned>((N + kTcBN - 1) / kTcBN),
                   static_cast<unsigned>((n + kTcBM - 1) / kTcBM));
+  TcQuant qz;
+  if (quant) {
+    qz.scales = w.scales;
+    qz.zeros = w.zeros;
+    qz.group = w.group;
+  }
   switch (w.type) {
     case WType::kF32:
       SR3D_LAUNCH(gemm_tc_kernel<WType::kF32>, grid, kTcThreads, 0, s, x, w.data, bias, residual,
-                  y, n, N, K, act);
+                  y, n, N, K, act, qz);
       break;
     case WType::kF16:
       SR3D_LAUNCH(gemm_tc_kernel<WType::kF16>, grid, kTcThreads, 0, s, x, w.data, bias, residual,
-                  y, n, N, K, act);
+                  y, n, N, K, act, qz);
+      break;
+    case WType::kQ4:
+      SR3D_LAUNCH(gemm_tc_kernel<WType::kQ4>, grid, kTcThreads, 0, s, x, w.data, bias, residual,
+                  y, n, N, K, act, qz);
+      break;
+    case WType::kQ8:
+      SR3D_LAUNCH(gemm_tc_kernel<WType::kQ8>, grid, kTcThreads, 0, s, x, w.data, bias, residual,
+                  y, n, N, K, act, qz);
       break;
     default:
       SR3D_LAUNCH(gemm_tc_kernel<WType::kBF16>, grid, kTcThreads, 0, s, x, w.data, bias,
-                  residual, y, n, N, K, act);
+                  residual, y, n, N, K, act, qz);
       break;
   }
   return true;

@@ -372,9 +372,7 @@ void linear_launch(const float* x, int64_t n, const WeightRef& w, const float* b
                   bias, residual, y, N, K, act, vec);
     return;
   }
-  if constexpr (!kIsQuant<T>) {
-    if (linear_tc_dev(x, n, w, bias, y, s, act, residual)) return;
-  }
+  if (linear_tc_dev(x, n, w, bias, y, s, act, residual)) return;  // off unless SR3D_CUDA_TC=1
   const int vec = K % 4 == 0 && aligned16(w.data) && aligned16(x) && (!kIsQuant<T> || qa.group % 4 == 0);
   const dim3 grid(static_cast<unsigned>((N + kBN - 1) / kBN), static_cast<unsigned>((n + kBM - 1) / kBM));
   SR3D_LAUNCH(gemm_kernel<T>, grid, kGemmThreads, 0, s, x, w.data, bias, residual, y, n, N, K,

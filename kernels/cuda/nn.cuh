@@ -35,7 +35,8 @@ void linear_dev(const float* x, int64_t n, const WeightRef& w, const float* bias
 // Threads per block of the int4 / int8 vector GEMV: 0 = linear_q.cu's heuristic, else 32, 64,
 // 96 or 128 (a benchmark knob: process-wide, not thread-safe; the GPU bench times both shapes).
 void set_quant_gemv_threads(int threads);
-// The bf16 tensor-core GEMM (gemm_tc.cu) for n > 4 with float32 / float16 / bfloat16 weights,
+// The bf16 tensor-core GEMM (gemm_tc.cu) for n > 4 with float32 / float16 / bfloat16 weights
+// (and n > 8 with int4 / int8 ones without act-order, group % 8 == 0),
 // and the tensor-core attention (attention_tc.cu) for prefill / vision: SR3D_CUDA_TC=1 turns
 // both on (unset or 0: the float32 kernels; another value is an invalid-argument error at the
 // first GEMM or attention); the GEMM runs on sm_80+ GPUs when K % 8 == 0 and x and W are
@@ -45,7 +46,8 @@ void set_quant_gemv_threads(int threads);
 // SR3D_CUDA_TC); tc_gemm_supported: whether the current device runs the kernel.
 int set_tc_gemm(int mode);
 // Launches the tensor-core GEMM and returns true when it applies (switch on, sm_80+ device,
-// float32 / float16 / bfloat16 W, K % 8 == 0, 16-byte aligned x and W); false leaves the
+// float32 / float16 / bfloat16 W or int4 / int8 without perm and with group % 8 == 0,
+// K % 8 == 0, 16-byte aligned x and W); false leaves the
 // call to linear_dev's SIMT GEMM. Same arguments as linear_dev, n >= 1.
 bool linear_tc_dev(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y,
                    cudaStream_t s, int act = kNoAct, const float* residual = nullptr);

@@ -11,7 +11,7 @@ publishes its A / B / C registers through a per-warp barrier, the 16x16 A and 16
 rebuilt from all 32 lanes by the documented row / column formulas (written out below
 independently of the kernel's shared-memory indexing), and each lane takes its 4 outputs.
 So it checks the kernel's fragment indexing, tile edges (M, N, K not multiples of the tile),
-the double buffering, the bf16 rounding points and the epilogue (bias, activation, residual,
+the double buffering, the bf16 rounding points, the int4 / int8 dequantization and the epilogue (bias, activation, residual,
 residual aliasing the output) against
     ref = act(sum_k bf16(x[m][k]) bf16(w[n][k]) + b[n]) + residual[m][n]   (float64)
 with |got - ref| <= 1.2 (1e-5 sum_k |x w| + 1e-5 |b|) + 1e-6 |ref| + 1e-6, every output
@@ -59,6 +59,7 @@ inline uint4 make_uint4(uint32_t a, uint32_t b, uint32_t c, uint32_t d) { return
 inline uint2 make_uint2(uint32_t a, uint32_t b) { return {a, b}; }
 template <class T> T __ldg(const T* p) { T v; std::memcpy(&v, p, sizeof(T)); return v; }
 inline float __uint_as_float(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline float __fmul_rn(float a, float b) { return a * b; }
 inline uint32_t __float_as_uint(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
 struct Dim { unsigned x = 0, y = 0, z = 0; };
 thread_local Dim threadIdx;
@@ -178,7 +179,7 @@ void run_grid(unsigned gx, unsigned gy, unsigned threads, F f) {
 int fails = 0;
 constexpr int64_t kGuard = 64;
 template <WType T>
-void one(int64_t M, int64_t N, int64_t K, bool bias, int act, int residual, uint64_t seed) {
+void one(int64_t M, int64_t N, int64_t K, bool bias, int act, int residual, uint64_t seed, int64_t G = 8) {
   // residual: 0 none, 1 a separate array, 2 aliasing the output
   std::mt19937_64 r(seed);
   auto uni = [&] { return ((int64_t)(r() % 200001) - 100000) * 1e-5; };
@@ -191,8 +192,20 @@ void one(int64_t M, int64_t N, int64_t K, bool bias, int act, int residual, uint
   std::vector<float> w32 = wf;
   std::vector<uint16_t> w16(N * K);
   std::vector<double> wq(N * K);
+  // int4 / int8: q [N][K * bits / 8], scales / zeros [N][K / G] (weights.h).
+  constexpr int bits = T == WType::kQ4 ? 4 : 8;
+  std::vector<uint8_t> qb(N * K * bits / 8), zs(N * (K / G));
+  std::vector<float> sc(N * (K / G));
+  for (auto& v : qb) v = r() & 255;
+  for (auto& v : zs) v = r() % (bits == 4 ? 16 : 256);
+  for (auto& v : sc) v = 0.001 + (r() % 1000) * 1e-5;
   for (int64_t i = 0; i < N * K; ++i) {
-    if constexpr (T == WType::kF32) {
+    const int64_t row = i / K, k = i % K, gi = row * (K / G) + k / G;
+    if constexpr (T == WType::kQ4 || T == WType::kQ8) {
+      const int b = qb[bits == 4 ? row * (K / 2) + k / 2 : i];
+      const int q = bits == 4 ? (k & 1 ? b >> 4 : b & 15) : b;
+      wq[i] = bf16_to_float(bf16_rn(sc[gi] * static_cast<float>(q - zs[gi])));
+    } else if constexpr (T == WType::kF32) {
       wq[i] = bf16_to_float(bf16_rn(w32[i]));
     } else if constexpr (T == WType::kBF16) {
       w16[i] = bf16_rn(wf[i]);
@@ -203,13 +216,17 @@ void one(int64_t M, int64_t N, int64_t K, bool bias, int act, int residual, uint
       wq[i] = bf16_to_float(bf16_rn(half_to_float(h)));
     }
   }
-  const void* wp = T == WType::kF32 ? static_cast<const void*>(w32.data()) : static_cast<const void*>(w16.data());
+  const void* wp = T == WType::kF32 ? static_cast<const void*>(w32.data())
+                 : T == WType::kQ4 || T == WType::kQ8 ? static_cast<const void*>(qb.data())
+                                                      : static_cast<const void*>(w16.data());
+  TcQuant qz;
+  qz.scales = sc.data(); qz.zeros = zs.data(); qz.group = G;
   std::vector<float> y(M * N + kGuard, NAN);
   if (residual == 2) std::copy(res.begin(), res.end(), y.begin());
   const float* rp = residual == 1 ? res.data() : residual == 2 ? y.data() : nullptr;
   const long calls0 = g_mma_calls;
   run_grid((N + kTcBN - 1) / kTcBN, (M + kTcBM - 1) / kTcBM, kTcThreads, [&] {
-    gemm_tc_kernel<T>(x.data(), wp, bias ? b.data() : nullptr, rp, y.data(), M, N, K, act);
+    gemm_tc_kernel<T>(x.data(), wp, bias ? b.data() : nullptr, rp, y.data(), M, N, K, act, qz);
   });
   double worst = 0;
   int64_t bad = -1;
@@ -232,7 +249,7 @@ void one(int64_t M, int64_t N, int64_t K, bool bias, int act, int residual, uint
   for (int64_t i = M * N; i < M * N + kGuard; ++i) guard_ok &= std::isnan(y[i]) ? 1 : 0;
   const bool ok = worst <= 1 && guard_ok;
   if (!ok) ++fails;
-  static const char* tn[] = {"f32", "f16", "bf16"};
+  static const char* tn[] = {"f32", "f16", "bf16", "int4", "int8"};
   std::printf("%s %-4s M %4ld N %4ld K %5ld bias %d act %2d residual %s: worst ratio to tolerance %.3g%s (%ld mma per warp 0)\n",
               ok ? "ok  " : "FAIL", tn[(int)T], (long)M, (long)N, (long)K, bias, act,
               residual == 0 ? "none " : residual == 1 ? "array" : "alias", worst,
@@ -249,6 +266,10 @@ int main() {
   one<WType::kF16>(5, 129, 1152, true, (int)Act::kGeluTanh, 1, 6);
   one<WType::kF32>(130, 7, 1152, false, kNoAct, 1, 7);
   one<WType::kBF16>(130, 129, 1152, true, (int)Act::kSilu, 1, 8);
+  one<WType::kQ4>(17, 129, 24, true, kNoAct, 1, 9, 8);
+  one<WType::kQ4>(130, 7, 1152, false, (int)Act::kGeluTanh, 2, 10, 128);
+  one<WType::kQ8>(5, 129, 64, true, kNoAct, 0, 11, 16);
+  one<WType::kQ8>(130, 129, 1152, true, (int)Act::kSilu, 1, 12, 64);
   std::printf("%d failed\n", fails);
   return fails != 0;
 }
