@@ -5,8 +5,9 @@
 // mma.sync m16n8k16 (mma.cuh), float32 output. linear.cu's linear_launch calls linear_tc_dev
 // for n > 4 (int4 / int8: n > 8) and falls back to its fp32 SIMT GEMM when this declines:
 // off (SR3D_CUDA_TC unset or 0, the default until a device run has checked this kernel;
-// set_tc_gemm for the tests), a GPU below sm_80 or a binary without sm_80+ code for it, K % 8 != 0, x or W not 16-byte
-// aligned, or an int4 / int8 weight with act-order or a group that is not a multiple of 8.
+// set_tc_gemm for the tests), a GPU below sm_80 or a binary without sm_80+ code for it,
+// K % 8 != 0, x or W not 16-byte aligned, or an int4 / int8 weight with act-order or a group
+// that is not a multiple of 8.
 // Results are bf16-level, not the SIMT kernel's float32.
 //
 // Napkin math (H200: ~790 TFLOP/s dense bf16 measured with torch, /work/.library/device/
