@@ -23,9 +23,9 @@
 //   per SM that is 24 clk per 16 mma, a ceiling of ~2700 FLOP/clk/SM (~90% of peak). The block
 //   reads 16 KB of float32 x + 8 KB of bf16 W per 128x128x32 step (1 MFLOP): 44 FLOP/byte, so
 //   the 8B GEMM moves ~5 GB from L2, 0.5 - 0.7 ms at an assumed 7 - 10 TB/s of L2 bandwidth
-//   (not measured here). Expect 35 - 50% of peak (280 - 400 TFLOP/s) from this kernel, vs
-//   ~60 for the fp32 SIMT one. The float32 output (1600 x 18944 x 4 B = 121 MB, 28 us at
-//   4.3 TB/s) is another ~10% of the ideal time.
+//   (not measured here). Expect 35 - 50% of peak (280 - 400 TFLOP/s) from this kernel, vs the
+//   ~60 TFLOP/s ceiling of the fp32 SIMT one. The float32 output (1600 x 18944 x 4 B =
+//   121 MB, 28 us at 4.3 TB/s) is another ~10% of the ideal time.
 // - Next steps, in order of payoff: bf16 activations between layers (halves the L2 bytes and
 //   drops the conversion), 128x256 block tiles with 64x64 warp tiles (half the fragment bytes
 //   per mma), then wgmma + TMA: wgmma is sm_90a-only (an arch-specific build that is not in CI's
