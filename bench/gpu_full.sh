@@ -11,7 +11,10 @@
 #      verified path, once with SR3D_CUDA_TC=1 SR3D_CUDA_GRAPH=1 (its rows say so in `model`);
 #   3. their CUDA benchmark rows: the bf16 / int8 / int4 GEMV at NVILA-Lite-8B shapes in GB/s and
 #      % of the measured d2d copy, the prefill GEMM, decode steps (0.5B bf16 launch by launch and
-#      as a CUDA graph, 8B-shaped int4 and int8), attention (JSON per executable under $OUT);
+#      as a CUDA graph, 8B-shaped int4 and int8), attention (JSON per executable under $OUT); the
+#      GEMMs (SigLIP MLP, 8B prefill 1600x3584->18944) and the SigLIP / 8B-prefill attention each
+#      with the float32 kernel ("simt") and the bf16 tensor-core one ("tc", SR3D_CUDA_TC's
+#      kernels) in TFLOP/s;
 #   4. with a carried folder .gpu/ (node.xz: this machine's node, xz-compressed; node_modules.tar;
 #      dist/; sr3d_{cpu,cuda}.node; scripts/prepare-gpu-carry.sh makes it, see bench/README.md):
 #      the JavaScript API on the CUDA binary (bench/gpu_node.js), the fidelity check against
@@ -74,6 +77,14 @@ if [ -x "$BUILD"/sr3d_quant_cuda_tests ] && stage "sr3d_quant_cuda_tests --filte
   grep -E "^  FAIL|XPASS" "$log" | head -8
   tail -n 1 "$log"
 fi
+# The bf16 tensor-core GEMM (off by default; its linear_tc cases above switch it on through the
+# test hook) under the whole CUDA engine: informational (bf16-level differences against the
+# engine's float32 tolerance are expected; the status is not touched).
+if [ -x "$BUILD"/sr3d_nn_cuda_tests ] && stage "sr3d_nn_cuda_tests --filter engine with SR3D_CUDA_TC=1 (informational)"; then
+  SR3D_CUDA_TC=1 timeout 60 "$BUILD"/sr3d_nn_cuda_tests --filter engine >"$OUT/sr3d_nn_cuda_tests-tc-engine.log" 2>&1
+  grep -E "^  FAIL" "$OUT/sr3d_nn_cuda_tests-tc-engine.log" | head -8
+  tail -n 1 "$OUT/sr3d_nn_cuda_tests-tc-engine.log"
+fi
 # Issue 15's rows at the 8B shapes (tests_cpp/engine8b_bench.cc has the napkin math): ~1 GB of
 # random bf16 on the host, 16.2 GB uploaded (then 5.7 GB for the int4 engine), TTFT 13 tiles x4
 # and 32 tiles x2, decode. Predicted on the fp32 SIMT path: TTFT ~1.6 s / ~4 s, ~20-25 s a run
@@ -104,9 +115,11 @@ for EXE in "$BUILD"/sr3d_quant_cuda_tests "$BUILD"/sr3d_nn_cuda_tests "$BUILD"/s
 done
 
 # The rows in issue 15's shape ({ op, model, device, medianMs, rate, pctBound }: decode steps in
-# tokens/s, kernels in GB/s) for bench/results/gpu-<chip>-<date>.json.
+# tokens/s, GEMMs and prefill / vision attention in TFLOP/s and % of SR3D_GPU_TFLOPS (790: the H200's measured dense bf16),
+# other kernels in GB/s) for bench/results/gpu-<chip>-<date>.json.
 python3 - "$OUT" <<'PY' || true
-import glob, json, os, sys
+import glob, json, os, re, sys
+peak_tflops = float(os.environ.get('SR3D_GPU_TFLOPS', '790'))
 rows = []
 for f in sorted(glob.glob(os.path.join(sys.argv[1], 'bench-*.json'))):
     for r in json.load(open(f)):
@@ -115,6 +128,9 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], 'bench-*.json'))):
             rows.append({'op': 'decode' if decode else r['op'], 'model': r['shape'], 'device': r['device'],
                          'medianMs': r['medianMs'], 'rate': 1e3 / r['medianMs'] if decode else r['gbps'],
                          'unit': 'tokens/s' if decode else 'GB/s', 'pctBound': r['pctPeak']})
+            tf = re.search(r'([0-9.]+) TFLOP/s', r['shape'])
+            if tf and r['op'] in ('linear_gemm', 'attention'):  # compute-bound: TFLOP/s
+                rows[-1].update(rate=float(tf.group(1)), unit='TFLOP/s', pctBound=100 * float(tf.group(1)) / peak_tflops)
 # Rows already in issue 15's shape (sr3d_engine8b_bench --json-out rows-*.json).
 for f in sorted(glob.glob(os.path.join(sys.argv[1], 'rows-*.json'))):
     rows += json.load(open(f))

@@ -5,10 +5,13 @@
 //                                          at awkward sizes, then the CUDA engine against the
 //                                          CPU engine on a tiny random model (vision, projector,
 //                                          MLP module, Qwen2 prefill past one 512-position
-//                                          chunk, decode, the typed errors)
+//                                          chunk, decode, the typed errors); the bf16
+//                                          tensor-core GEMM (linear_tc: set_tc_gemm on) against
+//                                          float64 at bf16 bounds, SigLIP and 8B-prefill sizes
 //   sr3d_nn_cuda_tests --bench [--device cuda|all]
 //                                          GEMV bf16 896->4864 and 3584->18944, GEMM
-//                                          1024x1152->4304, attention (SigLIP tile, decode at
+//                                          1024x1152->4304, 512 and 1600 x 3584->18944 with
+//                                          the SIMT and the tensor-core kernel, attention (SigLIP tile, decode at
 //                                          4k), and a 0.5B-class Qwen2 decode step (random
 //                                          bf16; launch by launch and replayed as a CUDA graph,
 //                                          at ~83 and ~470 positions) in tokens/s and % of the
@@ -23,6 +26,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -158,6 +163,177 @@ void test_linear() {
   }
 }
 
+#ifdef SR3D_WITH_CUDA
+// Restores the tensor-core switch on scope exit (set_tc_gemm is process-wide).
+struct TcSwitch {
+  int prev;
+  explicit TcSwitch(int mode) : prev(cuda::set_tc_gemm(mode)) {}
+  ~TcSwitch() { cuda::set_tc_gemm(prev); }
+};
+#endif
+
+// The switch of the bf16 tensor-core GEMM (no GPU needed): the test hook, and SR3D_CUDA_TC as
+// this process sees it (CMakeLists.txt reruns this case with SR3D_CUDA_TC=yes: a typed error
+// naming the variable).
+void test_linear_tc_switch() {
+#ifdef SR3D_WITH_CUDA
+  if (begin_case("linear_tc_switch/hook")) {
+    TcSwitch restore(1);
+    const bool on = cuda::tc_gemm_enabled();
+    cuda::set_tc_gemm(0);
+    const bool off = cuda::tc_gemm_enabled();
+    record(on && !off, "linear_tc_switch/hook", fmt("set_tc_gemm(1) -> %d, set_tc_gemm(0) -> %d", on, off), nullptr);
+  }
+  const char* env = std::getenv("SR3D_CUDA_TC");
+  const std::string v = env ? env : "";
+  if (v.empty() || v == "0" || v == "1") {
+    if (begin_case("linear_tc_switch/env='" + v + "'")) {
+      TcSwitch restore(-1);
+      const bool on = cuda::tc_gemm_enabled();
+      record(on == (v == "1"), "linear_tc_switch/env", fmt("tc_gemm_enabled() = %d", on), nullptr);
+    }
+  } else {
+    expect_error("linear_tc_switch/env='" + v + "' is an invalid argument", ErrorKind::kInvalidArgument, [] {
+      TcSwitch restore(-1);
+      (void)cuda::tc_gemm_enabled();
+    });
+  }
+#endif
+}
+
+// The bf16 tensor-core GEMM (gemm_tc.cu, switched on through set_tc_gemm) against a float64
+// reference of the float32 inputs, on every output row of the small shapes and on sampled
+// rows of the SigLIP MLP (1024 x 1152 -> 4304) and 8B-prefill (1600 x 3584 -> 18944) ones:
+// ||got - ref|| / ||ref|| <= 1e-2 and, per element, the bf16 bound |got - ref| <=
+// L ((2^-7 + K 2^-23) sum_k |x w| + 2^-20 |b|) + 2^-20 |residual| + 1e-6 (x and W rounded to
+// bf16: 2^-8 each; float32 accumulation; L = 1.2 bounds the activations' slope). The big
+// shapes are also compared with the float32 SIMT GEMM on every element (relative norm).
+void test_linear_tc() {
+#ifdef SR3D_WITH_CUDA
+  struct C { int64_t m, n, k; WType t; bool bias; int act; int residual; };  // residual 2: aliases y
+  const C cases[] = {{5, 7, 8, WType::kBF16, true, cuda::kNoAct, 1},
+                     {17, 129, 24, WType::kF32, true, static_cast<int>(Act::kGeluTanh), 1},
+                     {130, 7, 1152, WType::kF16, false, static_cast<int>(Act::kSilu), 2},
+                     {130, 129, 24, WType::kBF16, true, static_cast<int>(Act::kGeluErf), 2},
+                     {17, 129, 1152, WType::kBF16, true, cuda::kNoAct, 0},
+                     {5, 129, 1152, WType::kF16, true, static_cast<int>(Act::kGeluTanh), 1},
+                     {1024, 4304, 1152, WType::kBF16, true, static_cast<int>(Act::kGeluTanh), 0},
+                     {1600, 18944, 3584, WType::kBF16, false, cuda::kNoAct, 0}};
+  for (const C& c : cases) {
+    const std::string name = fmt("linear_tc/m=%lld,n=%lld,k=%lld,", static_cast<long long>(c.m),
+                                 static_cast<long long>(c.n), static_cast<long long>(c.k)) +
+                             wt(c.t) + (c.bias ? ",bias" : "") + fmt(",act=%d", c.act) +
+                             (c.residual == 1 ? ",residual" : c.residual == 2 ? ",residual=y" : "");
+    if (!begin_case(name) || skip_without_cuda()) continue;
+    if (!cuda::tc_gemm_supported()) {
+      std::printf("  skipped: the tensor-core GEMM needs an sm_80+ GPU and sm_80+ code in this build\n");
+      continue;
+    }
+    Rng r(c.m * 7919 + c.n * 31 + c.k);
+    HostWeight w = make_weight(r, c.t, c.n, c.k);
+    std::vector<float> x = randn(r, c.m * c.k), b = randn(r, c.n), res = randn(r, c.m * c.n);
+    cuda::DeviceBuffer<uint8_t> dw = to_device(std::vector<uint8_t>(
+        static_cast<const uint8_t*>(w.data()),
+        static_cast<const uint8_t*>(w.data()) + c.n * c.k * wtype_size(c.t)));
+    WeightRef wr = w.ref();
+    wr.data = dw.get();
+    cuda::DeviceBuffer<float> dx = to_device(x), db = to_device(b), dres = to_device(res);
+    cuda::DeviceBuffer<float> dy = to_device(c.residual == 2 ? res : std::vector<float>(c.m * c.n, kNaN));
+    const float* rp = c.residual == 1 ? dres.get() : c.residual == 2 ? dy.get() : nullptr;
+    bool launched = false;
+    {
+      TcSwitch on(1);
+      launched = cuda::linear_tc_dev(dx.get(), c.m, wr, c.bias ? db.get() : nullptr, dy.get(), nullptr, c.act, rp);
+    }
+    std::vector<float> got(c.m * c.n);
+    SR3D_CUDA_CHECK(cudaMemcpy(got.data(), dy.get(), got.size() * sizeof(float), cudaMemcpyDeviceToHost));
+    record(launched, name + " (launched)", "linear_tc_dev declined on an sm_80+ device with K % 8 == 0", nullptr);
+    // Rows checked against float64: all, or 8 spread over M for the big shapes.
+    std::vector<int64_t> rows;
+    const bool big = c.m * c.n * c.k > (int64_t{1} << 28);
+    if (big) {
+      for (int64_t i : {int64_t{0}, int64_t{1}, c.m / 3, c.m / 2, c.m - 129, c.m - 2, c.m - 1}) rows.push_back(i);
+      rows.push_back(r.integer(0, c.m - 1));
+    } else {
+      for (int64_t i = 0; i < c.m; ++i) rows.push_back(i);
+    }
+    const double lip = c.act == cuda::kNoAct ? 1.0 : 1.2;
+    double err2 = 0, ref2 = 0, worst = 0;
+    std::string worst_at;
+    std::vector<double> wf(c.k);
+    for (int64_t o = 0; o < c.n; ++o) {
+      for (int64_t k = 0; k < c.k; ++k) wf[k] = load_weight(w.data(), c.t, o * c.k + k);
+      for (int64_t m : rows) {
+        double s = 0, mag = 0;
+        for (int64_t k = 0; k < c.k; ++k) {
+          const double p = static_cast<double>(x[m * c.k + k]) * wf[k];
+          s += p;
+          mag += std::fabs(p);
+        }
+        if (c.bias) s += b[o];
+        double ref = s;
+        if (c.act == static_cast<int>(Act::kGeluTanh)) ref = 0.5 * s * (1 + std::tanh(0.7978845608028654 * (s + 0.044715 * s * s * s)));
+        if (c.act == static_cast<int>(Act::kGeluErf)) ref = 0.5 * s * (1 + std::erf(s * 0.7071067811865476));
+        if (c.act == static_cast<int>(Act::kSilu)) ref = s / (1 + std::exp(-s));
+        const double rv = c.residual ? res[m * c.n + o] : 0.0;
+        ref += rv;
+        const double g = got[m * c.n + o];
+        const double bound = lip * ((std::ldexp(1.0, -7) + c.k * std::ldexp(1.0, -23)) * mag +
+                                    std::ldexp(std::fabs(c.bias ? b[o] : 0.f), -20)) +
+                             std::ldexp(std::fabs(rv), -20) + 1e-6;
+        const double e = std::fabs(g - ref) / bound;
+        if (!(e <= worst)) {
+          worst = e;
+          worst_at = fmt("[%lld][%lld] got %.9g want %.9g bound %.3g", static_cast<long long>(m),
+                         static_cast<long long>(o), g, ref, bound);
+        }
+        err2 += (g - ref) * (g - ref);
+        ref2 += ref * ref;
+      }
+    }
+    const double rel = std::sqrt(err2 / std::max(ref2, 1e-300));
+    std::printf("  relative error %.3g, worst element at %.3g of its bf16 bound\n", rel, worst);
+    record(rel <= 1e-2, name + " (relative error)", fmt("||got - ref|| / ||ref|| = %.3g > 1e-2", rel), nullptr);
+    record(worst <= 1, name + " (bf16 bound)", "element " + worst_at, nullptr);
+    if (big) {  // every element against the float32 SIMT GEMM
+      cuda::DeviceBuffer<float> dy2 = to_device(std::vector<float>(c.m * c.n, kNaN));
+      {
+        TcSwitch off(0);
+        cuda::linear_dev(dx.get(), c.m, wr, c.bias ? db.get() : nullptr, dy2.get(), nullptr, c.act, rp);
+      }
+      std::vector<float> simt(c.m * c.n);
+      SR3D_CUDA_CHECK(cudaMemcpy(simt.data(), dy2.get(), simt.size() * sizeof(float), cudaMemcpyDeviceToHost));
+      double d2 = 0, s2 = 0;
+      for (size_t i = 0; i < simt.size(); ++i) {
+        d2 += (static_cast<double>(got[i]) - simt[i]) * (static_cast<double>(got[i]) - simt[i]);
+        s2 += static_cast<double>(simt[i]) * simt[i];
+      }
+      const double rel2 = std::sqrt(d2 / std::max(s2, 1e-300));
+      std::printf("  vs the SIMT GEMM: relative error %.3g\n", rel2);
+      record(rel2 <= 1e-2, name + " (vs SIMT)", fmt("||tc - simt|| / ||simt|| = %.3g > 1e-2 (or NaN)", rel2), nullptr);
+    }
+  }
+  // Through linear_dev (the dispatch in linear.cu): switched on, it equals linear_tc_dev bit for bit.
+  if (begin_case("linear_tc/dispatch") && !skip_without_cuda() && cuda::tc_gemm_supported()) {
+    Rng r(99);
+    HostWeight w = make_weight(r, WType::kBF16, 72, 40);
+    std::vector<float> x = randn(r, 33 * 40);
+    cuda::DeviceBuffer<uint8_t> dw = to_device(std::vector<uint8_t>(
+        static_cast<const uint8_t*>(w.data()), static_cast<const uint8_t*>(w.data()) + 72 * 40 * 2));
+    WeightRef wr = w.ref();
+    wr.data = dw.get();
+    cuda::DeviceBuffer<float> dx = to_device(x), d1(33 * 72), d2(33 * 72);
+    TcSwitch on(1);
+    cuda::linear_dev(dx.get(), 33, wr, nullptr, d1.get(), nullptr);
+    (void)cuda::linear_tc_dev(dx.get(), 33, wr, nullptr, d2.get(), nullptr);
+    std::vector<float> a(33 * 72), bb(33 * 72);
+    SR3D_CUDA_CHECK(cudaMemcpy(a.data(), d1.get(), a.size() * 4, cudaMemcpyDeviceToHost));
+    SR3D_CUDA_CHECK(cudaMemcpy(bb.data(), d2.get(), bb.size() * 4, cudaMemcpyDeviceToHost));
+    check_floats("linear_tc/dispatch", a, bb, {33, 72}, 0);
+  }
+#endif
+}
+
 void test_norms() {
   struct C { int64_t n, d; };
   for (const C& c : {C{3, 1152}, C{2, 10368}, C{5, 7}, C{1, 1}}) {
@@ -253,6 +429,109 @@ void test_attention() {
               got.data(), Impl::kCuda);
     check_rel(name, got, want, {c.nq, c.hq, c.d}, 1e-4);
   }
+}
+
+// The tensor-core attention (attention_tc.cu, switched on through set_tc_gemm) against a
+// float64 reference of the float32 inputs: every query row of the small cases, 8 rows x every
+// head of the SigLIP (1024 x 1024, 16 heads, d 72) and 8B-prefill (1600 causal, 28:4, d 128)
+// ones. Per element |got - ref| <= ((e^(2D) - 1) + 2^-7 + 2^-8) max_j |v_j| + 1e-5 with
+// D = 2^-7 scale max_j sum_c |q_c k_jc| (the score error of bf16 q and k; P and v rounded to
+// bf16), and ||got - ref|| / ||ref|| <= 1e-2.
+void test_attention_tc() {
+#ifdef SR3D_WITH_CUDA
+  struct C { int64_t nq, nk, hq, hkv, d; bool causal; int64_t off; };
+  const C cases[] = {{70, 70, 2, 1, 72, false, 0},     {67, 130, 4, 2, 128, true, 63},
+                     {130, 130, 2, 2, 128, true, 0},   {17, 5, 1, 1, 64, false, 0},
+                     {1024, 1024, 16, 16, 72, false, 0}, {1600, 1600, 28, 4, 128, true, 0}};
+  for (const C& c : cases) {
+    const std::string name = "attention_tc/nq=" + std::to_string(c.nq) + ",nk=" + std::to_string(c.nk) +
+                             ",hq=" + std::to_string(c.hq) + ",hkv=" + std::to_string(c.hkv) +
+                             ",d=" + std::to_string(c.d) + (c.causal ? ",causal,off=" + std::to_string(c.off) : "");
+    if (!begin_case(name) || skip_without_cuda()) continue;
+    if (!cuda::tc_gemm_supported()) {
+      std::printf("  skipped: the tensor-core kernels need an sm_80+ GPU and sm_80+ code in this build\n");
+      continue;
+    }
+    Rng r(c.nq * 13 + c.nk * 7 + c.d);
+    std::vector<float> q = randn(r, c.nq * c.hq * c.d), k = randn(r, c.nk * c.hkv * c.d),
+                       v = randn(r, c.nk * c.hkv * c.d);
+    cuda::DeviceBuffer<float> dq = to_device(q), dk = to_device(k), dv = to_device(v);
+    cuda::DeviceBuffer<float> dout = to_device(std::vector<float>(c.nq * c.hq * c.d, kNaN));
+    cuda::AttentionArgs a;
+    a.q = dq.get();
+    a.k = dk.get();
+    a.v = dv.get();
+    a.out = dout.get();
+    a.q_stride = a.out_stride = c.hq * c.d;
+    a.kv_stride = c.hkv * c.d;
+    a.nq = c.nq;
+    a.nk = c.nk;
+    a.hq = c.hq;
+    a.hkv = c.hkv;
+    a.d = c.d;
+    a.scale = 1.0f / std::sqrt(static_cast<float>(c.d));
+    a.causal = c.causal;
+    a.q_offset = c.off;
+    bool launched = false;
+    {
+      TcSwitch on(1);
+      launched = cuda::attention_tc_dev(a, nullptr);
+    }
+    std::vector<float> got(c.nq * c.hq * c.d);
+    SR3D_CUDA_CHECK(cudaMemcpy(got.data(), dout.get(), got.size() * sizeof(float), cudaMemcpyDeviceToHost));
+    record(launched, name + " (launched)", "attention_tc_dev declined on an sm_80+ device", nullptr);
+    std::vector<int64_t> rows;
+    if (c.nq > 256) {
+      for (int64_t i : {int64_t{0}, int64_t{1}, c.nq / 3, c.nq / 2, c.nq - 65, c.nq - 2, c.nq - 1}) rows.push_back(i);
+      rows.push_back(r.integer(0, c.nq - 1));
+    } else {
+      for (int64_t i = 0; i < c.nq; ++i) rows.push_back(i);
+    }
+    double err2 = 0, ref2 = 0, worst = 0;
+    std::string worst_at;
+    for (int64_t i : rows)
+      for (int64_t h = 0; h < c.hq; ++h) {
+        const int64_t kvh = h / (c.hq / c.hkv), kend = c.causal ? std::min(c.nk, c.off + i + 1) : c.nk;
+        std::vector<double> sc(kend);
+        double mx = -1e300, dmax = 0;
+        for (int64_t j = 0; j < kend; ++j) {
+          double dot = 0, mag = 0;
+          for (int64_t e = 0; e < c.d; ++e) {
+            const double p = static_cast<double>(q[(i * c.hq + h) * c.d + e]) * k[(j * c.hkv + kvh) * c.d + e];
+            dot += p;
+            mag += std::fabs(p);
+          }
+          sc[j] = dot * a.scale;
+          mx = std::max(mx, sc[j]);
+          dmax = std::max(dmax, std::ldexp(mag * a.scale, -7));
+        }
+        double den = 0;
+        for (int64_t j = 0; j < kend; ++j) den += (sc[j] = std::exp(sc[j] - mx));
+        for (int64_t e = 0; e < c.d; ++e) {
+          double num = 0, vmax = 0;
+          for (int64_t j = 0; j < kend; ++j) {
+            const double vv = v[(j * c.hkv + kvh) * c.d + e];
+            num += sc[j] * vv;
+            vmax = std::max(vmax, std::fabs(vv));
+          }
+          const double ref = num / den, g = got[(i * c.hq + h) * c.d + e];
+          const double bound = (std::expm1(2 * dmax) + std::ldexp(1.0, -7) + std::ldexp(1.0, -8)) * vmax + 1e-5;
+          const double ratio = std::fabs(g - ref) / bound;
+          if (!(ratio <= worst)) {
+            worst = ratio;
+            worst_at = fmt("[q %lld][h %lld][%lld] got %.9g want %.9g bound %.3g", static_cast<long long>(i),
+                           static_cast<long long>(h), static_cast<long long>(e), g, ref, bound);
+          }
+          err2 += (g - ref) * (g - ref);
+          ref2 += ref * ref;
+        }
+      }
+    const double rel = std::sqrt(err2 / std::max(ref2, 1e-300));
+    std::printf("  relative error %.3g, worst element at %.3g of its bound\n", rel, worst);
+    record(rel <= 1e-2, name + " (relative error)", fmt("||got - ref|| / ||ref|| = %.3g > 1e-2", rel), nullptr);
+    record(worst <= 1, name + " (bf16 bound)", "element " + worst_at, nullptr);
+  }
+#endif
 }
 
 // ---- engine: CUDA vs CPU on a tiny random model --------------------------------------------
@@ -706,9 +985,12 @@ void test_memory() {
 void run_tests() {
   test_memory();
   test_linear();
+  test_linear_tc_switch();
+  test_linear_tc();
   test_norms();
   test_elementwise();
   test_attention();
+  test_attention_tc();
   test_engine(false);
   test_engine(true);
   test_engine_graph();
@@ -737,7 +1019,12 @@ void bench_cuda(std::vector<BenchRow>& rows) {
   cudaStream_t s = holder.get();
   const double peak = measure_gpu_peak(s, dev, rows);
 
-  auto linear_row = [&](int64_t n, int64_t K, int64_t N, const std::string& op) {
+  // kernel: "simt" (the float32 GEMM / GEMV) or "tc" (the bf16 tensor-core GEMM, set_tc_gemm).
+  auto linear_row = [&](int64_t n, int64_t K, int64_t N, const std::string& op,
+                        const char* kernel = "simt") {
+    const bool tc = std::string(kernel) == "tc";
+    if (tc && !cuda::tc_gemm_supported()) return;
+    TcSwitch sw(tc ? 1 : 0);
     cuda::DeviceBuffer<uint16_t> w = to_device(random_bf16(N * K, K + N));
     cuda::DeviceBuffer<float> x = to_device(std::vector<float>(n * K, 0.5f)), y(n * N);
     WeightRef wr;
@@ -748,18 +1035,26 @@ void bench_cuda(std::vector<BenchRow>& rows) {
     const double ms = gpu_median_ms(s, [&] { cuda::linear_dev(x.get(), n, wr, nullptr, y.get(), s); });
     const double flops = 2.0 * n * N * K;
     char shape[96];
-    std::snprintf(shape, sizeof shape, "%lldx%lld->%lld bf16 %.1f TFLOP/s", static_cast<long long>(n),
-                  static_cast<long long>(K), static_cast<long long>(N), flops / (ms * 1e-3) / 1e12);
+    std::snprintf(shape, sizeof shape, "%lldx%lld->%lld bf16 %s %.1f TFLOP/s", static_cast<long long>(n),
+                  static_cast<long long>(K), static_cast<long long>(N), kernel, flops / (ms * 1e-3) / 1e12);
     rows.push_back(make_row(op, shape, dev, 0, ms, 2.0 * N * K + 4.0 * n * (K + N), peak, cache));
   };
   linear_row(1, 896, 4864, "linear_gemv");
   linear_row(1, 3584, 18944, "linear_gemv");
   linear_row(1, 18944, 3584, "linear_gemv");
-  linear_row(1024, 1152, 4304, "linear_gemm");
-  linear_row(512, 3584, 18944, "linear_gemm");
+  for (const char* kernel : {"simt", "tc"}) {
+    linear_row(1024, 1152, 4304, "linear_gemm", kernel);
+    linear_row(512, 3584, 18944, "linear_gemm", kernel);
+    linear_row(1600, 3584, 18944, "linear_gemm", kernel);
+  }
 
+  // kernel: null (the default dispatch, GB/s rows), "simt" (the float32 kernel) or "tc"
+  // (attention_tc.cu through set_tc_gemm): named in the shape with TFLOP/s.
   auto attn_row = [&](int64_t batch, int64_t nq, int64_t nk, int64_t hq, int64_t hkv, int64_t d,
-                      bool causal) {
+                      bool causal, const char* kernel = nullptr) {
+    const bool tc = kernel && std::string(kernel) == "tc";
+    if (tc && !cuda::tc_gemm_supported()) return;
+    TcSwitch sw(tc ? 1 : 0);
     cuda::DeviceBuffer<float> q = to_device(std::vector<float>(batch * nq * hq * d, 0.1f));
     cuda::DeviceBuffer<float> kv = to_device(std::vector<float>(batch * nk * hkv * d, 0.2f));
     cuda::DeviceBuffer<float> out(batch * nq * hq * d);
@@ -784,16 +1079,25 @@ void bench_cuda(std::vector<BenchRow>& rows) {
     a.workspace = ws.get();
     a.workspace_floats = ws.size();
     const double ms = gpu_median_ms(s, [&] { cuda::attention_dev(a, s); });
-    char shape[96];
+    // QK^T and PV, causal: the keys each query sees (q_offset = nk - nq).
+    double pairs = 0;
+    for (int64_t i = 0; i < nq; ++i) pairs += causal ? std::min(nk, nk - nq + i + 1) : nk;
+    const double tflops = 4.0 * batch * hq * d * pairs / (ms * 1e-3) / 1e12;
+    char shape[128];
     std::snprintf(shape, sizeof shape, "b%lld q%lld k%lld h%lld/%lld d%lld%s", static_cast<long long>(batch),
                   static_cast<long long>(nq), static_cast<long long>(nk), static_cast<long long>(hq),
                   static_cast<long long>(hkv), static_cast<long long>(d), causal ? " causal" : "");
+    if (kernel) std::snprintf(shape + std::strlen(shape), sizeof shape - std::strlen(shape), " %s %.1f TFLOP/s", kernel, tflops);
     rows.push_back(make_row("attention", shape, dev, 0, ms,
                             4.0 * batch * (2 * nq * hq * d + 2 * nk * hkv * d), peak, cache));
   };
   attn_row(1, 1024, 1024, 16, 16, 72, false);  // one SigLIP tile layer
   attn_row(1, 1, 4096, 28, 4, 128, true);      // a 7B decode step at 4k context
   attn_row(1, 512, 4096, 28, 4, 128, true);    // the last prefill chunk at 4k
+  for (const char* kernel : {"simt", "tc"}) {
+    attn_row(1, 1024, 1024, 16, 16, 72, false, kernel);  // SigLIP tile layer
+    attn_row(1, 1600, 1600, 28, 4, 128, true, kernel);   // 8B prefill of 1600 positions
+  }
 
   // A 0.5B-class Qwen2 decode step (Qwen2-0.5B sizes, tied embeddings, random bf16).
   {

@@ -6,7 +6,8 @@
 //                                             64 / 128, cols == group, act-order, n = 1, 3, 5, 8,
 //                                             17, 64, the scalar layouts), the GEMM bit-exact to
 //                                             the CUDA float32 GEMM over the dequantized weight,
-//                                             the fused epilogue, the typed errors, and the CUDA
+//                                             the fused epilogue, the typed errors, the bf16
+//                                             tensor-core GEMM on int4 / int8 (linear_tc), the CUDA
 //                                             engine against the CPU engine on a quantized Qwen2
 //   sr3d_quant_cuda_tests --bench [--device cuda|all]
 //                                             decode GEMV at NVILA-Lite-8B shapes for bf16 /
@@ -122,6 +123,67 @@ void test_epilogue() {
     std::vector<double> atol = dot_tolerance(x, n, w, b.data());
     for (double& a : atol) a += 1e-6;  // silu and the residual add: a few ulps of |y| <= ~10
     check_close(name, got, want, atol, 1e-6, {n, rows});
+  }
+}
+
+// The bf16 tensor-core GEMM (gemm_tc.cu, switched on through set_tc_gemm) on int4 / int8
+// weights: each weight dequantized as the reference does, then rounded to bf16 with x, so per
+// output |got - ref| <= (2^-7 + K 2^-23) sum_k |x_k w_k| + 2^-20 |b| + 1e-6 against float64
+// over the dequantized weight; act-order weights stay on the SIMT GEMM (linear_tc_dev declines).
+void test_linear_tc_quant() {
+  struct C { int64_t n, rows, cols, group; int bits; bool act_order; };
+  const C cases[] = {{17, 129, 1152, 128, 4, false}, {130, 7, 64, 32, 8, false},
+                     {40, 70, 256, 64, 4, false},    {300, 200, 512, 16, 8, false},
+                     {40, 70, 256, 64, 4, true}};
+  for (const C& c : cases) {
+    const std::string name = fmt("cuda linear_tc q%d n=%" PRId64 " %" PRId64 "x%" PRId64 " group %" PRId64 "%s",
+                                 c.bits, c.n, c.rows, c.cols, c.group, c.act_order ? " act-order" : "");
+    if (!begin_case(name) || skip_without_cuda()) continue;
+    if (!cuda::tc_gemm_supported()) {
+      std::printf("  skipped: the tensor-core GEMM needs an sm_80+ GPU and sm_80+ code in this build\n");
+      continue;
+    }
+    const QW w = make_q(c.rows, c.cols, c.bits, c.group, c.act_order, 77 + c.n + c.bits);
+    const std::vector<float> x = uniform_floats(c.n * c.cols, 78 + c.n), b = uniform_floats(c.rows, 79);
+    cuda::DeviceBuffer<uint8_t> q = to_device(w.q), z = to_device(w.zeros);
+    cuda::DeviceBuffer<float> sc = to_device(w.scales), dx = to_device(x), db = to_device(b);
+    cuda::DeviceBuffer<float> dy = to_device(std::vector<float>(c.n * c.rows, kNaN));
+    cuda::DeviceBuffer<int32_t> dp = to_device(w.perm);
+    WeightRef dw = w.ref;
+    dw.data = q.get();
+    dw.scales = sc.get();
+    dw.zeros = z.get();
+    dw.perm = w.perm.empty() ? nullptr : dp.get();
+    const int prev = cuda::set_tc_gemm(1);
+    const bool launched = cuda::linear_tc_dev(dx.get(), c.n, dw, db.get(), dy.get(), nullptr);
+    cuda::set_tc_gemm(prev);
+    if (c.act_order) {
+      record(!launched, name + " (declined)", "linear_tc_dev took an act-order weight", nullptr);
+      continue;
+    }
+    record(launched, name + " (launched)", "linear_tc_dev declined", nullptr);
+    std::vector<float> got(c.n * c.rows);
+    SR3D_CUDA_CHECK(cudaMemcpy(got.data(), dy.get(), got.size() * 4, cudaMemcpyDeviceToHost));
+    double worst = 0;
+    std::string at;
+    for (int64_t i = 0; i < c.n; ++i)
+      for (int64_t r = 0; r < c.rows; ++r) {
+        double acc = b[r], mag = 0;
+        for (int64_t k = 0; k < c.cols; ++k) {
+          const double p = static_cast<double>(x[i * c.cols + k]) * w.deq[r * c.cols + k];
+          acc += p;
+          mag += std::fabs(p);
+        }
+        const double bound = (std::ldexp(1.0, -7) + c.cols * std::ldexp(1.0, -23)) * mag +
+                             std::ldexp(std::fabs(b[r]), -20) + 1e-6;
+        const double e = std::fabs(got[i * c.rows + r] - acc) / bound;
+        if (!(e <= worst)) {
+          worst = e;
+          at = fmt("[%" PRId64 "][%" PRId64 "] got %.9g want %.9g bound %.3g", i, r, got[i * c.rows + r], acc, bound);
+        }
+      }
+    std::printf("  worst output at %.3g of its bf16 bound\n", worst);
+    record(worst <= 1, name + " (bf16 bound)", at, nullptr);
   }
 }
 #endif
@@ -301,6 +363,7 @@ void run_tests() {
   test_linear_cuda(1, 300, 4096, 4, 128, false, false);  // many chunks per thread
 #ifdef SR3D_WITH_CUDA
   test_epilogue();
+  test_linear_tc_quant();
 #endif
   test_engine();
 }

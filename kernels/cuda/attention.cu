@@ -250,6 +250,7 @@ void attention_dev(const AttentionArgs& a, cudaStream_t s) {
                            std::to_string(a.d));
   if (a.hkv <= 0 || a.hq % a.hkv != 0)
     throw_invalid_argument("kv heads dividing the query heads", "hkv", std::to_string(a.hkv));
+  if (attention_tc_dev(a, s)) return;  // off unless SR3D_CUDA_TC=1 (attention_tc.cu)
   AttnParams p;
   p.a = a;
   if (a.q_offset_dev && a.q_offset + a.nq != a.nk)

@@ -5,6 +5,8 @@
 // each weight tile dequantized (s * float(q - z), the reference's rounding) on its way into
 // shared memory, so a quantized GEMM is bit-identical to this float32 GEMM over the
 // dequantized weight (without act-order; with it, the k order follows the stored columns).
+// SR3D_CUDA_TC=1 hands the GEMMs to gemm_tc.cu's bf16 tensor-core kernel where it applies
+// (bf16-level results; off by default).
 //
 // Napkin math that shaped the kernels (H100, ~3.3 TB/s HBM, ~60 TFLOP/s fp32 FMA):
 // - decode GEMV: a 7B-class step streams ~15 GB of bf16 weights, so only the weight bytes
@@ -372,6 +374,7 @@ void linear_launch(const float* x, int64_t n, const WeightRef& w, const float* b
                   bias, residual, y, N, K, act, vec);
     return;
   }
+  if (linear_tc_dev(x, n, w, bias, y, s, act, residual)) return;  // off unless SR3D_CUDA_TC=1
   const int vec = K % 4 == 0 && aligned16(w.data) && aligned16(x) && (!kIsQuant<T> || qa.group % 4 == 0);
   const dim3 grid(static_cast<unsigned>((N + kBN - 1) / kBN), static_cast<unsigned>((n + kBM - 1) / kBM));
   SR3D_LAUNCH(gemm_kernel<T>, grid, kGemmThreads, 0, s, x, w.data, bias, residual, y, n, N, K,

@@ -26,7 +26,8 @@ constexpr int kNoAct = -1;
 // y[n][w.rows] = act(x[n][w.cols] . W^T + bias) + residual. bias and residual may be null;
 // residual may alias y (each element is read before it is written, by the same thread);
 // x must not alias y. n <= 4 runs the bandwidth-bound GEMV (one warp per output row,
-// 16-byte weight loads), larger n the tiled shared-memory GEMM (128x128 tiles, fp32 FMA).
+// 16-byte weight loads), larger n the tiled shared-memory GEMM (128x128 tiles, fp32 FMA), or,
+// when switched on (SR3D_CUDA_TC=1 / set_tc_gemm below), the bf16 tensor-core GEMM.
 // int4 / int8 weights (w.scales / zeros / perm on the device too): n <= 8 runs linear_q.cu's
 // GEMV (dequantized in registers), larger n the same GEMM with each tile dequantized.
 void linear_dev(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y,
@@ -34,6 +35,24 @@ void linear_dev(const float* x, int64_t n, const WeightRef& w, const float* bias
 // Threads per block of the int4 / int8 vector GEMV: 0 = linear_q.cu's heuristic, else 32, 64,
 // 96 or 128 (a benchmark knob: process-wide, not thread-safe; the GPU bench times both shapes).
 void set_quant_gemv_threads(int threads);
+// The bf16 tensor-core GEMM (gemm_tc.cu) for n > 4 with float32 / float16 / bfloat16 weights
+// (and n > 8 with int4 / int8 ones without act-order, group % 8 == 0),
+// and the tensor-core attention (attention_tc.cu) for prefill / vision: SR3D_CUDA_TC=1 turns
+// both on (unset or 0: the float32 kernels; another value is an invalid-argument error at the
+// first GEMM or attention); the GEMM runs on sm_80+ GPUs when K % 8 == 0 and x and W are
+// 16-byte aligned, else the SIMT GEMM does. set_tc_gemm (tests, benchmarks; process-wide,
+// not thread-safe with running GEMMs): 1 = on, 0 = off, -1 = SR3D_CUDA_TC decides again;
+// returns the previous setting. tc_gemm_enabled: the switch (throws for an invalid
+// SR3D_CUDA_TC); tc_gemm_supported: whether the current device runs the kernel.
+int set_tc_gemm(int mode);
+// Launches the tensor-core GEMM and returns true when it applies (switch on, sm_80+ device,
+// float32 / float16 / bfloat16 W or int4 / int8 without perm and with group % 8 == 0,
+// K % 8 == 0, 16-byte aligned x and W); false leaves the
+// call to linear_dev's SIMT GEMM. Same arguments as linear_dev, n >= 1.
+bool linear_tc_dev(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y,
+                   cudaStream_t s, int act = kNoAct, const float* residual = nullptr);
+bool tc_gemm_enabled();
+bool tc_gemm_supported();
 // LayerNorm (beta may be null = 0) / RMSNorm over rows of d; y may alias x.
 void layer_norm_dev(const float* x, int64_t n, int64_t d, const float* gamma, const float* beta,
                     float eps, float* y, cudaStream_t s);
@@ -83,6 +102,11 @@ struct AttentionArgs {
   float* workspace = nullptr;
   size_t workspace_floats = 0;
 };
+// The tensor-core attention (attention_tc.cu): launches it and returns true when it applies
+// (the tensor-core switch on, see set_tc_gemm; sm_80+ device; nq >= 16; an even head dim that
+// pads to 64, 80 or 128); false leaves the call to attention_dev's float32 kernel, which calls
+// this first. Arguments checked by attention_dev.
+bool attention_tc_dev(const AttentionArgs& a, cudaStream_t s);
 // Workspace that covers any split attention_dev picks for up to nq queries x hq heads
 // (batch 1) of head dim d: at most 8 x SMs / hq splits (>= 1).
 size_t attention_workspace_floats(int64_t nq, int64_t hq, int64_t d);
