@@ -14,46 +14,18 @@ causal with a q_offset, GQA 4:2), sizes not multiples of the 64-query / 64-key t
 nothing about speed, the real memory model or the compiled code (tests_cpp/nn_cuda_tests.cc,
 attention_tc cases, run those on a GPU). Usage: python3 tests_cpp/emulate/attention_tc_emu.py
 """
-import os
 import pathlib
-import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from gemm_tc_emu import SHIM, ROOT, between  # noqa: E402
+from cuda_shim import RUN_GRID, between, compile_and_run, source  # noqa: E402
+from gemm_tc_emu import SHIM  # noqa: E402
 
 SHUFFLE = r'''
 using std::min;
-float g_shfl[32][32];
-inline float __shfl_xor_sync(unsigned, float v, int o) {
-  const int t = threadIdx.x, w = t / 32, lane = t % 32;
-  g_shfl[w][lane] = v;
-  g_warp[w]->arrive_and_wait();
-  const float r = g_shfl[w][lane ^ o];
-  g_warp[w]->arrive_and_wait();
-  return r;
-}
 '''
 
-DRIVER = r'''
-template <class F>
-void run_grid(unsigned gx, unsigned gy, unsigned gz, unsigned threads, F f) {
-  for (unsigned bz = 0; bz < gz; ++bz)
-    for (unsigned by = 0; by < gy; ++by)
-      for (unsigned bx = 0; bx < gx; ++bx) {
-        blockIdx.x = bx; blockIdx.y = by; blockIdx.z = bz; blockDim.x = threads;
-        std::barrier<> block(threads);
-        g_block = &block;
-        g_warp.clear();
-        for (unsigned w = 0; w < threads / 32; ++w) g_warp.emplace_back(new std::barrier<>(32));
-        std::vector<std::thread> ts;
-        for (unsigned t = 0; t < threads; ++t) ts.emplace_back([&, t] { threadIdx.x = t; f(); });
-        for (auto& t : ts) t.join();
-      }
-}
-
-int fails = 0;
+DRIVER = RUN_GRID + r'''
 template <int DP>
 void one(int64_t batch, int64_t nq, int64_t nk, int64_t hq, int64_t hkv, int64_t d, bool causal,
          int64_t q_offset, uint64_t seed) {
@@ -129,16 +101,9 @@ int main() {
 
 
 def main():
-    src = (ROOT / 'kernels/cuda/attention_tc.cu').read_text()
-    nn = (ROOT / 'kernels/cuda/nn.cuh').read_text()
-    args = between(nn, 'struct AttentionArgs {', '\n};') + '\n};\n'
-    kernel = between(src, 'constexpr int kAtWarps', '// ---- host side')
-    with tempfile.TemporaryDirectory() as d:
-        cc, exe = os.path.join(d, 'emu.cc'), os.path.join(d, 'emu')
-        pathlib.Path(cc).write_text(SHIM + SHUFFLE + args + kernel + DRIVER)
-        subprocess.run(['g++', '-std=c++20', '-O1', '-w', '-ffp-contract=off', '-pthread', cc, '-o', exe], check=True)
-        return subprocess.run([exe]).returncode
-
+    args = between(source('kernels/cuda/nn.cuh'), 'struct AttentionArgs {', '\n};') + '\n};\n'
+    kernel = between(source('kernels/cuda/attention_tc.cu'), 'constexpr int kAtWarps', '// ---- host side')
+    return compile_and_run(SHIM + SHUFFLE + args + kernel + DRIVER)
 
 if __name__ == '__main__':
     sys.exit(main())

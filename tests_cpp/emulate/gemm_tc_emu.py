@@ -21,52 +21,12 @@ conflicts), the hardware's accumulation order inside one mma, or the compiled co
 are only exercised on a GPU (tests_cpp/nn_cuda_tests.cc, linear_tc cases, SR3D_CUDA_TC).
 Usage: python3 tests_cpp/emulate/gemm_tc_emu.py  (needs g++ with C++20; a minute or two).
 """
-import os
-import pathlib
-import subprocess
 import sys
-import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def between(text, start, end):
-    a = text.index(start)
-    return text[a:text.index(end, a)]
+from cuda_shim import PRELUDE, RUN_GRID, between, compile_and_run, source
 
 
-SHIM = r'''
-#include <algorithm>
-#include <barrier>
-#include <cmath>
-#include <cstdint>
-#include <cstdio>
-#include <cstring>
-#include <memory>
-#include <random>
-#include <thread>
-#include <vector>
-#define __global__
-#define __device__
-#define __forceinline__ inline
-#define __launch_bounds__(...)
-#define __restrict__
-#define __shared__ static
-#define __align__(n) __attribute__((aligned(n)))
-struct uint4 { uint32_t x, y, z, w; };
-struct uint2 { uint32_t x, y; };
-inline uint4 make_uint4(uint32_t a, uint32_t b, uint32_t c, uint32_t d) { return {a, b, c, d}; }
-inline uint2 make_uint2(uint32_t a, uint32_t b) { return {a, b}; }
-template <class T> T __ldg(const T* p) { T v; std::memcpy(&v, p, sizeof(T)); return v; }
-inline float __uint_as_float(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
-inline float __fmul_rn(float a, float b) { return a * b; }
-inline uint32_t __float_as_uint(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
-struct Dim { unsigned x = 0, y = 0, z = 0; };
-thread_local Dim threadIdx;
-Dim blockIdx, blockDim;
-std::barrier<>* g_block = nullptr;
-std::vector<std::unique_ptr<std::barrier<>>> g_warp;
-inline void __syncthreads() { g_block->arrive_and_wait(); }
+SHIM = PRELUDE + r'''
 
 enum class WType : int32_t { kF32 = 0, kF16 = 1, kBF16 = 2, kQ4 = 3, kQ8 = 4 };
 enum class Act : int32_t { kGeluTanh = 0, kGeluErf = 1, kSilu = 2 };
@@ -160,23 +120,7 @@ inline void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t
 }
 '''
 
-DRIVER = r'''
-template <class F>
-void run_grid(unsigned gx, unsigned gy, unsigned threads, F f) {
-  for (unsigned by = 0; by < gy; ++by)
-    for (unsigned bx = 0; bx < gx; ++bx) {
-      blockIdx.x = bx; blockIdx.y = by; blockDim.x = threads;
-      std::barrier<> block(threads);
-      g_block = &block;
-      g_warp.clear();
-      for (unsigned w = 0; w < threads / 32; ++w) g_warp.emplace_back(new std::barrier<>(32));
-      std::vector<std::thread> ts;
-      for (unsigned t = 0; t < threads; ++t) ts.emplace_back([&, t] { threadIdx.x = t; f(); });
-      for (auto& t : ts) t.join();
-    }
-}
-
-int fails = 0;
+DRIVER = RUN_GRID + r'''
 constexpr int64_t kGuard = 64;
 template <WType T>
 void one(int64_t M, int64_t N, int64_t K, bool bias, int act, int residual, uint64_t seed, int64_t G = 8) {
@@ -277,14 +221,8 @@ int main() {
 
 
 def main():
-    src = (ROOT / 'kernels/cuda/gemm_tc.cu').read_text()
-    kernel = between(src, 'constexpr int kTcBM = ', '// ---- host side')
-    with tempfile.TemporaryDirectory() as d:
-        cc, exe = os.path.join(d, 'emu.cc'), os.path.join(d, 'emu')
-        pathlib.Path(cc).write_text(SHIM + kernel + DRIVER)
-        subprocess.run(['g++', '-std=c++20', '-O1', '-w', '-ffp-contract=off', '-pthread', cc, '-o', exe], check=True)
-        return subprocess.run([exe]).returncode
-
+    kernel = between(source('kernels/cuda/gemm_tc.cu'), 'constexpr int kTcBM = ', '// ---- host side')
+    return compile_and_run(SHIM + kernel + DRIVER)
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -11,56 +11,13 @@ real compiler, memory model and warp shuffles are only exercised on a GPU
 (tests_cpp/quant_cuda_tests.cc). Usage: python3 tests_cpp/emulate/quant_linear_emu.py
 (needs g++ with C++20; about a minute).
 """
-import os
-import pathlib
-import subprocess
 import sys
-import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def between(text, start, end):
-    a = text.index(start)
-    return text[a:text.index(end, a)]
+from cuda_shim import PRELUDE, RUN_GRID, between, compile_and_run, source
 
 
-SHIM = r'''
-#include <algorithm>
-#include <barrier>
-#include <cmath>
-#include <cstdint>
-#include <cstdio>
-#include <cstring>
-#include <memory>
-#include <random>
-#include <thread>
-#include <vector>
-#define __global__
-#define __device__
-#define __forceinline__ inline
-#define __launch_bounds__(...)
-#define __restrict__
-#define __shared__ static
-#define __align__(n) __attribute__((aligned(n)))
-struct uint4 { uint32_t x, y, z, w; };
-struct uint2 { uint32_t x, y; };
-struct float4 { float x, y, z, w; };
-struct int4 { int32_t x, y, z, w; };
-inline uint4 make_uint4(uint32_t a, uint32_t b, uint32_t c, uint32_t d) { return {a, b, c, d}; }
-template <class T> T __ldg(const T* p) { T v; std::memcpy(&v, p, sizeof(T)); return v; }
-inline float __uint_as_float(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
-inline uint32_t __float_as_uint(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
-inline float __fadd_rn(float a, float b) { return a + b; }
-inline float __fmul_rn(float a, float b) { return a * b; }
-inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
-struct Dim { unsigned x = 0, y = 0; };
-thread_local Dim threadIdx;
-Dim blockIdx, blockDim;
-std::barrier<>* g_block = nullptr;
-std::vector<std::unique_ptr<std::barrier<>>> g_warp;
+SHIM = PRELUDE + r'''
 float g_buf[1024];
-inline void __syncthreads() { g_block->arrive_and_wait(); }
 inline float warp_sum(float v) {
   const int t = threadIdx.x, w = t / 32;
   g_buf[t] = v;
@@ -93,23 +50,7 @@ template <WType T> inline float ldw(const void*, int64_t) { return 0.f; }
 constexpr int64_t kQuantGemvMaxRows = 8;
 '''
 
-DRIVER = r'''
-template <class F>
-void run_grid(unsigned gx, unsigned gy, unsigned threads, F f) {
-  for (unsigned by = 0; by < gy; ++by)
-    for (unsigned bx = 0; bx < gx; ++bx) {
-      blockIdx.x = bx; blockIdx.y = by; blockDim.x = threads;
-      std::barrier<> block(threads);
-      g_block = &block;
-      g_warp.clear();
-      for (unsigned w = 0; w < (threads + 31) / 32; ++w)
-        g_warp.emplace_back(new std::barrier<>(std::min(32u, threads - 32 * w)));
-      std::vector<std::thread> ts;
-      for (unsigned t = 0; t < threads; ++t) ts.emplace_back([&, t] { threadIdx.x = t; f(); });
-      for (auto& t : ts) t.join();
-    }
-}
-int fails = 0;
+DRIVER = RUN_GRID + r'''
 enum Kernel { kVec, kScalar, kGemm };
 template <int BITS, int NR, int RB>
 void one(Kernel kernel, int n, int64_t N, int64_t K, int64_t G, bool perm, unsigned threads, uint64_t seed) {
@@ -192,17 +133,11 @@ int main() {
 
 
 def main():
-    gemv = (ROOT / 'kernels/cuda/linear_q.cu').read_text()
-    gemm = (ROOT / 'kernels/cuda/linear.cu').read_text()
-    src = (SHIM
-           + between(gemv, 'constexpr int kQuantRowsPerBlock', 'bool aligned16(')
-           + between(gemm, 'constexpr int kBM = ', 'template <WType T>\n__global__ void embed_rows_kernel')
-           + DRIVER)
-    with tempfile.TemporaryDirectory() as d:
-        cc, exe = os.path.join(d, 'emu.cc'), os.path.join(d, 'emu')
-        pathlib.Path(cc).write_text(src)
-        subprocess.run(['g++', '-std=c++20', '-O1', '-w', '-ffp-contract=off', '-pthread', cc, '-o', exe], check=True)
-        return subprocess.run([exe]).returncode
+    gemv, gemm = source('kernels/cuda/linear_q.cu'), source('kernels/cuda/linear.cu')
+    return compile_and_run(SHIM
+                           + between(gemv, 'constexpr int kQuantRowsPerBlock', 'bool aligned16(')
+                           + between(gemm, 'constexpr int kBM = ', 'template <WType T>\n__global__ void embed_rows_kernel')
+                           + DRIVER)
 
 
 if __name__ == '__main__':

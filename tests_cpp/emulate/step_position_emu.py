@@ -16,82 +16,18 @@ a device run; the real compiler and memory model are only exercised on a GPU
 (tests_cpp/nn_cuda_tests.cc, "engine/cuda graph decode"). Usage:
 python3 tests_cpp/emulate/step_position_emu.py (needs g++ with C++20; under a minute).
 """
-import os
-import pathlib
-import subprocess
 import sys
-import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def between(text, start, end):
-    a = text.index(start)
-    return text[a:text.index(end, a)]
+from cuda_shim import PRELUDE, RUN_GRID, between, compile_and_run, source
 
 
-SHIM = r'''
-#include <algorithm>
-#include <barrier>
-#include <cmath>
-#include <cstdint>
-#include <cstdio>
-#include <cstring>
-#include <memory>
-#include <random>
-#include <thread>
-#include <vector>
-#define __global__
-#define __device__
-#define __host__
-#define __forceinline__ inline
-#define __launch_bounds__(...)
-#define __restrict__
+SHIM = PRELUDE + r'''
 using std::min;
-inline float __fmul_rn(float a, float b) { return a * b; }
-inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
-struct Dim { unsigned x = 0, y = 0, z = 0; };
-thread_local Dim threadIdx;
-Dim blockIdx, blockDim, gridDim;
-std::barrier<>* g_block = nullptr;
-std::vector<std::unique_ptr<std::barrier<>>> g_warp;
-float g_lane[1024];
 std::vector<float> g_smem;
-inline void __syncthreads() { g_block->arrive_and_wait(); }
-// A shuffle: every lane of the warp posts its value, then reads its source lane's.
-inline float exchange(float v, int src_lane) {
-  const int t = threadIdx.x, w = t / 32;
-  g_lane[t] = v;
-  g_warp[w]->arrive_and_wait();
-  const float r = g_lane[w * 32 + src_lane];
-  g_warp[w]->arrive_and_wait();
-  return r;
-}
-inline float __shfl_sync(unsigned, float v, int src) { return exchange(v, src); }
-inline float __shfl_xor_sync(unsigned, float v, int o) { return exchange(v, (threadIdx.x & 31) ^ o); }
 namespace sr3d { namespace cuda {
 '''
 
-DRIVER = r'''
-template <class F>
-void run_grid(unsigned gx, unsigned gy, unsigned gz, unsigned threads, F f) {
-  gridDim.x = gx; gridDim.y = gy; gridDim.z = gz; blockDim.x = threads;
-  for (unsigned bz = 0; bz < gz; ++bz)
-    for (unsigned by = 0; by < gy; ++by)
-      for (unsigned bx = 0; bx < gx; ++bx) {
-        blockIdx.x = bx; blockIdx.y = by; blockIdx.z = bz;
-        std::barrier<> block(threads);
-        g_block = &block;
-        g_warp.clear();
-        for (unsigned w = 0; w < (threads + 31) / 32; ++w)
-          g_warp.emplace_back(new std::barrier<>(std::min(32u, threads - 32 * w)));
-        std::vector<std::thread> ts;
-        for (unsigned t = 0; t < threads; ++t) ts.emplace_back([&, t] { threadIdx.x = t; f(); });
-        for (auto& t : ts) t.join();
-      }
-}
-
-int fails = 0;
+DRIVER = RUN_GRID + r'''
 constexpr int64_t kSms = 4;  // a small "GPU": decode splits its keys over up to 8 x 4 / heads blocks
 
 // The engine's KV-length bucket (engine_cuda.cu decode_bucket).
@@ -244,23 +180,16 @@ int main() {
 
 
 def main():
-    att = (ROOT / 'kernels/cuda/attention.cu').read_text()
-    rope = (ROOT / 'kernels/cuda/rope.cu').read_text()
-    common = (ROOT / 'kernels/cuda/nn_common.cuh').read_text()
-    nn = (ROOT / 'kernels/cuda/nn.cuh').read_text()
+    att, rope = source('kernels/cuda/attention.cu'), source('kernels/cuda/rope.cu')
+    common, nn = source('kernels/cuda/nn_common.cuh'), source('kernels/cuda/nn.cuh')
     kernels = between(att, 'constexpr int kAttnWarps', 'template <int DPL>\nvoid attention_launch')
     kernels = kernels.replace('extern __shared__ float smem[];', 'float* smem = g_smem.data();')
-    src = (SHIM
-           + between(nn, 'struct AttentionArgs {', '// Workspace that covers')
-           + between(common, '__device__ __forceinline__ float warp_sum', '// The end of a warp-per-row GEMV')
-           + kernels
-           + between(rope, '// HF rotate_half', '}  // namespace')
-           + DRIVER)
-    with tempfile.TemporaryDirectory() as d:
-        cc, exe = os.path.join(d, 'emu.cc'), os.path.join(d, 'emu')
-        pathlib.Path(cc).write_text(src)
-        subprocess.run(['g++', '-std=c++20', '-O1', '-w', '-ffp-contract=off', '-pthread', cc, '-o', exe], check=True)
-        return subprocess.run([exe]).returncode
+    return compile_and_run(SHIM
+                           + between(nn, 'struct AttentionArgs {', '\n};') + '\n};\n'
+                           + between(common, '__device__ __forceinline__ float warp_sum', '// The end of a warp-per-row GEMV')
+                           + kernels
+                           + between(rope, '// HF rotate_half', '}  // namespace')
+                           + DRIVER)
 
 
 if __name__ == '__main__':
