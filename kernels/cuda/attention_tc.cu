@@ -35,6 +35,26 @@ namespace {
 
 constexpr int kAtWarps = 4, kAtQ = 16 * kAtWarps, kAtK = 64, kAtThreads = 32 * kAtWarps;
 static_assert(kAtK % 16 == 0, "P's k steps are pairs of S's 8-key n-tiles");
+static_assert(kAtQ == kAtK, "the Q tile and each K tile share one shared-memory buffer");
+
+// Rows row0 .. row0 + 63 of a float matrix (rows apart by `stride`, head dim d) into dst as
+// bf16 pairs, rounded to nearest even; zeros past d (the padding to DP) and past `rows`.
+template <int DP>
+__device__ __forceinline__ void stage_rows_bf16(uint32_t (*dst)[DP / 2 + 4], const float* base,
+                                                int64_t stride, int64_t row0, int64_t rows,
+                                                int64_t d, int tid) {
+  for (int i = tid; i < kAtK * (DP / 2); i += kAtThreads) {
+    const int r = i / (DP / 2), c = (i % (DP / 2)) * 2;
+    const int64_t row = row0 + r;
+    float x0 = 0.f, x1 = 0.f;
+    if (row < rows && c < d) {
+      const float* p = base + row * stride + c;
+      x0 = p[0];
+      x1 = c + 1 < d ? p[1] : 0.f;
+    }
+    dst[r][c / 2] = bf16x2_rn(x0, x1);
+  }
+}
 
 // Grid: (ceil(nq / 64), hq, batch); each warp 16 query rows of one head.
 template <int DP>
@@ -51,17 +71,7 @@ __global__ void __launch_bounds__(kAtThreads) attention_tc_kernel(AttentionArgs 
   const float* vb = a.v + b * a.kv_bstride + kvh * d;
   float* ob = a.out + b * a.out_bstride + h * d;
 
-  for (int i = tid; i < kAtQ * (DP / 2); i += kAtThreads) {
-    const int r = i / (DP / 2), c = (i % (DP / 2)) * 2;
-    const int64_t q = q0 + r;
-    float x0 = 0.f, x1 = 0.f;
-    if (q < a.nq && c < d) {
-      const float* p = qb + q * a.q_stride + c;
-      x0 = p[0];
-      x1 = c + 1 < d ? p[1] : 0.f;
-    }
-    KQ[r][c / 2] = bf16x2_rn(x0, x1);
-  }
+  stage_rows_bf16<DP>(KQ, qb, a.q_stride, q0, a.nq, d, tid);
   __syncthreads();
   uint32_t qf[DP / 16][4];
 #pragma unroll
@@ -90,17 +100,7 @@ __global__ void __launch_bounds__(kAtThreads) attention_tc_kernel(AttentionArgs 
   int64_t k_end = a.nk;
   if (a.causal) k_end = min(k_end, a.q_offset + min(a.nq, q0 + kAtQ));
   for (int64_t kt = 0; kt < k_end; kt += kAtK) {
-    for (int i = tid; i < kAtK * (DP / 2); i += kAtThreads) {
-      const int r = i / (DP / 2), c = (i % (DP / 2)) * 2;
-      const int64_t key = kt + r;
-      float x0 = 0.f, x1 = 0.f;
-      if (key < a.nk && c < d) {
-        const float* p = kb + key * a.kv_stride + c;
-        x0 = p[0];
-        x1 = c + 1 < d ? p[1] : 0.f;
-      }
-      KQ[r][c / 2] = bf16x2_rn(x0, x1);
-    }
+    stage_rows_bf16<DP>(KQ, kb, a.kv_stride, kt, a.nk, d, tid);
     for (int i = tid; i < DP * (kAtK / 2); i += kAtThreads) {  // consecutive threads: consecutive d
       const int c = i % DP, kp = i / DP;
       const int64_t key = kt + 2 * kp;

@@ -44,6 +44,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../linear.h"
@@ -377,27 +378,16 @@ bool linear_tc_dev(const float* x, int64_t n, const WeightRef& w, const float* b
     qz.zeros = w.zeros;
     qz.group = w.group;
   }
+  auto launch = [&](auto type) {
+    SR3D_LAUNCH(gemm_tc_kernel<decltype(type)::value>, grid, kTcThreads, 0, s, x, w.data, bias,
+                residual, y, n, N, K, act, qz);
+  };
   switch (w.type) {
-    case WType::kF32:
-      SR3D_LAUNCH(gemm_tc_kernel<WType::kF32>, grid, kTcThreads, 0, s, x, w.data, bias, residual,
-                  y, n, N, K, act, qz);
-      break;
-    case WType::kF16:
-      SR3D_LAUNCH(gemm_tc_kernel<WType::kF16>, grid, kTcThreads, 0, s, x, w.data, bias, residual,
-                  y, n, N, K, act, qz);
-      break;
-    case WType::kQ4:
-      SR3D_LAUNCH(gemm_tc_kernel<WType::kQ4>, grid, kTcThreads, 0, s, x, w.data, bias, residual,
-                  y, n, N, K, act, qz);
-      break;
-    case WType::kQ8:
-      SR3D_LAUNCH(gemm_tc_kernel<WType::kQ8>, grid, kTcThreads, 0, s, x, w.data, bias, residual,
-                  y, n, N, K, act, qz);
-      break;
-    default:
-      SR3D_LAUNCH(gemm_tc_kernel<WType::kBF16>, grid, kTcThreads, 0, s, x, w.data, bias,
-                  residual, y, n, N, K, act, qz);
-      break;
+    case WType::kF32: launch(std::integral_constant<WType, WType::kF32>()); break;
+    case WType::kF16: launch(std::integral_constant<WType, WType::kF16>()); break;
+    case WType::kQ4: launch(std::integral_constant<WType, WType::kQ4>()); break;
+    case WType::kQ8: launch(std::integral_constant<WType, WType::kQ8>()); break;
+    default: launch(std::integral_constant<WType, WType::kBF16>()); break;
   }
   return true;
 }
