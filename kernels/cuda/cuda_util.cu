@@ -169,6 +169,14 @@ bool zero_copy_enabled() {
   return zero_copy_decide(mode, integrated, can_map);
 }
 
+bool env_switch(const char* name, const char* expected) {
+  const char* v = std::getenv(name);
+  if (!v || !*v || std::strcmp(v, "0") == 0) return false;
+  if (std::strcmp(v, "1") == 0) return true;
+  throw_invalid_argument(expected, std::string("the environment variable ") + name,
+                         std::string("'") + v + "'");
+}
+
 namespace {
 // -1: SR3D_CUDA_GRAPH decides; else a CudaGraphMode (set_cuda_graph_mode).
 std::atomic<int> g_graph_override{-1};
@@ -178,11 +186,10 @@ std::atomic<int64_t> g_graph_captured{0}, g_graph_replayed{0}, g_graph_failed{0}
 CudaGraphMode cuda_graph_mode() {
   const int forced = g_graph_override.load();
   if (forced >= 0) return static_cast<CudaGraphMode>(forced);
-  const char* v = std::getenv("SR3D_CUDA_GRAPH");
-  if (!v || !*v || std::strcmp(v, "0") == 0) return CudaGraphMode::kOff;
-  if (std::strcmp(v, "1") == 0) return CudaGraphMode::kOn;
-  throw_invalid_argument("0 or unset (decode launch by launch) or 1 (decode steps replayed as CUDA graphs)",
-                         "the environment variable SR3D_CUDA_GRAPH", std::string("'") + v + "'");
+  return env_switch("SR3D_CUDA_GRAPH",
+                    "0 or unset (decode launch by launch) or 1 (decode steps replayed as CUDA graphs)")
+             ? CudaGraphMode::kOn
+             : CudaGraphMode::kOff;
 }
 void set_cuda_graph_mode(CudaGraphMode mode) { g_graph_override.store(static_cast<int>(mode)); }
 void clear_cuda_graph_mode() { g_graph_override.store(-1); }

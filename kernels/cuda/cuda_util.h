@@ -67,6 +67,12 @@ bool zero_copy_enabled();
 // The same decision for device `dev` from its attributes, without throwing: false for an
 // invalid SR3D_ZERO_COPY (the ops report that one). devices() reports it.
 bool zero_copy_for(bool integrated, bool can_map_host_memory);
+// An off-by-default switch read from the environment (SR3D_CUDA_GRAPH, SR3D_CUDA_TC): false
+// when `name` is unset, empty or "0", true for "1"; another value is an invalid-argument error
+// naming the variable, with `expected` saying what the values mean. Read on every call.
+bool env_switch(const char* name, const char* expected);
+// 16-byte alignment, what the kernels' vector loads need.
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 // CUDA-graph decode: the CUDA engine's decode step captured once per KV-length bucket and
 // replayed (engine_cuda.cu). SR3D_CUDA_GRAPH: unset, empty or 0 = off (the launch-by-launch path,
 // the default until a device run has checked the graph), 1 = on; another value is an

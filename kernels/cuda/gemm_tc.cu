@@ -40,10 +40,7 @@
 // bf16 registers at the load (8 k of one group per 4- or 8-byte load).
 #ifdef SR3D_WITH_CUDA
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 #include <mutex>
-#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -288,28 +285,6 @@ __global__ void __launch_bounds__(kTcThreads, 2)
 
 // ---- host side -------------------------------------------------------------------------
 
-enum class TcMode { kOff, kOn, kInvalid };
-struct TcEnv {
-  TcMode mode = TcMode::kOff;
-  std::string value;
-};
-// SR3D_CUDA_TC, read once (the first GEMM): unset, empty or 0 = off, 1 = on.
-const TcEnv& tc_env() {
-  static const TcEnv env = [] {
-    TcEnv e;
-    const char* v = std::getenv("SR3D_CUDA_TC");
-    if (!v || !*v || std::strcmp(v, "0") == 0) return e;
-    if (std::strcmp(v, "1") == 0) {
-      e.mode = TcMode::kOn;
-      return e;
-    }
-    e.mode = TcMode::kInvalid;
-    e.value = v;
-    return e;
-  }();
-  return env;
-}
-
 std::atomic<int> g_tc_override{-1};  // set_tc_gemm: -1 = SR3D_CUDA_TC decides
 
 // Per device: 1 = the tensor-core kernel runs there (compute capability >= 8.0 and this
@@ -335,8 +310,6 @@ bool device_runs_tc(int dev) {
   return g_tc_ok[dev] == 1;
 }
 
-bool tc_aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
-
 }  // namespace
 
 // The switch of attention_tc.cu too (one switch for every tensor-core kernel).
@@ -345,12 +318,8 @@ int set_tc_gemm(int mode) { return g_tc_override.exchange(mode < 0 ? -1 : mode !
 bool tc_gemm_enabled() {
   const int o = g_tc_override.load();
   if (o >= 0) return o == 1;
-  const TcEnv& e = tc_env();
-  if (e.mode == TcMode::kInvalid)
-    throw_invalid_argument("0 (the float32 SIMT GEMM, the default), 1 (the bf16 tensor-core GEMM "
-                           "on sm_80+ GPUs) or unset", "the environment variable SR3D_CUDA_TC",
-                           "'" + e.value + "'");
-  return e.mode == TcMode::kOn;
+  return env_switch("SR3D_CUDA_TC", "0 (the float32 SIMT GEMM, the default), 1 (the bf16 "
+                                    "tensor-core GEMM on sm_80+ GPUs) or unset");
 }
 
 bool tc_gemm_supported() {
@@ -368,7 +337,7 @@ bool linear_tc_dev(const float* x, int64_t n, const WeightRef& w, const float* b
   if (quant && (w.perm || w.group <= 0 || w.group % 8 != 0)) return false;
   if (!tc_gemm_enabled()) return false;
   const int64_t N = w.rows, K = w.cols;
-  if (K % 8 != 0 || !tc_aligned16(x) || !tc_aligned16(w.data)) return false;
+  if (K % 8 != 0 || !aligned16(x) || !aligned16(w.data)) return false;
   if (!tc_gemm_supported()) return false;
   const dim3 grid(static_cast<unsigned>((N + kTcBN - 1) / kTcBN),
                   static_cast<unsigned>((n + kTcBM - 1) / kTcBM));

@@ -347,8 +347,6 @@ __global__ void embed_rows_q_kernel(const void* __restrict__ table, int64_t cols
   }
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
-
 template <WType T>
 void linear_launch(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y,
                    cudaStream_t s, int act, const float* residual) {

@@ -218,8 +218,6 @@ __global__ void __launch_bounds__(kScalarWarps * 32)
   gemv_store_rows<NR>(acc, n, lane, row, N, bias, act, residual, y);
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
-
 template <int BITS, int NR, int RB>
 void launch_vec(const float* x, int64_t n, const WeightRef& w, const float* bias, float* y,
                 cudaStream_t s, int act, const float* residual) {

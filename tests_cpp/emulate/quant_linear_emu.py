@@ -135,7 +135,7 @@ int main() {
 def main():
     gemv, gemm = source('kernels/cuda/linear_q.cu'), source('kernels/cuda/linear.cu')
     return compile_and_run(SHIM
-                           + between(gemv, 'constexpr int kQuantRowsPerBlock', 'bool aligned16(')
+                           + between(gemv, 'constexpr int kQuantRowsPerBlock', 'template <int BITS, int NR, int RB>\nvoid launch_vec')
                            + between(gemm, 'constexpr int kBM = ', 'template <WType T>\n__global__ void embed_rows_kernel')
                            + DRIVER)
 
