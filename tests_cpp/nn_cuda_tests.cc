@@ -639,6 +639,11 @@ struct GraphModeScope {
   explicit GraphModeScope(cuda::CudaGraphMode m) { cuda::set_cuda_graph_mode(m); }
   ~GraphModeScope() { cuda::clear_cuda_graph_mode(); }
 };
+// The tiny model's CUDA engine made under graph mode `mode` (an engine reads it once, at creation).
+std::unique_ptr<Engine> cuda_engine_in(cuda::CudaGraphMode mode, const TinyModel& m) {
+  GraphModeScope scope(mode);
+  return make_cuda_engine(m.spec, m.map, test_device());
+}
 
 #endif
 
@@ -651,10 +656,7 @@ void test_engine(bool graph) {
   std::unique_ptr<Engine> cpu = make_cpu_engine(m.spec, m.map);
   std::unique_ptr<Engine> gpu;
 #ifdef SR3D_WITH_CUDA
-  {
-    GraphModeScope mode(graph ? cuda::CudaGraphMode::kOn : cuda::CudaGraphMode::kOff);
-    gpu = make_cuda_engine(m.spec, m.map, test_device());
-  }
+  gpu = cuda_engine_in(graph ? cuda::CudaGraphMode::kOn : cuda::CudaGraphMode::kOff, m);
 #else
   gpu = make_cuda_engine(m.spec, m.map, test_device());
 #endif
@@ -748,15 +750,8 @@ void test_engine_graph() {
   if (begin_case(name) && !skip_without_cuda()) {
     cuda::use_selected_device();
     TinyModel m;
-    std::unique_ptr<Engine> plain, graph;
-    {
-      GraphModeScope off(cuda::CudaGraphMode::kOff);
-      plain = make_cuda_engine(m.spec, m.map, test_device());
-    }
-    {
-      GraphModeScope on(cuda::CudaGraphMode::kOn);
-      graph = make_cuda_engine(m.spec, m.map, test_device());
-    }
+    std::unique_ptr<Engine> plain = cuda_engine_in(cuda::CudaGraphMode::kOff, m);
+    std::unique_ptr<Engine> graph = cuda_engine_in(cuda::CudaGraphMode::kOn, m);
     const cuda::CudaGraphStats before = cuda::cuda_graph_stats();
     const int64_t V = m.spec.llm.vocab, H = m.spec.llm.hidden;
     Rng r(31);
@@ -809,15 +804,8 @@ void test_engine_graph() {
   if (begin_case(fallback) && !skip_without_cuda()) {
     cuda::use_selected_device();
     TinyModel m;
-    std::unique_ptr<Engine> plain, graph;
-    {
-      GraphModeScope off(cuda::CudaGraphMode::kOff);
-      plain = make_cuda_engine(m.spec, m.map, test_device());
-    }
-    {
-      GraphModeScope failing(cuda::CudaGraphMode::kFailCapture);
-      graph = make_cuda_engine(m.spec, m.map, test_device());
-    }
+    std::unique_ptr<Engine> plain = cuda_engine_in(cuda::CudaGraphMode::kOff, m);
+    std::unique_ptr<Engine> graph = cuda_engine_in(cuda::CudaGraphMode::kFailCapture, m);
     const cuda::CudaGraphStats before = cuda::cuda_graph_stats();
     const int64_t V = m.spec.llm.vocab, H = m.spec.llm.hidden;
     Rng r(37);
